@@ -1,0 +1,1 @@
+//! Tollgate's control plane (arrives with the control-plane issue).

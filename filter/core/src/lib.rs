@@ -1,0 +1,1 @@
+//! Tollgate's filter behaviour, independent of proxy-wasm (arrives with the filter-core issue).

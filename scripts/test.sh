@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, the same locally and in CI (.ci/run calls this).
+#   scripts/test.sh            every check below, in order
+#   scripts/test.sh CHECK...   only those checks
+# Checks: fmt clippy clippy-wasm test test-wasm doc prices
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+./scripts/setup.sh
+
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export PATH="$ROOT/.venv/bin:$PATH"
+
+check_fmt() { cargo fmt --all --check; }
+check_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
+check_clippy_wasm() {
+  # The crates that end up in the filter's .wasm, as the filter builds them.
+  cargo clippy -p tollgate-model --no-default-features --target wasm32-wasip1 --locked -- -D warnings
+  cargo clippy -p tollgate-model --all-targets --target wasm32-wasip1 --locked -- -D warnings
+}
+check_test() { cargo test --workspace --locked; }
+check_test_wasm() {
+  CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/scripts/wasi-run.mjs" \
+    cargo test -p tollgate-model --target wasm32-wasip1 --locked
+}
+check_doc() { RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked; }
+check_prices() { python3 model/prices/check_prices.py; }
+
+all=(fmt clippy clippy-wasm test test-wasm doc prices)
+checks=("$@")
+((${#checks[@]})) || checks=("${all[@]}")
+for c in "${checks[@]}"; do
+  printf '\n== %s ==\n' "$c"
+  "check_${c//-/_}"
+done
+printf '\nall checks passed: %s\n' "${checks[*]}"

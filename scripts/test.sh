@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
+
 ./scripts/setup.sh
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
@@ -17,7 +18,8 @@ check_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings;
 check_clippy_wasm() {
   # The crates that end up in the filter's .wasm, as the filter builds them.
   cargo clippy -p tollgate-model --no-default-features --target wasm32-wasip1 --locked -- -D warnings
-  cargo clippy -p tollgate-model --all-targets --target wasm32-wasip1 --locked -- -D warnings
+  # Benches are native-only (criterion); everything else also builds for wasm.
+  cargo clippy -p tollgate-model --lib --tests --examples --target wasm32-wasip1 --locked -- -D warnings
 }
 check_test() { cargo test --workspace --locked; }
 check_test_wasm() {
@@ -30,8 +32,12 @@ check_prices() { python3 model/prices/check_prices.py; }
 all=(fmt clippy clippy-wasm test test-wasm doc prices)
 checks=("$@")
 ((${#checks[@]})) || checks=("${all[@]}")
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
 for c in "${checks[@]}"; do
   printf '\n== %s ==\n' "$c"
-  "check_${c//-/_}"
+  "check_${c//-/_}" 2>&1 | tee -a "$log"
 done
-printf '\nall checks passed: %s\n' "${checks[*]}"
+# One closing line for the whole run: the sum of every `cargo test` summary above.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\nall checks passed: '"${checks[*]}"'\ntests: %d passed, %d failed\n", p, f }' "$log"

@@ -1,0 +1,248 @@
+//! A mock LLM provider that replays recorded bodies from `tests/fixtures/`.
+//!
+//! Each request names what to replay in headers, so one mock serves every scenario:
+//! - `x-mock-fixture: NAME` — the file to send (required);
+//! - `x-mock-status: 503` — the status (default 200);
+//! - `x-mock-pace-ms: 20` — send a stream event by event (SSE: split after each blank line;
+//!   other files: `x-mock-chunk-bytes` pieces) with this pause between them.
+//!
+//! The content type follows the file's extension: `.sse` → `text/event-stream`, `.bin` →
+//! `application/vnd.amazon.eventstream`, anything else → `application/json`. Every request
+//! is recorded (method, path, headers, body) so tests can check what reached the provider.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::oneshot;
+
+/// One request as the mock received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The body, byte for byte.
+    pub body: Bytes,
+}
+
+impl RecordedRequest {
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    fixtures: PathBuf,
+    requests: Mutex<Vec<RecordedRequest>>,
+    streams_finished: AtomicUsize,
+}
+
+/// A running mock provider; stops on drop.
+pub struct MockProvider {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl MockProvider {
+    /// Serves `fixtures` on a free loopback port.
+    pub async fn start(fixtures: PathBuf) -> anyhow::Result<MockProvider> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            fixtures,
+            ..Shared::default()
+        });
+        let app = Router::new().fallback(replay).with_state(shared.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(MockProvider {
+            addr,
+            shared,
+            _stop: stop,
+        })
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many paced streams have sent their last byte.
+    pub fn streams_finished(&self) -> usize {
+        self.shared.streams_finished.load(Ordering::SeqCst)
+    }
+}
+
+async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let headers = &parts.headers;
+    if let Ok(mut log) = shared.requests.lock() {
+        log.push(RecordedRequest {
+            method: parts.method.to_string(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(String::new, ToString::to_string),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
+            body,
+        });
+    }
+    let Some(name) = text(headers, "x-mock-fixture") else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "mock provider: no x-mock-fixture header",
+        )
+            .into_response();
+    };
+    if name.contains('/') || name.contains("..") {
+        return (StatusCode::BAD_REQUEST, "mock provider: bad fixture name").into_response();
+    }
+    let bytes = match tokio::fs::read(shared.fixtures.join(&name)).await {
+        Ok(b) => Bytes::from(b),
+        Err(e) => {
+            return (StatusCode::NOT_FOUND, format!("mock provider: {name}: {e}")).into_response();
+        }
+    };
+    let status = text(headers, "x-mock-status")
+        .and_then(|s| s.parse().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::OK);
+    let content_type = match name.rsplit('.').next() {
+        Some("sse") => "text/event-stream",
+        Some("bin") => "application/vnd.amazon.eventstream",
+        _ => "application/json",
+    };
+    let pace = text(headers, "x-mock-pace-ms")
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_millis);
+    let body = match pace {
+        None => Body::from(bytes),
+        Some(pace) => {
+            let chunk = text(headers, "x-mock-chunk-bytes").and_then(|s| s.parse().ok());
+            let pieces = split(&bytes, content_type == "text/event-stream", chunk);
+            paced(pieces, pace, shared.clone())
+        }
+    };
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(body)
+        .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+fn text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// SSE: one piece per event (ending after its blank line). Others: `chunk` bytes at a time.
+fn split(bytes: &Bytes, sse: bool, chunk: Option<usize>) -> Vec<Bytes> {
+    if sse {
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        let b = bytes.as_ref();
+        let mut i = 0;
+        while i + 1 < b.len() {
+            let end = if b[i] == b'\n' && b[i + 1] == b'\n' {
+                Some(i + 2)
+            } else if b[i..].starts_with(b"\r\n\r\n") {
+                Some(i + 4)
+            } else {
+                None
+            };
+            match end {
+                Some(e) => {
+                    pieces.push(bytes.slice(start..e));
+                    start = e;
+                    i = e;
+                }
+                None => i += 1,
+            }
+        }
+        if start < b.len() {
+            pieces.push(bytes.slice(start..));
+        }
+        pieces
+    } else {
+        let n = chunk.unwrap_or(512).max(1);
+        (0..bytes.len())
+            .step_by(n)
+            .map(|s| bytes.slice(s..(s + n).min(bytes.len())))
+            .collect()
+    }
+}
+
+fn paced(pieces: Vec<Bytes>, pace: Duration, shared: Arc<Shared>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        let last = pieces.len().saturating_sub(1);
+        for (i, piece) in pieces.into_iter().enumerate() {
+            if tx.send(Ok(piece)).await.is_err() {
+                return; // client went away
+            }
+            if i < last {
+                tokio::time::sleep(pace).await;
+            }
+        }
+        shared.streams_finished.fetch_add(1, Ordering::SeqCst);
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_splits_after_each_blank_line() {
+        let b = Bytes::from_static(b"data: 1\n\ndata: 2\r\n\r\ndata: 3\n\n");
+        let pieces = split(&b, true, None);
+        assert_eq!(
+            pieces,
+            vec![
+                Bytes::from_static(b"data: 1\n\n"),
+                Bytes::from_static(b"data: 2\r\n\r\n"),
+                Bytes::from_static(b"data: 3\n\n"),
+            ]
+        );
+    }
+}

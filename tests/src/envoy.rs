@@ -78,10 +78,11 @@ impl Envoy {
                 bail!("envoy not ready after {READY_TIMEOUT:?}");
             }
             if self.admin.port() == 0 {
-                if let Ok(text) = std::fs::read_to_string(admin_path) {
-                    if let Ok(addr) = text.trim().parse() {
-                        self.admin = addr;
-                    }
+                if let Some(addr) = std::fs::read_to_string(admin_path)
+                    .ok()
+                    .and_then(|text| text.trim().parse().ok())
+                {
+                    self.admin = addr;
                 }
             } else if self
                 .admin_get("/ready")

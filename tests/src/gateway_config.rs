@@ -151,6 +151,11 @@ impl GatewayConfig {
     }
 }
 
+/// The plugin configuration shipped in `envoy/envoy.yaml` (`envoy/plugin-config.json`).
+pub fn reference_plugin_config() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../envoy/plugin-config.json")).unwrap_or_default()
+}
+
 fn cluster(name: &str, up: &Upstream, connect_timeout: &str) -> String {
     let discovery = if up.host.parse::<IpAddr>().is_ok() {
         "STATIC"
@@ -198,9 +203,4 @@ mod tests {
         let plain = GatewayConfig::loopback(1, 2, None).render();
         assert!(!plain.contains("UpstreamTlsContext"));
     }
-}
-
-/// The plugin configuration shipped in `envoy/envoy.yaml` (`envoy/plugin-config.json`).
-pub fn reference_plugin_config() -> serde_json::Value {
-    serde_json::from_str(include_str!("../../envoy/plugin-config.json")).unwrap_or_default()
 }

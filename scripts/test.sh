@@ -2,7 +2,7 @@
 # The whole test suite, the same locally and in CI (.ci/run calls this).
 #   scripts/test.sh            every check below, in order
 #   scripts/test.sh CHECK...   only those checks
-# Checks: fmt clippy clippy-wasm test test-wasm doc prices
+# Checks: fmt clippy clippy-wasm wasm test test-wasm doc prices
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -21,7 +21,11 @@ check_clippy_wasm() {
   # Benches are native-only (criterion); everything else also builds for wasm.
   cargo clippy -p tollgate-model --lib --tests --examples --target wasm32-wasip1 --locked -- -D warnings
 }
-check_test() { cargo test --workspace --locked; }
+# The proxy-wasm filters the Envoy tests load, built as users build them.
+WASM_CRATES=(-p tollgate-noop-filter)
+check_wasm() { cargo build "${WASM_CRATES[@]}" --target wasm32-wasip1 --profile wasm --locked; }
+# The Envoy tests load the .wasm files, so they are (re)built first.
+check_test() { check_wasm && cargo test --workspace --locked; }
 check_test_wasm() {
   CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/scripts/wasi-run.mjs" \
     cargo test -p tollgate-model --target wasm32-wasip1 --locked
@@ -29,7 +33,7 @@ check_test_wasm() {
 check_doc() { RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked; }
 check_prices() { python3 model/prices/check_prices.py; }
 
-all=(fmt clippy clippy-wasm test test-wasm doc prices)
+all=(fmt clippy clippy-wasm wasm test test-wasm doc prices)
 checks=("$@")
 ((${#checks[@]})) || checks=("${all[@]}")
 log="$(mktemp)"

@@ -11,6 +11,15 @@ const WASM_FILTER: &str = include_str!("../../envoy/wasm-filter.template.yaml");
 const CLUSTER: &str = include_str!("../../envoy/cluster.template.yaml");
 const TLS: &str = include_str!("../../envoy/tls.template.yaml");
 
+/// The benchmark's filter-less route (see [`GatewayConfig::bench_bypass_route`]).
+const BYPASS_ROUTE: &str = r#"              - match: { prefix: "/", headers: [{ name: x-tollgate-bench-bypass, present_match: true }] }
+                route: { cluster: openai, timeout: 600s }
+                typed_per_filter_config:
+                  envoy.filters.http.wasm:
+                    "@type": type.googleapis.com/envoy.config.route.v3.FilterConfig
+                    disabled: true
+"#;
+
 /// Indentation of the plugin JSON inside `value: |` in `wasm-filter.template.yaml`.
 const PLUGIN_CONFIG_INDENT: usize = 20;
 
@@ -73,6 +82,9 @@ pub struct GatewayConfig {
     pub gemini: Upstream,
     /// Tollgate's control plane.
     pub control_plane: Upstream,
+    /// Benchmarks only: requests carrying `x-tollgate-bench-bypass` go to the OpenAI cluster
+    /// with the Wasm filter disabled, so one Envoy serves both sides of a comparison.
+    pub bench_bypass_route: bool,
 }
 
 impl GatewayConfig {
@@ -91,6 +103,7 @@ impl GatewayConfig {
             anthropic: Upstream::https("api.anthropic.com"),
             gemini: Upstream::https("generativelanguage.googleapis.com"),
             control_plane: Upstream::http("127.0.0.1", 8080),
+            bench_bypass_route: false,
         }
     }
 
@@ -110,6 +123,7 @@ impl GatewayConfig {
             anthropic: mock.clone(),
             gemini: mock,
             control_plane: Upstream::http("127.0.0.1", control_plane_port),
+            bench_bypass_route: false,
         }
     }
 
@@ -146,6 +160,14 @@ impl GatewayConfig {
             .replace(
                 "{{WASM_FILTER}}\n",
                 &if wasm.is_empty() { wasm } else { wasm + "\n" },
+            )
+            .replace(
+                "{{EXTRA_ROUTES}}\n",
+                if self.bench_bypass_route {
+                    BYPASS_ROUTE
+                } else {
+                    ""
+                },
             )
             .replace("{{CLUSTERS}}", clusters.trim_end())
     }

@@ -6,6 +6,7 @@
 //!   `scripts/setup.sh`), waits for `/ready`, and keeps its log for failure messages.
 //! - [`mock_provider`] replays recorded provider bodies, whole or as paced streams.
 
+pub mod bench_bodies;
 pub mod envoy;
 pub mod gateway_config;
 pub mod mock_provider;

@@ -4,7 +4,8 @@
 //! - `x-mock-fixture: NAME` — the file to send (required);
 //! - `x-mock-status: 503` — the status (default 200);
 //! - `x-mock-pace-ms: 20` — send a stream event by event (SSE: split after each blank line;
-//!   other files: `x-mock-chunk-bytes` pieces) with this pause between them.
+//!   other files: `x-mock-chunk-bytes` pieces) with this pause between them (0: one write
+//!   per event, no pause).
 //!
 //! The content type follows the file's extension: `.sse` → `text/event-stream`, `.bin` →
 //! `application/vnd.amazon.eventstream`, anything else → `application/json`. Every request
@@ -21,6 +22,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use tokio::sync::oneshot;
 
 /// One request as the mock received it.
@@ -66,6 +68,11 @@ impl MockProvider {
     pub async fn start(fixtures: PathBuf) -> anyhow::Result<MockProvider> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
+        // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs hold
+        // them back by ~40 ms, which is the provider's doing, not the gateway's.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let shared = Arc::new(Shared {
             fixtures,
             ..Shared::default()
@@ -218,7 +225,12 @@ fn paced(pieces: Vec<Bytes>, pace: Duration, shared: Arc<Shared>) -> Body {
                 return; // client went away
             }
             if i < last {
-                tokio::time::sleep(pace).await;
+                if pace.is_zero() {
+                    // Still one write per event, without the timer's 1 ms granularity.
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(pace).await;
+                }
             }
         }
         shared.streams_finished.fetch_add(1, Ordering::SeqCst);

@@ -31,22 +31,28 @@ pub fn envoy_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// The filter built with the `wasm` profile: `$TOLLGATE_WASM`, else the cargo target dir's
-/// `wasm32-wasip1/wasm/tollgate_filter.wasm`.
+/// Tollgate's filter built with the `wasm` profile: `$TOLLGATE_WASM`, else
+/// [`built_wasm`]`("tollgate_filter")`.
 pub fn filter_wasm() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("TOLLGATE_WASM") {
-        return Ok(PathBuf::from(p));
+    match std::env::var_os("TOLLGATE_WASM") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => built_wasm("tollgate_filter"),
     }
+}
+
+/// A cdylib built with `--target wasm32-wasip1 --profile wasm`, in the cargo target dir.
+/// The test command builds them before the tests run.
+pub fn built_wasm(name: &str) -> anyhow::Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
     let path = target
         .join("wasm32-wasip1")
         .join("wasm")
-        .join("tollgate_filter.wasm");
+        .join(format!("{name}.wasm"));
     std::fs::metadata(&path).with_context(|| {
         format!(
-            "no filter at {}: build it with `cargo build -p tollgate-filter --target wasm32-wasip1 --profile wasm`",
+            "no {name}.wasm at {}: run `scripts/test.sh wasm` (or cargo build --target wasm32-wasip1 --profile wasm)",
             path.display()
         )
     })?;

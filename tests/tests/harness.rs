@@ -97,3 +97,40 @@ async fn provider_routes_follow_the_template() {
         .unwrap();
     assert_eq!(unrouted.status(), 404);
 }
+
+#[tokio::test]
+async fn the_bench_bypass_route_skips_the_wasm_filter_in_the_same_envoy() {
+    let fixtures = tempfile::tempdir().unwrap();
+    std::fs::write(fixtures.path().join("hello.json"), br#"{"ok":true}"#).unwrap();
+    let mock = MockProvider::start(fixtures.path().to_path_buf())
+        .await
+        .unwrap();
+    let noop = tollgate_e2e::paths::built_wasm("tollgate_noop_filter").unwrap();
+    let wasm = tollgate_e2e::gateway_config::WasmFilter {
+        path: noop,
+        plugin_config: serde_json::json!({}),
+    };
+    let mut config = GatewayConfig::loopback(mock.addr.port(), 1, Some(wasm));
+    config.bench_bypass_route = true;
+    let envoy = Envoy::start(&config.render(), 1).await.unwrap();
+    let client = reqwest::Client::new();
+    for bypass in [false, true, true] {
+        let mut req = client
+            .post(format!("{}/v1/chat/completions", envoy.url()))
+            .header("x-mock-fixture", "hello.json");
+        if bypass {
+            req = req.header("x-tollgate-bench-bypass", "1");
+        }
+        assert_eq!(req.body("{}").send().await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        envoy
+            .stat("wasmcustom.tollgate_noop_requests_total")
+            .await
+            .unwrap(),
+        Some(1),
+        "{}",
+        envoy.log()
+    );
+    assert_eq!(mock.requests().len(), 3);
+}

@@ -1,0 +1,2 @@
+//! `tollgate-inspect`: what would Tollgate charge for this recorded call?
+fn main() {}

@@ -1,0 +1,1 @@
+//! The request reader: model, stream flag, output cap and input estimate.

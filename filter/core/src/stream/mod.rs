@@ -1,0 +1,1 @@
+//! Streamed responses: SSE, Gemini JSON-array and AWS event-stream readers.

@@ -12,6 +12,7 @@
 
 pub mod estimate;
 pub mod host;
+pub mod inspect;
 pub mod providers;
 pub mod request;
 pub mod stream;

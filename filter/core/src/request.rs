@@ -1,15 +1,15 @@
 //! The request reader: what a call asks for, read from the buffered request body.
 //!
-//! One serde pass over the body reads the few top-level fields that matter (model, stream
-//! flag, output caps, `n`, `stream_options`) and skips the rest without building it; one
+//! A structural walk over the body ([`scan`]) hands the few top-level fields that matter
+//! (model, stream flag, output caps, `n`, `stream_options`) to serde and skips the rest
+//! without parsing it; one
 //! byte pass estimates the input tokens ([`crate::estimate`]). Every body, however broken,
 //! gets a [`RequestInfo`]: a problem is reported beside a conservative fallback, never as a
 //! panic, so the caller can still decide (and count a metric) per its fail mode.
 
-use std::borrow::Cow;
+use std::ops::Range;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use tollgate_model::PriceTable;
 
 use crate::estimate::{REQUEST_OVERHEAD_TOKENS, estimate_tokens};
@@ -86,27 +86,65 @@ struct InferenceConfig {
     max_tokens: Count,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    model: Option<Cow<'a, str>>,
+/// The top-level fields the reader wants; value ranges index into the body.
+#[derive(Default)]
+struct Envelope {
+    model: Option<String>,
     stream: Option<bool>,
     max_tokens: Count,
     max_completion_tokens: Count,
     max_output_tokens: Count,
     n: Count,
-    #[serde(rename = "generationConfig")]
     generation_config: Option<GenerationConfig>,
-    #[serde(rename = "inferenceConfig")]
     inference_config: Option<InferenceConfig>,
-    // `null` must stay visible (as the raw `null`), so no Option handling here.
-    #[serde(borrow, deserialize_with = "raw_value")]
-    stream_options: Option<&'a RawValue>,
+    /// Where the top-level object starts.
+    object_start: usize,
+    /// The raw `stream_options` value.
+    stream_options: Option<Range<usize>>,
 }
 
-fn raw_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// Reads the wanted top-level members; the rest are skipped unparsed ([`scan`]).
+fn read_envelope(body: &[u8]) -> Result<Envelope, String> {
+    let mut envelope = Envelope::default();
+    let mut error = None;
+    let object = scan::for_each_member(body, 0, |key, range| {
+        let Some(value) = body.get(range.clone()) else {
+            return;
+        };
+        let parsed = match key {
+            b"model" => serde_json::from_slice(value).map(|m| envelope.model = m),
+            b"stream" => serde_json::from_slice(value).map(|s| envelope.stream = s),
+            b"max_tokens" => serde_json::from_slice(value).map(|c| envelope.max_tokens = c),
+            b"max_completion_tokens" => {
+                serde_json::from_slice(value).map(|c| envelope.max_completion_tokens = c)
+            }
+            b"max_output_tokens" => {
+                serde_json::from_slice(value).map(|c| envelope.max_output_tokens = c)
+            }
+            b"n" => serde_json::from_slice(value).map(|c| envelope.n = c),
+            b"generationConfig" => {
+                serde_json::from_slice(value).map(|g| envelope.generation_config = g)
+            }
+            b"inferenceConfig" => {
+                serde_json::from_slice(value).map(|c| envelope.inference_config = c)
+            }
+            b"stream_options" => {
+                envelope.stream_options = Some(range);
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = parsed {
+            let name = String::from_utf8_lossy(key);
+            error.get_or_insert_with(|| format!("{name}: {e}"));
+        }
+    })
+    .map_err(|e| format!("not a JSON object (at byte {})", e.at))?;
+    envelope.object_start = object.start;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(envelope),
+    }
 }
 
 /// Reads a request body for `route`. `prices` supplies the default output cap.
@@ -135,9 +173,9 @@ pub fn read_request(
         return info;
     }
     info.estimated_input_tokens = estimate_tokens(body).saturating_add(REQUEST_OVERHEAD_TOKENS);
-    match serde_json::from_slice::<Envelope<'_>>(body) {
+    match read_envelope(body) {
         Ok(envelope) => apply(&mut info, route, body, &envelope),
-        Err(e) => info.problem = Some(RequestProblem::InvalidJson(e.to_string())),
+        Err(e) => info.problem = Some(RequestProblem::InvalidJson(e)),
     }
     info.max_output_tokens = match info.requested_max_output_tokens {
         Some(cap) => cap,
@@ -156,7 +194,7 @@ fn default_cap(route: &Route, model: Option<&str>, prices: &PriceTable) -> u64 {
     u64::from(prices.default_max_output_tokens(model.unwrap_or("")))
 }
 
-fn apply(info: &mut RequestInfo, route: &Route, body: &[u8], envelope: &Envelope<'_>) {
+fn apply(info: &mut RequestInfo, route: &Route, body: &[u8], envelope: &Envelope) {
     if let Some(model) = envelope.model.as_deref().filter(|m| !m.is_empty()) {
         info.model = Some(model.to_owned());
     }
@@ -183,56 +221,56 @@ fn apply(info: &mut RequestInfo, route: &Route, body: &[u8], envelope: &Envelope
         && matches!(route.api, Api::ChatCompletions | Api::Completions)
         && info.streaming;
     if wants_usage_option {
-        info.rewritten_body = with_include_usage(body, envelope.stream_options);
+        info.rewritten_body =
+            with_include_usage(body, envelope.object_start, envelope.stream_options.clone());
     }
 }
 
 /// `body` with `stream_options.include_usage` set to `true`, or `None` when it already is.
 /// Only the bytes of that one option change; everything else is copied verbatim.
-fn with_include_usage(body: &[u8], stream_options: Option<&RawValue>) -> Option<Vec<u8>> {
-    let Some(raw) = stream_options else {
-        let open = body.iter().position(|&b| b == b'{')?;
+fn with_include_usage(
+    body: &[u8],
+    object_start: usize,
+    stream_options: Option<Range<usize>>,
+) -> Option<Vec<u8>> {
+    let Some(options) = stream_options else {
+        let at = object_start + 1;
         return Some(splice(
             body,
-            open + 1,
-            open + 1,
+            at,
+            at,
             br#""stream_options":{"include_usage":true},"#,
         ));
     };
-    let start = offset_in(body, raw.get())?;
-    let end = start + raw.get().len();
-    #[derive(Deserialize)]
-    struct Options<'a> {
-        #[serde(borrow, default)]
-        include_usage: Option<&'a RawValue>,
-    }
-    let options: Option<Options<'_>> = serde_json::from_str(raw.get()).ok().flatten();
-    let Some(options) = options else {
-        // `null` or not an object: replace the whole value.
-        return Some(splice(body, start, end, br#"{"include_usage":true}"#));
-    };
-    match options.include_usage {
-        Some(flag) if flag.get() == "true" => None,
-        Some(flag) => {
-            let at = offset_in(body, flag.get())?;
-            Some(splice(body, at, at + flag.get().len(), b"true"))
+    let mut flag = None;
+    let mut members = 0;
+    let scanned = scan::for_each_member(body, options.start, |key, range| {
+        members += 1;
+        if key == b"include_usage" {
+            flag = Some(range);
         }
+    });
+    if scanned.is_err() {
+        // `null` or not an object: replace the whole value.
+        return Some(splice(
+            body,
+            options.start,
+            options.end,
+            br#"{"include_usage":true}"#,
+        ));
+    }
+    match flag {
+        Some(range) if body.get(range.clone()) == Some(b"true") => None,
+        Some(range) => Some(splice(body, range.start, range.end, b"true")),
         None => {
-            let inner = raw.get().get(1..raw.get().len().saturating_sub(1))?;
-            let insert: &[u8] = if inner.trim().is_empty() {
+            let insert: &[u8] = if members == 0 {
                 br#""include_usage":true"#
             } else {
                 br#""include_usage":true,"#
             };
-            Some(splice(body, start + 1, start + 1, insert))
+            Some(splice(body, options.start + 1, options.start + 1, insert))
         }
     }
-}
-
-/// Where `part` (a slice borrowed from `whole` by serde) starts within `whole`.
-fn offset_in(whole: &[u8], part: &str) -> Option<usize> {
-    let offset = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
-    (offset + part.len() <= whole.len()).then_some(offset)
 }
 
 fn splice(body: &[u8], start: usize, end: usize, insert: &[u8]) -> Vec<u8> {
@@ -242,6 +280,8 @@ fn splice(body: &[u8], start: usize, end: usize, insert: &[u8]) -> Vec<u8> {
     out.extend_from_slice(body.get(end..).unwrap_or_default());
     out
 }
+
+pub mod scan;
 
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,8 @@ use tollgate_model::Usage;
 
 use crate::estimate::TokenEstimator;
 use crate::providers::{Dialect, Framing};
-use crate::usage::{UsageReport, locate};
+use crate::usage::UsageReport;
+use crate::usage::locate::UsageFinder;
 use event_stream::{EventMessage, EventStreamReader};
 use json_array::JsonArrayReader;
 use sse::SseReader;
@@ -91,6 +92,10 @@ pub struct ResponseReader {
     usage_seen: bool,
     finish_seen: bool,
     output_text: TokenEstimator,
+    usage_finder: UsageFinder,
+    text_counter: text::TextCounter,
+    /// The event that marks a dialect's final usage (see [`ResponseReader::complete`]).
+    finish_finder: Option<memmem::Finder<'static>>,
     stats: ResponseStats,
 }
 
@@ -119,6 +124,13 @@ impl ResponseReader {
             usage_seen: false,
             finish_seen: false,
             output_text: TokenEstimator::new(),
+            usage_finder: UsageFinder::new(dialect),
+            text_counter: text::TextCounter::new(dialect),
+            finish_finder: match dialect {
+                Dialect::Anthropic => Some(memmem::Finder::new(b"\"message_delta\"").into_owned()),
+                Dialect::Gemini => Some(memmem::Finder::new(b"\"finishReason\"").into_owned()),
+                _ => None,
+            },
             stats: ResponseStats::default(),
         }
     }
@@ -212,23 +224,22 @@ impl ResponseReader {
         if json == b"[DONE]" {
             return;
         }
-        if locate::may_carry_usage(self.dialect, json)
-            && let Some(report) = locate::find_usage(self.dialect, json)
+        if self.usage_finder.may_carry_usage(json)
+            && let Some(report) = self.usage_finder.find(json)
             && !report.is_empty()
         {
             self.report.merge(&report);
             self.usage_seen = true;
             self.stats.usage_events += 1;
         }
-        let finish_marker: &[u8] = match self.dialect {
-            Dialect::Anthropic => b"\"message_delta\"",
-            Dialect::Gemini => b"\"finishReason\"",
-            _ => b"",
-        };
-        if !finish_marker.is_empty() && memmem::find(json, finish_marker).is_some() {
+        if self
+            .finish_finder
+            .as_ref()
+            .is_some_and(|f| f.find(json).is_some())
+        {
             self.finish_seen = true;
         }
-        text::count_text(self.dialect, json, &mut self.output_text);
+        self.text_counter.count(json, &mut self.output_text);
     }
 
     fn on_message(&mut self, message: EventMessage<'_>) {

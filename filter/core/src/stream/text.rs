@@ -26,17 +26,40 @@ fn text_keys(dialect: Dialect) -> &'static [&'static [u8]] {
     }
 }
 
-/// Feeds the text values of `json` (one event) to `estimator`.
-pub fn count_text(dialect: Dialect, json: &[u8], estimator: &mut TokenEstimator) {
-    for key in text_keys(dialect) {
-        for at in memmem::find_iter(json, key) {
-            if let Some(value) = string_after(json, at + key.len()) {
-                estimator.feed(value);
-                // Separate values so runs do not join across them.
-                estimator.feed(b" ");
+/// Prebuilt searchers for one dialect's text keys (reused across a stream's events).
+#[derive(Debug, Clone)]
+pub struct TextCounter {
+    finders: Vec<(memmem::Finder<'static>, usize)>,
+}
+
+impl TextCounter {
+    /// The searchers for `dialect`.
+    pub fn new(dialect: Dialect) -> TextCounter {
+        TextCounter {
+            finders: text_keys(dialect)
+                .iter()
+                .map(|key| (memmem::Finder::new(key).into_owned(), key.len()))
+                .collect(),
+        }
+    }
+
+    /// Feeds the text values of `json` (one event) to `estimator`.
+    pub fn count(&self, json: &[u8], estimator: &mut TokenEstimator) {
+        for (finder, key_len) in &self.finders {
+            for at in finder.find_iter(json) {
+                if let Some(value) = string_after(json, at + key_len) {
+                    estimator.feed(value);
+                    // Separate values so runs do not join across them.
+                    estimator.feed(b" ");
+                }
             }
         }
     }
+}
+
+/// Feeds the text values of `json` (one event) to `estimator` (one-off; see [`TextCounter`]).
+pub fn count_text(dialect: Dialect, json: &[u8], estimator: &mut TokenEstimator) {
+    TextCounter::new(dialect).count(json, estimator);
 }
 
 /// The raw contents of the string value after a key ending at `after_key`, if the value is a

@@ -21,6 +21,50 @@ pub fn usage_key(dialect: Dialect) -> &'static [u8] {
     }
 }
 
+/// Prebuilt searchers for one dialect's usage key: building a searcher costs more than
+/// searching a typical stream event, so a stream reader builds one and reuses it.
+#[derive(Debug, Clone)]
+pub struct UsageFinder {
+    dialect: Dialect,
+    forward: memmem::Finder<'static>,
+    reverse: memmem::FinderRev<'static>,
+}
+
+impl UsageFinder {
+    /// The searchers for `dialect`.
+    pub fn new(dialect: Dialect) -> UsageFinder {
+        let key = usage_key(dialect);
+        UsageFinder {
+            dialect,
+            forward: memmem::Finder::new(key).into_owned(),
+            reverse: memmem::FinderRev::new(key).into_owned(),
+        }
+    }
+
+    /// Whether `json` may carry a usage object at all (a quick pre-filter for events).
+    pub fn may_carry_usage(&self, json: &[u8]) -> bool {
+        self.forward.find(json).is_some()
+    }
+
+    /// The last well-formed usage object in `json`, if any (`null` is skipped like any
+    /// non-object).
+    pub fn find(&self, json: &[u8]) -> Option<UsageReport> {
+        let key_len = usage_key(self.dialect).len();
+        for at in self.reverse.rfind_iter(json) {
+            if !quote_is_structural(json, at) {
+                continue;
+            }
+            let Some(value) = value_after_key(json, at + key_len) else {
+                continue;
+            };
+            if let Ok(Some(report)) = parse_usage_value(self.dialect, value) {
+                return Some(report);
+            }
+        }
+        None
+    }
+}
+
 /// Whether `json` may carry a usage object at all (a quick pre-filter for stream events).
 pub fn may_carry_usage(dialect: Dialect, json: &[u8]) -> bool {
     memmem::find(json, usage_key(dialect)).is_some()

@@ -1,0 +1,268 @@
+//! Reading a response as it passes: the framings ([`sse`], [`json_array`], [`event_stream`])
+//! and [`ResponseReader`], which turns any of them into the call's usage.
+//!
+//! Chunks are read and passed on at once; only the pending event (bounded) is held. Each
+//! complete event is first scanned for the usage key ([`crate::usage::locate`]); only events
+//! that have it are parsed. Text values are counted on the way ([`text`]) so that a stream
+//! that ends without usage (client hung up, provider omitted it) still gets an estimate,
+//! flagged `estimated`.
+
+pub mod event_stream;
+pub mod json_array;
+pub mod sse;
+pub mod text;
+
+use base64::Engine;
+use memchr::memmem;
+use serde::Deserialize;
+use tollgate_model::Usage;
+
+use crate::estimate::TokenEstimator;
+use crate::providers::{Dialect, Framing};
+use crate::usage::UsageReport;
+use crate::usage::locate::UsageFinder;
+use event_stream::{EventMessage, EventStreamReader};
+use json_array::JsonArrayReader;
+use sse::SseReader;
+
+/// Bounds on what a [`ResponseReader`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// The most one pending stream event (SSE event, array element, event-stream message)
+    /// may hold; larger events are dropped and counted.
+    pub max_event_bytes: usize,
+    /// The most of a non-streamed JSON body kept: the usage object is at the end, so when a
+    /// body is longer only its tail is kept.
+    pub max_json_tail_bytes: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            max_event_bytes: 1024 * 1024,
+            max_json_tail_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// What a [`ResponseReader`] counted, for metrics and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResponseStats {
+    /// Response bytes fed.
+    pub bytes: u64,
+    /// Events (or array elements, or event-stream messages) read.
+    pub events: u64,
+    /// Events whose usage was parsed.
+    pub usage_events: u64,
+    /// Events dropped for being over [`StreamLimits::max_event_bytes`].
+    pub oversized_events: u64,
+    /// Event-stream messages with a bad CRC or header, plus one if the framing broke.
+    pub corrupt_events: u64,
+    /// Usage fields that were present but not plausible counts.
+    pub invalid_usage_fields: u32,
+}
+
+/// The usage of one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseOutcome {
+    /// The normalized usage; `usage.estimated` is set when any part of it is Tollgate's
+    /// estimate rather than the provider's final report.
+    pub usage: Usage,
+    /// The raw, merged report the usage came from.
+    pub report: UsageReport,
+    /// Counters.
+    pub stats: ResponseStats,
+}
+
+#[derive(Debug, Clone)]
+enum Framer {
+    Json(Vec<u8>),
+    Sse(SseReader),
+    JsonArray(JsonArrayReader),
+    EventStream(EventStreamReader),
+}
+
+/// Reads one response, chunk by chunk, into its usage.
+#[derive(Debug, Clone)]
+pub struct ResponseReader {
+    dialect: Dialect,
+    framer: Framer,
+    limits: StreamLimits,
+    report: UsageReport,
+    usage_seen: bool,
+    finish_seen: bool,
+    output_text: TokenEstimator,
+    usage_finder: UsageFinder,
+    text_counter: text::TextCounter,
+    /// The event that marks a dialect's final usage (see [`ResponseReader::complete`]).
+    finish_finder: Option<memmem::Finder<'static>>,
+    stats: ResponseStats,
+}
+
+#[derive(Deserialize)]
+struct InvokeChunk<'a> {
+    #[serde(borrow)]
+    bytes: &'a str,
+}
+
+impl ResponseReader {
+    /// A reader for a response in `dialect`, framed as `framing`.
+    pub fn new(dialect: Dialect, framing: Framing, limits: StreamLimits) -> ResponseReader {
+        let framer = match framing {
+            Framing::Json => Framer::Json(Vec::new()),
+            Framing::Sse => Framer::Sse(SseReader::new(limits.max_event_bytes)),
+            Framing::JsonArray => Framer::JsonArray(JsonArrayReader::new(limits.max_event_bytes)),
+            Framing::EventStream => {
+                Framer::EventStream(EventStreamReader::new(limits.max_event_bytes))
+            }
+        };
+        ResponseReader {
+            dialect,
+            framer,
+            limits,
+            report: UsageReport::default(),
+            usage_seen: false,
+            finish_seen: false,
+            output_text: TokenEstimator::new(),
+            usage_finder: UsageFinder::new(dialect),
+            text_counter: text::TextCounter::new(dialect),
+            finish_finder: match dialect {
+                Dialect::Anthropic => Some(memmem::Finder::new(b"\"message_delta\"").into_owned()),
+                Dialect::Gemini => Some(memmem::Finder::new(b"\"finishReason\"").into_owned()),
+                _ => None,
+            },
+            stats: ResponseStats::default(),
+        }
+    }
+
+    /// Reads one chunk of the response body.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.stats.bytes = self.stats.bytes.saturating_add(chunk.len() as u64);
+        let mut framer = std::mem::replace(&mut self.framer, Framer::Json(Vec::new()));
+        match &mut framer {
+            Framer::Json(tail) => {
+                tail.extend_from_slice(chunk);
+                // Keep at most twice the bound, trimming to the bound: amortized O(1) a byte.
+                if tail.len() > 2 * self.limits.max_json_tail_bytes {
+                    let cut = tail.len() - self.limits.max_json_tail_bytes;
+                    tail.drain(..cut);
+                }
+            }
+            Framer::Sse(reader) => reader.feed(chunk, &mut |_, data| self.on_json(data)),
+            Framer::JsonArray(reader) => reader.feed(chunk, &mut |json| self.on_json(json)),
+            Framer::EventStream(reader) => reader.feed(chunk, &mut |m| self.on_message(m)),
+        }
+        self.framer = framer;
+    }
+
+    /// The usage so far (for a mid-stream budget check): the reports seen, with the output
+    /// raised to the streamed-text estimate when that is higher.
+    pub fn usage_so_far(&self, estimated_input_tokens: u64) -> Usage {
+        self.current(estimated_input_tokens)
+    }
+
+    /// The response ended (or the client went away): the final usage.
+    ///
+    /// `estimated_input_tokens` (from the request reader) stands in for the input count when
+    /// the provider never reported one.
+    pub fn finish(mut self, estimated_input_tokens: u64) -> ResponseOutcome {
+        let framer = std::mem::replace(&mut self.framer, Framer::Json(Vec::new()));
+        match framer {
+            Framer::Json(tail) => {
+                let start = tail.len().saturating_sub(self.limits.max_json_tail_bytes);
+                let body = tail.get(start..).unwrap_or_default();
+                self.on_json(body);
+                // A whole body is final by definition.
+                self.finish_seen = true;
+            }
+            Framer::Sse(mut reader) => {
+                reader.finish(&mut |_, data| self.on_json(data));
+                let s = reader.stats();
+                self.stats.events = s.events;
+                self.stats.oversized_events = s.oversized_events;
+            }
+            Framer::JsonArray(reader) => {
+                let s = reader.stats();
+                self.stats.events = s.elements;
+                self.stats.oversized_events = s.oversized_elements;
+            }
+            Framer::EventStream(reader) => {
+                let s = reader.stats();
+                self.stats.events = s.messages;
+                self.stats.oversized_events = s.oversized_messages;
+                self.stats.corrupt_events = s.corrupt_messages + u64::from(s.broken);
+            }
+        }
+        self.stats.invalid_usage_fields = self.report.invalid_fields;
+        ResponseOutcome {
+            usage: self.current(estimated_input_tokens),
+            report: self.report,
+            stats: self.stats,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        // Anthropic and Gemini send usage before the end (message_start; every Gemini
+        // chunk): only the final event's makes it final. Other dialects send usage once, last.
+        let needs_finish = matches!(self.dialect, Dialect::Anthropic | Dialect::Gemini);
+        self.usage_seen && (!needs_finish || self.finish_seen)
+    }
+
+    fn current(&self, estimated_input_tokens: u64) -> Usage {
+        let mut usage = self.report.normalize(self.dialect);
+        if !self.complete() {
+            usage.estimated = true;
+            if self.report.input.is_none() {
+                usage.uncached_input_tokens = estimated_input_tokens;
+            }
+            usage.output_tokens = usage.output_tokens.max(self.output_text.tokens());
+        }
+        usage
+    }
+
+    fn on_json(&mut self, json: &[u8]) {
+        if json == b"[DONE]" {
+            return;
+        }
+        if self.usage_finder.may_carry_usage(json)
+            && let Some(report) = self.usage_finder.find(json)
+            && !report.is_empty()
+        {
+            self.report.merge(&report);
+            self.usage_seen = true;
+            self.stats.usage_events += 1;
+        }
+        if self
+            .finish_finder
+            .as_ref()
+            .is_some_and(|f| f.find(json).is_some())
+        {
+            self.finish_seen = true;
+        }
+        self.text_counter.count(json, &mut self.output_text);
+    }
+
+    fn on_message(&mut self, message: EventMessage<'_>) {
+        if message.message_type != b"event" {
+            return;
+        }
+        if message.event_type == b"chunk" {
+            // InvokeModelWithResponseStream: {"bytes":"<base64 of the provider's event>"}.
+            let decoded = serde_json::from_slice::<InvokeChunk<'_>>(message.payload)
+                .ok()
+                .and_then(|c| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(c.bytes)
+                        .ok()
+                });
+            if let Some(json) = decoded {
+                self.on_json(&json);
+            }
+            return;
+        }
+        self.on_json(message.payload);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+use super::*;
+
+fn read(dialect: Dialect, framing: Framing, chunks: &[&[u8]]) -> ResponseOutcome {
+    let mut reader = ResponseReader::new(dialect, framing, StreamLimits::default());
+    for chunk in chunks {
+        reader.feed(chunk);
+    }
+    reader.finish(1000)
+}
+
+#[test]
+fn an_openai_stream_without_usage_is_estimated_from_its_text() {
+    let out = read(
+        Dialect::OpenaiChat,
+        Framing::Sse,
+        &[
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"Hello there, friend\"}}]}\n\n",
+            b"data: [DONE]\n\n",
+        ],
+    );
+    assert!(out.usage.estimated);
+    assert_eq!(out.usage.uncached_input_tokens, 1000);
+    assert!(out.usage.output_tokens >= 4);
+}
+
+#[test]
+fn an_anthropic_stream_cut_after_message_start_keeps_input_and_estimates_output() {
+    let out = read(
+        Dialect::Anthropic,
+        Framing::Sse,
+        &[
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"one two three four five six\"}}\n\n",
+        ],
+    );
+    assert!(out.usage.estimated);
+    assert_eq!(out.usage.uncached_input_tokens, 25);
+    assert!(out.usage.output_tokens > 1);
+}
+
+#[test]
+fn a_json_body_longer_than_the_tail_bound_still_yields_its_usage() {
+    let mut body = b"{\"choices\":[{\"message\":{\"content\":\"".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 1_000_000));
+    body.extend(b"\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}");
+    let mut reader =
+        ResponseReader::new(Dialect::OpenaiChat, Framing::Json, StreamLimits::default());
+    for chunk in body.chunks(4096) {
+        reader.feed(chunk);
+    }
+    let out = reader.finish(0);
+    assert!(!out.usage.estimated);
+    assert_eq!(
+        (out.usage.uncached_input_tokens, out.usage.output_tokens),
+        (3, 4)
+    );
+}
+
+#[test]
+fn invalid_utf8_and_garbage_streams_end_in_an_estimate() {
+    for framing in [
+        Framing::Json,
+        Framing::Sse,
+        Framing::JsonArray,
+        Framing::EventStream,
+    ] {
+        let out = read(
+            Dialect::OpenaiChat,
+            framing,
+            &[b"\xff\xfe data: {\"usage\n\n[{\x00"],
+        );
+        assert!(out.usage.estimated, "{framing:?}");
+    }
+}
+
+#[test]
+fn bedrock_invoke_chunks_are_decoded_as_anthropic_events() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let start =
+        b64(r#"{"type":"message_start","message":{"usage":{"input_tokens":7,"output_tokens":1}}}"#);
+    let delta = b64(r#"{"type":"message_delta","usage":{"output_tokens":9}}"#);
+    let mut stream =
+        event_stream::encode_event("chunk", format!(r#"{{"bytes":"{start}"}}"#).as_bytes());
+    stream.extend(event_stream::encode_event(
+        "chunk",
+        format!(r#"{{"bytes":"{delta}"}}"#).as_bytes(),
+    ));
+    let out = read(Dialect::Anthropic, Framing::EventStream, &[&stream]);
+    assert!(!out.usage.estimated);
+    assert_eq!(
+        (out.usage.uncached_input_tokens, out.usage.output_tokens),
+        (7, 9)
+    );
+}

@@ -1,0 +1,226 @@
+//! The usage objects of each dialect, deserialized field by field into a [`UsageReport`].
+//!
+//! Every field is optional and every unknown field is skipped, so newer provider fields do
+//! not break parsing; the meaning of each field is fixed in [`UsageReport::normalize`].
+
+use serde::Deserialize;
+use tollgate_model::ServiceTier;
+
+use super::UsageReport;
+use super::count::Count;
+use crate::providers::Dialect;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OpenaiDetails {
+    cached_tokens: Count,
+    cache_write_tokens: Count,
+    reasoning_tokens: Count,
+}
+
+/// Chat completions, completions, embeddings, Responses and every OpenAI-compatible server.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OpenaiUsage {
+    prompt_tokens: Count,
+    completion_tokens: Count,
+    // Responses API spelling (some compatible servers use it on chat too).
+    input_tokens: Count,
+    output_tokens: Count,
+    prompt_tokens_details: Option<OpenaiDetails>,
+    completion_tokens_details: Option<OpenaiDetails>,
+    input_tokens_details: Option<OpenaiDetails>,
+    output_tokens_details: Option<OpenaiDetails>,
+    // Mistral.
+    num_cached_tokens: Count,
+    // DeepSeek: prompt_tokens = hit + miss.
+    prompt_cache_hit_tokens: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AnthropicCacheCreation {
+    ephemeral_5m_input_tokens: Count,
+    ephemeral_1h_input_tokens: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AnthropicUsage {
+    input_tokens: Count,
+    output_tokens: Count,
+    cache_read_input_tokens: Count,
+    cache_creation_input_tokens: Count,
+    cache_creation: Option<AnthropicCacheCreation>,
+    service_tier: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct GeminiUsage {
+    prompt_token_count: Count,
+    candidates_token_count: Count,
+    cached_content_token_count: Count,
+    thoughts_token_count: Count,
+    tool_use_prompt_token_count: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ConverseCacheDetail {
+    ttl: Option<String>,
+    input_tokens: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ConverseUsage {
+    #[serde(alias = "inputTokenCount")]
+    input_tokens: Count,
+    #[serde(alias = "outputTokenCount")]
+    output_tokens: Count,
+    #[serde(alias = "cacheReadInputTokenCount")]
+    cache_read_input_tokens: Count,
+    #[serde(alias = "cacheWriteInputTokenCount")]
+    cache_write_input_tokens: Count,
+    cache_details: Option<Vec<ConverseCacheDetail>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CohereUnits {
+    input_tokens: Count,
+    output_tokens: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CohereUsage {
+    billed_units: Option<CohereUnits>,
+}
+
+/// Collects counts, remembering how many were present but invalid.
+#[derive(Default)]
+struct Builder {
+    report: UsageReport,
+}
+
+impl Builder {
+    fn take(&mut self, count: Count) -> Option<u64> {
+        if count == Count::Invalid {
+            self.report.invalid_fields = self.report.invalid_fields.saturating_add(1);
+        }
+        count.get()
+    }
+
+    fn first(&mut self, counts: &[Count]) -> Option<u64> {
+        let mut found = None;
+        for &c in counts {
+            let v = self.take(c);
+            found = found.or(v);
+        }
+        found
+    }
+}
+
+fn detail(d: Option<&OpenaiDetails>, pick: fn(&OpenaiDetails) -> Count) -> Count {
+    d.map_or(Count::Missing, pick)
+}
+
+fn openai(u: OpenaiUsage) -> UsageReport {
+    let mut b = Builder::default();
+    let input_details = u
+        .prompt_tokens_details
+        .as_ref()
+        .or(u.input_tokens_details.as_ref());
+    let output_details = u
+        .completion_tokens_details
+        .as_ref()
+        .or(u.output_tokens_details.as_ref());
+    b.report.input = b.first(&[u.prompt_tokens, u.input_tokens]);
+    b.report.output = b.first(&[u.completion_tokens, u.output_tokens]);
+    b.report.cached = b.first(&[
+        detail(input_details, |d| d.cached_tokens),
+        u.num_cached_tokens,
+        u.prompt_cache_hit_tokens,
+    ]);
+    b.report.cache_write = b.first(&[detail(input_details, |d| d.cache_write_tokens)]);
+    b.report.reasoning = b.first(&[detail(output_details, |d| d.reasoning_tokens)]);
+    b.report
+}
+
+fn anthropic(u: AnthropicUsage) -> UsageReport {
+    let mut b = Builder::default();
+    b.report.input = b.take(u.input_tokens);
+    b.report.output = b.take(u.output_tokens);
+    b.report.cached = b.take(u.cache_read_input_tokens);
+    b.report.cache_write = b.take(u.cache_creation_input_tokens);
+    if let Some(split) = u.cache_creation {
+        b.report.cache_write_5m = b.take(split.ephemeral_5m_input_tokens);
+        b.report.cache_write_1h = b.take(split.ephemeral_1h_input_tokens);
+    }
+    b.report.service_tier = u.service_tier.as_deref().and_then(|t| match t {
+        "priority" => Some(ServiceTier::Priority),
+        "batch" => Some(ServiceTier::Batch),
+        "standard" => Some(ServiceTier::Standard),
+        _ => None,
+    });
+    b.report
+}
+
+fn gemini(u: GeminiUsage) -> UsageReport {
+    let mut b = Builder::default();
+    b.report.input = b.take(u.prompt_token_count);
+    b.report.output = b.take(u.candidates_token_count);
+    b.report.cached = b.take(u.cached_content_token_count);
+    b.report.reasoning = b.take(u.thoughts_token_count);
+    b.report.tool_prompt = b.take(u.tool_use_prompt_token_count);
+    b.report
+}
+
+fn converse(u: ConverseUsage) -> UsageReport {
+    let mut b = Builder::default();
+    b.report.input = b.take(u.input_tokens);
+    b.report.output = b.take(u.output_tokens);
+    b.report.cached = b.take(u.cache_read_input_tokens);
+    b.report.cache_write = b.take(u.cache_write_input_tokens);
+    for d in u.cache_details.unwrap_or_default() {
+        let n = b.take(d.input_tokens);
+        let slot = match d.ttl.as_deref() {
+            Some("1h") => &mut b.report.cache_write_1h,
+            _ => &mut b.report.cache_write_5m,
+        };
+        if let Some(n) = n {
+            *slot = Some(slot.unwrap_or(0).saturating_add(n));
+        }
+    }
+    b.report
+}
+
+fn cohere(u: CohereUsage) -> UsageReport {
+    let mut b = Builder::default();
+    if let Some(units) = u.billed_units {
+        b.report.input = b.take(units.input_tokens);
+        b.report.output = b.take(units.output_tokens);
+    }
+    b.report
+}
+
+/// Deserializes one usage object (the value after the usage key) from the front of `json`;
+/// bytes after it are ignored. `Ok(None)` for `null`.
+pub(crate) fn parse_usage_value(
+    dialect: Dialect,
+    json: &[u8],
+) -> Result<Option<UsageReport>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let report = match dialect {
+        Dialect::OpenaiChat | Dialect::OpenaiResponses => {
+            Option::<OpenaiUsage>::deserialize(&mut de)?.map(openai)
+        }
+        Dialect::Anthropic => Option::<AnthropicUsage>::deserialize(&mut de)?.map(anthropic),
+        Dialect::Gemini => Option::<GeminiUsage>::deserialize(&mut de)?.map(gemini),
+        Dialect::Converse => Option::<ConverseUsage>::deserialize(&mut de)?.map(converse),
+        Dialect::Cohere => Option::<CohereUsage>::deserialize(&mut de)?.map(cohere),
+    };
+    Ok(report)
+}

@@ -1,1 +1,4 @@
-//! Tollgate's control plane (arrives with the control-plane issue).
+//! Tollgate's control plane: budgets, prices and admission over REST, on an in-memory or a
+//! Redis store, and the `tollgate` CLI.
+
+pub mod store;

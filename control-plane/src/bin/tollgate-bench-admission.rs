@@ -1,0 +1,3 @@
+//! Admission benchmark (arrives shortly).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! `tollgate`: the control-plane service and admin CLI.
+
+fn main() {}

@@ -1,4 +1,11 @@
 //! Tollgate's control plane: budgets, prices and admission over REST, on an in-memory or a
 //! Redis store, and the `tollgate` CLI.
 
+pub mod admission;
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod metrics;
+pub mod server;
+pub mod state;
 pub mod store;

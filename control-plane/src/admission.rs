@@ -221,8 +221,8 @@ impl Admission<'_> {
             let Some(switch) = self.snap.switches.get(scope) else {
                 continue;
             };
-            match &switch.mode {
-                SwitchMode::DenyAll => {
+            match (switch.mode, &switch.model) {
+                (SwitchMode::DenyAll, _) => {
                     return Ok(ReserveResponse::Deny {
                         budget_id: format!("emergency:{scope}"),
                         reason: DenyReason::Emergency,
@@ -231,7 +231,7 @@ impl Admission<'_> {
                         fail_mode: FailMode::Closed,
                     });
                 }
-                SwitchMode::DowngradeAll { model: target } if forced.is_none() => {
+                (SwitchMode::DowngradeAll, Some(target)) if forced.is_none() => {
                     let target = model_id(self.snap, target);
                     if target != model {
                         cost = self.reprice(req, &target).unwrap_or(cost);
@@ -239,7 +239,7 @@ impl Admission<'_> {
                         forced = Some((format!("emergency:{scope}"), target));
                     }
                 }
-                SwitchMode::DowngradeAll { .. } => {}
+                (SwitchMode::DowngradeAll, _) => {}
             }
         }
         let first = self.attempt(req, &model, cost).await?;

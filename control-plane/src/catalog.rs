@@ -17,16 +17,13 @@ use tollgate_model::scope::Scope;
 use crate::store::{Collection, Store, StoreError};
 
 /// What an emergency switch does to every request carrying its scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum SwitchMode {
     /// Refuse every request.
     DenyAll,
     /// Send every request to `model` instead.
-    DowngradeAll {
-        /// The model to use.
-        model: String,
-    },
+    DowngradeAll,
 }
 
 /// A stored emergency switch.
@@ -34,8 +31,10 @@ pub enum SwitchMode {
 #[serde(deny_unknown_fields)]
 pub struct Switch {
     /// The mode.
-    #[serde(flatten)]
     pub mode: SwitchMode,
+    /// The model every request is sent to (`downgrade_all` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Why (free text, for the audit trail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

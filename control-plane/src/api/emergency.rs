@@ -32,10 +32,15 @@ pub async fn put(
     JsonBody(switch): JsonBody<Switch>,
 ) -> Result<Json<SwitchView>, ApiError> {
     let s = scope(&raw)?;
-    if let SwitchMode::DowngradeAll { model } = &switch.mode
-        && model.trim().is_empty()
-    {
-        return Err(ApiError::invalid("model", "must be non-empty"));
+    match (switch.mode, switch.model.as_deref()) {
+        (SwitchMode::DowngradeAll, Some(m)) if !m.trim().is_empty() => {}
+        (SwitchMode::DowngradeAll, _) => {
+            return Err(ApiError::invalid("model", "downgrade_all needs a model"));
+        }
+        (SwitchMode::DenyAll, Some(_)) => {
+            return Err(ApiError::invalid("model", "deny_all takes no model"));
+        }
+        (SwitchMode::DenyAll, None) => {}
     }
     let key = s.to_string();
     let json = serde_json::to_string(&switch).map_err(|_| ApiError::Internal)?;

@@ -141,3 +141,4 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+pub mod app;

@@ -241,7 +241,7 @@ async fn bad_budget_bodies_get_400_naming_the_field_409_or_413() {
     );
     let r = post("{not json".into()).await.unwrap();
     assert_eq!(error_of(r).await.1, "invalid_json");
-    let huge = json!({ "id": "b", "description": "x".repeat(70 * 1024) });
+    let huge = json!({ "id": "b", "description": "x".repeat(1100 * 1024) });
     let r = post(huge.to_string()).await.unwrap();
     assert_eq!(error_of(r).await, (413, "payload_too_large".into(), None));
     app.stop().await;

@@ -54,7 +54,7 @@ impl TestApp {
         state.clock = Arc::new(move || {
             DateTime::<Utc>::from_timestamp_millis(clock.load(Ordering::SeqCst)).unwrap()
         });
-        state.body_limit_bytes = 64 * 1024;
+        state.body_limit_bytes = 1 << 20;
         tweak(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -5,6 +5,8 @@ pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod catalog;
+pub mod cli;
+pub mod config;
 pub mod metrics;
 pub mod server;
 pub mod state;

@@ -1,3 +1,5 @@
-//! `tollgate`: the control-plane service and admin CLI.
+//! `tollgate`: the control-plane service (`tollgate serve`) and its admin CLI.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    tollgate_control_plane::cli::main()
+}

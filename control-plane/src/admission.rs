@@ -40,7 +40,7 @@ impl Default for AdmissionSettings {
     fn default() -> Self {
         AdmissionSettings {
             reservation_ttl_ms: 600_000,
-            record_ttl_ms: 3_600_000,
+            record_ttl_ms: 86_400_000,
             dedupe_ttl_ms: 3_600_000,
         }
     }

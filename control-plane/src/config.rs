@@ -215,8 +215,9 @@ impl Config {
         let reservation = ms(self.reservation_ttl_secs.max(1));
         AdmissionSettings {
             reservation_ttl_ms: reservation,
-            // Keep the record well past the reservation so late settlements find their windows.
-            record_ttl_ms: reservation.saturating_mul(6),
+            // Keep the record well past the reservation so late settlements find their windows,
+            // and so the lazy release of an expired hold still finds it (docs/redis-keys.md).
+            record_ttl_ms: reservation.saturating_mul(6).max(86_400_000),
             dedupe_ttl_ms: ms(self.settle_dedupe_secs.max(1)),
         }
     }

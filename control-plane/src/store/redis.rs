@@ -112,14 +112,10 @@ impl RedisStore {
         )
     }
 
-    fn line_keys(&self, line: &Line) -> [String; 4] {
+    fn line_keys(&self, line: &Line) -> [String; 3] {
         let p = &self.prefix;
         [
             self.window_key(line),
-            format!(
-                "{p}:{{{}}}:z:{}:{}",
-                line.tag, line.budget_id, line.window_index
-            ),
             format!("{p}:{{{}}}:susp:{}", line.tag, line.budget_id),
             format!("{p}:{{{}}}:alerts", line.tag),
         ]
@@ -127,6 +123,10 @@ impl RedisStore {
 
     fn record_key(&self, tag: &str, request_id: &str) -> String {
         format!("{}:{{{tag}}}:r:{request_id}", self.prefix)
+    }
+
+    fn expiries_key(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:exp", self.prefix)
     }
 
     fn docs_key(&self, coll: Collection) -> String {
@@ -198,6 +198,7 @@ impl Store for RedisStore {
     async fn reserve(&self, op: &ReserveOp) -> Result<ReserveOutcome, StoreError> {
         let mut inv = self.reserve.prepare_invoke();
         inv.key(self.record_key(&op.request_tag, &op.request_id));
+        inv.key(self.expiries_key(&op.request_tag));
         inv.arg(&op.request_id)
             .arg(op.cost_nanos)
             .arg(op.tokens)
@@ -253,6 +254,7 @@ impl Store for RedisStore {
     async fn settle(&self, op: &SettleOp) -> Result<SettleOutcome, StoreError> {
         let mut inv = self.settle.prepare_invoke();
         inv.key(self.record_key(&op.request_tag, &op.request_id));
+        inv.key(self.expiries_key(&op.request_tag));
         inv.arg(&op.request_id)
             .arg(op.cost_nanos)
             .arg(op.tokens)
@@ -305,20 +307,20 @@ impl Store for RedisStore {
 
     async fn reset_window(&self, line: &Line) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let [w, z, _, _] = self.line_keys(line);
-        let _: i64 = conn.del(&[w, z]).await.map_err(unavailable)?;
+        let [w, _, _] = self.line_keys(line);
+        let _: i64 = conn.del(w).await.map_err(unavailable)?;
         Ok(())
     }
 
     async fn is_suspended(&self, line: &Line) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let [_, _, s, _] = self.line_keys(line);
+        let [_, s, _] = self.line_keys(line);
         conn.exists(s).await.map_err(unavailable)
     }
 
     async fn reopen(&self, line: &Line) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let [_, _, s, _] = self.line_keys(line);
+        let [_, s, _] = self.line_keys(line);
         let n: i64 = conn.del(s).await.map_err(unavailable)?;
         Ok(n > 0)
     }

@@ -5,38 +5,41 @@
 -- take the last dollar, or a call could reserve on one budget and then be refused by another.
 --
 -- KEYS[1]                         reservation record   <p>:{<org>}:r:<request_id>
--- KEYS[2 + 4(i-1) .. 5 + 4(i-1)]  line i's 4 keys (see common.lua)
+-- KEYS[2]                         reservation expiries <p>:{<org>}:exp  (zset rid → expiry ms)
+-- KEYS[3 + 3(i-1) .. 5 + 3(i-1)]  line i's 3 keys (see common.lua)
 -- ARGV[1] request_id   ARGV[2] cost_nanos   ARGV[3] tokens   ARGV[4] now_ms
 -- ARGV[5] reservation expires at (Unix ms)  ARGV[6] record ttl ms  ARGV[7] n lines
 -- ARGV[8 + 9(i-1) ..]             line i's 9 values (see common.lua)
 --
 -- Returns {'dup'} when the request id already has a record (nothing changes);
--- {'deny', i, reason, spent, rsv, tok, rtok, req, thr} when line i refuses (nothing changes,
--- except that a suspend_on_exceed budget becomes suspended);
+-- {'deny', i, reason, spent, rsv, tok, rtok, req, thr} when line i refuses (nothing is
+-- reserved; a suspend_on_exceed budget becomes suspended);
 -- {'ok', shadow_over_csv, then spent, rsv, tok, rtok, req, thr for each line after reserving}.
 local rid, cost, tokens, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local rexp, record_ttl, n = ARGV[5], ARGV[6], tonumber(ARGV[7])
+local n = tonumber(ARGV[7])
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return { 'dup' }
 end
-local lines = read_lines(n, 2, 8)
-local shadow_over = {}
-for i, line in ipairs(lines) do
-  -- Reservations release themselves: drop the expired ones (bounded work per call).
-  local gone = redis.call('ZRANGEBYSCORE', line.z, '-inf', now, 'LIMIT', 0, 64)
-  if #gone > 0 then
-    local c, t = 0, 0
-    for _, m in ipairs(gone) do
-      local mc, mt = string.match(m, '|(%-?%d+)|(%-?%d+)$')
-      c, t = c + num(mc), t + num(mt)
+-- Reservations release themselves: the expired ones are taken off their windows here, a
+-- few per call, before anything is checked. Their records stay for late settlements.
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)
+if #gone > 0 then
+  local record_prefix = string.sub(KEYS[1], 1, #KEYS[1] - #rid)
+  for _, old in ipairs(gone) do
+    local rec = redis.call('GET', record_prefix .. old)
+    if rec and rec ~= 'settled' then
+      release(cjson.decode(rec))
     end
-    redis.call('ZREM', line.z, unpack(gone))
-    redis.call('HINCRBY', line.w, 'rsv', -c)
-    redis.call('HINCRBY', line.w, 'rtok', -t)
   end
-  local c = counters(line.w)
+  redis.call('ZREM', KEYS[2], unpack(gone))
+end
+local lines = read_lines(n, 3, 8)
+local cs, fresh, shadow_over = {}, {}, {}
+for i, line in ipairs(lines) do
+  local c, new = counters(line.w)
+  cs[i], fresh[i] = c, new
   local reason = nil
-  if redis.call('EXISTS', line.s) == 1 then
+  if line.susp == '1' and redis.call('EXISTS', line.s) == 1 then
     reason = 'suspended'
   elseif line.lr ~= '' and c[5] + 1 > tonumber(line.lr) then
     reason = 'requests'
@@ -55,23 +58,16 @@ for i, line in ipairs(lines) do
     shadow_over[#shadow_over + 1] = tostring(i)
   end
 end
-local member = rid .. '|' .. ARGV[2] .. '|' .. ARGV[3]
 local out = { 'ok', table.concat(shadow_over, ',') }
-local stored = {}
 for i, line in ipairs(lines) do
-  local spent = num(redis.call('HGET', line.w, 'spent'))
-  local rsv = redis.call('HINCRBY', line.w, 'rsv', cost)
-  local rtok = redis.call('HINCRBY', line.w, 'rtok', tokens)
-  local req = redis.call('HINCRBY', line.w, 'req', 1)
-  local v = redis.call('HMGET', line.w, 'tok', 'thr')
-  redis.call('ZADD', line.z, rexp, member)
-  expire(line)
-  for _, x in ipairs({ spent, rsv, num(v[1]), rtok, req, num(v[2]) }) do
-    out[#out + 1] = x
+  local c = cs[i]
+  c[2], c[4], c[5] = c[2] + cost, c[4] + tokens, c[5] + 1
+  write(line, c, fresh[i])
+  for j = 1, 6 do
+    out[#out + 1] = c[j]
   end
-  stored[i] = line
 end
+redis.call('ZADD', KEYS[2], ARGV[5], rid)
 -- The record lets settle find these windows again, even after the window rolls over.
-redis.call('SET', KEYS[1], cjson.encode({ m = member, c = ARGV[2], t = ARGV[3], l = stored }),
-  'PX', record_ttl)
+redis.call('SET', KEYS[1], cjson.encode({ c = ARGV[2], t = ARGV[3], l = lines }), 'PX', ARGV[6])
 return out

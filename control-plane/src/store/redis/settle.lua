@@ -5,7 +5,8 @@
 -- racing the original could charge twice, and a crash between steps could leak a reservation.
 --
 -- KEYS[1]                         reservation record   <p>:{<org>}:r:<request_id>
--- KEYS[2 + 4(i-1) .. 5 + 4(i-1)]  fallback line i's 4 keys (see common.lua), used only when
+-- KEYS[2]                         reservation expiries <p>:{<org>}:exp
+-- KEYS[3 + 3(i-1) .. 5 + 3(i-1)]  fallback line i's 3 keys (see common.lua), used only when
 --                                 there is no record: a fail-open admission, or a record
 --                                 long expired. With a record, its own lines are charged.
 -- ARGV[1] request_id  ARGV[2] cost_nanos  ARGV[3] tokens  ARGV[4] now_ms
@@ -14,49 +15,44 @@
 --
 -- Returns {'dup'}, or {'ok', then budget_id, window_index, threshold_pct, spent for each
 -- threshold crossed by this charge}.
-local cost, tokens, now = ARGV[2], ARGV[3], ARGV[4]
+local cost, tokens, now = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local rec = redis.call('GET', KEYS[1])
 if rec == 'settled' then
   return { 'dup' }
 end
-local lines, member, rcost, rtok
+local lines, held, rcost, rtok = nil, false, 0, 0
 if rec then
   local d = cjson.decode(rec)
-  lines, member, rcost, rtok = d.l, d.m, d.c, d.t
+  lines, rcost, rtok = d.l, tonumber(d.c), tonumber(d.t)
+  -- Still held (not yet released by expiry)? Then its hold comes off as it is charged.
+  held = redis.call('ZREM', KEYS[2], ARGV[1]) == 1
 else
-  lines = read_lines(tonumber(ARGV[6]), 2, 7)
+  lines = read_lines(tonumber(ARGV[6]), 3, 7)
 end
 local out = { 'ok' }
 for _, line in ipairs(lines) do
-  if member then
-    -- A reservation already released by expiry frees nothing, and still charges below.
-    if redis.call('ZREM', line.z, member) == 1 then
-      redis.call('HINCRBY', line.w, 'rsv', -tonumber(rcost))
-      redis.call('HINCRBY', line.w, 'rtok', -tonumber(rtok))
-    end
-  else
-    -- No reservation counted this request.
-    redis.call('HINCRBY', line.w, 'req', 1)
+  local c, new = counters(line.w)
+  if held then
+    c[2], c[4] = math.max(0, c[2] - rcost), math.max(0, c[4] - rtok)
+  elseif not rec then
+    -- No reservation ever counted this request.
+    c[5] = c[5] + 1
   end
-  redis.call('HINCRBY', line.w, 'spent', cost)
-  redis.call('HINCRBY', line.w, 'tok', tokens)
-  expire(line)
-  local c = counters(line.w)
-  local top = c[6]
+  c[1], c[3] = c[1] + cost, c[3] + tokens
+  local before = c[6]
   for t in string.gmatch(line.th, '%d+') do
     local pct = tonumber(t)
-    if pct > c[6] and reached(line, c, pct) then
-      top = pct
-      redis.call('LPUSH', line.al, line.id .. '|' .. line.idx .. '|' .. t .. '|' .. c[1] .. '|' .. now)
+    if pct > before and reached(line, c, pct) then
+      c[6] = pct
+      redis.call('LPUSH', line.al, line.id .. '|' .. line.idx .. '|' .. t .. '|' .. int(c[1]) .. '|' .. now)
       redis.call('LTRIM', line.al, 0, 999)
-      for _, x in ipairs({ line.id, line.idx, t, c[1] }) do
-        out[#out + 1] = x
-      end
+      out[#out + 1] = line.id
+      out[#out + 1] = line.idx
+      out[#out + 1] = t
+      out[#out + 1] = c[1]
     end
   end
-  if top > c[6] then
-    redis.call('HSET', line.w, 'thr', top)
-  end
+  write(line, c, new)
   if line.susp == '1' and reached(line, c, 100) then
     redis.call('SET', line.s, '1')
   end

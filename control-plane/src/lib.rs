@@ -1,1 +1,13 @@
-//! Tollgate's control plane (arrives with the control-plane issue).
+//! Tollgate's control plane: budgets, prices and admission over REST, on an in-memory or a
+//! Redis store, and the `tollgate` CLI.
+
+pub mod admission;
+pub mod api;
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod server;
+pub mod state;
+pub mod store;

@@ -1,0 +1,392 @@
+//! Admission: turn a filter's reserve request into one atomic store call over every budget
+//! that matches it, and its settlements into idempotent charges.
+//!
+//! Decisions: allow (with the least USD left among matching USD budgets), downgrade (the
+//! binding budget maps the model to a cheaper one; the call is re-priced and re-checked), or
+//! deny (binding budget, reason, what is left, seconds to the window's end). Shadow budgets
+//! are reserved and recorded but never refuse. A store failure is an error, never a guess.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tollgate_model::NanoUsd;
+use tollgate_model::budget::{Budget, Enforcement};
+use tollgate_model::period::Window;
+use tollgate_model::scope::{FailMode, Scope, ScopeKind};
+use tollgate_model::usage::Usage;
+use tollgate_model::wire::v1::{
+    DenyReason, MAX_SETTLE_BATCH, ReserveRequest, ReserveResponse, SettleBatch, SettleResponse,
+    Settlement,
+};
+
+use crate::catalog::{Snapshot, SwitchMode};
+use crate::store::{Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError};
+
+/// Longest request id accepted (Envoy's are 36-character UUIDs).
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Timings admission applies to every call.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionSettings {
+    /// How long a reservation holds before it releases itself.
+    pub reservation_ttl_ms: i64,
+    /// How long a reservation's record is kept (a later settle still charges its windows).
+    pub record_ttl_ms: i64,
+    /// How long a settled request id blocks replays.
+    pub dedupe_ttl_ms: i64,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        AdmissionSettings {
+            reservation_ttl_ms: 600_000,
+            record_ttl_ms: 86_400_000,
+            dedupe_ttl_ms: 3_600_000,
+        }
+    }
+}
+
+/// Why admission could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmissionError {
+    /// The request breaks a rule; names the field.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// JSON path of the field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> AdmissionError {
+    AdmissionError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Most nano-USD a limit may hold: the Redis scripts compare in doubles, exact below 2^53.
+pub const MAX_LIMIT_NANOS: i64 = (1 << 53) - 1;
+
+/// The hash tag of a budget's keys: its org selector's value, or `global`.
+pub fn budget_tag(b: &Budget) -> String {
+    b.scopes
+        .iter()
+        .find(|s| s.kind() == ScopeKind::Org)
+        .map_or_else(|| "global".to_owned(), |s| s.value().to_owned())
+}
+
+/// The hash tag of a request's own keys: its org scope's value, or `global`.
+pub fn request_tag(scopes: &[Scope]) -> String {
+    scopes
+        .iter()
+        .find(|s| s.kind() == ScopeKind::Org)
+        .map_or_else(|| "global".to_owned(), |s| s.value().to_owned())
+}
+
+/// The window of `b` holding `now`, and the store line for it. Counters live on for a grace
+/// period after the window (its own length, between one minute and one day) so that late
+/// settlements and reports still find them.
+pub fn line_for(b: &Budget, now: DateTime<Utc>) -> (Line, Window) {
+    let window = b.period.window(now, b.timezone);
+    let expire_at_ms = window.end.map(|end| {
+        let len_ms = (end - window.start).num_milliseconds();
+        end.timestamp_millis() + len_ms.clamp(60_000, 86_400_000)
+    });
+    let line = Line {
+        budget_id: b.id.clone(),
+        tag: budget_tag(b),
+        window_index: window.index,
+        expire_at_ms,
+        limit_nanos: b.limit.map(NanoUsd::nanos),
+        limit_tokens: b.limit_tokens.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+        limit_requests: b
+            .limit_requests
+            .map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+        enforce: b.enforcement != Enforcement::Shadow,
+        suspend_on_exceed: b.suspend_on_exceed,
+        thresholds_pct: b.thresholds_pct.clone(),
+    };
+    (line, window)
+}
+
+/// Checks a request id: 1-128 bytes, no whitespace or control characters.
+pub fn check_request_id(field: &str, id: &str) -> Result<(), AdmissionError> {
+    if id.is_empty()
+        || id.len() > MAX_REQUEST_ID_LEN
+        || id.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            field,
+            "must be 1-128 bytes without whitespace or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The price-table id of `model`, or the name as given when the table does not know it.
+fn model_id(snap: &Snapshot, model: &str) -> String {
+    snap.prices
+        .resolve(model)
+        .map_or_else(|| model.to_owned(), |m| m.id().to_owned())
+}
+
+fn matching<'a>(snap: &'a Snapshot, scopes: &[Scope], model: &str) -> Vec<&'a Arc<Budget>> {
+    snap.budgets
+        .iter()
+        .filter(|b| b.matches(scopes, model))
+        .collect()
+}
+
+struct Attempt {
+    budgets: Vec<Arc<Budget>>,
+    windows: Vec<Window>,
+    outcome: ReserveOutcome,
+}
+
+/// Everything a reserve needs besides the store.
+pub struct Admission<'a> {
+    /// The store.
+    pub store: &'a dyn Store,
+    /// Budgets, switches and prices.
+    pub snap: &'a Snapshot,
+    /// Timings.
+    pub settings: AdmissionSettings,
+    /// The current time.
+    pub now: DateTime<Utc>,
+}
+
+impl Admission<'_> {
+    async fn attempt(
+        &self,
+        req: &ReserveRequest,
+        model: &str,
+        cost: i64,
+    ) -> Result<Attempt, AdmissionError> {
+        let budgets: Vec<Arc<Budget>> = matching(self.snap, &req.scopes, model)
+            .into_iter()
+            .cloned()
+            .collect();
+        let (lines, windows): (Vec<Line>, Vec<Window>) =
+            budgets.iter().map(|b| line_for(b, self.now)).unzip();
+        let tokens = req
+            .estimated_input_tokens
+            .saturating_add(req.max_output_tokens);
+        let op = ReserveOp {
+            request_id: req.request_id.clone(),
+            request_tag: request_tag(&req.scopes),
+            lines,
+            cost_nanos: cost,
+            tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
+            now_ms: self.now.timestamp_millis(),
+            reservation_ttl_ms: self.settings.reservation_ttl_ms,
+            record_ttl_ms: self.settings.record_ttl_ms,
+        };
+        let outcome = self.store.reserve(&op).await?;
+        Ok(Attempt {
+            budgets,
+            windows,
+            outcome,
+        })
+    }
+
+    /// The estimate of the same call on `target`: same input and output token counts.
+    fn reprice(&self, req: &ReserveRequest, target: &str) -> Option<i64> {
+        let usage = Usage {
+            uncached_input_tokens: req.estimated_input_tokens,
+            output_tokens: req.max_output_tokens,
+            ..Usage::default()
+        };
+        self.snap
+            .prices
+            .cost(target, &usage, self.now)
+            .ok()
+            .map(|c| c.total.nanos())
+    }
+
+    /// Decides one reserve request.
+    pub async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveResponse, AdmissionError> {
+        check_request_id("request_id", &req.request_id)?;
+        if req.estimated_cost.nanos() < 0 {
+            return Err(invalid("estimated_cost", "must not be negative"));
+        }
+        let mut model = model_id(self.snap, &req.model);
+        let mut cost = req.estimated_cost.nanos();
+        let mut forced: Option<(String, String)> = None;
+        for scope in req.scopes.iter().chain(std::iter::once(&Scope::global())) {
+            let Some(switch) = self.snap.switches.get(scope) else {
+                continue;
+            };
+            match (switch.mode, &switch.model) {
+                (SwitchMode::DenyAll, _) => {
+                    return Ok(ReserveResponse::Deny {
+                        budget_id: format!("emergency:{scope}"),
+                        reason: DenyReason::Emergency,
+                        remaining: NanoUsd::ZERO,
+                        retry_after_secs: None,
+                        fail_mode: FailMode::Closed,
+                    });
+                }
+                (SwitchMode::DowngradeAll, Some(target)) if forced.is_none() => {
+                    let target = model_id(self.snap, target);
+                    if target != model {
+                        cost = self.reprice(req, &target).unwrap_or(cost);
+                        model = target.clone();
+                        forced = Some((format!("emergency:{scope}"), target));
+                    }
+                }
+                (SwitchMode::DowngradeAll, _) => {}
+            }
+        }
+        let first = self.attempt(req, &model, cost).await?;
+        let refused = match &first.outcome {
+            ReserveOutcome::Refused { line, reason, .. } => Some((*line, *reason)),
+            _ => None,
+        };
+        let Some((line, reason)) = refused else {
+            return Ok(self.admitted(first, forced));
+        };
+        // A downgrade budget refusing for a limit (not a suspension) offers a cheaper model.
+        let binding = first.budgets.get(line).cloned();
+        let target = binding
+            .as_ref()
+            .filter(|_| matches!(reason, DenyReason::Usd | DenyReason::Tokens))
+            .and_then(|b| b.downgrade_target(&model).map(|t| model_id(self.snap, t)));
+        if let (Some(b), Some(target)) = (binding, target)
+            && let Some(cheaper) = self.reprice(req, &target)
+        {
+            let second = self.attempt(req, &target, cheaper).await?;
+            if !matches!(second.outcome, ReserveOutcome::Refused { .. }) {
+                return Ok(self.admitted(second, Some((b.id.clone(), target))));
+            }
+            return Ok(self.denied(second));
+        }
+        Ok(self.denied(first))
+    }
+
+    fn admitted(&self, a: Attempt, downgrade: Option<(String, String)>) -> ReserveResponse {
+        let remaining = match &a.outcome {
+            ReserveOutcome::Reserved {
+                counters,
+                shadow_over,
+            } => {
+                for &i in shadow_over {
+                    if let Some(b) = a.budgets.get(i) {
+                        metrics::counter!("tollgate_shadow_over_total").increment(1);
+                        tracing::info!(budget = %b.id, "shadow budget would have refused");
+                    }
+                }
+                a.budgets
+                    .iter()
+                    .zip(counters)
+                    .filter(|(b, _)| b.enforcement != Enforcement::Shadow)
+                    .filter_map(|(b, c)| b.limit.map(|l| c.remaining_nanos(l.nanos())))
+                    .min()
+                    .map(NanoUsd)
+            }
+            _ => None,
+        };
+        match downgrade {
+            Some((budget_id, model)) => ReserveResponse::Downgrade {
+                budget_id,
+                model,
+                remaining,
+            },
+            None => ReserveResponse::Allow {
+                remaining,
+                stream_cutoff: None,
+            },
+        }
+    }
+
+    fn denied(&self, a: Attempt) -> ReserveResponse {
+        let ReserveOutcome::Refused {
+            line,
+            reason,
+            counters,
+        } = a.outcome
+        else {
+            return self.admitted(a, None);
+        };
+        let (Some(b), Some(w)) = (a.budgets.get(line), a.windows.get(line)) else {
+            return ReserveResponse::Allow {
+                remaining: None,
+                stream_cutoff: None,
+            };
+        };
+        let remaining = match (reason, b.limit) {
+            (DenyReason::Usd, Some(l)) => NanoUsd(counters.remaining_nanos(l.nanos())),
+            _ => NanoUsd::ZERO,
+        };
+        ReserveResponse::Deny {
+            budget_id: b.id.clone(),
+            reason,
+            remaining,
+            // A suspended budget opens only when an admin reopens it.
+            retry_after_secs: match reason {
+                DenyReason::Suspended => None,
+                _ => w.secs_until_end(self.now),
+            },
+            fail_mode: b.fail_mode,
+        }
+    }
+
+    /// Charges a batch of settlements; replays count as duplicates.
+    pub async fn settle(&self, batch: &SettleBatch) -> Result<SettleResponse, AdmissionError> {
+        if batch.settlements.len() > MAX_SETTLE_BATCH {
+            return Err(invalid(
+                "settlements",
+                format!("at most {MAX_SETTLE_BATCH} per batch"),
+            ));
+        }
+        for (i, s) in batch.settlements.iter().enumerate() {
+            check_request_id(&format!("settlements[{i}].request_id"), &s.request_id)?;
+            if s.cost.nanos() < 0 {
+                return Err(invalid(
+                    format!("settlements[{i}].cost"),
+                    "must not be negative",
+                ));
+            }
+        }
+        let mut out = SettleResponse::default();
+        for s in &batch.settlements {
+            match self.store.settle(&self.settle_op(s)).await? {
+                SettleOutcome::Applied { alerts } => {
+                    out.applied += 1;
+                    for a in alerts {
+                        metrics::counter!("tollgate_threshold_alerts_total").increment(1);
+                        tracing::warn!(
+                            budget = %a.budget_id,
+                            threshold_pct = a.threshold_pct,
+                            spent_nanos = a.spent_nanos,
+                            "budget threshold crossed"
+                        );
+                    }
+                }
+                SettleOutcome::Duplicate => out.duplicates += 1,
+            }
+        }
+        Ok(out)
+    }
+
+    fn settle_op(&self, s: &Settlement) -> SettleOp {
+        let model = model_id(self.snap, &s.model);
+        let lines = matching(self.snap, &s.scopes, &model)
+            .into_iter()
+            .map(|b| line_for(b, self.now).0)
+            .collect();
+        SettleOp {
+            request_id: s.request_id.clone(),
+            request_tag: request_tag(&s.scopes),
+            lines,
+            cost_nanos: s.cost.nanos(),
+            tokens: i64::try_from(s.usage.total_tokens()).unwrap_or(i64::MAX),
+            now_ms: self.now.timestamp_millis(),
+            dedupe_ttl_ms: self.settings.dedupe_ttl_ms,
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! `POST /v1/admission/reserve` and `POST /v1/admission/settle`: the data-plane API the
+//! filter calls (wire types from `tollgate_model::wire::v1`).
+
+use axum::Json;
+use axum::extract::State;
+use tollgate_model::wire::v1::{ReserveRequest, ReserveResponse, SettleBatch, SettleResponse};
+
+use super::error::ApiError;
+use super::json::JsonBody;
+use crate::admission::Admission;
+use crate::state::AppState;
+
+fn outcome_label(r: &ReserveResponse) -> &'static str {
+    match r {
+        ReserveResponse::Allow { .. } => "allow",
+        ReserveResponse::Downgrade { .. } => "downgrade",
+        ReserveResponse::Deny { .. } => "deny",
+    }
+}
+
+/// Reserve a call's estimate against every matching budget.
+#[utoipa::path(
+    post, path = "/v1/admission/reserve", tag = "admission",
+    request_body(content = Object, description = "wire::v1::ReserveRequest"),
+    responses(
+        (status = 200, description = "Decision: allow, downgrade or deny (wire::v1::ReserveResponse)", body = Object),
+        (status = 400, description = "invalid_json / invalid_field", body = super::error::ErrorBody),
+        (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
+        (status = 403, description = "forbidden (admin token)", body = super::error::ErrorBody),
+        (status = 413, description = "payload_too_large", body = super::error::ErrorBody),
+        (status = 503, description = "store_unavailable: apply the budget's fail mode", body = super::error::ErrorBody),
+    ),
+    security(("dataplane" = []))
+)]
+pub async fn reserve(
+    State(state): State<AppState>,
+    JsonBody(req): JsonBody<ReserveRequest>,
+) -> Result<Json<ReserveResponse>, ApiError> {
+    let snap = state.catalog.snapshot(state.store.as_ref()).await?;
+    let adm = Admission {
+        store: state.store.as_ref(),
+        snap: &snap,
+        settings: state.settings,
+        now: state.now(),
+    };
+    let resp = adm.reserve(&req).await?;
+    metrics::counter!("tollgate_admission_total", "outcome" => outcome_label(&resp)).increment(1);
+    Ok(Json(resp))
+}
+
+/// Settle a batch of calls with their actual cost, idempotently by request id.
+#[utoipa::path(
+    post, path = "/v1/admission/settle", tag = "admission",
+    request_body(content = Object, description = "wire::v1::SettleBatch"),
+    responses(
+        (status = 200, description = "wire::v1::SettleResponse: applied and duplicate counts", body = Object),
+        (status = 400, description = "invalid_json / invalid_field", body = super::error::ErrorBody),
+        (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
+        (status = 403, description = "forbidden", body = super::error::ErrorBody),
+        (status = 413, description = "payload_too_large", body = super::error::ErrorBody),
+        (status = 503, description = "store_unavailable: retry the whole batch later (replays are harmless)", body = super::error::ErrorBody),
+    ),
+    security(("dataplane" = []))
+)]
+pub async fn settle(
+    State(state): State<AppState>,
+    JsonBody(batch): JsonBody<SettleBatch>,
+) -> Result<Json<SettleResponse>, ApiError> {
+    let snap = state.catalog.snapshot(state.store.as_ref()).await?;
+    let adm = Admission {
+        store: state.store.as_ref(),
+        snap: &snap,
+        settings: state.settings,
+        now: state.now(),
+    };
+    let resp = adm.settle(&batch).await?;
+    metrics::counter!("tollgate_settlements_total", "result" => "applied")
+        .increment(u64::from(resp.applied));
+    metrics::counter!("tollgate_settlements_total", "result" => "duplicate")
+        .increment(u64::from(resp.duplicates));
+    Ok(Json(resp))
+}

@@ -1,0 +1,150 @@
+//! The HTTP API: routes, auth layers, the OpenAPI document, and helpers shared by handlers.
+
+pub mod admission;
+pub mod budgets;
+pub mod emergency;
+pub mod error;
+pub mod json;
+pub mod ops;
+pub mod prices;
+pub mod views;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use axum::http::header::IF_MATCH;
+use axum::routing::{get, post, put};
+use axum::{Json, Router, middleware};
+use utoipa::OpenApi;
+
+use crate::auth::{require_admin, require_dataplane};
+use crate::state::AppState;
+use crate::store::{Expect, WriteConflict};
+use error::ApiError;
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tollgate control plane", description = "Budgets, prices and admission for LLM traffic. Money is integer nano-USD (1e-9 USD)."),
+    paths(
+        admission::reserve, admission::settle,
+        budgets::create, budgets::list, budgets::get, budgets::update, budgets::delete,
+        budgets::reset, budgets::reopen, budgets::usage,
+        prices::put, prices::get,
+        emergency::put, emergency::delete, emergency::list,
+        ops::healthz, ops::readyz, ops::metrics, ops::alerts, ops::audit,
+    ),
+    components(schemas(views::BudgetView, views::BudgetPage, views::UsageView, views::PriceView,
+        views::SwitchView, views::ReopenView, error::ErrorBody, error::ErrorDetail,
+        crate::catalog::Switch, crate::catalog::SwitchMode, crate::store::AlertEvent)),
+    modifiers(&Security),
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let bearer =
+            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("admin", bearer());
+        components.add_security_scheme("dataplane", bearer());
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// Every route, with its auth layer, body limit and metrics.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/v1/budgets", post(budgets::create).get(budgets::list))
+        .route(
+            "/v1/budgets/{id}",
+            get(budgets::get)
+                .put(budgets::update)
+                .delete(budgets::delete),
+        )
+        .route("/v1/budgets/{id}/reset", post(budgets::reset))
+        .route("/v1/budgets/{id}/reopen", post(budgets::reopen))
+        .route("/v1/usage/{scope}", get(budgets::usage))
+        .route("/v1/prices/{model}", put(prices::put).get(prices::get))
+        .route("/v1/emergency", get(emergency::list))
+        .route(
+            "/v1/emergency/{scope}",
+            put(emergency::put).delete(emergency::delete),
+        )
+        .route("/v1/alerts", get(ops::alerts))
+        .route("/v1/audit", get(ops::audit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let dataplane = Router::new()
+        .route(
+            tollgate_model::wire::v1::RESERVE_PATH,
+            post(admission::reserve),
+        )
+        .route(
+            tollgate_model::wire::v1::SETTLE_PATH,
+            post(admission::settle),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_dataplane,
+        ));
+    let open = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/v1/openapi.json", get(openapi));
+    Router::new()
+        .merge(admin)
+        .merge(dataplane)
+        .merge(open)
+        .fallback(|| async { ApiError::NotFound("route".into()) })
+        .layer(DefaultBodyLimit::max(state.body_limit_bytes))
+        .layer(middleware::from_fn(crate::metrics::track))
+        .with_state(state)
+}
+
+/// `If-Match: "<version>"` → the version expected; `*` or absent → must exist.
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Expect, ApiError> {
+    let Some(raw) = headers.get(IF_MATCH) else {
+        return Ok(Expect::Exists);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("If-Match is not ASCII".into()))?
+        .trim();
+    if raw == "*" {
+        return Ok(Expect::Exists);
+    }
+    raw.trim_start_matches("W/")
+        .trim_matches('"')
+        .parse()
+        .map(Expect::Version)
+        .map_err(|_| ApiError::BadRequest(format!("If-Match {raw:?} is not a version ETag")))
+}
+
+/// A write conflict as the API reports it.
+pub(crate) fn conflict(c: WriteConflict, what: &str) -> ApiError {
+    match c {
+        WriteConflict::AlreadyExists => ApiError::AlreadyExists(what.to_owned()),
+        WriteConflict::Missing => ApiError::NotFound(what.to_owned()),
+        WriteConflict::VersionMismatch { current } => ApiError::PreconditionFailed { current },
+    }
+}
+
+/// Records an admin change. A failed audit write is logged, not fatal: the change is done.
+pub(crate) async fn audit(state: &AppState, action: &str, target: &str, detail: serde_json::Value) {
+    let record = serde_json::json!({
+        "at": state.now().to_rfc3339(),
+        "action": action,
+        "target": target,
+        "detail": detail,
+    });
+    tracing::info!(action, target, "audit");
+    if let Err(e) = state.store.audit(&record.to_string()).await {
+        tracing::error!(error = %e, action, target, "audit record not written");
+    }
+}

@@ -1,0 +1,351 @@
+//! Admission benchmark: reserve + settle through the admission layer with 3 matching
+//! budgets, on the Redis store (a real `redis-server` started on a free loopback port) and
+//! on the memory store, at concurrency 1, 16 and 64, on ONE service core (a current-thread
+//! runtime). Redis CPU per call comes from `INFO commandstats` (`usec_per_call` of EVALSHA).
+//!
+//! Run: `cargo run --release -p tollgate-control-plane --bin tollgate-bench-admission
+//! [-- --secs 3 --redis-server /usr/bin/redis-server]`
+
+// Rates and latencies are timing statistics, not money.
+#![allow(clippy::float_arithmetic)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tollgate_control_plane::admission::{Admission, AdmissionSettings};
+use tollgate_control_plane::catalog::{Catalog, Snapshot};
+use tollgate_control_plane::store::memory::MemoryStore;
+use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
+use tollgate_control_plane::store::{Collection, Expect, Store};
+use tollgate_model::NanoUsd;
+use tollgate_model::usage::Usage;
+use tollgate_model::wire::v1::{ReserveRequest, ReserveResponse, SettleBatch, Settlement};
+
+const BUDGETS: [&str; 3] = [
+    r#"{"id":"org","scopes":["org:acme"],"limit_usd":"9000000","period":"monthly"}"#,
+    r#"{"id":"team","scopes":["team:a"],"limit_usd":"9000000","period":"daily","enforcement":{"downgrade":{"gpt-5":"gpt-5-mini"}}}"#,
+    r#"{"id":"user-rate","scopes":["user:u"],"limit_requests":1000000000,"period":{"seconds":60}}"#,
+];
+
+struct Args {
+    secs: u64,
+    redis_server: String,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        secs: 3,
+        redis_server: "/usr/bin/redis-server".into(),
+    };
+    let v: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i + 1 < v.len() {
+        match v[i].as_str() {
+            "--secs" => a.secs = v[i + 1].parse().unwrap_or(3),
+            "--redis-server" => a.redis_server = v[i + 1].clone(),
+            _ => {}
+        }
+        i += 2;
+    }
+    a
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::<Utc>::from(std::time::SystemTime::now())
+}
+
+fn request(id: &str) -> ReserveRequest {
+    ReserveRequest {
+        request_id: id.to_owned(),
+        scopes: ["org:acme", "team:a", "user:u"]
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+        model: "gpt-5".into(),
+        provider: "openai".into(),
+        estimated_cost: NanoUsd(12_000_000),
+        estimated_input_tokens: 1000,
+        max_output_tokens: 1000,
+        at_unix_ms: 0,
+    }
+}
+
+fn settlement(id: &str) -> SettleBatch {
+    let r = request(id);
+    SettleBatch {
+        settlements: vec![Settlement {
+            request_id: r.request_id,
+            scopes: r.scopes,
+            model: r.model,
+            provider: r.provider,
+            cost: NanoUsd(6_000_000),
+            usage: Usage {
+                uncached_input_tokens: 1000,
+                output_tokens: 400,
+                ..Usage::default()
+            },
+            reserved: true,
+            at_unix_ms: 0,
+        }],
+    }
+}
+
+struct Level {
+    reserves: u64,
+    secs: f64,
+    reserve_us: Vec<u64>,
+    pair_us: Vec<u64>,
+}
+
+fn pct(sorted: &[u64], p: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+async fn run_level(
+    store: Arc<dyn Store>,
+    snap: Arc<Snapshot>,
+    concurrency: usize,
+    secs: u64,
+    settle: bool,
+    tag: &str,
+) -> Level {
+    let started = Instant::now();
+    let stop = started + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let (store, snap, tag) = (store.clone(), snap.clone(), tag.to_owned());
+        tasks.push(tokio::task::spawn_local(async move {
+            let mut reserve_us = Vec::new();
+            let mut pair_us = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < stop {
+                let id = format!("{tag}-{t}-{n}");
+                n += 1;
+                let adm = Admission {
+                    store: store.as_ref(),
+                    snap: &snap,
+                    settings: AdmissionSettings::default(),
+                    now: now(),
+                };
+                let t0 = Instant::now();
+                match adm.reserve(&request(&id)).await {
+                    Ok(ReserveResponse::Allow { .. }) => {}
+                    other => {
+                        eprintln!("unexpected reserve answer: {other:?}");
+                        break;
+                    }
+                }
+                let t1 = Instant::now();
+                reserve_us.push((t1 - t0).as_micros() as u64);
+                if settle {
+                    if let Err(e) = adm.settle(&settlement(&id)).await {
+                        eprintln!("settle failed: {e}");
+                        break;
+                    }
+                    pair_us.push(t0.elapsed().as_micros() as u64);
+                }
+            }
+            (reserve_us, pair_us)
+        }));
+    }
+    let mut level = Level {
+        reserves: 0,
+        secs: 0.0,
+        reserve_us: Vec::new(),
+        pair_us: Vec::new(),
+    };
+    for t in tasks {
+        if let Ok((r, p)) = t.await {
+            level.reserve_us.extend(r);
+            level.pair_us.extend(p);
+        }
+    }
+    level.secs = started.elapsed().as_secs_f64();
+    level.reserves = level.reserve_us.len() as u64;
+    level.reserve_us.sort_unstable();
+    level.pair_us.sort_unstable();
+    level
+}
+
+fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64)>) {
+    let rate = l.reserves as f64 / l.secs;
+    let redis = redis_us
+        .map(|(u, calls)| format!("{u:>8.2} us/evalsha ({calls} calls)"))
+        .unwrap_or_default();
+    println!(
+        "{name:<24} c={c:<3} {rate:>10.0} reserve/s  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
+        pct(&l.reserve_us, 50),
+        pct(&l.reserve_us, 99),
+        pct(&l.pair_us, 50),
+        pct(&l.pair_us, 99),
+    );
+}
+
+/// (usec_per_call, calls) of EVALSHA since the last CONFIG RESETSTAT.
+fn evalsha_stats(conn: &mut redis::Connection) -> Option<(f64, u64)> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).ok()?;
+    let line = info.lines().find(|l| l.starts_with("cmdstat_evalsha:"))?;
+    let field = |k: &str| {
+        line.split([':', ','])
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_owned))
+    };
+    Some((
+        field("usec_per_call")?.parse().ok()?,
+        field("calls")?.parse().ok()?,
+    ))
+}
+
+async fn setup(store: &Arc<dyn Store>) -> Result<Arc<Snapshot>, String> {
+    for b in BUDGETS {
+        let spec: serde_json::Value = serde_json::from_str(b).map_err(|e| e.to_string())?;
+        let id = spec["id"].as_str().unwrap_or_default().to_owned();
+        let _ = store
+            .put_doc(Collection::Budgets, &id, b, Expect::Absent)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let shipped = tollgate_model::PriceTable::shipped().map_err(|e| e.to_string())?;
+    Catalog::new(shipped, Duration::from_secs(3600))
+        .snapshot(store.as_ref())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn bench(a: Args) -> Result<(), String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let _server = Server(
+        Command::new(&a.redis_server)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e} (install redis-server)", a.redis_server))?,
+    );
+    let url = format!("redis://127.0.0.1:{port}/");
+    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match client.get_connection() {
+            Ok(c) => break c,
+            Err(e) if Instant::now() > deadline => return Err(e.to_string()),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    let redis: Arc<dyn Store> = Arc::new(
+        RedisStore::new(&RedisConfig {
+            url,
+            key_prefix: "bench".into(),
+            timeout_ms: 2_000,
+        })
+        .map_err(|e| e.to_string())?,
+    );
+    let snap = setup(&redis).await?;
+    println!(
+        "3 matching budgets (org monthly USD, team daily USD downgrade, user 60 s request rate); one service core; {} s per level",
+        a.secs
+    );
+    // Warm up: loads the scripts.
+    run_level(redis.clone(), snap.clone(), 4, 1, true, "warm").await;
+    for c in [1, 16, 64] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut conn)
+            .map_err(|e| e.to_string())?;
+        let l = run_level(
+            redis.clone(),
+            snap.clone(),
+            c,
+            a.secs,
+            true,
+            &format!("rs{c}"),
+        )
+        .await;
+        print_level("redis reserve+settle", c, &l, evalsha_stats(&mut conn));
+    }
+    for c in [16, 64] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut conn)
+            .map_err(|e| e.to_string())?;
+        let l = run_level(
+            redis.clone(),
+            snap.clone(),
+            c,
+            a.secs,
+            false,
+            &format!("ro{c}"),
+        )
+        .await;
+        print_level("redis reserve only", c, &l, evalsha_stats(&mut conn));
+    }
+    let used: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut conn)
+        .unwrap_or_default();
+    if let Some(m) = used.lines().find(|l| l.starts_with("used_memory_human")) {
+        println!("redis {m}");
+    }
+    let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let msnap = setup(&memory).await?;
+    for c in [1, 16, 64] {
+        let l = run_level(
+            memory.clone(),
+            msnap.clone(),
+            c,
+            a.secs,
+            true,
+            &format!("m{c}"),
+        )
+        .await;
+        print_level("memory reserve+settle", c, &l, None);
+    }
+    let l = run_level(memory.clone(), msnap.clone(), 16, a.secs, false, "mo").await;
+    print_level("memory reserve only", 16, &l, None);
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    match local.block_on(&rt, bench(args())) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

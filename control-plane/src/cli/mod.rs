@@ -1,0 +1,365 @@
+//! The `tollgate` command line: `serve` runs the service; the other subcommands are an
+//! admin client of its REST API.
+
+mod client;
+mod output;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// The API's JSON, pretty-printed, for scripts.
+    Json,
+}
+
+/// Tollgate: LLM cost governance at the gateway.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version)]
+pub struct Cli {
+    /// Control-plane base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "TOLLGATE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    url: String,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control-plane service.
+    Serve {
+        /// Config file (TOML, or JSON when it ends in .json).
+        #[arg(long, env = "TOLLGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Manage budgets.
+    #[command(subcommand)]
+    Budget(BudgetCmd),
+    /// Manage price overrides.
+    #[command(subcommand)]
+    Price(PriceCmd),
+    /// Current usage of every budget on a scope.
+    Usage {
+        /// A scope such as team:a.
+        scope: String,
+    },
+    /// Emergency switches.
+    #[command(subcommand)]
+    Emergency(EmergencyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum BudgetCmd {
+    /// Create a budget from a JSON file (`-` for stdin).
+    Create {
+        /// The BudgetSpec JSON.
+        #[arg(long, short)]
+        file: PathBuf,
+    },
+    /// List budgets.
+    List {
+        /// Only budgets on this scope.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Cursor from the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show a budget and its current window.
+    Show {
+        /// Budget id.
+        id: String,
+    },
+    /// Replace a budget from a JSON file.
+    Update {
+        /// Budget id.
+        id: String,
+        /// The BudgetSpec JSON.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Only if still at this version.
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    /// Delete a budget.
+    Delete {
+        /// Budget id.
+        id: String,
+        /// Only if still at this version.
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    /// Zero a budget's current window (audited).
+    Reset {
+        /// Budget id.
+        id: String,
+    },
+    /// Reopen a suspended budget (audited).
+    Reopen {
+        /// Budget id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PriceCmd {
+    /// Set a model's prices from a price-file entry (JSON file).
+    Set {
+        /// Model id.
+        model: String,
+        /// The entry JSON.
+        #[arg(long, short)]
+        file: PathBuf,
+    },
+    /// Show the prices in force for a model.
+    Show {
+        /// Model name.
+        model: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    DenyAll,
+    DowngradeAll,
+}
+
+#[derive(Debug, Subcommand)]
+enum EmergencyCmd {
+    /// Switch a scope to deny-all or downgrade-all.
+    Set {
+        /// Scope.
+        scope: String,
+        /// Mode.
+        #[arg(long, value_enum)]
+        mode: Mode,
+        /// Target model (downgrade-all).
+        #[arg(long)]
+        model: Option<String>,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a scope's switch.
+    Clear {
+        /// Scope.
+        scope: String,
+    },
+    /// List active switches.
+    List,
+}
+
+/// Entry point of the `tollgate` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tollgate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config } => serve::serve(config).await,
+            other => admin(&cli.url, cli.output, other).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_json(path: &PathBuf) -> Result<serde_json::Value, String> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("stdin: {e}"))?
+    } else {
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn admin(url: &str, out: Output, cmd: Command) -> Result<(), String> {
+    use reqwest::Method;
+    let c = client::Client::from_env(url)?;
+    let enc = |s: &str| s.replace('/', "%2F");
+    let (value, kind) = match cmd {
+        Command::Serve { .. } => return Ok(()),
+        Command::Budget(b) => match b {
+            BudgetCmd::Create { file } => (
+                c.send(Method::POST, "/v1/budgets", Some(read_json(&file)?), None)
+                    .await?,
+                output::Kind::Budget,
+            ),
+            BudgetCmd::List {
+                scope,
+                limit,
+                cursor,
+            } => {
+                let mut q = format!("/v1/budgets?limit={limit}");
+                if let Some(s) = scope {
+                    q.push_str(&format!("&scope={s}"));
+                }
+                if let Some(cur) = cursor {
+                    q.push_str(&format!("&cursor={cur}"));
+                }
+                (
+                    c.send(Method::GET, &q, None, None).await?,
+                    output::Kind::BudgetPage,
+                )
+            }
+            BudgetCmd::Show { id } => (
+                c.send(
+                    Method::GET,
+                    &format!("/v1/budgets/{}", enc(&id)),
+                    None,
+                    None,
+                )
+                .await?,
+                output::Kind::Budget,
+            ),
+            BudgetCmd::Update { id, file, if_match } => (
+                c.send(
+                    Method::PUT,
+                    &format!("/v1/budgets/{}", enc(&id)),
+                    Some(read_json(&file)?),
+                    if_match,
+                )
+                .await?,
+                output::Kind::Budget,
+            ),
+            BudgetCmd::Delete { id, if_match } => (
+                c.send(
+                    Method::DELETE,
+                    &format!("/v1/budgets/{}", enc(&id)),
+                    None,
+                    if_match,
+                )
+                .await?,
+                output::Kind::Done,
+            ),
+            BudgetCmd::Reset { id } => (
+                c.send(
+                    Method::POST,
+                    &format!("/v1/budgets/{}/reset", enc(&id)),
+                    None,
+                    None,
+                )
+                .await?,
+                output::Kind::Usage,
+            ),
+            BudgetCmd::Reopen { id } => (
+                c.send(
+                    Method::POST,
+                    &format!("/v1/budgets/{}/reopen", enc(&id)),
+                    None,
+                    None,
+                )
+                .await?,
+                output::Kind::Object,
+            ),
+        },
+        Command::Price(p) => match p {
+            PriceCmd::Set { model, file } => (
+                c.send(
+                    Method::PUT,
+                    &format!("/v1/prices/{}", enc(&model)),
+                    Some(read_json(&file)?),
+                    None,
+                )
+                .await?,
+                output::Kind::Object,
+            ),
+            PriceCmd::Show { model } => (
+                c.send(
+                    Method::GET,
+                    &format!("/v1/prices/{}", enc(&model)),
+                    None,
+                    None,
+                )
+                .await?,
+                output::Kind::Object,
+            ),
+        },
+        Command::Usage { scope } => (
+            c.send(
+                Method::GET,
+                &format!("/v1/usage/{}", enc(&scope)),
+                None,
+                None,
+            )
+            .await?,
+            output::Kind::UsageList,
+        ),
+        Command::Emergency(e) => match e {
+            EmergencyCmd::Set {
+                scope,
+                mode,
+                model,
+                reason,
+            } => {
+                let mode = match mode {
+                    Mode::DenyAll => "deny_all",
+                    Mode::DowngradeAll => "downgrade_all",
+                };
+                let mut body = serde_json::json!({ "mode": mode });
+                if let Some(m) = model {
+                    body["model"] = m.into();
+                }
+                if let Some(r) = reason {
+                    body["reason"] = r.into();
+                }
+                (
+                    c.send(
+                        Method::PUT,
+                        &format!("/v1/emergency/{}", enc(&scope)),
+                        Some(body),
+                        None,
+                    )
+                    .await?,
+                    output::Kind::Object,
+                )
+            }
+            EmergencyCmd::Clear { scope } => (
+                c.send(
+                    Method::DELETE,
+                    &format!("/v1/emergency/{}", enc(&scope)),
+                    None,
+                    None,
+                )
+                .await?,
+                output::Kind::Done,
+            ),
+            EmergencyCmd::List => (
+                c.send(Method::GET, "/v1/emergency", None, None).await?,
+                output::Kind::Object,
+            ),
+        },
+    };
+    print!("{}", output::render(out, kind, &value));
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Rendering API answers as a table or as JSON.
+
+use serde_json::Value;
+
+use super::Output;
+
+/// What the answer is, for table rendering.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A BudgetView.
+    Budget,
+    /// A BudgetPage.
+    BudgetPage,
+    /// A UsageView.
+    Usage,
+    /// A list of UsageView.
+    UsageList,
+    /// Anything else: key/value lines.
+    Object,
+    /// No body.
+    Done,
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(headers.iter().map(|h| (*h).to_owned()).collect());
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+const USAGE_HEADERS: [&str; 7] = [
+    "BUDGET",
+    "SPENT_USD",
+    "REMAINING_USD",
+    "REQUESTS",
+    "TOKENS",
+    "RESETS_AT",
+    "SUSPENDED",
+];
+
+fn usage_row(u: &Value) -> Vec<String> {
+    [
+        "budget_id",
+        "spent_usd",
+        "remaining_usd",
+        "requests",
+        "tokens",
+        "resets_at",
+        "suspended",
+    ]
+    .iter()
+    .map(|k| cell(&u[*k]))
+    .collect()
+}
+
+fn key_values(v: &Value, prefix: &str, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                key_values(x, &key, out);
+            }
+        }
+        other => out.push_str(&format!("{prefix}: {}\n", cell(other))),
+    }
+}
+
+/// The text to print.
+pub fn render(out: Output, kind: Kind, v: &Value) -> String {
+    if out == Output::Json {
+        return format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+    match kind {
+        Kind::Done => "done\n".into(),
+        Kind::BudgetPage => {
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .map(|a| a.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .map(|b| {
+                    let s = &b["budget"];
+                    vec![
+                        cell(&s["id"]),
+                        s["scopes"]
+                            .as_array()
+                            .map(|a| a.iter().map(cell).collect::<Vec<_>>().join(","))
+                            .unwrap_or_default(),
+                        cell(&s["limit_usd"]),
+                        cell(&s["period"]),
+                        cell(&b["version"]),
+                    ]
+                })
+                .collect();
+            let mut t = table(&["ID", "SCOPES", "LIMIT_USD", "PERIOD", "VERSION"], &rows);
+            if let Some(c) = v["next_cursor"].as_str() {
+                t.push_str(&format!("next page: --cursor {c}\n"));
+            }
+            t
+        }
+        Kind::Usage => table(&USAGE_HEADERS, &[usage_row(v)]),
+        Kind::UsageList => {
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .map(|a| a.iter().map(usage_row).collect())
+                .unwrap_or_default();
+            table(&USAGE_HEADERS, &rows)
+        }
+        Kind::Budget | Kind::Object => {
+            let mut s = String::new();
+            key_values(v, "", &mut s);
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_lists_render_as_aligned_columns() {
+        let v = serde_json::json!([{ "budget_id": "team-a", "spent_usd": "1.5", "requests": 3 }]);
+        let t = render(Output::Table, Kind::UsageList, &v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("BUDGET  SPENT_USD"));
+        assert!(lines[1].starts_with("team-a  1.5"));
+    }
+}

@@ -1,0 +1,303 @@
+//! Service configuration: an optional file (TOML, or JSON when it ends in `.json`), then
+//! environment overrides. Unknown keys are refused, and errors name the file and the key.
+//!
+//! | env | overrides |
+//! |---|---|
+//! | `TOLLGATE_LISTEN` | `listen` |
+//! | `TOLLGATE_REDIS_URL`, else `REDIS_URL` | `redis_url` |
+//! | `TOLLGATE_ADMIN_TOKEN` (comma-separated) / `TOLLGATE_ADMIN_TOKEN_FILE` | `admin_tokens` / `admin_token_file` |
+//! | `TOLLGATE_DATAPLANE_TOKEN` / `TOLLGATE_DATAPLANE_TOKEN_FILE` | `dataplane_token` / `dataplane_token_file` |
+//! | `TOLLGATE_LOG_FORMAT` (`text`/`json`) | `log_format` |
+//! | `TOLLGATE_AUTH_DISABLED` (`true`) | `auth_disabled` |
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::admission::AdmissionSettings;
+use crate::auth::Auth;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The service's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Redis URL; none means the embedded in-memory store.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    pub redis_key_prefix: String,
+    /// Longest a Redis command may take before admission answers 503.
+    pub redis_timeout_ms: u64,
+    /// Admin bearer tokens.
+    pub admin_tokens: Vec<String>,
+    /// File holding admin tokens, one per line.
+    pub admin_token_file: Option<PathBuf>,
+    /// The data-plane bearer token.
+    pub dataplane_token: Option<String>,
+    /// File holding the data-plane token.
+    pub dataplane_token_file: Option<PathBuf>,
+    /// Turn authentication off (local development only).
+    pub auth_disabled: bool,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Largest request body, bytes.
+    pub body_limit_bytes: usize,
+    /// How long a reservation holds before it releases itself.
+    pub reservation_ttl_secs: u64,
+    /// How long a settled request id blocks replays.
+    pub settle_dedupe_secs: u64,
+    /// How long a replica trusts its cached budgets before reloading them.
+    pub budget_refresh_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "0.0.0.0:8080".into(),
+            redis_url: None,
+            redis_key_prefix: "tg".into(),
+            redis_timeout_ms: 250,
+            admin_tokens: Vec::new(),
+            admin_token_file: None,
+            dataplane_token: None,
+            dataplane_token_file: None,
+            auth_disabled: false,
+            log_format: LogFormat::Text,
+            body_limit_bytes: 1 << 20,
+            reservation_ttl_secs: 600,
+            settle_dedupe_secs: 3600,
+            budget_refresh_ms: 1000,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// A key is unknown, missing or of the wrong type, or a value breaks a rule.
+    #[error("{source_name}: config error, key '{key}': {message}")]
+    Invalid {
+        /// The file, or `env`.
+        source_name: String,
+        /// The key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(source_name: &str, key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        source_name: source_name.to_owned(),
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+impl Config {
+    /// Reads `file` (if any), then applies overrides from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            None => Config::default(),
+            Some(path) => Self::parse(&path.display().to_string(), &read(path)?, path)?,
+        };
+        if let Some(v) = env("TOLLGATE_LISTEN") {
+            config.listen = v;
+        }
+        if let Some(v) = env("TOLLGATE_REDIS_URL").or_else(|| env("REDIS_URL")) {
+            config.redis_url = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = env("TOLLGATE_ADMIN_TOKEN") {
+            config.admin_tokens = v.split(',').map(str::to_owned).collect();
+        }
+        if let Some(v) = env("TOLLGATE_ADMIN_TOKEN_FILE") {
+            config.admin_token_file = Some(v.into());
+        }
+        if let Some(v) = env("TOLLGATE_DATAPLANE_TOKEN") {
+            config.dataplane_token = Some(v);
+        }
+        if let Some(v) = env("TOLLGATE_DATAPLANE_TOKEN_FILE") {
+            config.dataplane_token_file = Some(v.into());
+        }
+        if let Some(v) = env("TOLLGATE_LOG_FORMAT") {
+            config.log_format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "text" => LogFormat::Text,
+                _ => {
+                    return Err(invalid(
+                        "env",
+                        "TOLLGATE_LOG_FORMAT",
+                        "must be text or json",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = env("TOLLGATE_AUTH_DISABLED") {
+            config.auth_disabled = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        Ok(config)
+    }
+
+    fn parse(source_name: &str, text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let value: serde_json::Value = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(text).map_err(|e| invalid(source_name, ".", e.to_string()))?
+        } else {
+            toml::from_str(text).map_err(|e| invalid(source_name, ".", e.message().to_owned()))?
+        };
+        serde_path_to_error::deserialize(value)
+            .map_err(|e| invalid(source_name, &e.path().to_string(), e.inner().to_string()))
+    }
+
+    /// The tokens, read from the configuration and token files.
+    pub fn auth(&self) -> Result<Auth, ConfigError> {
+        if self.auth_disabled {
+            return Ok(Auth::disabled());
+        }
+        let mut admin = self.admin_tokens.clone();
+        if let Some(f) = &self.admin_token_file {
+            admin.extend(read(f)?.lines().map(str::to_owned));
+        }
+        let mut dataplane: Vec<String> = self.dataplane_token.iter().cloned().collect();
+        if let Some(f) = &self.dataplane_token_file {
+            dataplane.extend(read(f)?.lines().map(str::to_owned));
+        }
+        let auth = Auth::new(admin, dataplane);
+        if !auth.has_tokens(crate::auth::Role::Admin) {
+            return Err(invalid(
+                "config",
+                "admin_tokens",
+                "no admin token: set TOLLGATE_ADMIN_TOKEN or TOLLGATE_ADMIN_TOKEN_FILE (or auth_disabled for local use)",
+            ));
+        }
+        if !auth.has_tokens(crate::auth::Role::DataPlane) {
+            return Err(invalid(
+                "config",
+                "dataplane_token",
+                "no data-plane token: set TOLLGATE_DATAPLANE_TOKEN or TOLLGATE_DATAPLANE_TOKEN_FILE",
+            ));
+        }
+        Ok(auth)
+    }
+
+    /// Admission timings from the configuration.
+    pub fn admission(&self) -> AdmissionSettings {
+        let ms = |s: u64| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let reservation = ms(self.reservation_ttl_secs.max(1));
+        AdmissionSettings {
+            reservation_ttl_ms: reservation,
+            // Keep the record well past the reservation so late settlements find their windows,
+            // and so the lazy release of an expired hold still finds it (docs/redis-keys.md).
+            record_ttl_ms: reservation.saturating_mul(6).max(86_400_000),
+            dedupe_ttl_ms: ms(self.settle_dedupe_secs.max(1)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn a_toml_file_is_read_and_env_overrides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1\"\nredis_url = \"redis://a/\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), env(&[("REDIS_URL", "redis://b/")])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:1");
+        assert_eq!(c.redis_url.as_deref(), Some("redis://b/"));
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("REDIS_URL", "redis://b/"),
+                ("TOLLGATE_REDIS_URL", "redis://c/"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://c/"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"listen":"x","redis_ulr":"y"}"#).unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("c.json") && e.contains("redis_ulr"), "{e}");
+        std::fs::write(&path, r#"{"redis_timeout_ms":"fast"}"#).unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("key 'redis_timeout_ms'"), "{e}");
+    }
+
+    #[test]
+    fn tokens_come_from_env_or_files_and_both_roles_are_required() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("admin");
+        std::fs::write(&f, "a1\na2\n").unwrap();
+        let c = Config::load(
+            None,
+            env(&[
+                ("TOLLGATE_ADMIN_TOKEN_FILE", f.to_str().unwrap()),
+                ("TOLLGATE_DATAPLANE_TOKEN", "dp"),
+            ]),
+        )
+        .unwrap();
+        let auth = c.auth().unwrap();
+        assert!(
+            auth.check(crate::auth::Role::Admin, Some("Bearer a2"))
+                .is_ok()
+        );
+        let c = Config::load(None, env(&[("TOLLGATE_ADMIN_TOKEN", "a")])).unwrap();
+        assert!(
+            c.auth()
+                .unwrap_err()
+                .to_string()
+                .contains("dataplane_token")
+        );
+        let c = Config::load(None, env(&[("TOLLGATE_AUTH_DISABLED", "true")])).unwrap();
+        assert!(c.auth().unwrap().is_disabled());
+    }
+}

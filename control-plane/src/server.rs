@@ -1,0 +1,21 @@
+//! The HTTP server: `run(listener, state, shutdown)` serves until `shutdown` resolves, then
+//! lets in-flight requests finish (tests bind port 0 and pass their own shutdown future).
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+use crate::state::AppState;
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::metrics::install();
+    let app = crate::api::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

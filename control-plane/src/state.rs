@@ -1,0 +1,54 @@
+//! Shared service state handed to every handler.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::admission::AdmissionSettings;
+use crate::auth::Auth;
+use crate::catalog::Catalog;
+use crate::store::Store;
+
+/// The clock, injected so tests can move time.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Cached budgets, switches and prices.
+    pub catalog: Arc<Catalog>,
+    /// Tokens.
+    pub auth: Arc<Auth>,
+    /// Admission timings.
+    pub settings: AdmissionSettings,
+    /// Largest request body accepted, bytes.
+    pub body_limit_bytes: usize,
+    /// The time source.
+    pub clock: Clock,
+}
+
+impl AppState {
+    /// State over `store` with the shipped prices and default settings; `refresh_ms` is how
+    /// long a cached budget snapshot is trusted.
+    pub fn new(store: Arc<dyn Store>, auth: Auth, refresh_ms: u64) -> Result<AppState, String> {
+        let shipped = tollgate_model::PriceTable::shipped().map_err(|e| e.to_string())?;
+        Ok(AppState {
+            store,
+            catalog: Arc::new(Catalog::new(
+                shipped,
+                std::time::Duration::from_millis(refresh_ms),
+            )),
+            auth: Arc::new(auth),
+            settings: AdmissionSettings::default(),
+            body_limit_bytes: 1 << 20,
+            clock: Arc::new(|| DateTime::<Utc>::from(std::time::SystemTime::now())),
+        })
+    }
+
+    /// The current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}

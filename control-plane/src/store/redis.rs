@@ -1,0 +1,478 @@
+//! The Redis store: counters, reservations and documents in Redis, changed only through the
+//! Lua scripts in `store/redis/` (run with EVALSHA; loaded on first use and again after a
+//! Redis restart empties the script cache). Key scheme: `docs/redis-keys.md`.
+//!
+//! Every Redis failure (refused, reset, timed out, still loading its AOF) becomes
+//! [`StoreError::Unavailable`]: the caller answers `503 store_unavailable`, never a guess.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Client, Script, Value};
+use tollgate_model::wire::v1::DenyReason;
+
+use super::{
+    ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
+    ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, Versioned, WriteConflict,
+};
+
+const COMMON_LUA: &str = include_str!("redis/common.lua");
+const RESERVE_LUA: &str = include_str!("redis/reserve.lua");
+const SETTLE_LUA: &str = include_str!("redis/settle.lua");
+const DOCS_LUA: &str = include_str!("redis/docs.lua");
+
+/// How to reach Redis.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://host:port/db` (plain TCP).
+    pub url: String,
+    /// Prefix of every key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// How long one command may take before the store reports itself unavailable.
+    pub timeout_ms: u64,
+}
+
+/// The Redis store.
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    reserve: Script,
+    settle: Script,
+    docs: Script,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    metrics::counter!("tollgate_store_errors_total", "store" => "redis").increment(1);
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: &str, v: &Value) -> StoreError {
+    StoreError::Corrupt(format!("{what}: unexpected reply {v:?}"))
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Okay => Some("OK".into()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => text(other)?.parse().ok(),
+    }
+}
+
+fn counters_at(items: &[Value], at: usize) -> Option<Counters> {
+    let n = |i: usize| items.get(at + i).and_then(int);
+    Some(Counters {
+        spent_nanos: n(0)?,
+        reserved_nanos: n(1)?,
+        tokens: n(2)?,
+        reserved_tokens: n(3)?,
+        requests: n(4)?,
+        threshold_pct: u16::try_from(n(5)?).ok()?,
+    })
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+impl RedisStore {
+    /// A store on `config.url`. Connects lazily: the service starts even while Redis is
+    /// down, and `/readyz` says so.
+    pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreError> {
+        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
+        let timeout = Duration::from_millis(config.timeout_ms.max(1));
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, cfg).map_err(unavailable)?;
+        Ok(RedisStore {
+            conn,
+            prefix: config.key_prefix.clone(),
+            reserve: Script::new(&format!("{COMMON_LUA}\n{RESERVE_LUA}")),
+            settle: Script::new(&format!("{COMMON_LUA}\n{SETTLE_LUA}")),
+            docs: Script::new(DOCS_LUA),
+        })
+    }
+
+    fn window_key(&self, line: &Line) -> String {
+        format!(
+            "{}:{{{}}}:w:{}:{}",
+            self.prefix, line.tag, line.budget_id, line.window_index
+        )
+    }
+
+    fn line_keys(&self, line: &Line) -> [String; 3] {
+        let p = &self.prefix;
+        [
+            self.window_key(line),
+            format!("{p}:{{{}}}:susp:{}", line.tag, line.budget_id),
+            format!("{p}:{{{}}}:alerts", line.tag),
+        ]
+    }
+
+    fn record_key(&self, tag: &str, request_id: &str) -> String {
+        format!("{}:{{{tag}}}:r:{request_id}", self.prefix)
+    }
+
+    fn expiries_key(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:exp", self.prefix)
+    }
+
+    fn docs_key(&self, coll: Collection) -> String {
+        format!("{}:docs:{}", self.prefix, coll.as_str())
+    }
+
+    fn add_lines(inv: &mut redis::ScriptInvocation<'_>, store: &RedisStore, lines: &[Line]) {
+        for line in lines {
+            for k in store.line_keys(line) {
+                inv.key(k);
+            }
+        }
+        for line in lines {
+            let th: Vec<String> = line.thresholds_pct.iter().map(u16::to_string).collect();
+            inv.arg(&line.budget_id)
+                .arg(line.window_index)
+                .arg(opt(line.limit_nanos))
+                .arg(opt(line.limit_tokens))
+                .arg(opt(line.limit_requests))
+                .arg(u8::from(line.enforce))
+                .arg(u8::from(line.suspend_on_exceed))
+                .arg(opt(line.expire_at_ms))
+                .arg(th.join(","));
+        }
+    }
+
+    async fn run(
+        &self,
+        what: &'static str,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        let started = Instant::now();
+        let reply: Result<Value, _> = inv.invoke_async(&mut conn).await;
+        metrics::histogram!("tollgate_redis_seconds", "script" => what)
+            .record(started.elapsed().as_secs_f64());
+        match reply.map_err(unavailable)? {
+            Value::Array(items) => Ok(items),
+            other => Err(corrupt(what, &other)),
+        }
+    }
+}
+
+fn deny_reason(s: &str) -> Option<DenyReason> {
+    Some(match s {
+        "suspended" => DenyReason::Suspended,
+        "requests" => DenyReason::Requests,
+        "usd" => DenyReason::Usd,
+        "tokens" => DenyReason::Tokens,
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn reserve(&self, op: &ReserveOp) -> Result<ReserveOutcome, StoreError> {
+        let mut inv = self.reserve.prepare_invoke();
+        inv.key(self.record_key(&op.request_tag, &op.request_id));
+        inv.key(self.expiries_key(&op.request_tag));
+        inv.arg(&op.request_id)
+            .arg(op.cost_nanos)
+            .arg(op.tokens)
+            .arg(op.now_ms)
+            .arg(op.now_ms.saturating_add(op.reservation_ttl_ms))
+            .arg(op.record_ttl_ms.max(1))
+            .arg(op.lines.len());
+        Self::add_lines(&mut inv, self, &op.lines);
+        let items = self.run("reserve", &inv).await?;
+        let bad = || StoreError::Corrupt(format!("reserve: unexpected reply {items:?}"));
+        match items.first().and_then(text).as_deref() {
+            Some("dup") => Ok(ReserveOutcome::Duplicate),
+            Some("deny") => {
+                let line = items
+                    .get(1)
+                    .and_then(int)
+                    .and_then(|i| usize::try_from(i - 1).ok())
+                    .ok_or_else(bad)?;
+                let reason = items
+                    .get(2)
+                    .and_then(text)
+                    .and_then(|r| deny_reason(&r))
+                    .ok_or_else(bad)?;
+                let counters = counters_at(&items, 3).ok_or_else(bad)?;
+                Ok(ReserveOutcome::Refused {
+                    line,
+                    reason,
+                    counters,
+                })
+            }
+            Some("ok") => {
+                let shadow_over = items
+                    .get(1)
+                    .and_then(text)
+                    .ok_or_else(bad)?
+                    .split(',')
+                    .filter_map(|s| s.parse::<usize>().ok())
+                    .map(|i| i.saturating_sub(1))
+                    .collect();
+                let counters = (0..op.lines.len())
+                    .map(|i| counters_at(&items, 2 + 6 * i))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(bad)?;
+                Ok(ReserveOutcome::Reserved {
+                    counters,
+                    shadow_over,
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    async fn settle(&self, op: &SettleOp) -> Result<SettleOutcome, StoreError> {
+        let mut inv = self.settle.prepare_invoke();
+        inv.key(self.record_key(&op.request_tag, &op.request_id));
+        inv.key(self.expiries_key(&op.request_tag));
+        inv.arg(&op.request_id)
+            .arg(op.cost_nanos)
+            .arg(op.tokens)
+            .arg(op.now_ms)
+            .arg(op.dedupe_ttl_ms.max(1))
+            .arg(op.lines.len());
+        Self::add_lines(&mut inv, self, &op.lines);
+        let items = self.run("settle", &inv).await?;
+        let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));
+        match items.first().and_then(text).as_deref() {
+            Some("dup") => Ok(SettleOutcome::Duplicate),
+            Some("ok") => {
+                let alerts = items[1..]
+                    .chunks(4)
+                    .map(|c| {
+                        Some(AlertEvent {
+                            budget_id: text(c.first()?)?,
+                            window_index: int(c.get(1)?)?,
+                            threshold_pct: u16::try_from(int(c.get(2)?)?).ok()?,
+                            spent_nanos: int(c.get(3)?)?,
+                            at_ms: op.now_ms,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(bad)?;
+                Ok(SettleOutcome::Applied { alerts })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    async fn counters(&self, line: &Line) -> Result<Counters, StoreError> {
+        let mut conn = self.conn.clone();
+        let v: Vec<Option<i64>> = redis::cmd("HMGET")
+            .arg(self.window_key(line))
+            .arg(&["spent", "rsv", "tok", "rtok", "req", "thr"])
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let n = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
+        Ok(Counters {
+            spent_nanos: n(0),
+            reserved_nanos: n(1),
+            tokens: n(2),
+            reserved_tokens: n(3),
+            requests: n(4),
+            threshold_pct: u16::try_from(n(5)).unwrap_or(0),
+        })
+    }
+
+    async fn reset_window(&self, line: &Line) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let [w, _, _] = self.line_keys(line);
+        let _: i64 = conn.del(w).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn is_suspended(&self, line: &Line) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let [_, s, _] = self.line_keys(line);
+        conn.exists(s).await.map_err(unavailable)
+    }
+
+    async fn reopen(&self, line: &Line) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let [_, s, _] = self.line_keys(line);
+        let n: i64 = conn.del(s).await.map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
+    async fn alerts(&self, tags: &[String], limit: usize) -> Result<Vec<AlertEvent>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut all = Vec::new();
+        let end = isize::try_from(limit.min(ALERTS_CAP)).unwrap_or(0) - 1;
+        for tag in tags {
+            let key = format!("{}:{{{tag}}}:alerts", self.prefix);
+            let raw: Vec<String> = conn.lrange(key, 0, end).await.map_err(unavailable)?;
+            for r in raw {
+                let f: Vec<&str> = r.split('|').collect();
+                // budget ids hold no '|', so the last four fields are always the numbers.
+                if let [id, idx, t, spent, at] = f.as_slice() {
+                    all.push(AlertEvent {
+                        budget_id: (*id).to_owned(),
+                        window_index: idx.parse().unwrap_or(0),
+                        threshold_pct: t.parse().unwrap_or(0),
+                        spent_nanos: spent.parse().unwrap_or(0),
+                        at_ms: at.parse().unwrap_or(0),
+                    });
+                }
+            }
+        }
+        all.sort_by_key(|a| std::cmp::Reverse(a.at_ms));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    async fn get_doc(&self, coll: Collection, id: &str) -> Result<Option<Versioned>, StoreError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = conn
+            .hget(self.docs_key(coll), id)
+            .await
+            .map_err(unavailable)?;
+        raw.map(|r| parse_doc(&r)).transpose()
+    }
+
+    async fn list_docs(&self, coll: Collection) -> Result<Vec<(String, Versioned)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let raw: Vec<(String, String)> = conn
+            .hgetall(self.docs_key(coll))
+            .await
+            .map_err(unavailable)?;
+        let mut out = raw
+            .into_iter()
+            .map(|(k, v)| Ok((k, parse_doc(&v)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    async fn put_doc(
+        &self,
+        coll: Collection,
+        id: &str,
+        json: &str,
+        expect: Expect,
+    ) -> Result<Result<u64, WriteConflict>, StoreError> {
+        self.write_doc(coll, id, "put", json, expect).await
+    }
+
+    async fn delete_doc(
+        &self,
+        coll: Collection,
+        id: &str,
+        expect: Expect,
+    ) -> Result<Result<(), WriteConflict>, StoreError> {
+        Ok(self
+            .write_doc(coll, id, "del", "", expect)
+            .await?
+            .map(|_| ()))
+    }
+
+    async fn audit(&self, json: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = format!("{}:audit", self.prefix);
+        let cap = isize::try_from(AUDIT_CAP).unwrap_or(isize::MAX) - 1;
+        let _: () = redis::pipe()
+            .atomic()
+            .lpush(&key, json)
+            .ignore()
+            .ltrim(&key, 0, cap)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let end = isize::try_from(limit).unwrap_or(isize::MAX) - 1;
+        conn.lrange(format!("{}:audit", self.prefix), 0, end)
+            .await
+            .map_err(unavailable)
+    }
+}
+
+impl RedisStore {
+    async fn write_doc(
+        &self,
+        coll: Collection,
+        id: &str,
+        action: &str,
+        json: &str,
+        expect: Expect,
+    ) -> Result<Result<u64, WriteConflict>, StoreError> {
+        let expect = match expect {
+            Expect::Absent => "absent".to_owned(),
+            Expect::Exists => "exists".to_owned(),
+            Expect::Version(v) => v.to_string(),
+        };
+        let mut inv = self.docs.prepare_invoke();
+        inv.key(self.docs_key(coll))
+            .arg(id)
+            .arg(action)
+            .arg(expect)
+            .arg(json);
+        let items = self.run("docs", &inv).await?;
+        let n = |i: usize| {
+            items
+                .get(i)
+                .and_then(int)
+                .and_then(|v| u64::try_from(v).ok())
+        };
+        Ok(match items.first().and_then(text).as_deref() {
+            Some("ok") => Ok(n(1).unwrap_or(0)),
+            Some("exists") => Err(WriteConflict::AlreadyExists),
+            Some("missing") => Err(WriteConflict::Missing),
+            Some("mismatch") => Err(WriteConflict::VersionMismatch {
+                current: n(1).unwrap_or(0),
+            }),
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "docs: unexpected reply {items:?}"
+                )));
+            }
+        })
+    }
+}
+
+fn parse_doc(raw: &str) -> Result<Versioned, StoreError> {
+    let (v, json) = raw
+        .split_once(':')
+        .ok_or_else(|| StoreError::Corrupt("document without version".into()))?;
+    let version = v
+        .parse()
+        .map_err(|_| StoreError::Corrupt(format!("document version {v:?}")))?;
+    Ok(Versioned {
+        json: json.to_owned(),
+        version,
+    })
+}

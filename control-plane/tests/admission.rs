@@ -1,0 +1,350 @@
+//! The data-plane API over real HTTP, on both stores: decisions, settlements, races, and
+//! Redis going away and coming back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use support::RedisServer;
+use support::app::{TestApp, redis_store, reserve_req, settlement};
+use tollgate_control_plane::store::Store;
+use tollgate_control_plane::store::memory::MemoryStore;
+
+fn budget(id: &str, scopes: &[&str], limit_usd: &str) -> Value {
+    json!({ "id": id, "scopes": scopes, "limit_usd": limit_usd, "period": "daily" })
+}
+
+async fn allow_reports_the_least_usd_left_and_deny_names_the_binding_budget(app: TestApp) {
+    app.create_budget(budget("org", &["org:acme"], "10")).await;
+    app.create_budget(budget("team", &["team:a"], "0.000003"))
+        .await;
+    let mut rate = json!({ "id": "rate", "scopes": ["team:a"], "limit_requests": 100, "period": { "seconds": 60 } });
+    rate["thresholds_pct"] = json!([]);
+    app.create_budget(rate).await;
+    let scopes = ["org:acme", "team:a"];
+    let (s, d) = app
+        .reserve(&reserve_req("r1", &scopes, "gpt-5", 2_000))
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(d, json!({ "decision": "allow", "remaining": 1_000 }));
+    let (_, d) = app
+        .reserve(&reserve_req("r2", &scopes, "gpt-5", 2_000))
+        .await;
+    assert_eq!(d["decision"], "deny");
+    assert_eq!(d["budget_id"], "team");
+    assert_eq!(d["reason"], "usd");
+    assert_eq!(d["remaining"], 1_000);
+    assert_eq!(d["fail_mode"], "open");
+    // 2027-01-15T08:00:00Z → 16 hours to midnight UTC.
+    assert_eq!(d["retry_after_secs"], 16 * 3600);
+    let (_, d) = app
+        .reserve(&reserve_req("r3", &["org:acme"], "gpt-5", 2_000))
+        .await;
+    assert_eq!(
+        d["decision"], "allow",
+        "other scopes are not bound by team's budget"
+    );
+    app.stop().await;
+}
+
+async fn a_downgrade_budget_reprices_and_rechecks_on_the_cheaper_model(app: TestApp) {
+    let mut b = budget("dg", &["team:a"], "0.01");
+    b["enforcement"] = json!({ "downgrade": { "gpt-5": "gpt-5-mini" } });
+    app.create_budget(b).await;
+    // gpt-5-mini: 1000 in × $0.25/M + 1000 out × $2/M = $0.00225.
+    let (_, d) = app
+        .reserve(&reserve_req(
+            "r1",
+            &["team:a"],
+            "gpt-5-2025-08-07",
+            20_000_000,
+        ))
+        .await;
+    assert_eq!(
+        d,
+        json!({ "decision": "downgrade", "budget_id": "dg", "model": "gpt-5-mini", "remaining": 7_750_000 })
+    );
+    for i in 0..3 {
+        let (_, d) = app
+            .reserve(&reserve_req(
+                &format!("m{i}"),
+                &["team:a"],
+                "gpt-5",
+                20_000_000,
+            ))
+            .await;
+        assert_eq!(d["decision"], "downgrade");
+    }
+    let (_, d) = app
+        .reserve(&reserve_req("r9", &["team:a"], "gpt-5", 20_000_000))
+        .await;
+    assert_eq!(
+        (d["decision"].as_str(), d["reason"].as_str()),
+        (Some("deny"), Some("usd"))
+    );
+    app.stop().await;
+}
+
+async fn shadow_budgets_never_deny(app: TestApp) {
+    let mut b = budget("sh", &["team:a"], "0.000000001");
+    b["enforcement"] = json!("shadow");
+    app.create_budget(b).await;
+    let (_, d) = app
+        .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 5_000))
+        .await;
+    assert_eq!(d, json!({ "decision": "allow" }));
+    let u: Value = app
+        .admin(reqwest::Method::GET, "/v1/budgets/sh")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(u["usage"]["reserved_nanos"], 5_000, "recorded all the same");
+    app.stop().await;
+}
+
+async fn settle_is_idempotent_and_charges_fail_open_calls_directly(app: TestApp) {
+    app.create_budget(budget("t", &["team:a"], "1")).await;
+    let (_, d) = app
+        .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 50_000))
+        .await;
+    assert_eq!(d["decision"], "allow");
+    let batch = json!({ "settlements": [
+        settlement("r1", &["team:a"], "gpt-5", 20_000, true),
+        settlement("open", &["team:a"], "gpt-5", 5_000, false),
+    ]});
+    assert_eq!(
+        app.settle(&batch).await,
+        (200, json!({ "applied": 2, "duplicates": 0 }))
+    );
+    assert_eq!(
+        app.settle(&batch).await,
+        (200, json!({ "applied": 0, "duplicates": 2 }))
+    );
+    let u: Value = app
+        .admin(reqwest::Method::GET, "/v1/budgets/t")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(u["usage"]["spent_nanos"], 25_000);
+    assert_eq!(u["usage"]["reserved_nanos"], 0);
+    assert_eq!(u["usage"]["requests"], 2);
+    assert_eq!(u["usage"]["tokens"], 300);
+    app.stop().await;
+}
+
+async fn malformed_admission_calls_get_400_naming_the_field(app: TestApp) {
+    let mut r = reserve_req("r1", &["team:a"], "gpt-5", 1);
+    r["estimated_costs"] = json!(1);
+    let (s, d) = app.reserve(&r).await;
+    assert_eq!(
+        (s, d["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let mut r = reserve_req("r1", &["team:a"], "gpt-5", 1);
+    r["scopes"] = json!(["team:a", "squad:x"]);
+    let (s, d) = app.reserve(&r).await;
+    assert_eq!((s, d["error"]["field"].as_str()), (400, Some("scopes[1]")));
+    let (s, d) = app
+        .reserve(&reserve_req("has space", &["team:a"], "gpt-5", 1))
+        .await;
+    assert_eq!((s, d["error"]["field"].as_str()), (400, Some("request_id")));
+    let (s, d) = app
+        .reserve(&reserve_req("neg", &["team:a"], "gpt-5", -1))
+        .await;
+    assert_eq!(
+        (s, d["error"]["field"].as_str()),
+        (400, Some("estimated_cost"))
+    );
+    let mut bad = settlement("s1", &["team:a"], "gpt-5", 1, true);
+    bad["usage"]["output_tokens"] = json!("many");
+    let (s, d) = app
+        .settle(&json!({ "settlements": [settlement("s0", &[], "m", 1, true), bad] }))
+        .await;
+    assert_eq!(
+        (s, d["error"]["field"].as_str()),
+        (400, Some("settlements[1].usage.output_tokens"))
+    );
+    let many: Vec<Value> = (0..1001)
+        .map(|i| settlement(&format!("s{i}"), &[], "m", 1, false))
+        .collect();
+    let (s, d) = app.settle(&json!({ "settlements": many })).await;
+    assert_eq!(
+        (s, d["error"]["field"].as_str()),
+        (400, Some("settlements"))
+    );
+    app.stop().await;
+}
+
+/// 64 concurrent clients against a budget worth exactly 100 requests admit exactly 100.
+async fn sixty_four_concurrent_clients_admit_exactly_one_hundred(app: TestApp) {
+    app.create_budget(budget("race", &["team:a"], "0.0001"))
+        .await; // 100 × 1_000 nanos
+    let app = Arc::new(app);
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut allowed = 0;
+            for i in 0..3 {
+                let (s, d) = app
+                    .reserve(&reserve_req(
+                        &format!("t{t}-{i}"),
+                        &["team:a"],
+                        "gpt-5",
+                        1_000,
+                    ))
+                    .await;
+                assert_eq!(s, 200);
+                if d["decision"] == "allow" {
+                    allowed += 1;
+                }
+            }
+            allowed
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 100);
+    let u: Value = app
+        .admin(reqwest::Method::GET, "/v1/budgets/race")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(u["usage"]["reserved_nanos"], 100_000);
+    assert_eq!(u["usage"]["remaining_nanos"], 0);
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(TestApp::start(Arc::new(MemoryStore::new()), |_| {}).await).await;
+                }
+            )*
+        }
+        mod redis {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = RedisServer::start();
+                    super::$name(TestApp::start(redis_store(&server.url()), |_| {}).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    allow_reports_the_least_usd_left_and_deny_names_the_binding_budget,
+    a_downgrade_budget_reprices_and_rechecks_on_the_cheaper_model,
+    shadow_budgets_never_deny,
+    settle_is_idempotent_and_charges_fail_open_calls_directly,
+    malformed_admission_calls_get_400_naming_the_field,
+    sixty_four_concurrent_clients_admit_exactly_one_hundred,
+);
+
+#[tokio::test]
+async fn an_unreachable_redis_answers_503_store_unavailable_never_a_decision() {
+    let port = support::free_port();
+    let app = TestApp::start(redis_store(&format!("redis://127.0.0.1:{port}/")), |_| {}).await;
+    let (s, d) = app
+        .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 1))
+        .await;
+    assert_eq!(
+        (s, d["error"]["code"].as_str()),
+        (503, Some("store_unavailable"))
+    );
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let (s, _) = app
+        .settle(&json!({ "settlements": [settlement("s", &["team:a"], "gpt-5", 1, false)] }))
+        .await;
+    assert_eq!(s, 503);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_with_aof_loses_no_charge_and_double_charges_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = RedisServer::start_with_aof(dir.path());
+    let store: Arc<dyn Store> = redis_store(&server.url());
+    let app = TestApp::start(store, |_| {}).await;
+    app.create_budget(budget("t", &["team:a"], "1")).await;
+    for i in 0..10 {
+        let (_, d) = app
+            .reserve(&reserve_req(&format!("r{i}"), &["team:a"], "gpt-5", 10_000))
+            .await;
+        assert_eq!(d["decision"], "allow");
+    }
+    let first: Vec<Value> = (0..5)
+        .map(|i| settlement(&format!("r{i}"), &["team:a"], "gpt-5", 3_000, true))
+        .collect();
+    assert_eq!(app.settle(&json!({ "settlements": first })).await.0, 200);
+
+    server.stop();
+    let (s, d) = app
+        .reserve(&reserve_req("down", &["team:a"], "gpt-5", 1))
+        .await;
+    assert_eq!(
+        (s, d["error"]["code"].as_str()),
+        (503, Some("store_unavailable"))
+    );
+    server.restart();
+
+    // The connection comes back on its own; poll until the service is ready again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        != 200
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never became ready after restart"
+        );
+        tokio::task::yield_now().await;
+    }
+    // Replay the whole batch (as a filter would after a 503) plus the rest.
+    let all: Vec<Value> = (0..10)
+        .map(|i| settlement(&format!("r{i}"), &["team:a"], "gpt-5", 3_000, true))
+        .collect();
+    let (s, d) = app.settle(&json!({ "settlements": all })).await;
+    assert_eq!((s, d), (200, json!({ "applied": 5, "duplicates": 5 })));
+    let u: Value = app
+        .admin(reqwest::Method::GET, "/v1/budgets/t")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        u["usage"]["spent_nanos"], 30_000,
+        "each call charged exactly once"
+    );
+    assert_eq!(u["usage"]["reserved_nanos"], 0);
+    assert_eq!(u["usage"]["requests"], 10);
+    app.stop().await;
+}

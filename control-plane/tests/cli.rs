@@ -1,0 +1,147 @@
+//! The real `tollgate` binary: `serve` on the in-memory store, driven by the CLI, then
+//! stopped with SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::Read;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+fn cli(url: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["--url", url])
+        .args(args)
+        .env("TOLLGATE_ADMIN_TOKEN", "adm")
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn serve_runs_on_the_memory_store_the_cli_manages_budgets_and_sigterm_stops_it() {
+    let port = support::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(BIN)
+        .arg("serve")
+        .env("TOLLGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TOLLGATE_ADMIN_TOKEN", "adm")
+        .env("TOLLGATE_DATAPLANE_TOKEN", "dp")
+        .env("TOLLGATE_LOG_FORMAT", "json")
+        .env_remove("REDIS_URL")
+        .env_remove("TOLLGATE_REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let spec = dir.path().join("b.json");
+    std::fs::write(
+        &spec,
+        r#"{"id":"team-a","scopes":["team:a"],"limit_usd":"5","period":"daily"}"#,
+    )
+    .unwrap();
+    let out = ok(&cli(
+        &url,
+        &["budget", "create", "-f", spec.to_str().unwrap()],
+    ));
+    assert!(out.contains("budget.id: team-a"), "{out}");
+    let out = ok(&cli(&url, &["budget", "list", "--scope", "team:a"]));
+    assert!(out.lines().nth(1).unwrap().starts_with("team-a"), "{out}");
+    let out = ok(&cli(
+        &url,
+        &["--output", "json", "budget", "show", "team-a"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["usage"]["remaining_usd"], "5");
+    let out = ok(&cli(&url, &["usage", "team:a"]));
+    assert!(out.starts_with("BUDGET"), "{out}");
+    let out = ok(&cli(&url, &["price", "show", "gpt-5"]));
+    assert!(out.contains("source: shipped"), "{out}");
+    std::fs::write(
+        &spec,
+        r#"{"id":"team-a","scopes":["team:a"],"limit_usd":"7","period":"daily"}"#,
+    )
+    .unwrap();
+    let stale = cli(
+        &url,
+        &[
+            "budget",
+            "update",
+            "team-a",
+            "-f",
+            spec.to_str().unwrap(),
+            "--if-match",
+            "9",
+        ],
+    );
+    assert!(!stale.status.success());
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("412 precondition_failed"));
+    ok(&cli(
+        &url,
+        &[
+            "budget",
+            "update",
+            "team-a",
+            "-f",
+            spec.to_str().unwrap(),
+            "--if-match",
+            "1",
+        ],
+    ));
+    ok(&cli(
+        &url,
+        &[
+            "emergency",
+            "set",
+            "team:a",
+            "--mode",
+            "deny-all",
+            "--reason",
+            "drill",
+        ],
+    ));
+    ok(&cli(&url, &["emergency", "clear", "team:a"]));
+    ok(&cli(&url, &["budget", "reset", "team-a"]));
+    ok(&cli(&url, &["budget", "delete", "team-a"]));
+    let missing = cli(&url, &["budget", "show", "team-a"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404 not_found"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let code = server.wait().unwrap();
+    assert!(code.success(), "graceful exit on SIGTERM, got {code:?}");
+    let mut logs = String::new();
+    server
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("in-memory store"), "{logs}");
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(
+        logs.lines().all(|l| l.starts_with('{')),
+        "JSON logs: {logs}"
+    );
+}

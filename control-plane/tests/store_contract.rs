@@ -1,0 +1,421 @@
+//! One contract, two stores: every test here runs against the in-memory store and against
+//! a real redis-server started on a free port.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+
+use tollgate_control_plane::store::memory::MemoryStore;
+use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
+use tollgate_control_plane::store::{
+    Collection, Counters, Expect, Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store,
+    WriteConflict,
+};
+use tollgate_model::wire::v1::DenyReason;
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn line(id: &str) -> Line {
+    Line {
+        budget_id: id.into(),
+        tag: "acme".into(),
+        window_index: 7,
+        expire_at_ms: Some(NOW + 3_600_000),
+        limit_nanos: Some(1_000),
+        limit_tokens: None,
+        limit_requests: None,
+        enforce: true,
+        suspend_on_exceed: false,
+        thresholds_pct: vec![50, 80, 100],
+    }
+}
+
+fn reserve(rid: &str, lines: &[Line], cost: i64) -> ReserveOp {
+    ReserveOp {
+        request_id: rid.into(),
+        request_tag: "acme".into(),
+        lines: lines.to_vec(),
+        cost_nanos: cost,
+        tokens: 10,
+        now_ms: NOW,
+        reservation_ttl_ms: 60_000,
+        record_ttl_ms: 600_000,
+    }
+}
+
+fn settle(rid: &str, lines: &[Line], cost: i64) -> SettleOp {
+    SettleOp {
+        request_id: rid.into(),
+        request_tag: "acme".into(),
+        lines: lines.to_vec(),
+        cost_nanos: cost,
+        tokens: 7,
+        now_ms: NOW + 1_000,
+        dedupe_ttl_ms: 3_600_000,
+    }
+}
+
+fn reserved(o: ReserveOutcome) -> Vec<Counters> {
+    match o {
+        ReserveOutcome::Reserved { counters, .. } => counters,
+        other => panic!("expected Reserved, got {other:?}"),
+    }
+}
+
+async fn reserve_admits_up_to_the_usd_limit_then_refuses(s: Arc<dyn Store>) {
+    let l = [line("b")];
+    let c = reserved(s.reserve(&reserve("r1", &l, 600)).await.unwrap());
+    assert_eq!(c[0].reserved_nanos, 600);
+    assert_eq!(c[0].requests, 1);
+    let c = reserved(s.reserve(&reserve("r2", &l, 400)).await.unwrap());
+    assert_eq!(c[0].remaining_nanos(1_000), 0);
+    let o = s.reserve(&reserve("r3", &l, 1)).await.unwrap();
+    assert!(matches!(
+        o,
+        ReserveOutcome::Refused {
+            line: 0,
+            reason: DenyReason::Usd,
+            ..
+        }
+    ));
+    assert_eq!(s.counters(&l[0]).await.unwrap().reserved_nanos, 1_000);
+}
+
+async fn a_refusal_on_one_budget_reserves_nothing_on_the_others(s: Arc<dyn Store>) {
+    let mut tight = line("tight");
+    tight.limit_nanos = Some(100);
+    let l = [line("wide"), tight];
+    let o = s.reserve(&reserve("r1", &l, 500)).await.unwrap();
+    assert!(matches!(
+        o,
+        ReserveOutcome::Refused {
+            line: 1,
+            reason: DenyReason::Usd,
+            ..
+        }
+    ));
+    assert_eq!(s.counters(&l[0]).await.unwrap(), Counters::default());
+}
+
+async fn a_repeated_reserve_with_the_same_request_id_reserves_nothing_more(s: Arc<dyn Store>) {
+    let l = [line("b")];
+    reserved(s.reserve(&reserve("r1", &l, 300)).await.unwrap());
+    assert_eq!(
+        s.reserve(&reserve("r1", &l, 300)).await.unwrap(),
+        ReserveOutcome::Duplicate
+    );
+    assert_eq!(s.counters(&l[0]).await.unwrap().reserved_nanos, 300);
+}
+
+async fn settle_replaces_the_reservation_and_a_replay_charges_nothing(s: Arc<dyn Store>) {
+    let l = [line("b")];
+    reserved(s.reserve(&reserve("r1", &l, 300)).await.unwrap());
+    let o = s.settle(&settle("r1", &l, 120)).await.unwrap();
+    assert!(matches!(o, SettleOutcome::Applied { .. }));
+    assert_eq!(
+        s.settle(&settle("r1", &l, 120)).await.unwrap(),
+        SettleOutcome::Duplicate
+    );
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!(
+        (c.spent_nanos, c.reserved_nanos, c.tokens, c.reserved_tokens),
+        (120, 0, 7, 0)
+    );
+    assert_eq!(c.requests, 1);
+}
+
+async fn settle_without_a_reservation_charges_directly(s: Arc<dyn Store>) {
+    let l = [line("b"), line("c")];
+    s.settle(&settle("open-1", &l, 250)).await.unwrap();
+    for x in &l {
+        let c = s.counters(x).await.unwrap();
+        assert_eq!((c.spent_nanos, c.requests, c.reserved_nanos), (250, 1, 0));
+    }
+    assert_eq!(
+        s.settle(&settle("open-1", &l, 250)).await.unwrap(),
+        SettleOutcome::Duplicate
+    );
+    assert_eq!(s.counters(&l[0]).await.unwrap().spent_nanos, 250);
+}
+
+async fn an_expired_reservation_releases_itself_and_a_late_settle_still_charges(s: Arc<dyn Store>) {
+    let l = [line("b")];
+    reserved(s.reserve(&reserve("r1", &l, 900)).await.unwrap());
+    let mut later = reserve("r2", &l, 900);
+    later.now_ms = NOW + 60_001;
+    let c = reserved(s.reserve(&later).await.unwrap());
+    assert_eq!(
+        c[0].reserved_nanos, 900,
+        "r1's hold was released, r2's taken"
+    );
+    let mut late = settle("r1", &l, 500);
+    late.now_ms = NOW + 120_000;
+    s.settle(&late).await.unwrap();
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!((c.spent_nanos, c.reserved_nanos, c.requests), (500, 900, 2));
+}
+
+async fn thresholds_fire_once_per_window(s: Arc<dyn Store>) {
+    let l = [line("b")];
+    let SettleOutcome::Applied { alerts } = s.settle(&settle("a", &l, 850)).await.unwrap() else {
+        panic!()
+    };
+    let pcts: Vec<u16> = alerts.iter().map(|a| a.threshold_pct).collect();
+    assert_eq!(pcts, vec![50, 80]);
+    let SettleOutcome::Applied { alerts } = s.settle(&settle("b", &l, 10)).await.unwrap() else {
+        panic!()
+    };
+    assert!(alerts.is_empty());
+    let SettleOutcome::Applied { alerts } = s.settle(&settle("c", &l, 200)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].threshold_pct, 100);
+    assert_eq!(s.counters(&l[0]).await.unwrap().threshold_pct, 100);
+    let mut next = l[0].clone();
+    next.window_index += 1;
+    let SettleOutcome::Applied { alerts } = s.settle(&settle("d", &[next], 600)).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(alerts.len(), 1, "a new window fires again");
+    let listed = s.alerts(&["acme".into()], 10).await.unwrap();
+    assert_eq!(listed.len(), 4);
+}
+
+async fn request_and_token_limits_are_checked_in_the_same_step(s: Arc<dyn Store>) {
+    let mut rate = line("rate");
+    rate.limit_nanos = None;
+    rate.limit_requests = Some(2);
+    let mut tok = line("tok");
+    tok.limit_nanos = None;
+    tok.limit_tokens = Some(25);
+    let l = [rate.clone()];
+    reserved(s.reserve(&reserve("r1", &l, 1)).await.unwrap());
+    reserved(s.reserve(&reserve("r2", &l, 1)).await.unwrap());
+    let o = s.reserve(&reserve("r3", &l, 1)).await.unwrap();
+    assert!(matches!(
+        o,
+        ReserveOutcome::Refused {
+            reason: DenyReason::Requests,
+            ..
+        }
+    ));
+    let t = [tok];
+    reserved(s.reserve(&reserve("t1", &t, 1)).await.unwrap());
+    reserved(s.reserve(&reserve("t2", &t, 1)).await.unwrap());
+    let o = s.reserve(&reserve("t3", &t, 1)).await.unwrap();
+    assert!(matches!(
+        o,
+        ReserveOutcome::Refused {
+            reason: DenyReason::Tokens,
+            ..
+        }
+    ));
+}
+
+async fn shadow_budgets_never_refuse_but_are_reported(s: Arc<dyn Store>) {
+    let mut shadow = line("shadow");
+    shadow.enforce = false;
+    shadow.limit_nanos = Some(10);
+    let l = [line("b"), shadow];
+    match s.reserve(&reserve("r1", &l, 50)).await.unwrap() {
+        ReserveOutcome::Reserved {
+            shadow_over,
+            counters,
+        } => {
+            assert_eq!(shadow_over, vec![1]);
+            assert_eq!(counters[1].reserved_nanos, 50);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn a_suspended_budget_stays_closed_in_later_windows_until_reopened(s: Arc<dyn Store>) {
+    let mut b = line("susp");
+    b.suspend_on_exceed = true;
+    s.settle(&settle("big", &[b.clone()], 1_000)).await.unwrap();
+    assert!(s.is_suspended(&b).await.unwrap());
+    let mut next = b.clone();
+    next.window_index += 1;
+    let o = s.reserve(&reserve("r1", &[next.clone()], 1)).await.unwrap();
+    assert!(matches!(
+        o,
+        ReserveOutcome::Refused {
+            reason: DenyReason::Suspended,
+            ..
+        }
+    ));
+    assert!(s.reopen(&b).await.unwrap());
+    assert!(!s.reopen(&b).await.unwrap());
+    reserved(s.reserve(&reserve("r2", &[next], 1)).await.unwrap());
+}
+
+async fn a_refused_suspend_on_exceed_budget_suspends(s: Arc<dyn Store>) {
+    let mut b = line("susp2");
+    b.suspend_on_exceed = true;
+    let o = s
+        .reserve(&reserve("r1", &[b.clone()], 5_000))
+        .await
+        .unwrap();
+    assert!(matches!(
+        o,
+        ReserveOutcome::Refused {
+            reason: DenyReason::Usd,
+            ..
+        }
+    ));
+    assert!(s.is_suspended(&b).await.unwrap());
+}
+
+async fn reset_clears_only_the_current_window(s: Arc<dyn Store>) {
+    let b = line("b");
+    let mut old = b.clone();
+    old.window_index -= 1;
+    s.settle(&settle("x", &[b.clone(), old.clone()], 300))
+        .await
+        .unwrap();
+    s.reset_window(&b).await.unwrap();
+    assert_eq!(s.counters(&b).await.unwrap(), Counters::default());
+    assert_eq!(s.counters(&old).await.unwrap().spent_nanos, 300);
+}
+
+async fn documents_are_versioned_for_optimistic_concurrency(s: Arc<dyn Store>) {
+    let c = Collection::Budgets;
+    assert_eq!(
+        s.put_doc(c, "a", "{}", Expect::Absent).await.unwrap(),
+        Ok(1)
+    );
+    assert_eq!(
+        s.put_doc(c, "a", "{}", Expect::Absent).await.unwrap(),
+        Err(WriteConflict::AlreadyExists)
+    );
+    assert_eq!(
+        s.put_doc(c, "a", "{\"x\":1}", Expect::Version(1))
+            .await
+            .unwrap(),
+        Ok(2)
+    );
+    assert_eq!(
+        s.put_doc(c, "a", "{}", Expect::Version(1)).await.unwrap(),
+        Err(WriteConflict::VersionMismatch { current: 2 })
+    );
+    assert_eq!(
+        s.put_doc(c, "zz", "{}", Expect::Exists).await.unwrap(),
+        Err(WriteConflict::Missing)
+    );
+    let got = s.get_doc(c, "a").await.unwrap().unwrap();
+    assert_eq!((got.json.as_str(), got.version), ("{\"x\":1}", 2));
+    s.put_doc(c, "b", "{}", Expect::Absent)
+        .await
+        .unwrap()
+        .unwrap();
+    let ids: Vec<String> = s
+        .list_docs(c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(ids, vec!["a", "b"]);
+    assert!(s.list_docs(Collection::Prices).await.unwrap().is_empty());
+    assert_eq!(
+        s.delete_doc(c, "a", Expect::Version(1)).await.unwrap(),
+        Err(WriteConflict::VersionMismatch { current: 2 })
+    );
+    assert_eq!(
+        s.delete_doc(c, "a", Expect::Version(2)).await.unwrap(),
+        Ok(())
+    );
+    assert!(s.get_doc(c, "a").await.unwrap().is_none());
+}
+
+async fn the_audit_log_lists_newest_first(s: Arc<dyn Store>) {
+    s.audit("{\"n\":1}").await.unwrap();
+    s.audit("{\"n\":2}").await.unwrap();
+    assert_eq!(
+        s.audit_log(10).await.unwrap(),
+        vec!["{\"n\":2}", "{\"n\":1}"]
+    );
+    s.ping().await.unwrap();
+}
+
+/// 64 tasks race for a budget worth exactly 100 requests: exactly 100 get through.
+async fn sixty_four_racing_tasks_admit_exactly_one_hundred(s: Arc<dyn Store>) {
+    let mut b = line("race");
+    b.limit_nanos = Some(100 * 1_000);
+    let b = Arc::new(b);
+    let mut tasks = Vec::new();
+    for t in 0..64 {
+        let (s, b) = (s.clone(), b.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut admitted = 0;
+            for i in 0..4 {
+                let op = reserve(&format!("t{t}-{i}"), &[(*b).clone()], 1_000);
+                if let ReserveOutcome::Reserved { .. } = s.reserve(&op).await.unwrap() {
+                    admitted += 1;
+                }
+            }
+            admitted
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 100);
+    let c = s.counters(&b).await.unwrap();
+    assert_eq!(c.reserved_nanos, 100_000);
+    assert!(c.spent_nanos + c.reserved_nanos <= 100_000);
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(Arc::new(MemoryStore::new())).await;
+                }
+            )*
+        }
+        mod redis {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = support::RedisServer::start();
+                    let store = RedisStore::new(&RedisConfig {
+                        url: server.url(),
+                        key_prefix: "tg".into(),
+                        timeout_ms: 2_000,
+                    })
+                    .unwrap();
+                    super::$name(Arc::new(store)).await;
+                    drop(server);
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    reserve_admits_up_to_the_usd_limit_then_refuses,
+    a_refusal_on_one_budget_reserves_nothing_on_the_others,
+    a_repeated_reserve_with_the_same_request_id_reserves_nothing_more,
+    settle_replaces_the_reservation_and_a_replay_charges_nothing,
+    settle_without_a_reservation_charges_directly,
+    an_expired_reservation_releases_itself_and_a_late_settle_still_charges,
+    thresholds_fire_once_per_window,
+    request_and_token_limits_are_checked_in_the_same_step,
+    shadow_budgets_never_refuse_but_are_reported,
+    a_suspended_budget_stays_closed_in_later_windows_until_reopened,
+    a_refused_suspend_on_exceed_budget_suspends,
+    reset_clears_only_the_current_window,
+    documents_are_versioned_for_optimistic_concurrency,
+    the_audit_log_lists_newest_first,
+    sixty_four_racing_tasks_admit_exactly_one_hundred,
+);

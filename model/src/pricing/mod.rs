@@ -19,8 +19,9 @@ pub use file::{LongContextDto, ModelDto, PriceFileError, PriceVersionDto, SCHEMA
 
 use crate::usage::{ServiceTier, Usage};
 
-/// The price table shipped with this build.
-pub const SHIPPED_PRICES_JSON: &str = include_str!("../../prices/prices.json");
+/// The price table shipped with this build (`model/prices/prices.json`, minified by
+/// `build.rs`).
+pub const SHIPPED_PRICES_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/prices.min.json"));
 
 /// Why a call could not be priced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

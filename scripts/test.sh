@@ -22,7 +22,7 @@ check_clippy_wasm() {
   cargo clippy -p tollgate-model --lib --tests --examples --target wasm32-wasip1 --locked -- -D warnings
 }
 # The proxy-wasm filters the Envoy tests load, built as users build them.
-WASM_CRATES=(-p tollgate-noop-filter)
+WASM_CRATES=(-p tollgate-filter -p tollgate-noop-filter)
 check_wasm() { cargo build "${WASM_CRATES[@]}" --target wasm32-wasip1 --profile wasm --locked; }
 # The Envoy tests load the .wasm files, so they are (re)built first.
 check_test() { check_wasm && cargo test --workspace --locked; }

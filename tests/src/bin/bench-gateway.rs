@@ -51,16 +51,20 @@ async fn main() -> anyhow::Result<()> {
     let fixtures = tempfile::tempdir()?;
     bench_bodies::write_fixtures(fixtures.path())?;
     let mock = MockProvider::start(fixtures.path().to_path_buf()).await?;
-    let (wasm_name, plugin_config) = match args.filter.as_str() {
-        "noop" => ("tollgate_noop_filter", serde_json::json!({})),
+    let (path, plugin_config) = match args.filter.as_str() {
+        "noop" => (
+            paths::built_wasm("tollgate_noop_filter")?,
+            serde_json::json!({}),
+        ),
+        // $TOLLGATE_WASM picks another build of the filter (another opt-level, say).
         "tollgate" => (
-            "tollgate_filter",
+            paths::filter_wasm()?,
             tollgate_e2e::gateway_config::reference_plugin_config(),
         ),
         other => anyhow::bail!("--filter noop|tollgate, not {other}"),
     };
     let wasm = WasmFilter {
-        path: paths::built_wasm(wasm_name)?,
+        path,
         plugin_config,
     };
     let mut config = GatewayConfig::loopback(mock.addr.port(), 1, Some(wasm));

@@ -1,0 +1,236 @@
+use chrono::{TimeZone, Utc};
+use tollgate_model::NanoUsd;
+
+use super::*;
+use crate::testing::FakeHost;
+
+fn host() -> FakeHost {
+    FakeHost::at(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap())
+}
+
+fn filter(json: &str) -> Filter {
+    Filter::from_json(json.as_bytes()).unwrap()
+}
+
+const CHAT: &str = "/v1/chat/completions";
+
+fn head(path: &str) -> RequestHead<'_> {
+    RequestHead {
+        method: "POST",
+        path,
+        authority: Some("api.openai.com"),
+    }
+}
+
+/// Runs a whole exchange: request body in two pieces, response in `chunks`.
+fn run(
+    f: &Filter,
+    h: &FakeHost,
+    m: &mut Metrics,
+    path: &str,
+    body: &str,
+    status: u16,
+    chunks: &[&str],
+) -> (BodyAction, Option<Charge>) {
+    let mut x = Exchange::new();
+    assert_eq!(
+        x.on_request_headers(f, m, h, head(path)),
+        HeadersAction::ReadBody
+    );
+    let half = body.len() / 2;
+    let mut read = || Some(body.as_bytes().to_vec());
+    assert_eq!(
+        x.on_request_body(f, m, h, half, false, &mut read),
+        BodyAction::Buffer
+    );
+    let action = x.on_request_body(f, m, h, body.len(), true, &mut read);
+    x.on_response_headers(f, status);
+    for c in chunks {
+        x.on_response_body(c.as_bytes());
+    }
+    let charge = x.finish(f, m, h);
+    assert_eq!(x.finish(f, m, h), None, "a second finish charges nothing");
+    (action, charge)
+}
+
+const OPENAI_JSON: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500,"prompt_tokens_details":{"cached_tokens":200},"completion_tokens_details":{"reasoning_tokens":0}}}"#;
+
+#[test]
+fn a_non_streamed_call_is_charged_from_its_usage() {
+    let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}"#;
+    let (action, charge) = run(
+        &f,
+        &h,
+        &mut m,
+        CHAT,
+        body,
+        200,
+        &[&OPENAI_JSON[..40], &OPENAI_JSON[40..]],
+    );
+    assert_eq!(action, BodyAction::Continue);
+    let charge = charge.unwrap();
+    assert_eq!(charge.outcome, Outcome::Charged);
+    assert_eq!(charge.usage.uncached_input_tokens, 800);
+    assert_eq!(charge.usage.cached_input_tokens, 200);
+    // gpt-4o-mini: $0.15 input, $0.075 cached, $0.60 output per million.
+    let cost = charge.cost.unwrap();
+    assert_eq!(cost.total, NanoUsd(800 * 150 + 200 * 75 + 500 * 600));
+    assert_eq!(
+        h.metric("tollgate_requests_total.provider.openai.outcome.charged"),
+        1
+    );
+    assert_eq!(
+        h.metric("tollgate_cost_nanousd_total.provider.openai"),
+        cost.total.nanos()
+    );
+    assert_eq!(
+        h.metric("tollgate_tokens_total.provider.openai.kind.cached_input"),
+        200
+    );
+}
+
+#[test]
+fn a_streamed_openai_request_gets_include_usage_injected() {
+    let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    let body =
+        r#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello"}]}"#;
+    let (action, _) = run(&f, &h, &mut m, CHAT, body, 200, &[]);
+    let BodyAction::Replace(new_body) = action else {
+        panic!("{action:?}")
+    };
+    let json: serde_json::Value = serde_json::from_slice(&new_body).unwrap();
+    assert_eq!(json["stream_options"]["include_usage"], true);
+    assert_eq!(json["messages"][0]["content"], "Hello");
+}
+
+#[test]
+fn a_stream_that_ends_without_usage_is_charged_an_estimate() {
+    let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    let body = r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello"}]}"#;
+    let chunk = r#"data: {"id":"c","object":"chat.completion.chunk","model":"gpt-4o-mini","choices":[{"index":0,"delta":{"content":"Hello there, how are you today?"},"finish_reason":null}]}
+
+"#;
+    let (_, charge) = run(&f, &h, &mut m, CHAT, body, 200, &[chunk]);
+    let charge = charge.unwrap();
+    assert_eq!(charge.outcome, Outcome::Estimated);
+    assert!(charge.usage.estimated);
+    assert!(
+        charge.usage.output_tokens > 0 && charge.usage.uncached_input_tokens > 0,
+        "{:?}",
+        charge.usage
+    );
+    assert_eq!(
+        h.metric("tollgate_requests_total.provider.openai.outcome.estimated"),
+        1
+    );
+}
+
+#[test]
+fn a_provider_error_is_counted_and_not_charged() {
+    let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    let body = r#"{"model":"gpt-4o-mini","messages":[]}"#;
+    let err = r#"{"error":{"message":"overloaded","type":"server_error"}}"#;
+    let (_, charge) = run(&f, &h, &mut m, CHAT, body, 503, &[err]);
+    assert_eq!(charge.unwrap().outcome, Outcome::ProviderError);
+    assert_eq!(
+        h.metric("tollgate_requests_total.provider.openai.outcome.provider_error"),
+        1
+    );
+    assert_eq!(h.metric("tollgate_cost_nanousd_total.provider.openai"), 0);
+}
+
+#[test]
+fn an_unknown_model_counts_tokens_but_no_cost() {
+    let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    let body = r#"{"model":"my-private-model","messages":[]}"#;
+    let (_, charge) = run(&f, &h, &mut m, CHAT, body, 200, &[OPENAI_JSON]);
+    let charge = charge.unwrap();
+    assert_eq!((charge.outcome, charge.cost), (Outcome::UnknownModel, None));
+    assert_eq!(
+        h.metric("tollgate_tokens_total.provider.openai.kind.output"),
+        500
+    );
+    assert_eq!(
+        h.metric("tollgate_requests_total.provider.openai.outcome.unknown_model"),
+        1
+    );
+}
+
+#[test]
+fn unmatched_paths_pass_or_are_denied_as_configured() {
+    let (h, mut m) = (host(), Metrics::default());
+    let mut x = Exchange::new();
+    assert_eq!(
+        x.on_request_headers(&filter("{}"), &mut m, &h, head("/healthz")),
+        HeadersAction::PassThrough
+    );
+    let mut x = Exchange::new();
+    let HeadersAction::Reply(reply) = x.on_request_headers(
+        &filter(r#"{"unmatched_path":"deny"}"#),
+        &mut m,
+        &h,
+        head("/healthz"),
+    ) else {
+        panic!()
+    };
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        h.metric("tollgate_requests_total.provider.none.outcome.unmatched"),
+        2
+    );
+    assert_eq!(x.finish(&filter("{}"), &mut m, &h), None);
+}
+
+#[test]
+fn an_oversized_body_is_rejected_with_413_or_passed_and_still_charged() {
+    let (h, mut m) = (host(), Metrics::default());
+    let reject = filter(r#"{"max_request_body_bytes":16,"oversized_request":"reject"}"#);
+    let mut x = Exchange::new();
+    x.on_request_headers(&reject, &mut m, &h, head(CHAT));
+    let BodyAction::Reply(reply) = x.on_request_body(&reject, &mut m, &h, 17, false, &mut || None)
+    else {
+        panic!()
+    };
+    assert_eq!(reply.status, 413);
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["error"]["code"], "request_too_large");
+
+    let pass = filter(r#"{"max_request_body_bytes":16}"#);
+    let mut x = Exchange::new();
+    x.on_request_headers(&pass, &mut m, &h, head(CHAT));
+    assert_eq!(
+        x.on_request_body(&pass, &mut m, &h, 17, false, &mut || None),
+        BodyAction::Continue
+    );
+    assert_eq!(
+        x.on_request_body(&pass, &mut m, &h, 40, true, &mut || None),
+        BodyAction::Continue
+    );
+    x.on_response_headers(&pass, 200);
+    x.on_response_body(OPENAI_JSON.as_bytes());
+    let charge = x.finish(&pass, &mut m, &h).unwrap();
+    // The body was never read, so no model: the usage is counted, the cost is not.
+    assert_eq!(charge.outcome, Outcome::NoModel);
+    assert_eq!(charge.usage.output_tokens, 500);
+    assert_eq!(
+        h.metric("tollgate_request_body_problems_total.problem.too_large"),
+        2
+    );
+}
+
+#[test]
+fn a_call_that_never_got_an_answer_charges_nothing() {
+    let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    let mut x = Exchange::new();
+    x.on_request_headers(&f, &mut m, &h, head(CHAT));
+    let body = br#"{"model":"gpt-4o-mini","messages":[]}"#;
+    x.on_request_body(&f, &mut m, &h, body.len(), true, &mut || {
+        Some(body.to_vec())
+    });
+    assert_eq!(x.finish(&f, &mut m, &h), None);
+    assert_eq!(
+        h.metric("tollgate_requests_total.provider.openai.outcome.no_response"),
+        1
+    );
+}

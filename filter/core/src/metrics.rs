@@ -1,0 +1,214 @@
+//! The filter's metrics, defined through the [`Host`] once per VM and cached.
+//!
+//! The proxy-wasm ABI has no metric tags, so labels ride in the name as `.label.value` pairs
+//! (`tollgate_requests_total.provider.openai.outcome.charged`) and Envoy's `stats_tags`
+//! (in `envoy/envoy.yaml`) turn them into Prometheus labels. Every label value comes from a
+//! closed set (providers, outcomes, token kinds), so cardinality stays bounded: no model,
+//! user or key ever appears in a metric name. The list is in `docs/metrics.md`.
+
+use std::collections::HashMap;
+
+use tollgate_model::Usage;
+
+use crate::host::{Host, MetricId, MetricKind};
+
+/// How a governed request ended, for `tollgate_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Usage reported by the provider and priced.
+    Charged,
+    /// Usage estimated (no usage in the answer) and priced.
+    Estimated,
+    /// Usage counted, but the model is not in the price table: no cost.
+    UnknownModel,
+    /// Neither the body nor the path named a model: no cost.
+    NoModel,
+    /// The provider answered with an error status.
+    ProviderError,
+    /// The request ended before any answer came (client or upstream went away).
+    NoResponse,
+    /// Tollgate answered itself (oversized body, denied path).
+    Rejected,
+    /// The path is not a provider API; passed untouched.
+    Unmatched,
+}
+
+impl Outcome {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Charged => "charged",
+            Outcome::Estimated => "estimated",
+            Outcome::UnknownModel => "unknown_model",
+            Outcome::NoModel => "no_model",
+            Outcome::ProviderError => "provider_error",
+            Outcome::NoResponse => "no_response",
+            Outcome::Rejected => "rejected",
+            Outcome::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// The metrics the filter writes. Names are in Prometheus form; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Name {
+    Requests,
+    Tokens,
+    CostNanos,
+    BodyProblems,
+    DroppedEvents,
+}
+
+impl Name {
+    fn base(self) -> &'static str {
+        match self {
+            Name::Requests => "tollgate_requests_total",
+            Name::Tokens => "tollgate_tokens_total",
+            Name::CostNanos => "tollgate_cost_nanousd_total",
+            Name::BodyProblems => "tollgate_request_body_problems_total",
+            Name::DroppedEvents => "tollgate_stream_events_dropped_total",
+        }
+    }
+}
+
+/// Per-VM metric ids, defined on first use.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    ids: HashMap<(Name, &'static str, &'static str), Option<MetricId>>,
+}
+
+impl Metrics {
+    fn counter(
+        &mut self,
+        host: &dyn Host,
+        name: Name,
+        labels: [(&'static str, &'static str); 2],
+        delta: u64,
+    ) {
+        if delta == 0 {
+            return;
+        }
+        let key = (name, labels[0].1, labels[1].1);
+        let id = *self.ids.entry(key).or_insert_with(|| {
+            let mut full = name.base().to_owned();
+            for (label, value) in labels.iter().filter(|(l, _)| !l.is_empty()) {
+                full.push('.');
+                full.push_str(label);
+                full.push('.');
+                full.push_str(value);
+            }
+            host.define_metric(MetricKind::Counter, &full)
+        });
+        if let Some(id) = id {
+            host.increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// One governed (or unmatched) request ended with `outcome`.
+    pub fn request(&mut self, host: &dyn Host, provider: &'static str, outcome: Outcome) {
+        self.counter(
+            host,
+            Name::Requests,
+            [("provider", provider), ("outcome", outcome.as_str())],
+            1,
+        );
+    }
+
+    /// The tokens of one charge, by kind.
+    pub fn tokens(&mut self, host: &dyn Host, provider: &'static str, usage: &Usage) {
+        let kinds = [
+            ("uncached_input", usage.uncached_input_tokens),
+            ("cached_input", usage.cached_input_tokens),
+            ("cache_write_5m", usage.cache_write_5m_tokens),
+            ("cache_write_1h", usage.cache_write_1h_tokens),
+            ("output", usage.output_tokens),
+            ("reasoning", usage.reasoning_tokens),
+        ];
+        for (kind, n) in kinds {
+            self.counter(
+                host,
+                Name::Tokens,
+                [("provider", provider), ("kind", kind)],
+                n,
+            );
+        }
+    }
+
+    /// The cost of one charge. Negative costs cannot occur (prices are validated ≥ 0).
+    pub fn cost(&mut self, host: &dyn Host, provider: &'static str, nanos: i64) {
+        let nanos = u64::try_from(nanos).unwrap_or(0);
+        self.counter(
+            host,
+            Name::CostNanos,
+            [("provider", provider), ("", "")],
+            nanos,
+        );
+    }
+
+    /// A request body that could not be read in full (`too_large`, `invalid_json`, `no_model`).
+    pub fn body_problem(&mut self, host: &dyn Host, problem: &'static str) {
+        self.counter(
+            host,
+            Name::BodyProblems,
+            [("problem", problem), ("", "")],
+            1,
+        );
+    }
+
+    /// Stream events dropped (`oversized`, `corrupt`).
+    pub fn dropped_events(
+        &mut self,
+        host: &dyn Host,
+        provider: &'static str,
+        kind: &'static str,
+        n: u64,
+    ) {
+        self.counter(
+            host,
+            Name::DroppedEvents,
+            [("provider", provider), ("kind", kind)],
+            n,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::testing::FakeHost;
+
+    #[test]
+    fn labels_ride_in_the_name_and_ids_are_defined_once() {
+        let host = FakeHost::at(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+        let mut m = Metrics::default();
+        m.request(&host, "openai", Outcome::Charged);
+        m.request(&host, "openai", Outcome::Charged);
+        m.cost(&host, "openai", 1500);
+        m.tokens(
+            &host,
+            "openai",
+            &Usage {
+                output_tokens: 7,
+                ..Usage::default()
+            },
+        );
+        assert_eq!(
+            host.metric("tollgate_requests_total.provider.openai.outcome.charged"),
+            2
+        );
+        assert_eq!(
+            host.metric("tollgate_cost_nanousd_total.provider.openai"),
+            1500
+        );
+        assert_eq!(
+            host.metric("tollgate_tokens_total.provider.openai.kind.output"),
+            7
+        );
+        assert_eq!(
+            host.metric("tollgate_tokens_total.provider.openai.kind.reasoning"),
+            0
+        );
+    }
+}

@@ -18,6 +18,7 @@ check_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings;
 check_clippy_wasm() {
   # The crates that end up in the filter's .wasm, as the filter builds them.
   cargo clippy -p tollgate-model --no-default-features --target wasm32-wasip1 --locked -- -D warnings
+  cargo clippy -p tollgate-filter-core -p tollgate-filter --lib --target wasm32-wasip1 --locked -- -D warnings
   # Benches are native-only (criterion); everything else also builds for wasm.
   cargo clippy -p tollgate-model --lib --tests --examples --target wasm32-wasip1 --locked -- -D warnings
 }

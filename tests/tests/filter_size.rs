@@ -10,5 +10,9 @@ fn the_filter_wasm_is_under_one_megabyte() {
     let path = tollgate_e2e::paths::filter_wasm().unwrap();
     let size = std::fs::metadata(&path).unwrap().len();
     println!("{}: {size} bytes", path.display());
-    assert!(size <= MAX_WASM_BYTES, "{} is {size} bytes, over {MAX_WASM_BYTES}", path.display());
+    assert!(
+        size <= MAX_WASM_BYTES,
+        "{} is {size} bytes, over {MAX_WASM_BYTES}",
+        path.display()
+    );
 }

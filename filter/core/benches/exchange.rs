@@ -12,12 +12,19 @@ use tollgate_filter_core::flow::{Exchange, RequestHead};
 use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::testing::FakeHost;
 
-const PROSE: &str = "The quarterly report shows steady growth across all regions, with costs held flat. ";
+const PROSE: &str =
+    "The quarterly report shows steady growth across all regions, with costs held flat. ";
 
 fn request(bytes: usize, stream: bool) -> Vec<u8> {
-    let head = format!(r#"{{"model":"gpt-4o-mini","stream":{stream},"max_tokens":256,"messages":[{{"role":"user","content":""#);
+    let head = format!(
+        r#"{{"model":"gpt-4o-mini","stream":{stream},"max_tokens":256,"messages":[{{"role":"user","content":""#
+    );
     let tail = r#""}]}"#;
-    let content: String = PROSE.chars().cycle().take(bytes.saturating_sub(head.len() + tail.len())).collect();
+    let content: String = PROSE
+        .chars()
+        .cycle()
+        .take(bytes.saturating_sub(head.len() + tail.len()))
+        .collect();
     format!("{head}{content}{tail}").into_bytes()
 }
 
@@ -32,11 +39,23 @@ fn stream_events() -> Vec<String> {
     events
 }
 
-fn exchange(filter: &Filter, host: &FakeHost, metrics: &mut Metrics, body: &[u8], chunks: &[&[u8]]) {
+fn exchange(
+    filter: &Filter,
+    host: &FakeHost,
+    metrics: &mut Metrics,
+    body: &[u8],
+    chunks: &[&[u8]],
+) {
     let mut x = Exchange::new();
-    let head = RequestHead { method: "POST", path: "/v1/chat/completions", authority: Some("api.openai.com") };
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        authority: Some("api.openai.com"),
+    };
     x.on_request_headers(filter, metrics, host, head);
-    x.on_request_body(filter, metrics, host, body.len(), true, &mut || Some(body.to_vec()));
+    x.on_request_body(filter, metrics, host, body.len(), true, &mut || {
+        Some(body.to_vec())
+    });
     x.on_response_headers(filter, 200);
     for c in chunks {
         x.on_response_body(c);
@@ -49,16 +68,23 @@ fn bench(c: &mut Criterion) {
     let host = FakeHost::at(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
     let mut metrics = Metrics::default();
     let mut g = c.benchmark_group("exchange");
-    for (name, size) in [("1KB-request-1.4KB-answer", 1024), ("100KB-request-1.4KB-answer", 100 * 1024)] {
+    for (name, size) in [
+        ("1KB-request-1.4KB-answer", 1024),
+        ("100KB-request-1.4KB-answer", 100 * 1024),
+    ] {
         let body = request(size, false);
         g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_function(name, |b| b.iter(|| exchange(&filter, &host, &mut metrics, &body, &[ANSWER.as_bytes()])));
+        g.bench_function(name, |b| {
+            b.iter(|| exchange(&filter, &host, &mut metrics, &body, &[ANSWER.as_bytes()]))
+        });
     }
     let body = request(1024, true);
     let events = stream_events();
     let chunks: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
     g.throughput(Throughput::Elements(chunks.len() as u64));
-    g.bench_function("1KB-request-64-event-stream", |b| b.iter(|| exchange(&filter, &host, &mut metrics, &body, &chunks)));
+    g.bench_function("1KB-request-64-event-stream", |b| {
+        b.iter(|| exchange(&filter, &host, &mut metrics, &body, &chunks))
+    });
     g.finish();
 }
 

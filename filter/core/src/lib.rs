@@ -10,10 +10,14 @@
 //! Everything the host provides (clock, shared data, callouts, metrics, logs) goes through
 //! [`host::Host`]; nothing here reads the clock or the network itself.
 
+pub mod config;
 pub mod estimate;
+pub mod flow;
 pub mod host;
 pub mod inspect;
+pub mod metrics;
 pub mod providers;
+pub mod reply;
 pub mod request;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]

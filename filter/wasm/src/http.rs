@@ -118,10 +118,10 @@ impl HttpContext for HttpExchange {
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
         // Each chunk is passed on at once; only a copy is scanned for usage.
-        if body_size > 0 {
-            if let Some(chunk) = self.get_http_response_body(0, body_size) {
-                self.exchange.on_response_body(&chunk);
-            }
+        if body_size > 0
+            && let Some(chunk) = self.get_http_response_body(0, body_size)
+        {
+            self.exchange.on_response_body(&chunk);
         }
         Action::Continue
     }

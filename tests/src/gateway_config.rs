@@ -195,11 +195,12 @@ fn cluster(name: &str, up: &Upstream, connect_timeout: &str) -> String {
         .replace("{{CONNECT_TIMEOUT}}", connect_timeout)
         .replace("{{HOST}}", &up.host)
         .replace("{{PORT}}", &up.port.to_string());
-    if tls.is_empty() {
+    let block = if tls.is_empty() {
         block.replace("{{TLS}}\n", "")
     } else {
         block.replace("{{TLS}}", &tls)
-    }
+    };
+    block.trim_end().to_owned()
 }
 
 #[cfg(test)]

@@ -20,6 +20,11 @@ const BYPASS_ROUTE: &str = r#"              - match: { prefix: "/", headers: [{ 
                     disabled: true
 "#;
 
+/// The tests' catch-all route (see [`GatewayConfig::catch_all_route`]).
+const CATCH_ALL_ROUTE: &str = r#"              - match: { prefix: "/" }
+                route: { cluster: openai, timeout: 600s }
+"#;
+
 /// Indentation of the plugin JSON inside `value: |` in `wasm-filter.template.yaml`.
 const PLUGIN_CONFIG_INDENT: usize = 20;
 
@@ -85,6 +90,9 @@ pub struct GatewayConfig {
     /// Benchmarks only: requests carrying `x-tollgate-bench-bypass` go to the OpenAI cluster
     /// with the Wasm filter disabled, so one Envoy serves both sides of a comparison.
     pub bench_bypass_route: bool,
+    /// Tests only: send every other path to the OpenAI cluster too (the mock), so Bedrock,
+    /// Azure, Cohere and other paths the reference routes leave out reach the provider.
+    pub catch_all_route: bool,
 }
 
 impl GatewayConfig {
@@ -104,6 +112,7 @@ impl GatewayConfig {
             gemini: Upstream::https("generativelanguage.googleapis.com"),
             control_plane: Upstream::http("127.0.0.1", 8080),
             bench_bypass_route: false,
+            catch_all_route: false,
         }
     }
 
@@ -124,6 +133,7 @@ impl GatewayConfig {
             gemini: mock,
             control_plane: Upstream::http("127.0.0.1", control_plane_port),
             bench_bypass_route: false,
+            catch_all_route: false,
         }
     }
 
@@ -165,6 +175,14 @@ impl GatewayConfig {
                 "{{EXTRA_ROUTES}}\n",
                 if self.bench_bypass_route {
                     BYPASS_ROUTE
+                } else {
+                    ""
+                },
+            )
+            .replace(
+                "{{FINAL_ROUTES}}\n",
+                if self.catch_all_route {
+                    CATCH_ALL_ROUTE
                 } else {
                     ""
                 },

@@ -22,6 +22,7 @@ use tollgate_e2e::{bench_bodies, paths};
 
 struct Args {
     filter: String,
+    path: String,
     requests: usize,
     concurrency: usize,
 }
@@ -29,6 +30,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         filter: "noop".into(),
+        path: "/v1/chat/completions".into(),
         requests: 5000,
         concurrency: 1,
     };
@@ -37,6 +39,8 @@ fn args() -> Args {
         let value = it.next().unwrap_or_default();
         match flag.as_str() {
             "--filter" => a.filter = value,
+            // A path the filter does not govern (`/v1/files`) isolates the cost of Wasm itself.
+            "--path" => a.path = value,
             "--requests" => a.requests = value.parse().unwrap_or(a.requests),
             "--concurrency" => a.concurrency = value.parse().unwrap_or(a.concurrency),
             other => eprintln!("ignoring unknown flag {other}"),
@@ -72,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let envoy = Envoy::start(&config.render(), 1)
         .await
         .context("starting envoy")?;
-    let url = format!("{}/v1/chat/completions", envoy.url());
+    let url = format!("{}{}", envoy.url(), args.path);
     println!(
         "bench-gateway: filter={} requests={} concurrency={} envoy_concurrency=1",
         args.filter, args.requests, args.concurrency

@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod providers;
 pub mod request;
 pub mod stream;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod usage;

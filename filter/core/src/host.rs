@@ -2,7 +2,7 @@
 //!
 //! The core never calls the host directly: every clock read, shared-data access, HTTP
 //! callout, metric and log line goes through [`Host`], so the whole filter can run natively
-//! against [`crate::testing::FakeHost`] in unit tests. `filter/wasm` implements it with
+//! against `testing::FakeHost` (feature `testing`) in unit tests. `filter/wasm` implements it with
 //! hostcalls; its methods mirror the proxy-wasm ABI closely so that adapter stays thin.
 
 use std::time::Duration;

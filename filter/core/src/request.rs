@@ -12,7 +12,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use tollgate_model::PriceTable;
 
-use crate::estimate::{REQUEST_OVERHEAD_TOKENS, estimate_tokens};
+use crate::estimate::{REQUEST_OVERHEAD_TOKENS, estimate_body_tokens};
 use crate::providers::{Api, Dialect, Route};
 use crate::usage::count::Count;
 
@@ -172,7 +172,8 @@ pub fn read_request(
         info.max_output_tokens = default_cap(route, info.model.as_deref(), prices);
         return info;
     }
-    info.estimated_input_tokens = estimate_tokens(body).saturating_add(REQUEST_OVERHEAD_TOKENS);
+    info.estimated_input_tokens =
+        estimate_body_tokens(body).saturating_add(REQUEST_OVERHEAD_TOKENS);
     match read_envelope(body) {
         Ok(envelope) => apply(&mut info, route, body, &envelope),
         Err(e) => info.problem = Some(RequestProblem::InvalidJson(e)),

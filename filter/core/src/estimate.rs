@@ -172,15 +172,12 @@ pub fn estimate_body_tokens(body: &[u8]) -> u64 {
     let mut estimator = TokenEstimator::new();
     let mut binary = 0u64;
     let mut at = 0;
-    loop {
-        let Some((i, marker_at)) = next
-            .iter()
-            .enumerate()
-            .filter_map(|(i, n)| n.map(|p| (i, p)))
-            .min_by_key(|&(_, p)| p)
-        else {
-            break;
-        };
+    while let Some((i, marker_at)) = next
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.map(|p| (i, p)))
+        .min_by_key(|&(_, p)| p)
+    {
         let start = marker_at + BINARY_MARKERS[i].len();
         let end = binary_end(body, start);
         let resume = match end {

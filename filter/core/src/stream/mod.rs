@@ -224,8 +224,8 @@ impl ResponseReader {
         if json == b"[DONE]" {
             return;
         }
-        if self.usage_finder.may_carry_usage(json)
-            && let Some(report) = self.usage_finder.find(json)
+        // One reverse search both rules out events without the key and finds the value.
+        if let Some(report) = self.usage_finder.find(json)
             && !report.is_empty()
         {
             self.report.merge(&report);

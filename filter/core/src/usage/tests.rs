@@ -212,3 +212,21 @@ fn openai_priority_and_flex_tiers_are_read_beside_the_usage() {
     );
     assert_eq!(anthropic.service_tier, ServiceTier::Standard);
 }
+
+#[test]
+fn reasoning_reported_apart_from_completion_is_added_to_output() {
+    // xAI: total = prompt + completion + reasoning.
+    let xai = usage(
+        Dialect::OpenaiChat,
+        r#"{"usage":{"prompt_tokens":32,"completion_tokens":9,"total_tokens":135,
+        "completion_tokens_details":{"reasoning_tokens":94}}}"#,
+    );
+    assert_eq!((xai.output_tokens, xai.reasoning_tokens), (103, 94));
+    // OpenAI: total = prompt + completion, reasoning inside completion.
+    let openai = usage(
+        Dialect::OpenaiChat,
+        r#"{"usage":{"prompt_tokens":32,"completion_tokens":103,"total_tokens":135,
+        "completion_tokens_details":{"reasoning_tokens":94}}}"#,
+    );
+    assert_eq!((openai.output_tokens, openai.reasoning_tokens), (103, 94));
+}

@@ -12,6 +12,7 @@
 //! | spaces and tabs                  | 0 for one (it joins the next word), else ⌈(len − 1) / 4⌉ |
 //! | line breaks (`\n`, `\r`)         | ⌈len / 4⌉         |
 //! | non-ASCII characters             | 1 per character (2 for 4-byte ones: emoji) |
+//! | `\uXXXX` escape in a body        | 1 ([`estimate_body_tokens`])  |
 //! | base64-like run ≥ 1 KiB (images) | max(2 000, len / 250) instead |
 //!
 //! Callers estimate whole request bodies, JSON syntax included: the syntax stands in for the
@@ -182,7 +183,7 @@ pub fn estimate_body_tokens(body: &[u8]) -> u64 {
         let end = binary_end(body, start);
         let resume = match end {
             Some(end) => {
-                estimator.feed(body.get(at..start).unwrap_or_default());
+                feed_json_text(&mut estimator, body.get(at..start).unwrap_or_default());
                 binary = binary.saturating_add(
                     BINARY_MIN_TOKENS.max((end - start) as u64 / BINARY_BYTES_PER_TOKEN),
                 );
@@ -200,8 +201,37 @@ pub fn estimate_body_tokens(body: &[u8]) -> u64 {
             }
         }
     }
-    estimator.feed(body.get(at..).unwrap_or_default());
+    feed_json_text(&mut estimator, body.get(at..).unwrap_or_default());
     estimator.tokens().saturating_add(binary)
+}
+
+/// Feeds JSON text, counting each `\uXXXX` escape as the one character it stands for (one
+/// token, like the UTF-8 character would be) rather than as six bytes of ASCII: clients that
+/// escape non-ASCII (Python's `json.dumps` default) would otherwise be over-counted 4–6×.
+fn feed_json_text(estimator: &mut TokenEstimator, text: &[u8]) {
+    let mut at = 0;
+    for escape in memchr::memmem::find_iter(text, b"\\u") {
+        if escape < at {
+            continue;
+        }
+        let hex = text.get(escape + 2..escape + 6).unwrap_or_default();
+        // A backslash after an odd run of backslashes is itself escaped (`\\u` is `\` + `u`).
+        let backslashes = text
+            .get(..escape)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if hex.len() != 4 || !hex.iter().all(u8::is_ascii_hexdigit) || backslashes % 2 == 1 {
+            continue;
+        }
+        estimator.feed(text.get(at..escape).unwrap_or_default());
+        // A lead byte of a 3-byte character: one token, and it ends the current run.
+        estimator.feed(&[0xE4]);
+        at = escape + 6;
+    }
+    estimator.feed(text.get(at..).unwrap_or_default());
 }
 
 /// The end of the base64 value starting at `start`, if it is one: at least
@@ -265,6 +295,22 @@ mod tests {
         assert_eq!(
             estimate_body_tokens(url.as_bytes()),
             estimate_tokens(text_only.as_bytes()) + 4_000 + 2_000
+        );
+    }
+
+    #[test]
+    fn unicode_escapes_count_as_the_characters_they_stand_for() {
+        let escaped = br#"{"content":"\u4e2d\u6587\u6587\u5b57"}"#;
+        let utf8 = r#"{"content":"中文文字"}"#;
+        assert_eq!(
+            estimate_body_tokens(escaped),
+            estimate_tokens(utf8.as_bytes())
+        );
+        // An escaped backslash before `u` is not an escape.
+        let not_escape = br#"{"p":"C:\\u1234"}"#;
+        assert_eq!(
+            estimate_body_tokens(not_escape),
+            estimate_tokens(not_escape)
         );
     }
 

@@ -52,3 +52,44 @@ fn cjk_text_is_within_ten_percent_of_cl100k_and_above_o200k() {
         assert!(estimate >= o200k, "{name}: {estimate} < {o200k}");
     }
 }
+
+/// `s` as a JSON string with every non-ASCII character escaped as `\uXXXX`.
+fn ascii_json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for unit in serde_json::to_string(s).unwrap().trim_matches('"').chars() {
+        if unit.is_ascii() {
+            out.push(unit);
+        } else {
+            let mut buf = [0u16; 2];
+            for u in unit.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[test]
+fn whole_chat_requests_are_never_under_estimated_utf8_or_escaped() {
+    use tollgate_filter_core::estimate::{REQUEST_OVERHEAD_TOKENS, estimate_body_tokens};
+    let dir = common::fixtures_dir().join("estimation");
+    let counts: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("counts.json")).unwrap()).unwrap();
+    for (name, real) in counts["counts"].as_object().unwrap() {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let real = real["chat_prompt_cl100k_base"]
+            .as_u64()
+            .unwrap()
+            .max(real["chat_prompt_o200k_base"].as_u64().unwrap());
+        let utf8 = serde_json::to_string(&text).unwrap();
+        for content in [utf8, ascii_json_string(&text)] {
+            let body = format!(
+                r#"{{"model":"gpt-4o","messages":[{{"role":"system","content":"You are a helpful assistant."}},{{"role":"user","content":{content}}}],"max_tokens":512}}"#
+            );
+            let estimate = estimate_body_tokens(body.as_bytes()) + REQUEST_OVERHEAD_TOKENS;
+            assert!(estimate >= real, "{name}: {estimate} < {real}");
+            assert!(estimate <= 2 * real, "{name}: {estimate} > 2 × {real}");
+        }
+    }
+}

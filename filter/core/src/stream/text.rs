@@ -62,8 +62,13 @@ pub fn count_text(dialect: Dialect, json: &[u8], estimator: &mut TokenEstimator)
     TextCounter::new(dialect).count(json, estimator);
 }
 
-/// The raw contents of the string value after a key ending at `after_key`, if the value is a
-/// string (possibly cut off by the end of the event).
+/// The raw contents of the string value after a key ending at `after_key` (the key's closing
+/// quote included), if the value is a string; possibly cut off by the end of `json`.
+pub fn string_value_after(json: &[u8], after_key: usize) -> Option<&[u8]> {
+    string_after(json, after_key)
+}
+
+/// [`string_value_after`], also accepting a key given as a prefix.
 fn string_after(json: &[u8], after_key: usize) -> Option<&[u8]> {
     let mut rest = json.get(after_key..)?;
     // A key given as a prefix (no closing quote): skip the rest of the key name.

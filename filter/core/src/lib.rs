@@ -1,6 +1,7 @@
 //! Tollgate's filter behaviour, independent of proxy-wasm.
 //!
-//! The proxy-wasm adapter (`filter/wasm`) implements [`host::Host`] and calls, per request:
+//! The proxy-wasm adapter (`filter/wasm`) implements [`host::Host`], validates its plugin
+//! config's core part with [`config::CoreConfig::try_from`], and calls, per request:
 //! 1. [`providers::RouteTable::match_request`] on the request headers (method, `:path`,
 //!    `:authority`); `None` means "not a metered LLM call: pass through";
 //! 2. [`request::read_request`] on the buffered request body: model, stream flag, output
@@ -15,6 +16,7 @@
 //!
 //! Nothing here reads the clock or the network: the host, or the caller, passes them in.
 
+pub mod config;
 pub mod estimate;
 pub mod host;
 pub mod inspect;

@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             prices(),
             RequestLimits {
                 max_body_bytes: 1 << 16,
+                ..RequestLimits::default()
             },
         );
         let Some(rewritten) = info.rewritten_body else {

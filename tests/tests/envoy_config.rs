@@ -72,7 +72,9 @@ fn envoy_refuses_a_plugin_config_the_filter_rejects_and_the_log_names_the_field(
     let (ok, log) = validate(&broken);
     assert!(!ok);
     assert!(
-        log.contains("tollgate config: max_request_body_bytes: must be above 0"),
+        log.contains(
+            "tollgate config: max_request_body_bytes: 0 is below the minimum of 4096 bytes"
+        ),
         "{log}"
     );
     let unknown = shipped().replacen(
@@ -88,5 +90,5 @@ fn envoy_refuses_a_plugin_config_the_filter_rejects_and_the_log_names_the_field(
 #[test]
 fn the_reference_plugin_config_passes_the_filters_own_validation() {
     let text = std::fs::read(paths::workspace_root().join("envoy/plugin-config.json")).unwrap();
-    tollgate_filter_core::config::Filter::from_json(&text).unwrap();
+    tollgate_filter_core::plugin::Filter::from_json(&text).unwrap();
 }

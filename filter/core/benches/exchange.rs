@@ -7,9 +7,9 @@ use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tollgate_filter_core::config::Filter;
 use tollgate_filter_core::flow::{Exchange, RequestHead};
 use tollgate_filter_core::metrics::Metrics;
+use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::testing::FakeHost;
 
 const PROSE: &str =

@@ -1,167 +1,103 @@
-//! The plugin configuration: the JSON in Envoy's `configuration` field, parsed and validated
-//! into a [`Filter`] before any traffic is seen.
-//!
-//! Unknown fields are refused, and every error names the field's JSON path, so a bad config
-//! fails `on_configure` with a log line an operator can act on
-//! (`tollgate config: routes.rules[0].path: must start with '/'`). Every field has a default;
-//! `{}` is a complete configuration.
-
-use std::collections::BTreeMap;
+//! The filter-core part of the plugin configuration: a serde DTO with
+//! `deny_unknown_fields`, validated into [`CoreConfig`] by `TryFrom` (STYLE.md rule 2). The
+//! proxy-wasm adapter embeds [`CoreConfigDto`] in its own config and refuses to start on an
+//! error, logging the message, which names the field.
 
 use serde::Deserialize;
-use tollgate_model::PriceTable;
 
-use crate::providers::{RouteConfig, RouteTable};
+use crate::providers::{RouteConfig, RouteError, RouteTable};
 use crate::request::RequestLimits;
 use crate::stream::StreamLimits;
 
-/// The largest request body the filter reads, by default (8 MiB). Envoy's own buffer limit
-/// (`per_connection_buffer_limit_bytes`) must be at least this.
-pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The smallest bound accepted for events and bodies: below it no provider's usage event fits.
+pub const MIN_BOUND_BYTES: usize = 4 * 1024;
 
-/// What to do with a request whose path is not a known provider API.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnmatchedPolicy {
-    /// Let it through untouched and uncounted (the `unmatched` outcome is still counted).
-    #[default]
-    Pass,
-    /// Refuse it with 403.
-    Deny,
-}
-
-/// What to do with a request body larger than `max_request_body_bytes`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OversizedPolicy {
-    /// Let it through unread; its input is estimated as one token per byte, and the answer's
-    /// usage is still read and charged.
-    #[default]
-    Pass,
-    /// Refuse it with 413 in the provider's error shape.
-    Reject,
-}
-
-/// The configuration as written.
+/// What the operator writes (JSON), every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FilterConfigDto {
-    /// Extra route rules and whether the built-in ones apply.
+pub struct CoreConfigDto {
+    /// Extra route rules and the built-in switch.
     #[serde(default)]
     pub routes: RouteConfig,
-    /// Requests to paths that are not provider APIs.
-    #[serde(default)]
-    pub unmatched_path: UnmatchedPolicy,
-    /// The largest request body read (default 8 MiB).
+    /// Request bodies over this are not parsed (default 8 MiB).
     #[serde(default)]
     pub max_request_body_bytes: Option<usize>,
-    /// Requests over that size.
-    #[serde(default)]
-    pub oversized_request: OversizedPolicy,
-    /// The largest single stream event held while it arrives (default 1 MiB); larger events
-    /// are dropped and counted.
+    /// The most one pending stream event may hold (default 1 MiB).
     #[serde(default)]
     pub max_stream_event_bytes: Option<usize>,
-    /// Extra model names: an Azure deployment name (or any private name) → a price-table id.
+    /// How much of a non-streamed JSON response is kept (default 256 KiB; usage is at the end).
     #[serde(default)]
-    pub model_aliases: BTreeMap<String, String>,
+    pub max_json_tail_bytes: Option<usize>,
+    /// Ask OpenAI-style streams for usage by rewriting the request (default true).
+    #[serde(default)]
+    pub add_stream_usage_option: Option<bool>,
 }
 
-/// A configuration that cannot be used; the message names the field.
+/// A config value that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("tollgate config: {path}: {message}")]
-pub struct ConfigError {
-    /// JSON path of the field at fault (`.` for the document).
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
+pub enum ConfigError {
+    /// A route rule is invalid.
+    #[error(transparent)]
+    Route(#[from] RouteError),
+    /// A byte bound is too small to hold a usage event.
+    #[error("{field}: {value} is below the minimum of {MIN_BOUND_BYTES} bytes")]
+    TooSmall {
+        /// The field's name.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+    },
 }
 
-fn config_error(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        path: path.into(),
-        message: message.into(),
-    }
-}
-
-/// Everything a filter instance decides with, validated.
-#[derive(Debug, Clone)]
-pub struct Filter {
+/// The validated configuration the readers run with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreConfig {
     /// Route matching.
     pub routes: RouteTable,
-    /// Prices (the shipped table plus configured aliases).
-    pub prices: PriceTable,
-    /// Request-body limits.
-    pub request_limits: RequestLimits,
-    /// Stream limits.
-    pub stream_limits: StreamLimits,
-    /// Unknown paths.
-    pub unmatched_path: UnmatchedPolicy,
-    /// Oversized bodies.
-    pub oversized_request: OversizedPolicy,
+    /// For [`crate::request::read_request`].
+    pub request: RequestLimits,
+    /// For [`crate::stream::ResponseReader::new`].
+    pub stream: StreamLimits,
 }
 
-impl Filter {
-    /// Parses and validates the plugin configuration. Empty input means `{}`.
-    pub fn from_json(bytes: &[u8]) -> Result<Filter, ConfigError> {
-        let text = if bytes.iter().all(u8::is_ascii_whitespace) {
-            &b"{}"[..]
-        } else {
-            bytes
-        };
-        let de = &mut serde_json::Deserializer::from_slice(text);
-        let dto: FilterConfigDto = serde_path_to_error::deserialize(de)
-            .map_err(|e| config_error(e.path().to_string(), e.inner().to_string()))?;
-        Filter::try_from(dto)
+fn bound(field: &'static str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        Some(value) if value < MIN_BOUND_BYTES => Err(ConfigError::TooSmall { field, value }),
+        Some(value) => Ok(value),
+        None => Ok(default),
     }
 }
 
-impl TryFrom<FilterConfigDto> for Filter {
+impl TryFrom<CoreConfigDto> for CoreConfig {
     type Error = ConfigError;
 
-    fn try_from(dto: FilterConfigDto) -> Result<Filter, ConfigError> {
-        let routes = RouteTable::try_from(dto.routes).map_err(|e| {
-            // RouteError's message already starts with its path.
-            let text = e.to_string();
-            match text.split_once(": ") {
-                Some((path, message)) => config_error(path, message),
-                None => config_error("routes", text),
-            }
-        })?;
-        let max_body = dto
-            .max_request_body_bytes
-            .unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES);
-        if max_body == 0 {
-            return Err(config_error("max_request_body_bytes", "must be above 0"));
-        }
-        let max_event = dto
-            .max_stream_event_bytes
-            .unwrap_or(StreamLimits::default().max_event_bytes);
-        if max_event < 1024 {
-            return Err(config_error(
-                "max_stream_event_bytes",
-                "must be at least 1024",
-            ));
-        }
-        let mut prices = PriceTable::shipped()
-            .map_err(|e| config_error("(shipped price table)", e.to_string()))?;
-        for (alias, model) in &dto.model_aliases {
-            prices
-                .add_alias(alias, model)
-                .map_err(|e| config_error(format!("model_aliases.{alias}"), e.to_string()))?;
-        }
-        Ok(Filter {
-            routes,
-            prices,
-            request_limits: RequestLimits {
-                max_body_bytes: max_body,
+    fn try_from(dto: CoreConfigDto) -> Result<CoreConfig, ConfigError> {
+        let request_defaults = RequestLimits::default();
+        let stream_defaults = StreamLimits::default();
+        Ok(CoreConfig {
+            routes: RouteTable::try_from(dto.routes)?,
+            request: RequestLimits {
+                max_body_bytes: bound(
+                    "max_request_body_bytes",
+                    dto.max_request_body_bytes,
+                    request_defaults.max_body_bytes,
+                )?,
+                add_stream_usage_option: dto
+                    .add_stream_usage_option
+                    .unwrap_or(request_defaults.add_stream_usage_option),
             },
-            stream_limits: StreamLimits {
-                max_event_bytes: max_event,
-                ..StreamLimits::default()
+            stream: StreamLimits {
+                max_event_bytes: bound(
+                    "max_stream_event_bytes",
+                    dto.max_stream_event_bytes,
+                    stream_defaults.max_event_bytes,
+                )?,
+                max_json_tail_bytes: bound(
+                    "max_json_tail_bytes",
+                    dto.max_json_tail_bytes,
+                    stream_defaults.max_json_tail_bytes,
+                )?,
             },
-            unmatched_path: dto.unmatched_path,
-            oversized_request: dto.oversized_request,
         })
     }
 }
@@ -170,43 +106,46 @@ impl TryFrom<FilterConfigDto> for Filter {
 mod tests {
     use super::*;
 
-    fn error(json: &str) -> String {
-        Filter::from_json(json.as_bytes()).unwrap_err().to_string()
+    fn parse(json: &str) -> Result<CoreConfig, String> {
+        let dto: CoreConfigDto = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        CoreConfig::try_from(dto).map_err(|e| e.to_string())
     }
 
     #[test]
-    fn an_empty_configuration_is_complete() {
-        let f = Filter::from_json(b"").unwrap();
-        assert_eq!(
-            f.request_limits.max_body_bytes,
-            DEFAULT_MAX_REQUEST_BODY_BYTES
-        );
-        assert_eq!(f.unmatched_path, UnmatchedPolicy::Pass);
-        Filter::from_json(b"{}").unwrap();
+    fn an_empty_config_gives_the_defaults() {
+        let config = parse("{}").unwrap();
+        assert_eq!(config.request, RequestLimits::default());
+        assert_eq!(config.stream, StreamLimits::default());
+        assert_eq!(config.routes, RouteTable::builtin());
     }
 
     #[test]
     fn errors_name_the_field() {
-        assert!(error(r#"{"max_request_body_bytes":0}"#).contains("max_request_body_bytes"));
-        assert!(error(r#"{"max_request_bytes":1}"#).contains("max_request_bytes"));
         assert!(
-            error(r#"{"unmatched_path":"drop"}"#).starts_with("tollgate config: unmatched_path:")
+            parse(r#"{"max_stream_event_byte":1}"#)
+                .unwrap_err()
+                .contains("max_stream_event_byte")
         );
-        let e = error(
-            r#"{"routes":{"rules":[{"path":"x","provider":"openai","api":"chat_completions"}]}}"#,
+        assert!(
+            parse(r#"{"max_json_tail_bytes":10}"#)
+                .unwrap_err()
+                .starts_with("max_json_tail_bytes")
         );
-        assert!(e.contains("routes.rules[0].path"), "{e}");
-        let e = error(r#"{"model_aliases":{"prod-chat":"no-such-model"}}"#);
-        assert!(e.contains("model_aliases.prod-chat"), "{e}");
-        assert!(error("{").starts_with("tollgate config: "));
+        assert!(
+            parse(r#"{"routes":{"rules":[{"path":"x","provider":"openai","api":"responses"}]}}"#)
+                .unwrap_err()
+                .starts_with("routes.rules[0].path")
+        );
     }
 
     #[test]
-    fn model_aliases_name_azure_deployments() {
-        let f = Filter::from_json(br#"{"model_aliases":{"prod-chat":"gpt-4o"}}"#).unwrap();
-        assert_eq!(
-            f.prices.resolve("prod-chat").map(|m| m.id()),
-            Some("gpt-4o")
-        );
+    fn set_values_are_kept() {
+        let config = parse(
+            r#"{"max_request_body_bytes":65536,"add_stream_usage_option":false,"max_stream_event_bytes":8192}"#,
+        )
+        .unwrap();
+        assert_eq!(config.request.max_body_bytes, 65536);
+        assert!(!config.request.add_stream_usage_option);
+        assert_eq!(config.stream.max_event_bytes, 8192);
     }
 }

@@ -12,6 +12,7 @@
 //! | spaces and tabs                  | 0 for one (it joins the next word), else ⌈(len − 1) / 4⌉ |
 //! | line breaks (`\n`, `\r`)         | ⌈len / 4⌉         |
 //! | non-ASCII characters             | 1 per character (2 for 4-byte ones: emoji) |
+//! | `\uXXXX` escape in a body        | 1 ([`estimate_body_tokens`])  |
 //! | base64-like run ≥ 1 KiB (images) | max(2 000, len / 250) instead |
 //!
 //! Callers estimate whole request bodies, JSON syntax included: the syntax stands in for the
@@ -21,7 +22,7 @@
 /// priming plus per-message tokens; the JSON syntax already over-counts the latter).
 pub const REQUEST_OVERHEAD_TOKENS: u64 = 8;
 
-/// A base64-alphabet run at least this long is taken to be an inline image or document.
+/// An inline base64 value at least this long is taken to be an image or document.
 pub const BINARY_RUN_BYTES: u64 = 1024;
 
 /// What an inline binary run is counted as, at least.
@@ -42,11 +43,8 @@ const LEAD: u8 = 5;
 const LEAD4: u8 = 6;
 /// A UTF-8 continuation byte: part of a character already counted.
 const CONT: u8 = 7;
-/// Flag bit: the byte is in the base64 alphabet.
-const B64: u8 = 8;
-
-const fn byte_info(b: u8) -> u8 {
-    let class = match b {
+const fn class_of(b: u8) -> u8 {
+    match b {
         b'a'..=b'z' | b'A'..=b'Z' => LETTER,
         b'0'..=b'9' => DIGIT,
         b' ' | b'\t' => SPACE,
@@ -55,22 +53,20 @@ const fn byte_info(b: u8) -> u8 {
         0xF0..=0xFF => LEAD4,
         0xC0..=0xEF => LEAD,
         _ => PUNCT,
-    };
-    let b64 = b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=';
-    class | if b64 { B64 } else { 0 }
+    }
 }
 
-const fn build_info() -> [u8; 256] {
+const fn build_class() -> [u8; 256] {
     let mut table = [0u8; 256];
     let mut i = 0;
     while i < 256 {
-        table[i] = byte_info(i as u8);
+        table[i] = class_of(i as u8);
         i += 1;
     }
     table
 }
 
-static INFO: [u8; 256] = build_info();
+static CLASS: [u8; 256] = build_class();
 
 /// Offsets within a run are taken modulo 4, a power of two, so the charge is a table lookup
 /// on `offset & 3` (a modulo of 3, as digit groups would need, costs a division per byte).
@@ -101,13 +97,10 @@ static CHARGE: [u8; 8 * PERIOD] = build_charge();
 #[derive(Debug, Clone)]
 pub struct TokenEstimator {
     tokens: u64,
-    /// Bytes fed so far (positions below are absolute).
+    /// Bytes fed so far (run starts are absolute positions).
     pos: u64,
     prev_class: u8,
     run_start: u64,
-    prev_b64: bool,
-    b64_start: u64,
-    tokens_before_b64: u64,
 }
 
 impl Default for TokenEstimator {
@@ -118,9 +111,6 @@ impl Default for TokenEstimator {
             // No run in progress: the first byte starts one whatever its class.
             prev_class: u8::MAX,
             run_start: 0,
-            prev_b64: false,
-            b64_start: 0,
-            tokens_before_b64: 0,
         }
     }
 }
@@ -133,31 +123,18 @@ impl TokenEstimator {
 
     /// Counts `bytes` (UTF-8 or not: invalid bytes count like punctuation or characters).
     pub fn feed(&mut self, bytes: &[u8]) {
-        // Written for speed: runs change every few bytes in prose, so the loop keeps run
-        // *starts* (a select per byte) instead of a counter that depends on the previous
-        // byte's, and tests rare conditions with non-short-circuit `&` so that the only
-        // jump is the rarely taken end of a long base64 run.
+        // Written for speed: runs change every few bytes in prose, so the run start is kept
+        // with a mask, not a jump (a mispredicted jump per word would cost more than the
+        // rest of the loop), and the charge is one table lookup.
         let mut tokens = self.tokens;
         let mut prev = self.prev_class;
         let mut run_start = self.run_start;
-        let mut prev_b64 = self.prev_b64;
-        let mut b64_start = self.b64_start;
-        let mut before_b64 = self.tokens_before_b64;
         let mut pos = self.pos;
         for &b in bytes {
-            let info = INFO[usize::from(b)];
-            let class = info & 7;
-            let b64 = info & B64 != 0;
-            run_start = if class == prev { run_start } else { pos };
+            let class = CLASS[usize::from(b)];
+            let same = 0u64.wrapping_sub(u64::from(class == prev));
+            run_start = (run_start & same) | (pos & !same);
             prev = class;
-            let starting = b64 & !prev_b64;
-            before_b64 = if starting { tokens } else { before_b64 };
-            b64_start = if starting { pos } else { b64_start };
-            let b64_len = pos - b64_start;
-            if !b64 & prev_b64 & (b64_len >= BINARY_RUN_BYTES) {
-                tokens = binary_total(before_b64, b64_len);
-            }
-            prev_b64 = b64;
             let offset = (pos - run_start) as usize & (PERIOD - 1);
             tokens += u64::from(CHARGE[usize::from(class) * PERIOD + offset]);
             pos += 1;
@@ -166,24 +143,107 @@ impl TokenEstimator {
         self.pos = pos;
         self.prev_class = prev;
         self.run_start = run_start;
-        self.prev_b64 = prev_b64;
-        self.b64_start = b64_start;
-        self.tokens_before_b64 = before_b64;
     }
 
     /// The estimate for everything fed so far.
     pub fn tokens(&self) -> u64 {
-        let b64_len = self.pos - self.b64_start;
-        if self.prev_b64 && b64_len >= BINARY_RUN_BYTES {
-            return binary_total(self.tokens_before_b64, b64_len);
-        }
         self.tokens
     }
 }
 
-/// The count after a long base64 run: what came before it plus the run as one binary item.
-fn binary_total(before: u64, run: u64) -> u64 {
-    before.saturating_add(BINARY_MIN_TOKENS.max(run / BINARY_BYTES_PER_TOKEN))
+/// Where inline binary (base64) starts in request bodies: data URLs (OpenAI images, files
+/// and audio), Anthropic and Gemini `"data"` sources, Bedrock `"bytes"`.
+const BINARY_MARKERS: [&[u8]; 4] = [
+    b";base64,",
+    b"\"data\":\"",
+    b"\"data\": \"",
+    b"\"bytes\":\"",
+];
+
+/// The estimate for a whole request body: text as [`estimate_tokens`], each inline base64
+/// value of at least [`BINARY_RUN_BYTES`] as one binary item
+/// (max([`BINARY_MIN_TOKENS`], len / [`BINARY_BYTES_PER_TOKEN`])).
+pub fn estimate_body_tokens(body: &[u8]) -> u64 {
+    let finders = BINARY_MARKERS.map(memchr::memmem::Finder::new);
+    // The next match of each marker at or after `at` (recomputed only once passed).
+    let mut next: [Option<usize>; 4] = [None; 4];
+    for (slot, finder) in next.iter_mut().zip(&finders) {
+        *slot = finder.find(body);
+    }
+    let mut estimator = TokenEstimator::new();
+    let mut binary = 0u64;
+    let mut at = 0;
+    while let Some((i, marker_at)) = next
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| n.map(|p| (i, p)))
+        .min_by_key(|&(_, p)| p)
+    {
+        let start = marker_at + BINARY_MARKERS[i].len();
+        let end = binary_end(body, start);
+        let resume = match end {
+            Some(end) => {
+                feed_json_text(&mut estimator, body.get(at..start).unwrap_or_default());
+                binary = binary.saturating_add(
+                    BINARY_MIN_TOKENS.max((end - start) as u64 / BINARY_BYTES_PER_TOKEN),
+                );
+                at = end;
+                end
+            }
+            None => start,
+        };
+        for (slot, finder) in next.iter_mut().zip(&finders) {
+            if slot.is_some_and(|p| p < resume) {
+                *slot = body
+                    .get(resume..)
+                    .and_then(|rest| finder.find(rest))
+                    .map(|p| p + resume);
+            }
+        }
+    }
+    feed_json_text(&mut estimator, body.get(at..).unwrap_or_default());
+    estimator.tokens().saturating_add(binary)
+}
+
+/// Feeds JSON text, counting each `\uXXXX` escape as the one character it stands for (one
+/// token, like the UTF-8 character would be) rather than as six bytes of ASCII: clients that
+/// escape non-ASCII (Python's `json.dumps` default) would otherwise be over-counted 4–6×.
+fn feed_json_text(estimator: &mut TokenEstimator, text: &[u8]) {
+    let mut at = 0;
+    for escape in memchr::memmem::find_iter(text, b"\\u") {
+        if escape < at {
+            continue;
+        }
+        let hex = text.get(escape + 2..escape + 6).unwrap_or_default();
+        // A backslash after an odd run of backslashes is itself escaped (`\\u` is `\` + `u`).
+        let backslashes = text
+            .get(..escape)
+            .unwrap_or_default()
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if hex.len() != 4 || !hex.iter().all(u8::is_ascii_hexdigit) || backslashes % 2 == 1 {
+            continue;
+        }
+        estimator.feed(text.get(at..escape).unwrap_or_default());
+        // A lead byte of a 3-byte character: one token, and it ends the current run.
+        estimator.feed(&[0xE4]);
+        at = escape + 6;
+    }
+    estimator.feed(text.get(at..).unwrap_or_default());
+}
+
+/// The end of the base64 value starting at `start`, if it is one: at least
+/// [`BINARY_RUN_BYTES`] long up to its closing quote, and base64 in its first bytes.
+fn binary_end(body: &[u8], start: usize) -> Option<usize> {
+    let rest = body.get(start..)?;
+    let len = memchr::memchr(b'"', rest).unwrap_or(rest.len());
+    let looks_base64 = rest
+        .iter()
+        .take(64.min(len))
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'\\'));
+    (len as u64 >= BINARY_RUN_BYTES && looks_base64).then_some(start + len)
 }
 
 /// The estimate for one piece of text.
@@ -221,12 +281,50 @@ mod tests {
     }
 
     #[test]
-    fn long_base64_runs_count_as_one_image() {
-        let mut body = b"{\"data\":\"".to_vec();
-        body.extend(std::iter::repeat_n(b'A', 100_000));
-        body.extend(b"\"}");
-        assert_eq!(estimate_tokens(&body), 2 + 2 + 2_000 + 1);
-        let big = vec![b'Q'; 1_000_000];
-        assert_eq!(estimate_tokens(&big), 4_000);
+    fn inline_base64_values_count_as_one_binary_item_each() {
+        let blob = "A".repeat(100_000);
+        let body = format!(r#"{{"data":"{blob}"}}"#);
+        // `{"` + `data` + `":"` (2) + the image + `"}`.
+        assert_eq!(estimate_body_tokens(body.as_bytes()), 1 + 1 + 2 + 2_000 + 1);
+        let url = format!(
+            r#"[{{"url":"data:image/png;base64,{}"}},{{"bytes":"{}"}}]"#,
+            "Q".repeat(1_000_000),
+            "Zm9v".repeat(300)
+        );
+        let text_only = r#"[{"url":"data:image/png;base64,"},{"bytes":""}]"#;
+        assert_eq!(
+            estimate_body_tokens(url.as_bytes()),
+            estimate_tokens(text_only.as_bytes()) + 4_000 + 2_000
+        );
+    }
+
+    #[test]
+    fn unicode_escapes_count_as_the_characters_they_stand_for() {
+        let escaped = br#"{"content":"\u4e2d\u6587\u6587\u5b57"}"#;
+        let utf8 = r#"{"content":"中文文字"}"#;
+        assert_eq!(
+            estimate_body_tokens(escaped),
+            estimate_tokens(utf8.as_bytes())
+        );
+        // An escaped backslash before `u` is not an escape.
+        let not_escape = br#"{"p":"C:\\u1234"}"#;
+        assert_eq!(
+            estimate_body_tokens(not_escape),
+            estimate_tokens(not_escape)
+        );
+    }
+
+    #[test]
+    fn short_or_non_base64_data_values_are_counted_as_text() {
+        for body in [
+            r#"{"data":"short"}"#.to_owned(),
+            format!(r#"{{"data":"{}"}}"#, "plain words ".repeat(200)),
+            r#"{"data":"unterminated"#.to_owned(),
+        ] {
+            assert_eq!(
+                estimate_body_tokens(body.as_bytes()),
+                estimate_tokens(body.as_bytes())
+            );
+        }
     }
 }

@@ -15,9 +15,9 @@
 
 use tollgate_model::{Cost, Usage};
 
-use crate::config::{Filter, OversizedPolicy, UnmatchedPolicy};
 use crate::host::{Host, LogLevel};
 use crate::metrics::{Metrics, Outcome};
+use crate::plugin::{Filter, OversizedPolicy, UnmatchedPolicy};
 use crate::providers::Route;
 use crate::reply::LocalReply;
 use crate::request::{RequestInfo, RequestProblem, read_request};
@@ -265,14 +265,32 @@ impl Exchange {
         let outcome = reader.finish(input_estimate);
         metrics.dropped_events(host, provider, "oversized", outcome.stats.oversized_events);
         metrics.dropped_events(host, provider, "corrupt", outcome.stats.corrupt_events);
+        metrics.invalid_usage_fields(
+            host,
+            provider,
+            u64::from(outcome.stats.invalid_usage_fields),
+        );
         let usage = outcome.usage;
-        let model = self
+        // The request's model (or the path's: Azure deployment, Gemini, Bedrock) decides the
+        // price; the model the answer reports prices what those do not name or the table does
+        // not know (an unmapped Azure deployment, a body too large to read).
+        let named = self
             .request
             .as_ref()
             .and_then(|r| r.model.clone())
             .or_else(|| route.path_model.clone());
-        // Providers do not bill failed calls; one that still reports usage is charged for it.
+        let model = match (&named, &outcome.model) {
+            (Some(n), Some(reported))
+                if filter.prices.resolve(n).is_none()
+                    && filter.prices.resolve(reported).is_some() =>
+            {
+                Some(reported.clone())
+            }
+            (None, reported) => reported.clone(),
+            (named, _) => named.clone(),
+        };
         if self.status.is_some_and(|s| s >= 400) && usage.estimated {
+            // Providers do not bill failed calls; one that still reports usage is charged for it.
             metrics.request(host, provider, Outcome::ProviderError);
             return Some(Charge {
                 provider,

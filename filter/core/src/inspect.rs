@@ -3,7 +3,6 @@
 //! response readers and pricing as the filter, on recorded bodies.
 
 use chrono::{DateTime, Utc};
-use memchr::memmem;
 use serde::Serialize;
 use tollgate_model::{CostBreakdown, PriceTable, Usage};
 
@@ -160,7 +159,7 @@ pub fn inspect(
         None => None,
     };
     let estimated_input = request.as_ref().map_or(0, |r| r.estimated_input_tokens);
-    let (usage, streaming) = match input.response {
+    let (usage, streaming, response_model) = match input.response {
         Some(body) => {
             let framing = sniff_framing(body)
                 .unwrap_or_else(|| route.framing(request.as_ref().is_some_and(|r| r.streaming)));
@@ -176,7 +175,7 @@ pub fn inspect(
                     "no {framing:?} content could be read"
                 )));
             }
-            (outcome.usage, framing != Framing::Json)
+            (outcome.usage, framing != Framing::Json, outcome.model)
         }
         None => match &request {
             // No response: the worst case the filter would reserve.
@@ -188,18 +187,26 @@ pub fn inspect(
                     ..Usage::default()
                 },
                 r.streaming,
+                None,
             ),
             None => return Err(InspectError::NothingGiven),
         },
     };
-    let model = request
-        .as_ref()
-        .and_then(|r| r.model.clone())
-        .or_else(|| input.response.and_then(response_model));
-    let priced = match &model {
+    let request_model = request.as_ref().and_then(|r| r.model.clone());
+    // The request's model decides, as in the filter; when the table does not know it (an
+    // Azure deployment name, say), the model the response reports is tried next.
+    let mut model = request_model.clone().or_else(|| response_model.clone());
+    let mut priced = match &model {
         Some(m) => prices.cost(m, &usage, input.at).map_err(|e| e.to_string()),
         None => Err("the call names no model".to_owned()),
     };
+    if priced.is_err()
+        && let Some(reported) = response_model.filter(|m| Some(m) != request_model.as_ref())
+        && let Ok(cost) = prices.cost(&reported, &usage, input.at)
+    {
+        priced = Ok(cost);
+        model = Some(reported);
+    }
     let (cost_usd, cost_breakdown, error) = match priced {
         Ok(cost) => (
             Some(cost.total.to_usd().to_string()),
@@ -241,29 +248,4 @@ fn breakdown(b: &CostBreakdown) -> InspectBreakdown {
         images: usd(b.images),
         audio: usd(b.audio),
     }
-}
-
-/// The model a response names (`"model"`, or Gemini's `"modelVersion"`), when no request
-/// was given.
-fn response_model(body: &[u8]) -> Option<String> {
-    for key in [&b"\"model\""[..], b"\"modelVersion\""] {
-        for at in memmem::find_iter(body, key) {
-            let rest = body.get(at + key.len()..)?;
-            let rest = trim_start(rest).strip_prefix(b":").map(trim_start);
-            let Some(value) = rest.and_then(|r| r.strip_prefix(b"\"")) else {
-                continue;
-            };
-            let end = memchr::memchr2(b'"', b'\\', value)?;
-            let name = std::str::from_utf8(value.get(..end)?).ok()?;
-            if !name.is_empty() {
-                return Some(name.to_owned());
-            }
-        }
-    }
-    None
-}
-
-fn trim_start(bytes: &[u8]) -> &[u8] {
-    let n = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    bytes.get(n..).unwrap_or_default()
 }

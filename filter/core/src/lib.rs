@@ -1,14 +1,21 @@
 //! Tollgate's filter behaviour, independent of proxy-wasm.
 //!
-//! The proxy-wasm adapter (`filter/wasm`) calls, per request:
-//! 1. [`providers::RouteTable::match_request`] on the request headers;
-//! 2. [`request::read_request`] on the buffered request body (model, stream flag, output cap,
-//!    input estimate, and a rewritten body when streamed usage must be asked for);
-//! 3. [`usage::extract_usage`] on a JSON response, or a [`stream::ResponseReader`] fed every
-//!    response chunk and [`stream::ResponseReader::finish`]ed at the end.
+//! The proxy-wasm adapter (`filter/wasm`) implements [`host::Host`], validates its plugin
+//! config's core part with [`config::CoreConfig::try_from`], and calls, per request:
+//! 1. [`providers::RouteTable::match_request`] on the request headers (method, `:path`,
+//!    `:authority`); `None` means "not a metered LLM call: pass through";
+//! 2. [`request::read_request`] on the buffered request body: model, stream flag, output
+//!    cap, conservative input estimate, and `rewritten_body` when streamed usage must be
+//!    asked for (then the adapter removes `content-length` and replaces the body);
+//! 3. a [`stream::ResponseReader`] built from the route's dialect and
+//!    [`providers::Route::framing`], fed every response chunk as it passes, then
+//!    [`stream::ResponseReader::finish`]ed at stream end (also on client disconnect) with
+//!    the request's input estimate; its [`tollgate_model::Usage`] goes to
+//!    `PriceTable::cost` and the settlement batch;
+//! 4. [`flow::Exchange`] ties these together per stream, prices the usage and counts
+//!    [`metrics`] through the [`host::Host`]; [`plugin::Filter`] is the validated plugin config.
 //!
-//! Everything the host provides (clock, shared data, callouts, metrics, logs) goes through
-//! [`host::Host`]; nothing here reads the clock or the network itself.
+//! Nothing here reads the clock or the network: the host, or the caller, passes them in.
 
 pub mod config;
 pub mod estimate;
@@ -16,6 +23,7 @@ pub mod flow;
 pub mod host;
 pub mod inspect;
 pub mod metrics;
+pub mod plugin;
 pub mod providers;
 pub mod reply;
 pub mod request;

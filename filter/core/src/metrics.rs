@@ -57,6 +57,7 @@ enum Name {
     CostNanos,
     BodyProblems,
     DroppedEvents,
+    InvalidUsageFields,
 }
 
 impl Name {
@@ -67,6 +68,7 @@ impl Name {
             Name::CostNanos => "tollgate_cost_nanousd_total",
             Name::BodyProblems => "tollgate_request_body_problems_total",
             Name::DroppedEvents => "tollgate_stream_events_dropped_total",
+            Name::InvalidUsageFields => "tollgate_usage_invalid_fields_total",
         }
     }
 }
@@ -152,6 +154,17 @@ impl Metrics {
             Name::BodyProblems,
             [("problem", problem), ("", "")],
             1,
+        );
+    }
+
+    /// Usage fields that were present but not plausible counts (negative, fractional, absurd):
+    /// dropped, not trusted.
+    pub fn invalid_usage_fields(&mut self, host: &dyn Host, provider: &'static str, n: u64) {
+        self.counter(
+            host,
+            Name::InvalidUsageFields,
+            [("provider", provider), ("", "")],
+            n,
         );
     }
 

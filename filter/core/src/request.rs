@@ -12,21 +12,26 @@ use std::ops::Range;
 use serde::Deserialize;
 use tollgate_model::PriceTable;
 
-use crate::estimate::{REQUEST_OVERHEAD_TOKENS, estimate_tokens};
+use crate::estimate::{REQUEST_OVERHEAD_TOKENS, estimate_body_tokens};
 use crate::providers::{Api, Dialect, Route};
 use crate::usage::count::Count;
 
-/// Limits on what the reader will look at.
+/// Limits and choices for the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
     /// Bodies longer than this are not parsed (the filter's buffer cap).
     pub max_body_bytes: usize,
+    /// Rewrite streamed OpenAI-style requests to ask for usage
+    /// (`stream_options.include_usage`). Off for a server that rejects the option: its
+    /// streams are then charged by estimate unless it sends usage anyway.
+    pub add_stream_usage_option: bool,
 }
 
 impl Default for RequestLimits {
     fn default() -> Self {
         RequestLimits {
             max_body_bytes: 8 * 1024 * 1024,
+            add_stream_usage_option: true,
         }
     }
 }
@@ -172,9 +177,10 @@ pub fn read_request(
         info.max_output_tokens = default_cap(route, info.model.as_deref(), prices);
         return info;
     }
-    info.estimated_input_tokens = estimate_tokens(body).saturating_add(REQUEST_OVERHEAD_TOKENS);
+    info.estimated_input_tokens =
+        estimate_body_tokens(body).saturating_add(REQUEST_OVERHEAD_TOKENS);
     match read_envelope(body) {
-        Ok(envelope) => apply(&mut info, route, body, &envelope),
+        Ok(envelope) => apply(&mut info, route, body, &envelope, limits),
         Err(e) => info.problem = Some(RequestProblem::InvalidJson(e)),
     }
     info.max_output_tokens = match info.requested_max_output_tokens {
@@ -194,7 +200,13 @@ fn default_cap(route: &Route, model: Option<&str>, prices: &PriceTable) -> u64 {
     u64::from(prices.default_max_output_tokens(model.unwrap_or("")))
 }
 
-fn apply(info: &mut RequestInfo, route: &Route, body: &[u8], envelope: &Envelope) {
+fn apply(
+    info: &mut RequestInfo,
+    route: &Route,
+    body: &[u8],
+    envelope: &Envelope,
+    limits: RequestLimits,
+) {
     if let Some(model) = envelope.model.as_deref().filter(|m| !m.is_empty()) {
         info.model = Some(model.to_owned());
     }
@@ -217,7 +229,8 @@ fn apply(info: &mut RequestInfo, route: &Route, body: &[u8], envelope: &Envelope
     // `n` choices each generate up to the cap.
     let choices = envelope.n.get().unwrap_or(1).max(1);
     info.requested_max_output_tokens = requested.map(|cap| cap.saturating_mul(choices));
-    let wants_usage_option = route.api.dialect() == Dialect::OpenaiChat
+    let wants_usage_option = limits.add_stream_usage_option
+        && route.api.dialect() == Dialect::OpenaiChat
         && matches!(route.api, Api::ChatCompletions | Api::Completions)
         && info.streaming;
     if wants_usage_option {

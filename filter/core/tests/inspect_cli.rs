@@ -160,3 +160,25 @@ fn unreadable_input_exits_non_zero_with_one_line() {
         assert!(err.starts_with("tollgate-inspect: "), "{err}");
     }
 }
+
+#[test]
+fn an_azure_deployment_name_is_priced_by_the_model_the_response_reports() {
+    let out = inspect(
+        &[
+            "--path",
+            "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21",
+            "--host",
+            "acme.openai.azure.com",
+            "--request",
+            "-",
+            "--response",
+            "azure-openai-chat-stream.sse",
+        ],
+        Some(br#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#),
+    );
+    let v = json(&out);
+    assert_eq!(v["provider"], "azure_openai");
+    assert_eq!(v["model"], "gpt-4o-2024-11-20");
+    assert!(v["cost_usd"].is_string(), "{v}");
+    assert_eq!(v["usage"]["input_tokens"], 19);
+}

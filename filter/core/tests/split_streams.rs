@@ -46,3 +46,42 @@ proptest! {
         }
     }
 }
+
+/// Events of an [`SseReader`] with a small bound, for any chunking.
+fn sse_events(chunks: &[&[u8]], max: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut reader = tollgate_filter_core::stream::sse::SseReader::new(max);
+    let mut out = Vec::new();
+    let mut sink = |name: &[u8], data: &[u8]| out.push((name.to_vec(), data.to_vec()));
+    for chunk in chunks {
+        reader.feed(chunk, &mut sink);
+        assert!(reader.pending_bytes() <= max);
+    }
+    reader.finish(&mut sink);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn sse_events_do_not_depend_on_chunking_even_near_the_bound(
+        pieces in proptest::collection::vec(
+            prop_oneof![
+                Just(&b"data: "[..]), Just(&b"data:x"[..]), Just(&b"event: e\n"[..]),
+                Just(&b": c"[..]), Just(&b"\n"[..]), Just(&b"\r"[..]), Just(&b"\r\n"[..]),
+                Just(&b"abcdefgh"[..]), Just(&b"{\"usage\":1}"[..]),
+            ],
+            0..40,
+        ),
+        cut in 0usize..400,
+        max in 8usize..48,
+    ) {
+        let stream: Vec<u8> = pieces.concat();
+        let cut = cut.min(stream.len());
+        let (a, b) = stream.split_at(cut);
+        let whole = sse_events(&[&stream], max);
+        prop_assert_eq!(sse_events(&[a, b], max), whole.clone());
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        prop_assert_eq!(sse_events(&bytes, max), whole);
+    }
+}

@@ -7,9 +7,9 @@ use std::rc::Rc;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType};
-use tollgate_filter_core::config::Filter;
 use tollgate_filter_core::flow::{BodyAction, Exchange, HeadersAction, RequestHead};
 use tollgate_filter_core::metrics::Metrics;
+use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::reply::LocalReply;
 
 use crate::host::EnvoyHost;

@@ -6,8 +6,8 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
-use tollgate_filter_core::config::Filter;
 use tollgate_filter_core::metrics::Metrics;
+use tollgate_filter_core::plugin::Filter;
 
 use crate::http::HttpExchange;
 

@@ -144,7 +144,8 @@ fn a_provider_error_is_counted_and_not_charged() {
 fn an_unknown_model_counts_tokens_but_no_cost() {
     let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
     let body = r#"{"model":"my-private-model","messages":[]}"#;
-    let (_, charge) = run(&f, &h, &mut m, CHAT, body, 200, &[OPENAI_JSON]);
+    let answer = OPENAI_JSON.replace("gpt-4o-mini-2024-07-18", "my-private-model-v2");
+    let (_, charge) = run(&f, &h, &mut m, CHAT, body, 200, &[&answer]);
     let charge = charge.unwrap();
     assert_eq!((charge.outcome, charge.cost), (Outcome::UnknownModel, None));
     assert_eq!(
@@ -155,6 +156,16 @@ fn an_unknown_model_counts_tokens_but_no_cost() {
         h.metric("tollgate_requests_total.provider.openai.outcome.unknown_model"),
         1
     );
+}
+
+#[test]
+fn an_unknown_request_model_is_priced_by_the_model_the_answer_reports() {
+    let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    let body = r#"{"model":"prod-chat-deployment","messages":[]}"#;
+    let (_, charge) = run(&f, &h, &mut m, CHAT, body, 200, &[OPENAI_JSON]);
+    let charge = charge.unwrap();
+    assert_eq!(charge.outcome, Outcome::Charged);
+    assert_eq!(charge.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
 }
 
 #[test]
@@ -185,10 +196,11 @@ fn unmatched_paths_pass_or_are_denied_as_configured() {
 #[test]
 fn an_oversized_body_is_rejected_with_413_or_passed_and_still_charged() {
     let (h, mut m) = (host(), Metrics::default());
-    let reject = filter(r#"{"max_request_body_bytes":16,"oversized_request":"reject"}"#);
+    let reject = filter(r#"{"max_request_body_bytes":4096,"oversized_request":"reject"}"#);
     let mut x = Exchange::new();
     x.on_request_headers(&reject, &mut m, &h, head(CHAT));
-    let BodyAction::Reply(reply) = x.on_request_body(&reject, &mut m, &h, 17, false, &mut || None)
+    let BodyAction::Reply(reply) =
+        x.on_request_body(&reject, &mut m, &h, 4097, false, &mut || None)
     else {
         panic!()
     };
@@ -196,22 +208,23 @@ fn an_oversized_body_is_rejected_with_413_or_passed_and_still_charged() {
     let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(body["error"]["code"], "request_too_large");
 
-    let pass = filter(r#"{"max_request_body_bytes":16}"#);
+    let pass = filter(r#"{"max_request_body_bytes":4096}"#);
     let mut x = Exchange::new();
     x.on_request_headers(&pass, &mut m, &h, head(CHAT));
     assert_eq!(
-        x.on_request_body(&pass, &mut m, &h, 17, false, &mut || None),
+        x.on_request_body(&pass, &mut m, &h, 4097, false, &mut || None),
         BodyAction::Continue
     );
     assert_eq!(
-        x.on_request_body(&pass, &mut m, &h, 40, true, &mut || None),
+        x.on_request_body(&pass, &mut m, &h, 5000, true, &mut || None),
         BodyAction::Continue
     );
     x.on_response_headers(&pass, 200);
     x.on_response_body(OPENAI_JSON.as_bytes());
     let charge = x.finish(&pass, &mut m, &h).unwrap();
-    // The body was never read, so no model: the usage is counted, the cost is not.
-    assert_eq!(charge.outcome, Outcome::NoModel);
+    // The body was never read: the model the answer reports prices it.
+    assert_eq!(charge.outcome, Outcome::Charged);
+    assert_eq!(charge.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
     assert_eq!(charge.usage.output_tokens, 500);
     assert_eq!(
         h.metric("tollgate_request_body_problems_total.problem.too_large"),

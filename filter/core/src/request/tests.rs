@@ -150,7 +150,10 @@ fn broken_bodies_get_a_problem_and_a_conservative_estimate() {
         &route,
         &big,
         &prices(),
-        RequestLimits { max_body_bytes: 10 },
+        RequestLimits {
+            max_body_bytes: 10,
+            ..RequestLimits::default()
+        },
     );
     assert_eq!(over.estimated_input_tokens, 100);
     assert!(matches!(
@@ -186,4 +189,16 @@ fn embeddings_reserve_no_output() {
         .max_output_tokens,
         0
     );
+}
+
+#[test]
+fn the_usage_option_rewrite_can_be_turned_off() {
+    let route = Route::new(Provider::OpenaiCompatible, Api::ChatCompletions);
+    let limits = RequestLimits {
+        add_stream_usage_option: false,
+        ..RequestLimits::default()
+    };
+    let info = read_request(&route, br#"{"model":"m","stream":true}"#, &prices(), limits);
+    assert!(info.streaming);
+    assert_eq!(info.rewritten_body, None);
 }

@@ -63,13 +63,16 @@ pub struct ResponseStats {
 }
 
 /// The usage of one response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseOutcome {
     /// The normalized usage; `usage.estimated` is set when any part of it is Tollgate's
     /// estimate rather than the provider's final report.
     pub usage: Usage,
     /// The raw, merged report the usage came from.
     pub report: UsageReport,
+    /// The model the response names (`"model"`, Gemini's `"modelVersion"`), if any: the
+    /// real model behind an Azure deployment name, or the dated snapshot behind an alias.
+    pub model: Option<String>,
     /// Counters.
     pub stats: ResponseStats,
 }
@@ -92,6 +95,9 @@ pub struct ResponseReader {
     usage_seen: bool,
     finish_seen: bool,
     output_text: TokenEstimator,
+    model: Option<String>,
+    /// Events left in which to look for the model (providers name it in the first ones).
+    model_tries: u8,
     usage_finder: UsageFinder,
     text_counter: text::TextCounter,
     /// The event that marks a dialect's final usage (see [`ResponseReader::complete`]).
@@ -124,6 +130,8 @@ impl ResponseReader {
             usage_seen: false,
             finish_seen: false,
             output_text: TokenEstimator::new(),
+            model: None,
+            model_tries: 4,
             usage_finder: UsageFinder::new(dialect),
             text_counter: text::TextCounter::new(dialect),
             finish_finder: match dialect {
@@ -197,6 +205,7 @@ impl ResponseReader {
         ResponseOutcome {
             usage: self.current(estimated_input_tokens),
             report: self.report,
+            model: self.model,
             stats: self.stats,
         }
     }
@@ -224,8 +233,8 @@ impl ResponseReader {
         if json == b"[DONE]" {
             return;
         }
-        if self.usage_finder.may_carry_usage(json)
-            && let Some(report) = self.usage_finder.find(json)
+        // One reverse search both rules out events without the key and finds the value.
+        if let Some(report) = self.usage_finder.find(json)
             && !report.is_empty()
         {
             self.report.merge(&report);
@@ -240,6 +249,10 @@ impl ResponseReader {
             self.finish_seen = true;
         }
         self.text_counter.count(json, &mut self.output_text);
+        if self.model.is_none() && self.model_tries > 0 {
+            self.model_tries -= 1;
+            self.model = reported_model(json);
+        }
     }
 
     fn on_message(&mut self, message: EventMessage<'_>) {
@@ -262,6 +275,24 @@ impl ResponseReader {
         }
         self.on_json(message.payload);
     }
+}
+
+/// The first non-empty `"model"` (or `"modelVersion"`) string value in `json`.
+pub fn reported_model(json: &[u8]) -> Option<String> {
+    for key in [&b"\"model\""[..], b"\"modelVersion\""] {
+        for at in memmem::find_iter(json, key) {
+            let Some(value) = text::string_value_after(json, at + key.len()) else {
+                continue;
+            };
+            match std::str::from_utf8(value) {
+                Ok(name) if !name.is_empty() && !name.contains('\\') => {
+                    return Some(name.to_owned());
+                }
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

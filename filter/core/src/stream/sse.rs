@@ -135,7 +135,17 @@ impl SseReader {
             self.name.clear();
             return;
         }
-        if self.dropping || line.first() == Some(&b':') {
+        if self.dropping {
+            return;
+        }
+        // The bound covers the pending data plus the whole raw line, whatever its field, so
+        // a line is judged the same whether it arrived in one chunk or in pieces (the
+        // partial-line check in `feed` applies the same sum to a prefix of it).
+        if self.data.len() + line.len() > self.max_event_bytes {
+            self.drop_event();
+            return;
+        }
+        if line.first() == Some(&b':') {
             return;
         }
         let (field, value) = match memchr::memchr(b':', line) {
@@ -150,10 +160,6 @@ impl SseReader {
         };
         match field {
             b"data" => {
-                if self.data.len() + value.len() + 1 > self.max_event_bytes {
-                    self.drop_event();
-                    return;
-                }
                 if !self.data.is_empty() {
                     self.data.push(b'\n');
                 }

@@ -93,3 +93,19 @@ fn bedrock_invoke_chunks_are_decoded_as_anthropic_events() {
         (7, 9)
     );
 }
+
+#[test]
+fn the_model_the_response_reports_is_kept() {
+    let out = read(
+        Dialect::OpenaiChat,
+        Framing::Sse,
+        &[b"data: {\"id\":\"c\",\"model\":\"gpt-4o-2024-11-20\",\"choices\":[]}\n\n"],
+    );
+    assert_eq!(out.model.as_deref(), Some("gpt-4o-2024-11-20"));
+    let gemini = read(
+        Dialect::Gemini,
+        Framing::Json,
+        &[br#"{"candidates":[],"modelVersion": "gemini-2.5-flash"}"#],
+    );
+    assert_eq!(gemini.model.as_deref(), Some("gemini-2.5-flash"));
+}

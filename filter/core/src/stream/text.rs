@@ -12,12 +12,12 @@ use crate::providers::Dialect;
 /// The keys whose string values are generated text (content, reasoning, tool arguments).
 fn text_keys(dialect: Dialect) -> &'static [&'static [u8]] {
     match dialect {
+        // `"reasoning` covers both `"reasoning"` and `"reasoning_content"` (one pass fewer).
         Dialect::OpenaiChat => &[
             b"\"content\"",
             b"\"text\"",
             b"\"arguments\"",
-            b"\"reasoning_content\"",
-            b"\"reasoning\"",
+            b"\"reasoning",
         ],
         Dialect::OpenaiResponses => &[b"\"delta\""],
         Dialect::Anthropic => &[b"\"text\"", b"\"thinking\"", b"\"partial_json\""],
@@ -62,10 +62,24 @@ pub fn count_text(dialect: Dialect, json: &[u8], estimator: &mut TokenEstimator)
     TextCounter::new(dialect).count(json, estimator);
 }
 
-/// The raw contents of the string value after a key ending at `after_key`, if the value is a
-/// string (possibly cut off by the end of the event).
+/// The raw contents of the string value after a key ending at `after_key` (the key's closing
+/// quote included), if the value is a string; possibly cut off by the end of `json`.
+pub fn string_value_after(json: &[u8], after_key: usize) -> Option<&[u8]> {
+    string_after(json, after_key)
+}
+
+/// [`string_value_after`], also accepting a key given as a prefix.
 fn string_after(json: &[u8], after_key: usize) -> Option<&[u8]> {
-    let rest = json.get(after_key..)?;
+    let mut rest = json.get(after_key..)?;
+    // A key given as a prefix (no closing quote): skip the rest of the key name.
+    if json.get(after_key.wrapping_sub(1)) != Some(&b'"') {
+        let close = rest.iter().position(|&b| b == b'"')?;
+        let name = rest.get(..close)?;
+        if !name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_') {
+            return None;
+        }
+        rest = rest.get(close + 1..)?;
+    }
     let mut i = 0;
     while rest.get(i).is_some_and(u8::is_ascii_whitespace) {
         i += 1;
@@ -105,6 +119,24 @@ mod tests {
             &mut e,
         );
         assert_eq!(e.tokens(), estimate_tokens(br#"Hello \"world\" "#));
+    }
+
+    #[test]
+    fn both_reasoning_spellings_are_counted() {
+        let mut a = TokenEstimator::new();
+        count_text(
+            Dialect::OpenaiChat,
+            br#"{"reasoning_content":"abcd efgh"}"#,
+            &mut a,
+        );
+        let mut b = TokenEstimator::new();
+        count_text(
+            Dialect::OpenaiChat,
+            br#"{"reasoning": "abcd efgh"}"#,
+            &mut b,
+        );
+        assert_eq!(a.tokens(), estimate_tokens(b"abcd efgh "));
+        assert_eq!(b.tokens(), a.tokens());
     }
 
     #[test]

@@ -27,6 +27,7 @@ struct OpenaiUsage {
     // Responses API spelling (some compatible servers use it on chat too).
     input_tokens: Count,
     output_tokens: Count,
+    total_tokens: Count,
     prompt_tokens_details: Option<OpenaiDetails>,
     completion_tokens_details: Option<OpenaiDetails>,
     input_tokens_details: Option<OpenaiDetails>,
@@ -146,6 +147,7 @@ fn openai(u: OpenaiUsage) -> UsageReport {
     ]);
     b.report.cache_write = b.first(&[detail(input_details, |d| d.cache_write_tokens)]);
     b.report.reasoning = b.first(&[detail(output_details, |d| d.reasoning_tokens)]);
+    b.report.total = b.take(u.total_tokens);
     b.report
 }
 

@@ -8,6 +8,7 @@
 //! earlier); the first one whose value parses as a usage object wins.
 
 use memchr::memmem;
+use tollgate_model::ServiceTier;
 
 use super::UsageReport;
 use super::dialects::parse_usage_value;
@@ -57,7 +58,10 @@ impl UsageFinder {
             let Some(value) = value_after_key(json, at + key_len) else {
                 continue;
             };
-            if let Ok(Some(report)) = parse_usage_value(self.dialect, value) {
+            if let Ok(Some(mut report)) = parse_usage_value(self.dialect, value) {
+                if report.service_tier.is_none() {
+                    report.service_tier = openai_service_tier(self.dialect, json);
+                }
                 return Some(report);
             }
         }
@@ -65,27 +69,42 @@ impl UsageFinder {
     }
 }
 
+/// OpenAI reports the tier that served the call beside the usage, not inside it
+/// (`"service_tier": "priority"`). Flex processing is billed at Batch prices.
+fn openai_service_tier(dialect: Dialect, json: &[u8]) -> Option<ServiceTier> {
+    if !matches!(dialect, Dialect::OpenaiChat | Dialect::OpenaiResponses) {
+        return None;
+    }
+    let key = b"\"service_tier\"";
+    for at in memmem::rfind_iter(json, key) {
+        if !quote_is_structural(json, at) {
+            continue;
+        }
+        let rest = json.get(at + key.len()..)?;
+        let colon = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+        if rest.get(colon) != Some(&b':') {
+            continue;
+        }
+        let value = rest.get(colon + 1..)?;
+        let value = value.get(value.iter().position(|b| !b.is_ascii_whitespace())?..)?;
+        return match value {
+            v if v.starts_with(b"\"priority\"") => Some(ServiceTier::Priority),
+            v if v.starts_with(b"\"flex\"") => Some(ServiceTier::Batch),
+            v if v.starts_with(b"\"") => Some(ServiceTier::Standard),
+            _ => None,
+        };
+    }
+    None
+}
+
 /// Whether `json` may carry a usage object at all (a quick pre-filter for stream events).
 pub fn may_carry_usage(dialect: Dialect, json: &[u8]) -> bool {
     memmem::find(json, usage_key(dialect)).is_some()
 }
 
-/// The last well-formed usage object in `json`, if any (`null` is skipped like any non-object).
+/// The last well-formed usage object in `json`, if any (one-off; see [`UsageFinder`]).
 pub fn find_usage(dialect: Dialect, json: &[u8]) -> Option<UsageReport> {
-    let key = usage_key(dialect);
-    for at in memmem::rfind_iter(json, key) {
-        if !quote_is_structural(json, at) {
-            continue;
-        }
-        let Some(value) = value_after_key(json, at + key.len()) else {
-            continue;
-        };
-        match parse_usage_value(dialect, value) {
-            Ok(Some(report)) => return Some(report),
-            Ok(None) | Err(_) => continue,
-        }
-    }
-    None
+    UsageFinder::new(dialect).find(json)
 }
 
 /// Whether the quote at `at` is not escaped (preceded by an even number of backslashes).

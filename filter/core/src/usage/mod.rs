@@ -41,6 +41,9 @@ pub struct UsageReport {
     pub reasoning: Option<u64>,
     /// Gemini's tool-use prompt tokens (extra input).
     pub tool_prompt: Option<u64>,
+    /// The provider's own total, where it sends one (OpenAI-style `total_tokens`): it tells
+    /// whether `output` includes `reasoning` (see [`UsageReport::normalize`]).
+    pub total: Option<u64>,
     /// The service tier, when the usage object names one.
     pub service_tier: Option<ServiceTier>,
     /// Fields that were present but not plausible counts (negative, fractional, absurd).
@@ -58,6 +61,7 @@ impl UsageReport {
             && self.cache_write_1h.is_none()
             && self.reasoning.is_none()
             && self.tool_prompt.is_none()
+            && self.total.is_none()
     }
 
     /// Takes every field `newer` reports; keeps the others. Streams repeat cumulative counts,
@@ -76,6 +80,7 @@ impl UsageReport {
         take(&mut self.cache_write_1h, newer.cache_write_1h);
         take(&mut self.reasoning, newer.reasoning);
         take(&mut self.tool_prompt, newer.tool_prompt);
+        take(&mut self.total, newer.total);
         if newer.service_tier.is_some() {
             self.service_tier = newer.service_tier;
         }
@@ -94,15 +99,23 @@ impl UsageReport {
             ..Usage::default()
         };
         match dialect {
-            // Prompt count includes cache reads and writes; output includes reasoning.
+            // Prompt count includes cache reads and writes; output includes reasoning, except
+            // on servers (xAI) whose `completion_tokens` leave reasoning out: their total is
+            // prompt + completion + reasoning, which OpenAI's never is when reasoning > 0.
             Dialect::OpenaiChat | Dialect::OpenaiResponses => {
                 usage.uncached_input_tokens = input
                     .saturating_sub(cached)
                     .saturating_sub(write_5m)
                     .saturating_sub(write_1h);
                 usage.cached_input_tokens = cached;
-                usage.output_tokens = output;
-                usage.reasoning_tokens = reasoning.min(output);
+                let reasoning_apart = reasoning > 0
+                    && self.total == Some(input.saturating_add(output).saturating_add(reasoning));
+                usage.output_tokens = if reasoning_apart {
+                    output.saturating_add(reasoning)
+                } else {
+                    output
+                };
+                usage.reasoning_tokens = reasoning.min(usage.output_tokens);
             }
             // Prompt count includes cached content; thoughts and tool-use prompts are extra.
             Dialect::Gemini => {
@@ -145,7 +158,9 @@ impl UsageReport {
 /// none. Invalid JSON around the usage object does not matter; an invalid usage object is
 /// `None`.
 pub fn extract_report(dialect: Dialect, body: &[u8]) -> Option<UsageReport> {
-    locate::find_usage(dialect, body).filter(|r| !r.is_empty())
+    locate::UsageFinder::new(dialect)
+        .find(body)
+        .filter(|r| !r.is_empty())
 }
 
 /// [`extract_report`], normalized.

@@ -194,3 +194,39 @@ fn reported_subsets_larger_than_their_totals_do_not_underflow() {
     );
     assert_eq!((u.uncached_input_tokens, u.reasoning_tokens), (0, 1));
 }
+
+#[test]
+fn openai_priority_and_flex_tiers_are_read_beside_the_usage() {
+    let body = |tier: &str| {
+        format!(
+            r#"{{"model":"gpt-5","service_tier":"{tier}","usage":{{"prompt_tokens":1,"completion_tokens":1}}}}"#
+        )
+    };
+    let tier = |t: &str| usage(Dialect::OpenaiChat, &body(t)).service_tier;
+    assert_eq!(tier("priority"), ServiceTier::Priority);
+    assert_eq!(tier("flex"), ServiceTier::Batch);
+    assert_eq!(tier("default"), ServiceTier::Standard);
+    let anthropic = usage(
+        Dialect::Anthropic,
+        r#"{"service_tier":"priority","usage":{"input_tokens":1,"output_tokens":1}}"#,
+    );
+    assert_eq!(anthropic.service_tier, ServiceTier::Standard);
+}
+
+#[test]
+fn reasoning_reported_apart_from_completion_is_added_to_output() {
+    // xAI: total = prompt + completion + reasoning.
+    let xai = usage(
+        Dialect::OpenaiChat,
+        r#"{"usage":{"prompt_tokens":32,"completion_tokens":9,"total_tokens":135,
+        "completion_tokens_details":{"reasoning_tokens":94}}}"#,
+    );
+    assert_eq!((xai.output_tokens, xai.reasoning_tokens), (103, 94));
+    // OpenAI: total = prompt + completion, reasoning inside completion.
+    let openai = usage(
+        Dialect::OpenaiChat,
+        r#"{"usage":{"prompt_tokens":32,"completion_tokens":103,"total_tokens":135,
+        "completion_tokens_details":{"reasoning_tokens":94}}}"#,
+    );
+    assert_eq!((openai.output_tokens, openai.reasoning_tokens), (103, 94));
+}

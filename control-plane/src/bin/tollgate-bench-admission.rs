@@ -172,10 +172,15 @@ async fn run_level(
     level
 }
 
-fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64)>) {
+fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64, f64)>) {
     let rate = l.reserves as f64 / l.secs;
     let redis = redis_us
-        .map(|(u, calls)| format!("{u:>8.2} us/evalsha ({calls} calls)"))
+        .map(|(u, calls, cpu)| {
+            let per = if calls > 0 { cpu / calls as f64 } else { 0.0 };
+            format!(
+                "redis: {u:>6.2} us/evalsha in-command, {per:>6.2} us CPU/evalsha ({calls} calls)"
+            )
+        })
         .unwrap_or_default();
     println!(
         "{name:<24} c={c:<3} {rate:>10.0} reserve/s  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
@@ -184,6 +189,23 @@ fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64)>) {
         pct(&l.pair_us, 50),
         pct(&l.pair_us, 99),
     );
+}
+
+/// Redis server CPU (user + sys) so far, in microseconds. Unlike `usec_per_call` (wall time
+/// inside the command, inflated whenever another process takes the core) this is CPU spent,
+/// including reading and parsing the request and writing the reply.
+fn redis_cpu_us(conn: &mut redis::Connection) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query(conn)
+        .unwrap_or_default();
+    let field = |k: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}:")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field("used_cpu_user") + field("used_cpu_sys")) * 1e6
 }
 
 /// (usec_per_call, calls) of EVALSHA since the last CONFIG RESETSTAT.

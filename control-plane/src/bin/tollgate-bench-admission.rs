@@ -298,6 +298,7 @@ async fn bench(a: Args) -> Result<(), String> {
             .arg("RESETSTAT")
             .query(&mut conn)
             .map_err(|e| e.to_string())?;
+        let cpu0 = redis_cpu_us(&mut conn);
         let l = run_level(
             redis.clone(),
             snap.clone(),
@@ -307,13 +308,16 @@ async fn bench(a: Args) -> Result<(), String> {
             &format!("rs{c}"),
         )
         .await;
-        print_level("redis reserve+settle", c, &l, evalsha_stats(&mut conn));
+        let cpu = redis_cpu_us(&mut conn) - cpu0;
+        let stats = evalsha_stats(&mut conn).map(|(u, n)| (u, n, cpu));
+        print_level("redis reserve+settle", c, &l, stats);
     }
     for c in [16, 64] {
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .query(&mut conn)
             .map_err(|e| e.to_string())?;
+        let cpu0 = redis_cpu_us(&mut conn);
         let l = run_level(
             redis.clone(),
             snap.clone(),
@@ -323,7 +327,9 @@ async fn bench(a: Args) -> Result<(), String> {
             &format!("ro{c}"),
         )
         .await;
-        print_level("redis reserve only", c, &l, evalsha_stats(&mut conn));
+        let cpu = redis_cpu_us(&mut conn) - cpu0;
+        let stats = evalsha_stats(&mut conn).map(|(u, n)| (u, n, cpu));
+        print_level("redis reserve only", c, &l, stats);
     }
     let used: String = redis::cmd("INFO")
         .arg("memory")

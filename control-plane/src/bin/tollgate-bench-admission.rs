@@ -120,6 +120,9 @@ async fn run_level(
     for t in 0..concurrency {
         let (store, snap, tag) = (store.clone(), snap.clone(), tag.to_owned());
         tasks.push(tokio::task::spawn_local(async move {
+            // Built once: the loop measures admission, not scope parsing.
+            let template = request("x");
+            let settle_template = settlement("x");
             let mut reserve_us = Vec::new();
             let mut pair_us = Vec::new();
             let mut n = 0u64;
@@ -133,7 +136,9 @@ async fn run_level(
                     now: now(),
                 };
                 let t0 = Instant::now();
-                match adm.reserve(&request(&id)).await {
+                let mut req = template.clone();
+                req.request_id.clone_from(&id);
+                match adm.reserve(&req).await {
                     Ok(ReserveResponse::Allow { .. }) => {}
                     other => {
                         eprintln!("unexpected reserve answer: {other:?}");
@@ -143,7 +148,11 @@ async fn run_level(
                 let t1 = Instant::now();
                 reserve_us.push((t1 - t0).as_micros() as u64);
                 if settle {
-                    if let Err(e) = adm.settle(&settlement(&id)).await {
+                    let mut batch = settle_template.clone();
+                    for st in &mut batch.settlements {
+                        st.request_id.clone_from(&id);
+                    }
+                    if let Err(e) = adm.settle(&batch).await {
                         eprintln!("settle failed: {e}");
                         break;
                     }

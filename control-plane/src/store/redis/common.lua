@@ -15,7 +15,7 @@
 -- suspend_on_exceed|expire_at_ms|thresholds_csv" ('' = none; enforce and suspend are 1|0).
 -- Packing matters: each ARGV costs Redis about 0.1 us to hand to Lua, 9 per line did add up.
 -- Its suspended flag <p>:{tag}:susp:<budget_id> and alerts list <p>:{tag}:alerts are derived
--- from the window key <p>:{tag}:w:<budget_id>:<index>, so they share its hash slot.
+-- from the window key <p>:{tag}:w:<budget_id>:<index> (side_key), so they share its slot.
 -- Window value fields: spent (nanos), rsv (reserved nanos), tok, rtok (reserved tokens),
 -- req (requests), thr (highest threshold crossed, percent).
 local LINE = '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)'
@@ -27,11 +27,20 @@ end
 -- One line from its packed string and window key.
 local function line_of(packed, w)
   local id, idx, ln, lt, lr, enf, susp, exp, th = string.match(packed, LINE)
-  local base = string.match(w, '^(.*}):w:')
   return {
-    w = w, s = base .. ':susp:' .. id, al = base .. ':alerts', p = packed,
+    w = w, p = packed,
     id = id, idx = idx, ln = ln, lt = lt, lr = lr, enf = enf, susp = susp, exp = exp, th = th,
   }
+end
+
+-- The line's suspended-flag key, or its alerts key: built only when needed, since every
+-- string Lua builds costs time on the hot path.
+local function side_key(line, what)
+  local base = string.match(line.w, '^(.*}):w:')
+  if what == 'susp' then
+    return base .. ':susp:' .. line.id
+  end
+  return base .. ':alerts'
 end
 
 -- Lines from KEYS starting at `k0` and ARGV starting at `a0`.
@@ -91,8 +100,8 @@ local function read_windows(first, lines)
 end
 
 local function write(line, c, new)
-  local v = int(c[1]) .. ':' .. int(c[2]) .. ':' .. int(c[3]) .. ':' .. int(c[4]) .. ':' ..
-    int(c[5]) .. ':' .. int(c[6])
+  -- One format call: building the value piece by piece cost more than the SET itself.
+  local v = string.format('%.0f:%.0f:%.0f:%.0f:%.0f:%.0f', c[1], c[2], c[3], c[4], c[5], c[6])
   if not new then
     redis.call('SET', line.w, v, 'KEEPTTL')
   elseif line.exp ~= '' then

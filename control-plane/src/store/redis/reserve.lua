@@ -40,7 +40,7 @@ local shadow_over = {}
 for i, line in ipairs(lines) do
   local c = cs[i]
   local reason = nil
-  if line.susp == '1' and redis.call('EXISTS', line.s) == 1 then
+  if line.susp == '1' and redis.call('EXISTS', side_key(line, 'susp')) == 1 then
     reason = 'suspended'
   elseif line.lr ~= '' and c[5] + 1 > tonumber(line.lr) then
     reason = 'requests'
@@ -52,7 +52,7 @@ for i, line in ipairs(lines) do
   if reason then
     if line.enf == '1' then
       if line.susp == '1' then
-        redis.call('SET', line.s, '1')
+        redis.call('SET', side_key(line, 'susp'), '1')
       end
       return { 'deny', i, reason, c[1], c[2], c[3], c[4], c[5], c[6] }
     end

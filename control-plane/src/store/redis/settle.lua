@@ -45,8 +45,8 @@ for i, line in ipairs(lines) do
     local pct = tonumber(t)
     if pct > before and reached(line, c, pct) then
       c[6] = pct
-      redis.call('LPUSH', line.al, line.id .. '|' .. line.idx .. '|' .. t .. '|' .. int(c[1]) .. '|' .. now)
-      redis.call('LTRIM', line.al, 0, 999)
+      redis.call('LPUSH', side_key(line, 'alerts'), line.id .. '|' .. line.idx .. '|' .. t .. '|' .. int(c[1]) .. '|' .. now)
+      redis.call('LTRIM', side_key(line, 'alerts'), 0, 999)
       out[#out + 1] = line.id
       out[#out + 1] = line.idx
       out[#out + 1] = t
@@ -55,7 +55,7 @@ for i, line in ipairs(lines) do
   end
   write(line, c, fresh[i])
   if line.susp == '1' and reached(line, c, 100) then
-    redis.call('SET', line.s, '1')
+    redis.call('SET', side_key(line, 'susp'), '1')
   end
 end
 redis.call('SET', KEYS[1], 'settled', 'PX', ARGV[5])

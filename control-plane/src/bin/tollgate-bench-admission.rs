@@ -158,6 +158,9 @@ async fn run_level(
                     }
                     pair_us.push(t0.elapsed().as_micros() as u64);
                 }
+                // The memory store never awaits anything; without this one task would run
+                // alone for the whole level and "concurrency" would mean nothing.
+                tokio::task::yield_now().await;
             }
             (reserve_us, pair_us)
         }));

@@ -32,12 +32,15 @@ const BUDGETS: [&str; 3] = [
 struct Args {
     secs: u64,
     redis_server: String,
+    /// Pin redis-server to this core (with `taskset`), away from the bench's own core.
+    redis_cpu: Option<String>,
 }
 
 fn args() -> Args {
     let mut a = Args {
         secs: 3,
         redis_server: "/usr/bin/redis-server".into(),
+        redis_cpu: None,
     };
     let v: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -45,6 +48,7 @@ fn args() -> Args {
         match v[i].as_str() {
             "--secs" => a.secs = v[i + 1].parse().unwrap_or(3),
             "--redis-server" => a.redis_server = v[i + 1].clone(),
+            "--redis-cpu" => a.redis_cpu = Some(v[i + 1].clone()),
             _ => {}
         }
         i += 2;
@@ -93,6 +97,8 @@ fn settlement(id: &str) -> SettleBatch {
 }
 
 struct Level {
+    /// Service-side CPU (this process) per reserve, microseconds.
+    service_cpu_us: f64,
     reserves: u64,
     secs: f64,
     reserve_us: Vec<u64>,
@@ -115,6 +121,7 @@ async fn run_level(
     tag: &str,
 ) -> Level {
     let started = Instant::now();
+    let cpu0 = own_cpu_us();
     let stop = started + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for t in 0..concurrency {
@@ -166,6 +173,7 @@ async fn run_level(
         }));
     }
     let mut level = Level {
+        service_cpu_us: 0.0,
         reserves: 0,
         secs: 0.0,
         reserve_us: Vec::new(),
@@ -179,6 +187,7 @@ async fn run_level(
     }
     level.secs = started.elapsed().as_secs_f64();
     level.reserves = level.reserve_us.len() as u64;
+    level.service_cpu_us = (own_cpu_us() - cpu0) / (level.reserves.max(1) as f64);
     level.reserve_us.sort_unstable();
     level.pair_us.sort_unstable();
     level
@@ -195,7 +204,8 @@ fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64, f64)
         })
         .unwrap_or_default();
     println!(
-        "{name:<24} c={c:<3} {rate:>10.0} reserve/s  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
+        "{name:<22} c={c:<3} {rate:>7.0} reserve/s  service CPU {:>5.1} us/reserve  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
+        l.service_cpu_us,
         pct(&l.reserve_us, 50),
         pct(&l.reserve_us, 99),
         pct(&l.pair_us, 50),
@@ -250,6 +260,30 @@ async fn setup(store: &Arc<dyn Store>) -> Result<Arc<Snapshot>, String> {
         .map_err(|e| e.to_string())
 }
 
+fn redis_command(a: &Args) -> Command {
+    match &a.redis_cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu, &a.redis_server]);
+            c
+        }
+        None => Command::new(&a.redis_server),
+    }
+}
+
+/// This process's CPU time (user + sys) so far, in microseconds, from /proc (Linux).
+fn own_cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    ticks * 10_000.0 // USER_HZ is 100 on Linux: one tick is 10 ms.
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -265,7 +299,7 @@ async fn bench(a: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .port();
     let _server = Server(
-        Command::new(&a.redis_server)
+        redis_command(&a)
             .args([
                 "--port",
                 &port.to_string(),

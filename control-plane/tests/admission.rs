@@ -228,6 +228,50 @@ async fn sixty_four_concurrent_clients_admit_exactly_one_hundred(app: TestApp) {
     assert_eq!(u["usage"]["remaining_nanos"], 0);
 }
 
+async fn a_new_window_starts_from_zero_and_unsettled_holds_release_themselves(app: TestApp) {
+    app.create_budget(budget("day", &["team:a"], "0.00001"))
+        .await; // 10_000 nanos a day
+    let rate = json!({ "id": "rate", "scopes": ["team:b"], "limit_requests": 2, "period": { "seconds": 60 } });
+    app.create_budget(rate).await;
+    let (_, d) = app
+        .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 10_000))
+        .await;
+    assert_eq!(d["decision"], "allow");
+    let (_, d) = app
+        .reserve(&reserve_req("r2", &["team:a"], "gpt-5", 1))
+        .await;
+    assert_eq!(d["decision"], "deny");
+    // r1 is never settled: after the reservation TTL (600 s by default) its hold is gone.
+    app.advance_ms(601_000);
+    let (_, d) = app
+        .reserve(&reserve_req("r3", &["team:a"], "gpt-5", 10_000))
+        .await;
+    assert_eq!(d["decision"], "allow", "the expired hold was released");
+    // Tomorrow is a new window: nothing to reset.
+    app.advance_ms(86_400_000);
+    let (_, d) = app
+        .reserve(&reserve_req("r4", &["team:a"], "gpt-5", 10_000))
+        .await;
+    assert_eq!(d, json!({ "decision": "allow", "remaining": 0 }));
+
+    for (i, want) in ["allow", "allow", "deny"].iter().enumerate() {
+        let (_, d) = app
+            .reserve(&reserve_req(&format!("b{i}"), &["team:b"], "gpt-5", 1))
+            .await;
+        assert_eq!(d["decision"], *want);
+        if *want == "deny" {
+            assert_eq!(d["reason"], "requests");
+            assert!(d["retry_after_secs"].as_i64().unwrap() <= 60);
+        }
+    }
+    app.advance_ms(60_000);
+    let (_, d) = app
+        .reserve(&reserve_req("b9", &["team:b"], "gpt-5", 1))
+        .await;
+    assert_eq!(d["decision"], "allow", "the next minute's rate window");
+    app.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -259,6 +303,7 @@ on_both_stores!(
     settle_is_idempotent_and_charges_fail_open_calls_directly,
     malformed_admission_calls_get_400_naming_the_field,
     sixty_four_concurrent_clients_admit_exactly_one_hundred,
+    a_new_window_starts_from_zero_and_unsettled_holds_release_themselves,
 );
 
 #[tokio::test]

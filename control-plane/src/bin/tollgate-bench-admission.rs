@@ -32,12 +32,15 @@ const BUDGETS: [&str; 3] = [
 struct Args {
     secs: u64,
     redis_server: String,
+    /// Pin redis-server to this core (with `taskset`), away from the bench's own core.
+    redis_cpu: Option<String>,
 }
 
 fn args() -> Args {
     let mut a = Args {
         secs: 3,
         redis_server: "/usr/bin/redis-server".into(),
+        redis_cpu: None,
     };
     let v: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -45,6 +48,7 @@ fn args() -> Args {
         match v[i].as_str() {
             "--secs" => a.secs = v[i + 1].parse().unwrap_or(3),
             "--redis-server" => a.redis_server = v[i + 1].clone(),
+            "--redis-cpu" => a.redis_cpu = Some(v[i + 1].clone()),
             _ => {}
         }
         i += 2;
@@ -93,6 +97,8 @@ fn settlement(id: &str) -> SettleBatch {
 }
 
 struct Level {
+    /// Service-side CPU (this process) per reserve, microseconds.
+    service_cpu_us: f64,
     reserves: u64,
     secs: f64,
     reserve_us: Vec<u64>,
@@ -115,11 +121,15 @@ async fn run_level(
     tag: &str,
 ) -> Level {
     let started = Instant::now();
+    let cpu0 = own_cpu_us();
     let stop = started + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for t in 0..concurrency {
         let (store, snap, tag) = (store.clone(), snap.clone(), tag.to_owned());
         tasks.push(tokio::task::spawn_local(async move {
+            // Built once: the loop measures admission, not scope parsing.
+            let template = request("x");
+            let settle_template = settlement("x");
             let mut reserve_us = Vec::new();
             let mut pair_us = Vec::new();
             let mut n = 0u64;
@@ -133,7 +143,9 @@ async fn run_level(
                     now: now(),
                 };
                 let t0 = Instant::now();
-                match adm.reserve(&request(&id)).await {
+                let mut req = template.clone();
+                req.request_id.clone_from(&id);
+                match adm.reserve(&req).await {
                     Ok(ReserveResponse::Allow { .. }) => {}
                     other => {
                         eprintln!("unexpected reserve answer: {other:?}");
@@ -143,17 +155,25 @@ async fn run_level(
                 let t1 = Instant::now();
                 reserve_us.push((t1 - t0).as_micros() as u64);
                 if settle {
-                    if let Err(e) = adm.settle(&settlement(&id)).await {
+                    let mut batch = settle_template.clone();
+                    for st in &mut batch.settlements {
+                        st.request_id.clone_from(&id);
+                    }
+                    if let Err(e) = adm.settle(&batch).await {
                         eprintln!("settle failed: {e}");
                         break;
                     }
                     pair_us.push(t0.elapsed().as_micros() as u64);
                 }
+                // The memory store never awaits anything; without this one task would run
+                // alone for the whole level and "concurrency" would mean nothing.
+                tokio::task::yield_now().await;
             }
             (reserve_us, pair_us)
         }));
     }
     let mut level = Level {
+        service_cpu_us: 0.0,
         reserves: 0,
         secs: 0.0,
         reserve_us: Vec::new(),
@@ -167,23 +187,47 @@ async fn run_level(
     }
     level.secs = started.elapsed().as_secs_f64();
     level.reserves = level.reserve_us.len() as u64;
+    level.service_cpu_us = (own_cpu_us() - cpu0) / (level.reserves.max(1) as f64);
     level.reserve_us.sort_unstable();
     level.pair_us.sort_unstable();
     level
 }
 
-fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64)>) {
+fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64, f64)>) {
     let rate = l.reserves as f64 / l.secs;
     let redis = redis_us
-        .map(|(u, calls)| format!("{u:>8.2} us/evalsha ({calls} calls)"))
+        .map(|(u, calls, cpu)| {
+            let per = if calls > 0 { cpu / calls as f64 } else { 0.0 };
+            format!(
+                "redis: {u:>6.2} us/evalsha in-command, {per:>6.2} us CPU/evalsha ({calls} calls)"
+            )
+        })
         .unwrap_or_default();
     println!(
-        "{name:<24} c={c:<3} {rate:>10.0} reserve/s  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
+        "{name:<22} c={c:<3} {rate:>7.0} reserve/s  service CPU {:>5.1} us/reserve  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
+        l.service_cpu_us,
         pct(&l.reserve_us, 50),
         pct(&l.reserve_us, 99),
         pct(&l.pair_us, 50),
         pct(&l.pair_us, 99),
     );
+}
+
+/// Redis server CPU (user + sys) so far, in microseconds. Unlike `usec_per_call` (wall time
+/// inside the command, inflated whenever another process takes the core) this is CPU spent,
+/// including reading and parsing the request and writing the reply.
+fn redis_cpu_us(conn: &mut redis::Connection) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query(conn)
+        .unwrap_or_default();
+    let field = |k: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}:")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (field("used_cpu_user") + field("used_cpu_sys")) * 1e6
 }
 
 /// (usec_per_call, calls) of EVALSHA since the last CONFIG RESETSTAT.
@@ -216,6 +260,30 @@ async fn setup(store: &Arc<dyn Store>) -> Result<Arc<Snapshot>, String> {
         .map_err(|e| e.to_string())
 }
 
+fn redis_command(a: &Args) -> Command {
+    match &a.redis_cpu {
+        Some(cpu) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", cpu, &a.redis_server]);
+            c
+        }
+        None => Command::new(&a.redis_server),
+    }
+}
+
+/// This process's CPU time (user + sys) so far, in microseconds, from /proc (Linux).
+fn own_cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    ticks * 10_000.0 // USER_HZ is 100 on Linux: one tick is 10 ms.
+}
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -231,7 +299,7 @@ async fn bench(a: Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .port();
     let _server = Server(
-        Command::new(&a.redis_server)
+        redis_command(&a)
             .args([
                 "--port",
                 &port.to_string(),
@@ -276,6 +344,7 @@ async fn bench(a: Args) -> Result<(), String> {
             .arg("RESETSTAT")
             .query(&mut conn)
             .map_err(|e| e.to_string())?;
+        let cpu0 = redis_cpu_us(&mut conn);
         let l = run_level(
             redis.clone(),
             snap.clone(),
@@ -285,13 +354,16 @@ async fn bench(a: Args) -> Result<(), String> {
             &format!("rs{c}"),
         )
         .await;
-        print_level("redis reserve+settle", c, &l, evalsha_stats(&mut conn));
+        let cpu = redis_cpu_us(&mut conn) - cpu0;
+        let stats = evalsha_stats(&mut conn).map(|(u, n)| (u, n, cpu));
+        print_level("redis reserve+settle", c, &l, stats);
     }
     for c in [16, 64] {
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
             .query(&mut conn)
             .map_err(|e| e.to_string())?;
+        let cpu0 = redis_cpu_us(&mut conn);
         let l = run_level(
             redis.clone(),
             snap.clone(),
@@ -301,7 +373,9 @@ async fn bench(a: Args) -> Result<(), String> {
             &format!("ro{c}"),
         )
         .await;
-        print_level("redis reserve only", c, &l, evalsha_stats(&mut conn));
+        let cpu = redis_cpu_us(&mut conn) - cpu0;
+        let stats = evalsha_stats(&mut conn).map(|(u, n)| (u, n, cpu));
+        print_level("redis reserve only", c, &l, stats);
     }
     let used: String = redis::cmd("INFO")
         .arg("memory")

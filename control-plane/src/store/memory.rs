@@ -195,9 +195,11 @@ impl Store for MemoryStore {
         let mut before = Vec::with_capacity(op.lines.len());
         let mut shadow_over = Vec::new();
         for (i, line) in op.lines.iter().enumerate() {
-            let suspended = inner
-                .suspended
-                .contains(&(line.tag.clone(), line.budget_id.clone()));
+            // Only suspend_on_exceed budgets can be suspended; skip the lookup for the rest.
+            let suspended = line.suspend_on_exceed
+                && inner
+                    .suspended
+                    .contains(&(line.tag.clone(), line.budget_id.clone()));
             let w = inner.window(line);
             w.release_expired(op.now_ms);
             let c = w.counters;

@@ -133,23 +133,26 @@ impl RedisStore {
         format!("{}:docs:{}", self.prefix, coll.as_str())
     }
 
+    /// Each line as the scripts take it: its window key in KEYS, one packed string in ARGV
+    /// (see common.lua for why it is packed).
     fn add_lines(inv: &mut redis::ScriptInvocation<'_>, store: &RedisStore, lines: &[Line]) {
         for line in lines {
-            for k in store.line_keys(line) {
-                inv.key(k);
-            }
+            inv.key(store.window_key(line));
         }
         for line in lines {
             let th: Vec<String> = line.thresholds_pct.iter().map(u16::to_string).collect();
-            inv.arg(&line.budget_id)
-                .arg(line.window_index)
-                .arg(opt(line.limit_nanos))
-                .arg(opt(line.limit_tokens))
-                .arg(opt(line.limit_requests))
-                .arg(u8::from(line.enforce))
-                .arg(u8::from(line.suspend_on_exceed))
-                .arg(opt(line.expire_at_ms))
-                .arg(th.join(","));
+            inv.arg(format!(
+                "{}|{}|{}|{}|{}|{}|{}|{}|{}",
+                line.budget_id,
+                line.window_index,
+                opt(line.limit_nanos),
+                opt(line.limit_tokens),
+                opt(line.limit_requests),
+                u8::from(line.enforce),
+                u8::from(line.suspend_on_exceed),
+                opt(line.expire_at_ms),
+                th.join(",")
+            ));
         }
     }
 
@@ -288,21 +291,8 @@ impl Store for RedisStore {
 
     async fn counters(&self, line: &Line) -> Result<Counters, StoreError> {
         let mut conn = self.conn.clone();
-        let v: Vec<Option<i64>> = redis::cmd("HMGET")
-            .arg(self.window_key(line))
-            .arg(&["spent", "rsv", "tok", "rtok", "req", "thr"])
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        let n = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
-        Ok(Counters {
-            spent_nanos: n(0),
-            reserved_nanos: n(1),
-            tokens: n(2),
-            reserved_tokens: n(3),
-            requests: n(4),
-            threshold_pct: u16::try_from(n(5)).unwrap_or(0),
-        })
+        let raw: Option<String> = conn.get(self.window_key(line)).await.map_err(unavailable)?;
+        raw.map_or(Ok(Counters::default()), |r| parse_window(&r))
     }
 
     async fn reset_window(&self, line: &Line) -> Result<(), StoreError> {
@@ -475,4 +465,24 @@ fn parse_doc(raw: &str) -> Result<Versioned, StoreError> {
         json: json.to_owned(),
         version,
     })
+}
+
+/// A window's value: `spent:rsv:tok:rtok:req:thr` (see common.lua).
+fn parse_window(raw: &str) -> Result<Counters, StoreError> {
+    let n: Vec<i64> = raw
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| StoreError::Corrupt(format!("window value {raw:?}")))?;
+    match n.as_slice() {
+        &[spent, rsv, tok, rtok, req, thr] => Ok(Counters {
+            spent_nanos: spent,
+            reserved_nanos: rsv,
+            tokens: tok,
+            reserved_tokens: rtok,
+            requests: req,
+            threshold_pct: u16::try_from(thr).unwrap_or(0),
+        }),
+        _ => Err(StoreError::Corrupt(format!("window value {raw:?}"))),
+    }
 }

@@ -6,40 +6,41 @@
 --
 -- KEYS[1]                         reservation record   <p>:{<org>}:r:<request_id>
 -- KEYS[2]                         reservation expiries <p>:{<org>}:exp  (zset rid → expiry ms)
--- KEYS[3 + 3(i-1) .. 5 + 3(i-1)]  line i's 3 keys (see common.lua)
+-- KEYS[2 + i]                    line i's window key (see common.lua)
 -- ARGV[1] request_id   ARGV[2] cost_nanos   ARGV[3] tokens   ARGV[4] now_ms
 -- ARGV[5] reservation expires at (Unix ms)  ARGV[6] record ttl ms  ARGV[7] n lines
--- ARGV[8 + 9(i-1) ..]             line i's 9 values (see common.lua)
+-- ARGV[7 + i]                    line i's packed values (see common.lua)
 --
 -- Returns {'dup'} when the request id already has a record (nothing changes);
 -- {'deny', i, reason, spent, rsv, tok, rtok, req, thr} when line i refuses (nothing is
 -- reserved; a suspend_on_exceed budget becomes suspended);
 -- {'ok', shadow_over_csv, then spent, rsv, tok, rtok, req, thr for each line after reserving}.
+--
+-- Redis calls on the common path: MGET, ZRANGEBYSCORE, one SET per line, ZADD, SET.
 local rid, cost, tokens, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local n = tonumber(ARGV[7])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return { 'dup' }
-end
 -- Reservations release themselves: the expired ones are taken off their windows here, a
--- few per call, before anything is checked. Their records stay for late settlements.
+-- few per call, before anything is read. Their records stay for late settlements.
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)
 if #gone > 0 then
   local record_prefix = string.sub(KEYS[1], 1, #KEYS[1] - #rid)
   for _, old in ipairs(gone) do
     local rec = redis.call('GET', record_prefix .. old)
     if rec and rec ~= 'settled' then
-      release(cjson.decode(rec))
+      release(decode_record(rec))
     end
   end
   redis.call('ZREM', KEYS[2], unpack(gone))
 end
-local lines = read_lines(n, 3, 8)
-local cs, fresh, shadow_over = {}, {}, {}
+local lines = read_lines(tonumber(ARGV[7]), 3, 8)
+local rec, cs, fresh = read_windows(KEYS[1], lines)
+if rec then
+  return { 'dup' }
+end
+local shadow_over = {}
 for i, line in ipairs(lines) do
-  local c, new = counters(line.w)
-  cs[i], fresh[i] = c, new
+  local c = cs[i]
   local reason = nil
-  if line.susp == '1' and redis.call('EXISTS', line.s) == 1 then
+  if line.susp == '1' and redis.call('EXISTS', side_key(line, 'susp')) == 1 then
     reason = 'suspended'
   elseif line.lr ~= '' and c[5] + 1 > tonumber(line.lr) then
     reason = 'requests'
@@ -51,7 +52,7 @@ for i, line in ipairs(lines) do
   if reason then
     if line.enf == '1' then
       if line.susp == '1' then
-        redis.call('SET', line.s, '1')
+        redis.call('SET', side_key(line, 'susp'), '1')
       end
       return { 'deny', i, reason, c[1], c[2], c[3], c[4], c[5], c[6] }
     end
@@ -69,5 +70,5 @@ for i, line in ipairs(lines) do
 end
 redis.call('ZADD', KEYS[2], ARGV[5], rid)
 -- The record lets settle find these windows again, even after the window rolls over.
-redis.call('SET', KEYS[1], cjson.encode({ c = ARGV[2], t = ARGV[3], l = lines }), 'PX', ARGV[6])
+redis.call('SET', KEYS[1], encode_record(ARGV[2], ARGV[3], lines), 'PX', ARGV[6])
 return out

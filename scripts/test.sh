@@ -2,7 +2,7 @@
 # The whole test suite, the same locally and in CI (.ci/run calls this).
 #   scripts/test.sh            every check below, in order
 #   scripts/test.sh CHECK...   only those checks
-# Checks: fmt clippy clippy-wasm wasm test test-wasm doc prices
+# Checks: fmt clippy clippy-wasm wasm test test-wasm doc prices up
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -33,8 +33,13 @@ check_test_wasm() {
 }
 check_doc() { RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked; }
 check_prices() { python3 model/prices/check_prices.py; }
+# The README's main command, end to end against the mock provider, on ports tests do not use.
+check_up() {
+  TOLLGATE_GATEWAY_PORT=19000 TOLLGATE_ENVOY_ADMIN_PORT=19901 TOLLGATE_CP_PORT=19080 TOLLGATE_MOCK_PORT=19081 \
+    ./scripts/up.sh --smoke
+}
 
-all=(fmt clippy clippy-wasm wasm test test-wasm doc prices)
+all=(fmt clippy clippy-wasm wasm test test-wasm doc prices up)
 checks=("$@")
 ((${#checks[@]})) || checks=("${all[@]}")
 log="$(mktemp)"

@@ -1,8 +1,129 @@
 #!/usr/bin/env bash
-# Tollgate's main job on its embedded default. Installs what is missing, builds, and runs.
-# The stack (Envoy + filter + control plane) fills in issue by issue; today this builds the
-# workspace and prices a sample call with the shipped price table.
+# Tollgate's main job on its embedded default: real Envoy running the Tollgate filter, in
+# front of the real LLM providers (clients bring their own API keys, as usual) or, offline
+# or with --mock, a mock provider replaying recorded answers; the control plane beside it on
+# its in-memory store (or Redis when REDIS_URL is set). Ctrl-C stops everything.
+#
+#   scripts/up.sh            real providers when reachable, else the mock
+#   scripts/up.sh --mock     always the mock
+#   scripts/up.sh --smoke    start, send one call through, check it was counted, stop (CI)
+#
+# Ports: TOLLGATE_GATEWAY_PORT (10000), TOLLGATE_ENVOY_ADMIN_PORT (9901),
+# TOLLGATE_CP_PORT (8080), TOLLGATE_MOCK_PORT (18080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+mock=""; smoke=""
+for arg in "$@"; do
+  case "$arg" in
+    --mock) mock=1 ;;
+    --smoke) smoke=1; mock=1 ;;
+    *) echo "usage: scripts/up.sh [--mock] [--smoke]" >&2; exit 2 ;;
+  esac
+done
+GATEWAY_PORT="${TOLLGATE_GATEWAY_PORT:-10000}"
+ADMIN_PORT="${TOLLGATE_ENVOY_ADMIN_PORT:-9901}"
+CP_PORT="${TOLLGATE_CP_PORT:-8080}"
+MOCK_PORT="${TOLLGATE_MOCK_PORT:-18080}"
+say() { printf '[up] %s\n' "$*" >&2; }
+
 ./scripts/setup.sh
-cargo run --quiet --locked -p tollgate-model --example price_a_call -- "$@"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+say "building the filter (.wasm) and the control plane"
+cargo build --quiet --locked -p tollgate-filter --target wasm32-wasip1 --profile wasm
+cargo build --quiet --locked -p tollgate-control-plane --bin tollgate -p tollgate-e2e --bin tollgate-mock-provider --bin render-envoy-config
+WASM="$TARGET/wasm32-wasip1/wasm/tollgate_filter.wasm"
+
+if [ -z "$mock" ] && ! timeout 3 bash -c 'exec 3<>/dev/tcp/api.openai.com/443' 2>/dev/null; then
+  say "api.openai.com is not reachable: using the mock provider"
+  mock=1
+fi
+
+STATE="$ROOT/.tollgate"
+mkdir -p "$STATE"
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+
+wait_http() { # url, what
+  for _ in $(seq 1 300); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  say "$2 did not come up; see $STATE/*.log"; exit 1
+}
+
+ADMIN_TOKEN="local-admin-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+DATAPLANE_TOKEN="local-dataplane-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+export TOLLGATE_ADMIN_TOKEN="$ADMIN_TOKEN"
+TOLLGATE_LISTEN="127.0.0.1:$CP_PORT" TOLLGATE_DATAPLANE_TOKEN="$DATAPLANE_TOKEN" \
+  "$TARGET/debug/tollgate" serve > "$STATE/control-plane.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$CP_PORT/readyz" "the control plane"
+
+render_args=(--local --wasm "$WASM" --listen-port "$GATEWAY_PORT" --admin-port "$ADMIN_PORT" --control-plane-port "$CP_PORT")
+if [ -n "$mock" ]; then
+  "$TARGET/debug/tollgate-mock-provider" --listen "127.0.0.1:$MOCK_PORT" > "$STATE/mock-provider.log" 2>&1 &
+  pids+=($!)
+  render_args+=(--mock-port "$MOCK_PORT")
+fi
+"$TARGET/debug/render-envoy-config" "${render_args[@]}" > "$STATE/envoy.yaml"
+"$ROOT/.venv/bin/envoy" -c "$STATE/envoy.yaml" --disable-hot-restart --concurrency 2 \
+  --log-path "$STATE/envoy.log" -l info > /dev/null 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$ADMIN_PORT/ready" "Envoy"
+
+# A sample budget: $25 a month for team "demo".
+"$TARGET/debug/tollgate" --url "http://127.0.0.1:$CP_PORT" budget create -f - > /dev/null <<'JSON'
+{"id": "demo-monthly", "description": "sample budget from scripts/up.sh", "scopes": ["team:demo"],
+ "limit_usd": "25", "period": "monthly", "timezone": "UTC"}
+JSON
+
+if [ -n "$smoke" ]; then
+  curl -fsS "http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions" -H 'content-type: application/json' \
+    -H 'host: api.openai.com' \
+    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}' > /dev/null
+  for _ in $(seq 1 50); do
+    if curl -fsS "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" | grep -q 'tollgate_requests_total{provider="openai",outcome="charged"} 1'; then
+      say "smoke: a call went through Envoy and the filter charged it"
+      exit 0
+    fi
+    sleep 0.1
+  done
+  say "smoke: the call was not counted"; tail -20 "$STATE/envoy.log" >&2; exit 1
+fi
+
+upstream="the real providers (your API keys go through untouched)"
+[ -n "$mock" ] && upstream="the mock provider (recorded answers; no keys needed)"
+cat <<EOF
+
+Tollgate is up: Envoy + the Tollgate filter in front of $upstream.
+
+  gateway        http://127.0.0.1:$GATEWAY_PORT     (OpenAI /v1/..., Anthropic /v1/messages, Gemini /v1beta/...)
+  metrics        http://127.0.0.1:$ADMIN_PORT/stats/prometheus   (tollgate_* series)
+  control plane  http://127.0.0.1:$CP_PORT   (in-memory store; admin token below)
+  logs, config   $STATE/
+
+Try it:
+  curl -s http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions -H 'content-type: application/json' \\
+    -H "authorization: Bearer \$OPENAI_API_KEY" \\
+    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
+  curl -s http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep ^tollgate_
+
+  # the official SDKs: point them at the gateway
+  OPENAI_BASE_URL=http://127.0.0.1:$GATEWAY_PORT/v1 python3 your_app.py
+
+Admin CLI:
+  export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN
+  $TARGET/debug/tollgate --url http://127.0.0.1:$CP_PORT budget list
+
+Budgets are kept by the control plane; the filter's admission calls to it arrive with the
+enforcement work (see the issues). Ctrl-C stops everything.
+EOF
+wait -n "${pids[@]}" || true
+say "a component exited; stopping (logs in $STATE/)"

@@ -1,7 +1,8 @@
 //! A mock LLM provider that replays recorded bodies from `tests/fixtures/`.
 //!
 //! Each request names what to replay in headers, so one mock serves every scenario:
-//! - `x-mock-fixture: NAME` — the file to send (required);
+//! - `x-mock-fixture: NAME` — the file to send (without it, [`default_fixture`] picks one by
+//!   path and stream flag, so SDKs and curl work unchanged);
 //! - `x-mock-status: 503` — the status (default 200);
 //! - `x-mock-pace-ms: 20` — send a stream event by event (SSE: split after each blank line;
 //!   other files: `x-mock-chunk-bytes` pieces) with this pause between them (0: one write
@@ -66,7 +67,12 @@ pub struct MockProvider {
 impl MockProvider {
     /// Serves `fixtures` on a free loopback port.
     pub async fn start(fixtures: PathBuf) -> anyhow::Result<MockProvider> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        MockProvider::start_on(fixtures, ([127, 0, 0, 1], 0).into()).await
+    }
+
+    /// Serves `fixtures` on `addr`.
+    pub async fn start_on(fixtures: PathBuf, addr: SocketAddr) -> anyhow::Result<MockProvider> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs hold
         // them back by ~40 ms, which is the provider's doing, not the gateway's.
@@ -110,7 +116,7 @@ impl MockProvider {
 
 async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+    let body_bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
         Ok(b) => b,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
@@ -126,15 +132,14 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 .iter()
                 .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                 .collect(),
-            body,
+            body: body_bytes.clone(),
         });
     }
-    let Some(name) = text(headers, "x-mock-fixture") else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "mock provider: no x-mock-fixture header",
-        )
-            .into_response();
+    let named = text(headers, "x-mock-fixture");
+    let uri = parts.uri.to_string();
+    let Some(name) = named.clone().or_else(|| default_fixture(&uri, &body_bytes)) else {
+        let msg = "mock provider: no x-mock-fixture header and no default answer for this path";
+        return (StatusCode::NOT_FOUND, msg).into_response();
     };
     if name.contains('/') || name.contains("..") {
         return (StatusCode::BAD_REQUEST, "mock provider: bad fixture name").into_response();
@@ -156,7 +161,12 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     };
     let pace = text(headers, "x-mock-pace-ms")
         .and_then(|s| s.parse().ok())
-        .map(Duration::from_millis);
+        .map(Duration::from_millis)
+        // Default answers to streaming requests stream visibly, as a provider's would.
+        .or_else(|| {
+            (named.is_none() && content_type != "application/json")
+                .then_some(Duration::from_millis(40))
+        });
     let body = match pace {
         None => Body::from(bytes),
         Some(pace) => {
@@ -170,6 +180,48 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .header(header::CONTENT_TYPE, content_type)
         .body(body)
         .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
+}
+
+/// The recorded answer to replay when a request names none: by API path and the body's
+/// stream flag. Lets real SDKs and curl talk to the mock (`scripts/up.sh --mock`).
+pub fn default_fixture(uri: &str, body: &[u8]) -> Option<String> {
+    let streaming = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("stream").and_then(serde_json::Value::as_bool))
+        .unwrap_or(false);
+    let path = uri.split('?').next().unwrap_or(uri);
+    let name = if path.ends_with(":streamGenerateContent") {
+        if uri.contains("alt=sse") {
+            "gemini-stream-sse-tool-use.sse"
+        } else {
+            "gemini-stream-json-array.json"
+        }
+    } else if path.ends_with(":generateContent") {
+        "gemini-generate-content-thinking-cache.json"
+    } else if path.ends_with("/messages") {
+        if streaming {
+            "anthropic-messages-stream-cache.sse"
+        } else {
+            "anthropic-messages.json"
+        }
+    } else if path.ends_with("/responses") {
+        if streaming {
+            "openai-responses-stream.sse"
+        } else {
+            "openai-responses-cache-reasoning.json"
+        }
+    } else if path.ends_with("/embeddings") {
+        "openai-embeddings.json"
+    } else if path.ends_with("/chat/completions") {
+        if streaming {
+            "openai-chat-stream-include-usage.sse"
+        } else {
+            "openai-chat-cache-reasoning.json"
+        }
+    } else {
+        return None;
+    };
+    Some(name.to_owned())
 }
 
 fn text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -243,6 +295,36 @@ fn paced(pieces: Vec<Bytes>, pace: Duration, shared: Arc<Shared>) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_answers_follow_path_and_stream_flag() {
+        let pick = |uri: &str, body: &str| default_fixture(uri, body.as_bytes());
+        assert_eq!(
+            pick("/v1/chat/completions", r#"{"stream":true}"#).as_deref(),
+            Some("openai-chat-stream-include-usage.sse")
+        );
+        assert_eq!(
+            pick("/v1/chat/completions", "{}").as_deref(),
+            Some("openai-chat-cache-reasoning.json")
+        );
+        assert_eq!(
+            pick("/v1/messages", r#"{"stream":false}"#).as_deref(),
+            Some("anthropic-messages.json")
+        );
+        assert_eq!(
+            pick("/v1beta/models/g:streamGenerateContent?alt=sse", "").as_deref(),
+            Some("gemini-stream-sse-tool-use.sse")
+        );
+        assert_eq!(pick("/v1/files", "{}"), None);
+        for name in [
+            "openai-chat-stream-include-usage.sse",
+            "anthropic-messages.json",
+            "gemini-stream-json-array.json",
+            "openai-embeddings.json",
+        ] {
+            assert!(crate::paths::fixtures_dir().join(name).is_file(), "{name}");
+        }
+    }
 
     #[test]
     fn sse_splits_after_each_blank_line() {

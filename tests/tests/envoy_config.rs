@@ -1,7 +1,7 @@
 //! `envoy/envoy.yaml` is the rendered template, Envoy accepts it with the built filter, and
 //! Envoy refuses broken copies (a route to an unknown cluster, a bad plugin config).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::process::Command;
 
@@ -91,4 +91,31 @@ fn envoy_refuses_a_plugin_config_the_filter_rejects_and_the_log_names_the_field(
 fn the_reference_plugin_config_passes_the_filters_own_validation() {
     let text = std::fs::read(paths::workspace_root().join("envoy/plugin-config.json")).unwrap();
     tollgate_filter_core::plugin::Filter::from_json(&text).unwrap();
+}
+
+/// The JSON after `marker` on the same line of an Istio example.
+fn embedded_json(file: &str, marker: &str) -> String {
+    let text =
+        std::fs::read_to_string(paths::workspace_root().join("envoy/istio").join(file)).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(marker))
+        .unwrap_or_else(|| panic!("{file}: no {marker}"));
+    line.trim_start()
+        .trim_start_matches(marker)
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn the_istio_examples_carry_plugin_configs_the_filter_accepts() {
+    let wasmplugin = embedded_json("wasmplugin.yaml", "pluginConfig:");
+    tollgate_filter_core::plugin::Filter::from_json(wasmplugin.as_bytes()).unwrap();
+    let text =
+        std::fs::read_to_string(paths::workspace_root().join("envoy/istio/envoyfilter.yaml"))
+            .unwrap();
+    let after = text.split("value: |").nth(1).unwrap();
+    let json = after.lines().nth(1).unwrap().trim();
+    tollgate_filter_core::plugin::Filter::from_json(json.as_bytes()).unwrap();
+    assert!(text.contains("failure_policy: FAIL_RELOAD"));
 }

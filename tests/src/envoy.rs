@@ -46,7 +46,16 @@ impl Envoy {
             .arg(&admin_path)
             .arg("--log-path")
             .arg(&log_path)
-            .args(["-l", "info", "--component-log-level", "wasm:debug"])
+            // TOLLGATE_ENVOY_WASM_LOG=info quiets the per-stream wasm debug lines (benches).
+            .args([
+                "-l",
+                "info",
+                "--component-log-level",
+                &format!(
+                    "wasm:{}",
+                    std::env::var("TOLLGATE_ENVOY_WASM_LOG").unwrap_or_else(|_| "debug".into())
+                ),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -2,7 +2,7 @@
 //! route through the filter and one with the filter disabled, requests interleaved so both
 //! sides see the same machine state.
 //!
-//! `cargo run --release -p tollgate-e2e --bin bench-gateway -- [--filter noop|tollgate]
+//! `cargo run --release -p tollgate-e2e --bin bench-gateway -- [--filter noop|noop-buffer|tollgate]
 //!  [--requests N] [--concurrency N]`
 //!
 //! Prints p50/p90/p99 per side and the p50 difference for: a 1 KB request with a 1.4 KB JSON
@@ -60,12 +60,18 @@ async fn main() -> anyhow::Result<()> {
             paths::built_wasm("tollgate_noop_filter")?,
             serde_json::json!({}),
         ),
+        // The do-nothing filter that still holds and reads the request body: the floor for
+        // any filter that must see the body before the call leaves.
+        "noop-buffer" => (
+            paths::built_wasm("tollgate_noop_filter")?,
+            serde_json::json!("buffer"),
+        ),
         // $TOLLGATE_WASM picks another build of the filter (another opt-level, say).
         "tollgate" => (
             paths::filter_wasm()?,
             tollgate_e2e::gateway_config::reference_plugin_config(),
         ),
-        other => anyhow::bail!("--filter noop|tollgate, not {other}"),
+        other => anyhow::bail!("--filter noop|noop-buffer|tollgate, not {other}"),
     };
     let wasm = WasmFilter {
         path,

@@ -378,3 +378,41 @@ async fn a_bad_plugin_config_stops_envoy_with_the_field_named() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_call_with_no_scope_is_refused_when_configured_and_a_scoped_one_passes() {
+    let config = json!({"scopes": {"sources": [{"kind": "team", "header": "x-tollgate-team"}], "when_none": "deny"}});
+    let gw = gateway(config, 1).await;
+    let refused = gw
+        .post("/v1/chat/completions", "chat.json", SMALL_REQUEST, &[])
+        .await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = serde_json::from_slice(&refused.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        body["error"]["code"], "no_scope",
+        "OpenAI's error shape: {body}"
+    );
+    assert!(gw.mock.requests().is_empty(), "the provider was not called");
+    let passed = gw
+        .post(
+            "/v1/chat/completions",
+            "chat.json",
+            SMALL_REQUEST,
+            &[("x-tollgate-team", "payments")],
+        )
+        .await;
+    assert_eq!(passed.status(), 200);
+    assert_eq!(
+        gw.wait_stat(
+            "tollgate_requests_total.provider.openai.outcome.rejected",
+            1
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        gw.wait_stat("tollgate_requests_total.provider.openai.outcome.charged", 1)
+            .await,
+        1
+    );
+}

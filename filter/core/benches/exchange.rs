@@ -52,7 +52,7 @@ fn exchange(
         path: "/v1/chat/completions",
         authority: Some("api.openai.com"),
     };
-    x.on_request_headers(filter, metrics, host, head);
+    x.on_request_headers(filter, metrics, host, head, &mut |_| None);
     x.on_request_body(filter, metrics, host, body.len(), true, &mut || {
         Some(body.to_vec())
     });

@@ -13,7 +13,7 @@
 //! `on_done`, whichever comes first; the second call does nothing) prices the usage, counts
 //! the metrics and returns the [`Charge`].
 
-use tollgate_model::{Cost, Usage};
+use tollgate_model::{Cost, Scope, Usage};
 
 use crate::host::{Host, LogLevel};
 use crate::metrics::{Metrics, Outcome};
@@ -21,6 +21,7 @@ use crate::plugin::{Filter, OversizedPolicy, UnmatchedPolicy};
 use crate::providers::Route;
 use crate::reply::LocalReply;
 use crate::request::{RequestInfo, RequestProblem, read_request};
+use crate::scopes::{Lookup, Resolved};
 use crate::stream::ResponseReader;
 
 /// The request line and host, as Envoy saw them.
@@ -64,6 +65,8 @@ pub enum BodyAction {
 pub struct Charge {
     /// The provider label.
     pub provider: &'static str,
+    /// Who the call is attributed to.
+    pub scopes: Vec<Scope>,
     /// The model the request named (after any alias), if any.
     pub model: Option<String>,
     /// The usage (with its `estimated` flag).
@@ -91,6 +94,7 @@ enum Phase {
 pub struct Exchange {
     phase: Phase,
     route: Option<Route>,
+    scopes: Vec<Scope>,
     request: Option<RequestInfo>,
     /// Set when the body was too large to read: its length stands in for the input estimate.
     unread_body_bytes: Option<u64>,
@@ -109,24 +113,44 @@ impl Exchange {
         self.route.as_ref()
     }
 
+    /// The request's scopes, once the headers were seen.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
     /// What the request body said, once read.
     pub fn request(&self) -> Option<&RequestInfo> {
         self.request.as_ref()
     }
 
-    /// Request headers arrived.
+    /// Request headers arrived. `lookup` answers the header and property questions of scope
+    /// resolution.
     pub fn on_request_headers(
         &mut self,
         filter: &Filter,
         metrics: &mut Metrics,
         host: &dyn Host,
         head: RequestHead<'_>,
+        lookup: &mut dyn FnMut(Lookup<'_>) -> Option<String>,
     ) -> HeadersAction {
         match filter
             .routes
             .match_request(head.method, head.path, head.authority)
         {
             Some(route) => {
+                let (resolved, rejected) = filter.scopes.resolve(lookup);
+                metrics.scope_values_rejected(host, u64::from(rejected));
+                let Resolved::Scopes(scopes) = resolved else {
+                    self.phase = Phase::Done;
+                    metrics.request(host, route.provider.as_str(), Outcome::Rejected);
+                    return HeadersAction::Reply(LocalReply::error(
+                        Some(&route),
+                        403,
+                        "no_scope",
+                        "this gateway cannot tell who is calling: send the headers your platform team configured",
+                    ));
+                };
+                self.scopes = scopes;
                 self.route = Some(route);
                 self.phase = Phase::ReadingRequest;
                 HeadersAction::ReadBody
@@ -294,6 +318,7 @@ impl Exchange {
             metrics.request(host, provider, Outcome::ProviderError);
             return Some(Charge {
                 provider,
+                scopes: std::mem::take(&mut self.scopes),
                 model,
                 usage,
                 cost: None,
@@ -327,6 +352,7 @@ impl Exchange {
         metrics.request(host, provider, outcome);
         Some(Charge {
             provider,
+            scopes: std::mem::take(&mut self.scopes),
             model,
             usage,
             cost,

@@ -27,6 +27,7 @@ pub mod plugin;
 pub mod providers;
 pub mod reply;
 pub mod request;
+pub mod scopes;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -58,6 +58,7 @@ enum Name {
     BodyProblems,
     DroppedEvents,
     InvalidUsageFields,
+    ScopeValuesRejected,
 }
 
 impl Name {
@@ -69,6 +70,7 @@ impl Name {
             Name::BodyProblems => "tollgate_request_body_problems_total",
             Name::DroppedEvents => "tollgate_stream_events_dropped_total",
             Name::InvalidUsageFields => "tollgate_usage_invalid_fields_total",
+            Name::ScopeValuesRejected => "tollgate_scope_values_rejected_total",
         }
     }
 }
@@ -166,6 +168,11 @@ impl Metrics {
             [("provider", provider), ("", "")],
             n,
         );
+    }
+
+    /// Header or property values that were not valid scope values (skipped).
+    pub fn scope_values_rejected(&mut self, host: &dyn Host, n: u64) {
+        self.counter(host, Name::ScopeValuesRejected, [("", ""), ("", "")], n);
     }
 
     /// Stream events dropped (`oversized`, `corrupt`).

@@ -14,6 +14,7 @@ use tollgate_model::PriceTable;
 use crate::config::{CoreConfig, CoreConfigDto};
 use crate::providers::{RouteConfig, RouteTable};
 use crate::request::RequestLimits;
+use crate::scopes::{ScopeConfigDto, ScopeResolver};
 use crate::stream::StreamLimits;
 
 /// What to do with a request whose path is not a known provider API.
@@ -70,6 +71,9 @@ pub struct FilterConfigDto {
     /// Extra model names: an Azure deployment name (or any private name) → a price-table id.
     #[serde(default)]
     pub model_aliases: BTreeMap<String, String>,
+    /// Where each request's scopes come from.
+    #[serde(default)]
+    pub scopes: ScopeConfigDto,
 }
 
 /// A configuration that cannot be used; the message names the field.
@@ -104,6 +108,8 @@ pub struct Filter {
     pub unmatched_path: UnmatchedPolicy,
     /// Oversized bodies.
     pub oversized_request: OversizedPolicy,
+    /// Scope resolution.
+    pub scopes: ScopeResolver,
 }
 
 impl Filter {
@@ -147,7 +153,10 @@ impl TryFrom<FilterConfigDto> for Filter {
                 .add_alias(alias, model)
                 .map_err(|e| config_error(format!("model_aliases.{alias}"), e.to_string()))?;
         }
+        let scopes =
+            ScopeResolver::try_from(dto.scopes).map_err(|e| config_error(e.field, e.reason))?;
         Ok(Filter {
+            scopes,
             routes: core.routes,
             prices,
             request_limits: core.request,

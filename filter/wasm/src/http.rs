@@ -6,13 +6,30 @@ use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType};
+use proxy_wasm::types::{Action, BufferType, MapType};
 use tollgate_filter_core::flow::{BodyAction, Exchange, HeadersAction, RequestHead};
 use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::reply::LocalReply;
 
+use tollgate_filter_core::scopes::Lookup;
+
 use crate::host::EnvoyHost;
+
+/// Answers scope resolution's questions with hostcalls (request phase only). A missing
+/// header or property is `None`; a property that is not UTF-8 is skipped.
+fn lookup(what: Lookup<'_>) -> Option<String> {
+    match what {
+        Lookup::Header(name) => hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten(),
+        Lookup::Property(path) => {
+            let path: Vec<&str> = path.iter().map(String::as_str).collect();
+            let bytes = hostcalls::get_property(path).ok().flatten()?;
+            String::from_utf8(bytes).ok()
+        }
+    }
+}
 
 /// Per-stream state.
 pub struct HttpExchange {
@@ -85,8 +102,13 @@ impl HttpContext for HttpExchange {
         };
         let action = {
             let mut metrics = self.metrics.borrow_mut();
-            self.exchange
-                .on_request_headers(&self.filter, &mut metrics, &EnvoyHost, head)
+            self.exchange.on_request_headers(
+                &self.filter,
+                &mut metrics,
+                &EnvoyHost,
+                head,
+                &mut lookup,
+            )
         };
         match action {
             HeadersAction::PassThrough => Action::Continue,

@@ -14,6 +14,10 @@ fn filter(json: &str) -> Filter {
 
 const CHAT: &str = "/v1/chat/completions";
 
+fn no_lookup(_: crate::scopes::Lookup<'_>) -> Option<String> {
+    None
+}
+
 fn head(path: &str) -> RequestHead<'_> {
     RequestHead {
         method: "POST",
@@ -34,7 +38,7 @@ fn run(
 ) -> (BodyAction, Option<Charge>) {
     let mut x = Exchange::new();
     assert_eq!(
-        x.on_request_headers(f, m, h, head(path)),
+        x.on_request_headers(f, m, h, head(path), &mut no_lookup),
         HeadersAction::ReadBody
     );
     let half = body.len() / 2;
@@ -173,7 +177,7 @@ fn unmatched_paths_pass_or_are_denied_as_configured() {
     let (h, mut m) = (host(), Metrics::default());
     let mut x = Exchange::new();
     assert_eq!(
-        x.on_request_headers(&filter("{}"), &mut m, &h, head("/healthz")),
+        x.on_request_headers(&filter("{}"), &mut m, &h, head("/healthz"), &mut no_lookup),
         HeadersAction::PassThrough
     );
     let mut x = Exchange::new();
@@ -182,6 +186,7 @@ fn unmatched_paths_pass_or_are_denied_as_configured() {
         &mut m,
         &h,
         head("/healthz"),
+        &mut no_lookup,
     ) else {
         panic!()
     };
@@ -198,7 +203,7 @@ fn an_oversized_body_is_rejected_with_413_or_passed_and_still_charged() {
     let (h, mut m) = (host(), Metrics::default());
     let reject = filter(r#"{"max_request_body_bytes":4096,"oversized_request":"reject"}"#);
     let mut x = Exchange::new();
-    x.on_request_headers(&reject, &mut m, &h, head(CHAT));
+    x.on_request_headers(&reject, &mut m, &h, head(CHAT), &mut no_lookup);
     let BodyAction::Reply(reply) =
         x.on_request_body(&reject, &mut m, &h, 4097, false, &mut || None)
     else {
@@ -210,7 +215,7 @@ fn an_oversized_body_is_rejected_with_413_or_passed_and_still_charged() {
 
     let pass = filter(r#"{"max_request_body_bytes":4096}"#);
     let mut x = Exchange::new();
-    x.on_request_headers(&pass, &mut m, &h, head(CHAT));
+    x.on_request_headers(&pass, &mut m, &h, head(CHAT), &mut no_lookup);
     assert_eq!(
         x.on_request_body(&pass, &mut m, &h, 4097, false, &mut || None),
         BodyAction::Continue
@@ -236,7 +241,7 @@ fn an_oversized_body_is_rejected_with_413_or_passed_and_still_charged() {
 fn a_call_that_never_got_an_answer_charges_nothing() {
     let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
     let mut x = Exchange::new();
-    x.on_request_headers(&f, &mut m, &h, head(CHAT));
+    x.on_request_headers(&f, &mut m, &h, head(CHAT), &mut no_lookup);
     let body = br#"{"model":"gpt-4o-mini","messages":[]}"#;
     x.on_request_body(&f, &mut m, &h, body.len(), true, &mut || {
         Some(body.to_vec())
@@ -244,6 +249,45 @@ fn a_call_that_never_got_an_answer_charges_nothing() {
     assert_eq!(x.finish(&f, &mut m, &h), None);
     assert_eq!(
         h.metric("tollgate_requests_total.provider.openai.outcome.no_response"),
+        1
+    );
+}
+
+#[test]
+fn scopes_ride_on_the_charge_and_no_scope_can_be_refused() {
+    let f = filter(
+        r#"{"scopes":{"sources":[{"kind":"team","header":"x-tollgate-team"}],"when_none":"deny"}}"#,
+    );
+    let (h, mut m) = (host(), Metrics::default());
+    let mut x = Exchange::new();
+    let mut team = |l: crate::scopes::Lookup<'_>| match l {
+        crate::scopes::Lookup::Header("x-tollgate-team") => Some("payments".to_owned()),
+        _ => None,
+    };
+    assert_eq!(
+        x.on_request_headers(&f, &mut m, &h, head(CHAT), &mut team),
+        HeadersAction::ReadBody
+    );
+    let body = br#"{"model":"gpt-4o-mini","messages":[]}"#;
+    x.on_request_body(&f, &mut m, &h, body.len(), true, &mut || {
+        Some(body.to_vec())
+    });
+    x.on_response_headers(&f, 200);
+    x.on_response_body(OPENAI_JSON.as_bytes());
+    let charge = x.finish(&f, &mut m, &h).unwrap();
+    assert_eq!(charge.scopes, vec!["team:payments".parse().unwrap()]);
+
+    let mut x = Exchange::new();
+    let HeadersAction::Reply(reply) =
+        x.on_request_headers(&f, &mut m, &h, head(CHAT), &mut no_lookup)
+    else {
+        panic!("a request with no scope must be refused")
+    };
+    assert_eq!(reply.status, 403);
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(body["error"]["code"], "no_scope");
+    assert_eq!(
+        h.metric("tollgate_requests_total.provider.openai.outcome.rejected"),
         1
     );
 }

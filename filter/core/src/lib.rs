@@ -17,6 +17,7 @@
 //!
 //! Nothing here reads the clock or the network: the host, or the caller, passes them in.
 
+pub mod admission;
 pub mod config;
 pub mod estimate;
 pub mod flow;
@@ -28,6 +29,7 @@ pub mod providers;
 pub mod reply;
 pub mod request;
 pub mod scopes;
+pub mod settle;
 pub mod stream;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -1,0 +1,96 @@
+use chrono::{TimeDelta, TimeZone};
+use tollgate_model::{NanoUsd, Usage};
+
+use super::*;
+
+fn t(ms: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap() + TimeDelta::milliseconds(ms)
+}
+
+fn charge(id: u32) -> Settlement {
+    Settlement {
+        request_id: format!("r{id}"),
+        scopes: vec!["team:a".parse().unwrap()],
+        model: "gpt-4o-mini".into(),
+        provider: "openai".into(),
+        cost: NanoUsd(100),
+        usage: Usage {
+            output_tokens: 1,
+            ..Usage::default()
+        },
+        reserved: true,
+        at_unix_ms: 0,
+    }
+}
+
+fn ids(body: &[u8]) -> Vec<String> {
+    let batch: SettleBatch = serde_json::from_slice(body).unwrap();
+    batch
+        .settlements
+        .into_iter()
+        .map(|s| s.request_id)
+        .collect()
+}
+
+fn limits(capacity: usize, max_batch: usize) -> SettleLimits {
+    SettleLimits {
+        capacity,
+        max_batch,
+        max_delay: Duration::from_millis(1000),
+        max_backoff: Duration::from_secs(30),
+    }
+}
+
+#[test]
+fn a_full_batch_goes_at_once_and_a_partial_one_after_the_delay() {
+    let mut q = SettleQueue::new(limits(100, 3));
+    for i in 0..4 {
+        q.push(charge(i), t(0));
+    }
+    assert_eq!(ids(&q.due(t(0)).unwrap()), ["r0", "r1", "r2"]);
+    assert_eq!(q.due(t(0)), None, "one batch in flight at a time");
+    assert_eq!(q.answered(Some(200), t(10)), PostOutcome::Done);
+    assert_eq!(q.due(t(500)), None, "r3 has not waited long enough");
+    assert_eq!(ids(&q.due(t(1000)).unwrap()), ["r3"]);
+}
+
+#[test]
+fn a_failed_post_is_retried_first_after_a_growing_backoff() {
+    let mut q = SettleQueue::new(limits(100, 2));
+    for i in 0..3 {
+        q.push(charge(i), t(0));
+    }
+    let first = ids(&q.due(t(0)).unwrap());
+    assert_eq!(q.answered(Some(503), t(0)), PostOutcome::Retry);
+    assert_eq!(q.due(t(50)), None, "backing off 100 ms");
+    assert_eq!(
+        ids(&q.due(t(100)).unwrap()),
+        first,
+        "the same charges, in the same order"
+    );
+    q.answered(Some(504), t(100));
+    assert_eq!(q.due(t(250)), None, "backing off 200 ms now");
+    assert!(q.due(t(300)).is_some());
+    q.answered(Some(200), t(300));
+    assert_eq!(ids(&q.due(t(2000)).unwrap()), ["r2"]);
+    assert_eq!(q.dropped(), 0);
+}
+
+#[test]
+fn a_413_halves_the_batch() {
+    let mut q = SettleQueue::new(limits(100, 4));
+    for i in 0..4 {
+        q.push(charge(i), t(0));
+    }
+    q.due(t(0)).unwrap();
+    q.answered(Some(413), t(0));
+    assert_eq!(ids(&q.due(t(1000)).unwrap()).len(), 2);
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_new_charges() {
+    let mut q = SettleQueue::new(limits(2, 10));
+    assert!(q.push(charge(0), t(0)) && q.push(charge(1), t(0)));
+    assert!(!q.push(charge(2), t(0)));
+    assert_eq!((q.len(), q.dropped()), (2, 1));
+}

@@ -74,7 +74,8 @@ fn a_downgrade_answer_names_the_cheaper_model() {
 #[test]
 fn envoys_own_503_and_504_and_garbage_follow_the_fail_mode() {
     let closed = cp(r#"{"cluster":"tollgate","token":"t0k","fail_mode":"closed"}"#);
-    let cases: [(Option<(u16, &[u8])>, &str); 5] = [
+    type Answer<'a> = Option<(u16, &'a [u8])>;
+    let cases: [(Answer<'_>, &str); 5] = [
         (None, "not_sent"),
         (
             Some((

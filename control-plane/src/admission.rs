@@ -9,9 +9,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use tollgate_model::NanoUsd;
 use tollgate_model::budget::{Budget, Enforcement};
-use tollgate_model::period::Window;
+use tollgate_model::period::{Period, Window};
 use tollgate_model::scope::{FailMode, Scope, ScopeKind};
 use tollgate_model::usage::Usage;
 use tollgate_model::wire::v1::{
@@ -88,11 +89,50 @@ pub fn request_tag(scopes: &[Scope]) -> String {
         .map_or_else(|| "global".to_owned(), |s| s.value().to_owned())
 }
 
+/// Calendar windows computed lately, per thread: (period, zone, window).
+const WINDOW_CACHE: usize = 32;
+
+thread_local! {
+    static WINDOWS: std::cell::RefCell<Vec<(Period, Tz, Window)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `period.window(now, tz)`, from a per-thread cache while `now` stays inside the window
+/// computed last: the time-zone arithmetic of a calendar window costs more than the rest of
+/// building a line. Hourly windows are not cached: a two-hour DST shift can repeat a whole
+/// hour, and only `Period::window` knows which occurrence it is in.
+fn window_of(period: Period, tz: Tz, now: DateTime<Utc>) -> Window {
+    let cacheable = matches!(
+        period,
+        Period::Daily | Period::Weekly | Period::Monthly | Period::Quarterly | Period::Yearly
+    );
+    if !cacheable {
+        return period.window(now, tz);
+    }
+    WINDOWS.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        let hit = cache.iter().position(|(p, z, _)| *p == period && *z == tz);
+        if let Some(i) = hit {
+            let w = cache[i].2;
+            if w.start <= now && w.end.is_some_and(|end| now < end) {
+                return w;
+            }
+        }
+        let w = period.window(now, tz);
+        match hit {
+            Some(i) => cache[i].2 = w,
+            None if cache.len() < WINDOW_CACHE => cache.push((period, tz, w)),
+            None => cache[0] = (period, tz, w),
+        }
+        w
+    })
+}
+
 /// The window of `b` holding `now`, and the store line for it. Counters live on for a grace
 /// period after the window (its own length, between one minute and one day) so that late
 /// settlements and reports still find them.
 pub fn line_for(b: &Budget, now: DateTime<Utc>) -> (Line, Window) {
-    let window = b.period.window(now, b.timezone);
+    let window = window_of(b.period, b.timezone, now);
     let expire_at_ms = window.end.map(|end| {
         let len_ms = (end - window.start).num_milliseconds();
         end.timestamp_millis() + len_ms.clamp(60_000, 86_400_000)
@@ -387,6 +427,39 @@ impl Admission<'_> {
             tokens: i64::try_from(s.usage.total_tokens()).unwrap_or(i64::MAX),
             now_ms: self.now.timestamp_millis(),
             dedupe_ttl_ms: self.settings.dedupe_ttl_ms,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_cache_answers_what_the_period_computes() {
+        let zones: [Tz; 3] = [
+            chrono_tz::UTC,
+            chrono_tz::Europe::Berlin,
+            chrono_tz::Australia::Lord_Howe,
+        ];
+        let periods = [
+            Period::Hourly,
+            Period::Daily,
+            Period::Weekly,
+            Period::Monthly,
+            Period::Quarterly,
+            Period::Yearly,
+            Period::Seconds(60),
+        ];
+        // Every 7 minutes across two DST changes (Berlin 2026-03-29, 2026-10-25).
+        let first = DateTime::from_timestamp(1_774_000_000, 0).unwrap_or_default();
+        for step in 0..6_000i64 {
+            let now = first + chrono::Duration::minutes(7 * step * 11);
+            for tz in zones {
+                for p in periods {
+                    assert_eq!(window_of(p, tz, now), p.window(now, tz), "{p:?} {tz} {now}");
+                }
+            }
         }
     }
 }

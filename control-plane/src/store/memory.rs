@@ -4,9 +4,16 @@
 //! and changes every line it touches with nothing in between. The critical sections are a few
 //! hash lookups, so the lock is held for well under a microsecond. Nothing survives a restart;
 //! this store is for development, tests and single-replica trials.
+//!
+//! Hot path: windows are looked up by borrowed `(tag, budget_id, index)` (no key is built per
+//! call), a hold lives once in its request's record (not once per window), and the record
+//! shares the op's lines behind an `Arc`, so a reserve allocates the record's key, its
+//! expiry entry and one copy of its lines, and a settle nothing but its marker.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
@@ -16,131 +23,250 @@ use super::{
     limit_reached, new_thresholds, refusal,
 };
 
-/// Sweep expired windows and records after this many mutating calls.
+/// Sweep expired windows after this many mutating calls (records expire through their own
+/// queue, a few per call, not by a scan: a scan of every record cost more than everything
+/// else together once a day's records had piled up).
 const SWEEP_EVERY: u64 = 4096;
 
-type WindowKey = (String, String, i64);
+/// A window's identity: (tag, budget id, window index).
+#[derive(PartialEq, Eq, Hash)]
+struct WindowKey(String, String, i64);
+
+/// The borrowed form of [`WindowKey`], so a lookup builds no `String`.
+trait KeyView {
+    fn view(&self) -> (&str, &str, i64);
+}
+
+impl KeyView for WindowKey {
+    fn view(&self) -> (&str, &str, i64) {
+        (&self.0, &self.1, self.2)
+    }
+}
+
+impl KeyView for Line {
+    fn view(&self) -> (&str, &str, i64) {
+        (&self.tag, &self.budget_id, self.window_index)
+    }
+}
+
+impl<'a> Borrow<dyn KeyView + 'a> for WindowKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.view() == other.view()
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl Hash for dyn KeyView + '_ {
+    // Must hash exactly as the derived `Hash` of `WindowKey` does.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (tag, id, idx) = self.view();
+        tag.hash(state);
+        id.hash(state);
+        idx.hash(state);
+    }
+}
 
 #[derive(Default)]
 struct Window {
     counters: Counters,
-    /// request id → (expires at ms, cost, tokens).
-    reservations: HashMap<String, (i64, i64, i64)>,
-    by_expiry: BTreeSet<(i64, String)>,
+    /// Which incarnation of this key (a reset or expiry drops the window; a hold taken on an
+    /// older one must not come off a newer one).
+    generation: u64,
     expire_at_ms: Option<i64>,
 }
 
-impl Window {
-    /// Releases reservations whose time is up (what the Redis script does lazily too).
-    fn release_expired(&mut self, now_ms: i64) {
-        while let Some((at, rid)) = self.by_expiry.first().cloned() {
-            if at > now_ms {
-                break;
-            }
-            self.by_expiry.pop_first();
-            if let Some((_, cost, tokens)) = self.reservations.remove(&rid) {
-                self.counters.reserved_nanos -= cost;
-                self.counters.reserved_tokens -= tokens;
-            }
-        }
-    }
-
-    fn release(&mut self, rid: &str) -> bool {
-        match self.reservations.remove(rid) {
-            Some((at, cost, tokens)) => {
-                self.by_expiry.remove(&(at, rid.to_owned()));
-                self.counters.reserved_nanos -= cost;
-                self.counters.reserved_tokens -= tokens;
-                true
-            }
-            None => false,
-        }
-    }
+/// A reservation still counted on its windows.
+struct Hold {
+    /// When it releases itself (also its key in `Inner::expiries`, with `seq`).
+    expires_ms: i64,
+    seq: u64,
+    cost: i64,
+    tokens: i64,
+    /// The generation of each line's window when the hold was taken.
+    generations: Vec<u64>,
 }
 
 enum Record {
-    /// Reserved on these lines; the record itself lives until `until_ms`.
-    Reserved { lines: Vec<Line>, until_ms: i64 },
+    /// Reserved on these lines; the record itself lives until `until_ms`. `hold` is `None`
+    /// once the hold has been released by expiry.
+    Reserved {
+        lines: Arc<[Line]>,
+        until_ms: i64,
+        hold: Option<Hold>,
+    },
     /// Settled; replays are ignored until `until_ms`.
     Settled { until_ms: i64 },
+}
+
+impl Record {
+    fn until_ms(&self) -> i64 {
+        match self {
+            Record::Reserved { until_ms, .. } | Record::Settled { until_ms } => *until_ms,
+        }
+    }
 }
 
 #[derive(Default)]
 struct Inner {
     windows: HashMap<WindowKey, Window>,
     suspended: HashSet<(String, String)>,
-    records: HashMap<String, Record>,
+    records: HashMap<Arc<str>, Record>,
+    /// Records by when they may be dropped: (until, seq) -> request id. An entry whose record
+    /// has since been replaced (reserved, then settled) is skipped when it comes up.
+    record_expiries: BTreeMap<(i64, u64), Arc<str>>,
+    /// Holds by when they release themselves: (expires, seq) -> request id.
+    expiries: BTreeMap<(i64, u64), Arc<str>>,
     docs: HashMap<Collection, BTreeMap<String, Versioned>>,
     audit: VecDeque<String>,
     alerts: HashMap<String, VecDeque<AlertEvent>>,
     ops: u64,
-}
-
-fn key(line: &Line) -> WindowKey {
-    (line.tag.clone(), line.budget_id.clone(), line.window_index)
+    /// Last generation / hold sequence number handed out.
+    seq: u64,
 }
 
 impl Inner {
     fn window(&mut self, line: &Line) -> &mut Window {
-        let w = self.windows.entry(key(line)).or_default();
+        if !self.windows.contains_key(line as &dyn KeyView) {
+            self.seq += 1;
+            let w = Window {
+                generation: self.seq,
+                ..Window::default()
+            };
+            self.windows.insert(
+                WindowKey(line.tag.clone(), line.budget_id.clone(), line.window_index),
+                w,
+            );
+        }
+        let Some(w) = self.windows.get_mut(line as &dyn KeyView) else {
+            unreachable!("inserted above")
+        };
         w.expire_at_ms = line.expire_at_ms;
         w
     }
 
     fn sweep(&mut self, now_ms: i64) {
+        self.release_expired(now_ms);
+        while let Some(entry) = self.record_expiries.first_entry() {
+            if entry.key().0 > now_ms {
+                break;
+            }
+            let rid = entry.remove();
+            if self
+                .records
+                .get(&rid)
+                .is_some_and(|r| r.until_ms() <= now_ms)
+            {
+                self.records.remove(&rid);
+            }
+        }
         self.ops += 1;
         if !self.ops.is_multiple_of(SWEEP_EVERY) {
             return;
         }
         self.windows
             .retain(|_, w| w.expire_at_ms.is_none_or(|at| at > now_ms));
-        self.records.retain(|_, r| match r {
-            Record::Reserved { until_ms, .. } | Record::Settled { until_ms } => *until_ms > now_ms,
-        });
+    }
+
+    /// Takes a hold off the windows it was taken on (those still in the same incarnation).
+    fn unhold(&mut self, lines: &[Line], hold: &Hold) {
+        for (line, &generation) in lines.iter().zip(&hold.generations) {
+            if let Some(w) = self.windows.get_mut(line as &dyn KeyView)
+                && w.generation == generation
+            {
+                w.counters.reserved_nanos -= hold.cost;
+                w.counters.reserved_tokens -= hold.tokens;
+            }
+        }
+    }
+
+    /// Releases holds whose time is up (what the Redis script does lazily too).
+    fn release_expired(&mut self, now_ms: i64) {
+        while let Some(entry) = self.expiries.first_entry() {
+            if entry.key().0 > now_ms {
+                break;
+            }
+            let rid = entry.remove();
+            let released = match self.records.get_mut(&rid) {
+                Some(Record::Reserved { lines, hold, .. }) => {
+                    hold.take().map(|h| (Arc::clone(lines), h))
+                }
+                _ => None,
+            };
+            if let Some((lines, hold)) = released {
+                self.unhold(&lines, &hold);
+            }
+        }
+    }
+
+    /// Stores a record (returning the one it replaces) and queues its expiry.
+    fn put_record(&mut self, rid: Arc<str>, record: Record) -> Option<Record> {
+        self.seq += 1;
+        self.record_expiries
+            .insert((record.until_ms(), self.seq), Arc::clone(&rid));
+        self.records.insert(rid, record)
+    }
+
+    /// Takes the hold of a record being replaced off its windows (a stale record whose hold
+    /// has not been released yet).
+    fn drop_hold(&mut self, old: Option<Record>) {
+        if let Some(Record::Reserved {
+            lines,
+            hold: Some(hold),
+            ..
+        }) = old
+        {
+            self.expiries.remove(&(hold.expires_ms, hold.seq));
+            self.unhold(&lines, &hold);
+        }
     }
 
     fn live_record(&self, rid: &str, now_ms: i64) -> Option<&Record> {
-        self.records.get(rid).filter(|r| match r {
-            Record::Reserved { until_ms, .. } | Record::Settled { until_ms } => *until_ms > now_ms,
-        })
+        self.records.get(rid).filter(|r| r.until_ms() > now_ms)
     }
 
-    fn charge(&mut self, line: &Line, op: &SettleOp, reserved: bool) -> Vec<AlertEvent> {
+    fn charge(&mut self, line: &Line, op: &SettleOp, reserved: bool, alerts: &mut Vec<AlertEvent>) {
         let w = self.window(line);
-        // A reservation already released by expiry charges all the same, with nothing to free.
-        if reserved {
-            w.release(&op.request_id);
-        } else {
+        if !reserved {
             // No reservation counted this request yet (fail-open admission).
             w.counters.requests += 1;
         }
         w.counters.spent_nanos = w.counters.spent_nanos.saturating_add(op.cost_nanos);
         w.counters.tokens = w.counters.tokens.saturating_add(op.tokens);
-        let crossed = new_thresholds(line, &w.counters);
+        let counters = w.counters;
+        if line.thresholds_pct.is_empty() && !line.suspend_on_exceed {
+            return;
+        }
+        let crossed = new_thresholds(line, &counters);
         if let Some(&top) = crossed.last() {
             w.counters.threshold_pct = top;
         }
-        let counters = w.counters;
         if line.suspend_on_exceed && limit_reached(line, &counters) {
             self.suspended
                 .insert((line.tag.clone(), line.budget_id.clone()));
         }
-        let events: Vec<AlertEvent> = crossed
-            .into_iter()
-            .map(|t| AlertEvent {
+        if crossed.is_empty() {
+            return;
+        }
+        let log = self.alerts.entry(line.tag.clone()).or_default();
+        for t in crossed {
+            let e = AlertEvent {
                 budget_id: line.budget_id.clone(),
                 window_index: line.window_index,
                 threshold_pct: t,
                 spent_nanos: counters.spent_nanos,
                 at_ms: op.now_ms,
-            })
-            .collect();
-        let log = self.alerts.entry(line.tag.clone()).or_default();
-        for e in &events {
+            };
             log.push_front(e.clone());
+            alerts.push(e);
         }
         log.truncate(ALERTS_CAP);
-        events
     }
 }
 
@@ -186,13 +312,13 @@ impl Store for MemoryStore {
     }
 
     async fn reserve(&self, op: &ReserveOp) -> Result<ReserveOutcome, StoreError> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         inner.sweep(op.now_ms);
         if inner.live_record(&op.request_id, op.now_ms).is_some() {
             return Ok(ReserveOutcome::Duplicate);
         }
         // Check every line before changing any: all or nothing.
-        let mut before = Vec::with_capacity(op.lines.len());
         let mut shadow_over = Vec::new();
         for (i, line) in op.lines.iter().enumerate() {
             // Only suspend_on_exceed budgets can be suspended; skip the lookup for the rest.
@@ -200,9 +326,11 @@ impl Store for MemoryStore {
                 && inner
                     .suspended
                     .contains(&(line.tag.clone(), line.budget_id.clone()));
-            let w = inner.window(line);
-            w.release_expired(op.now_ms);
-            let c = w.counters;
+            let c = inner
+                .windows
+                .get(line as &dyn KeyView)
+                .map(|w| w.counters)
+                .unwrap_or_default();
             let reason = if suspended {
                 Some(tollgate_model::wire::v1::DenyReason::Suspended)
             } else {
@@ -224,27 +352,38 @@ impl Store for MemoryStore {
                 Some(_) => shadow_over.push(i),
                 None => {}
             }
-            before.push(c);
         }
-        let expires = op.now_ms.saturating_add(op.reservation_ttl_ms);
         let mut counters = Vec::with_capacity(op.lines.len());
+        let mut generations = Vec::with_capacity(op.lines.len());
         for line in &op.lines {
             let w = inner.window(line);
             w.counters.reserved_nanos += op.cost_nanos;
             w.counters.reserved_tokens += op.tokens;
             w.counters.requests += 1;
-            w.reservations
-                .insert(op.request_id.clone(), (expires, op.cost_nanos, op.tokens));
-            w.by_expiry.insert((expires, op.request_id.clone()));
             counters.push(w.counters);
+            generations.push(w.generation);
         }
-        inner.records.insert(
-            op.request_id.clone(),
+        inner.seq += 1;
+        let hold = Hold {
+            expires_ms: op.now_ms.saturating_add(op.reservation_ttl_ms),
+            seq: inner.seq,
+            cost: op.cost_nanos,
+            tokens: op.tokens,
+            generations,
+        };
+        let rid: Arc<str> = op.request_id.as_str().into();
+        inner
+            .expiries
+            .insert((hold.expires_ms, hold.seq), Arc::clone(&rid));
+        let stale = inner.put_record(
+            rid,
             Record::Reserved {
-                lines: op.lines.clone(),
+                lines: op.lines.as_slice().into(),
                 until_ms: op.now_ms.saturating_add(op.record_ttl_ms),
+                hold: Some(hold),
             },
         );
+        inner.drop_hold(stale);
         Ok(ReserveOutcome::Reserved {
             counters,
             shadow_over,
@@ -252,23 +391,49 @@ impl Store for MemoryStore {
     }
 
     async fn settle(&self, op: &SettleOp) -> Result<SettleOutcome, StoreError> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         inner.sweep(op.now_ms);
-        let (lines, reserved) = match inner.live_record(&op.request_id, op.now_ms) {
-            Some(Record::Settled { .. }) => return Ok(SettleOutcome::Duplicate),
-            Some(Record::Reserved { lines, .. }) => (lines.clone(), true),
-            None => (op.lines.clone(), false),
+        let settled = Record::Settled {
+            until_ms: op.now_ms.saturating_add(op.dedupe_ttl_ms),
+        };
+        // The settled marker replaces the record; its lines and hold come back out of it.
+        let (rid, previous) = match inner.records.get_key_value(op.request_id.as_str()) {
+            Some((_, Record::Settled { until_ms })) if *until_ms > op.now_ms => {
+                return Ok(SettleOutcome::Duplicate);
+            }
+            Some((rid, r)) => {
+                let live = r.until_ms() > op.now_ms;
+                (Arc::clone(rid), live)
+            }
+            None => (op.request_id.as_str().into(), false),
+        };
+        let old = inner.put_record(rid, settled);
+        let previous = if previous {
+            old
+        } else {
+            // A stale record (or none): charged as if there were none.
+            inner.drop_hold(old);
+            None
         };
         let mut alerts = Vec::new();
-        for line in &lines {
-            alerts.extend(inner.charge(line, op, reserved));
+        match previous {
+            Some(Record::Reserved { lines, hold, .. }) => {
+                // A hold already released by expiry charges all the same, with nothing to free.
+                if let Some(hold) = hold {
+                    inner.expiries.remove(&(hold.expires_ms, hold.seq));
+                    inner.unhold(&lines, &hold);
+                }
+                for line in lines.iter() {
+                    inner.charge(line, op, true, &mut alerts);
+                }
+            }
+            _ => {
+                for line in &op.lines {
+                    inner.charge(line, op, false, &mut alerts);
+                }
+            }
         }
-        inner.records.insert(
-            op.request_id.clone(),
-            Record::Settled {
-                until_ms: op.now_ms.saturating_add(op.dedupe_ttl_ms),
-            },
-        );
         Ok(SettleOutcome::Applied { alerts })
     }
 
@@ -276,13 +441,13 @@ impl Store for MemoryStore {
         Ok(self
             .lock()
             .windows
-            .get(&key(line))
+            .get(line as &dyn KeyView)
             .map(|w| w.counters)
             .unwrap_or_default())
     }
 
     async fn reset_window(&self, line: &Line) -> Result<(), StoreError> {
-        self.lock().windows.remove(&key(line));
+        self.lock().windows.remove(line as &dyn KeyView);
         Ok(())
     }
 

@@ -133,26 +133,32 @@ impl RedisStore {
         format!("{}:docs:{}", self.prefix, coll.as_str())
     }
 
-    /// Each line as the scripts take it: its window key in KEYS, one packed string in ARGV
-    /// (see common.lua for why it is packed).
-    fn add_lines(inv: &mut redis::ScriptInvocation<'_>, store: &RedisStore, lines: &[Line]) {
-        for line in lines {
-            inv.key(store.window_key(line));
-        }
-        for line in lines {
-            let th: Vec<String> = line.thresholds_pct.iter().map(u16::to_string).collect();
-            inv.arg(format!(
-                "{}|{}|{}|{}|{}|{}|{}|{}|{}",
-                line.budget_id,
-                line.window_index,
+    /// A line as the scripts store it in a reservation record and take it as a settle
+    /// fallback line: `<window key>|<expire_at_ms>|<d>[|<detail>]` (see common.lua).
+    fn line_record(&self, line: &Line, out: &mut String) {
+        use std::fmt::Write as _;
+        out.push_str(&self.window_key(line));
+        out.push('|');
+        out.push_str(&opt(line.expire_at_ms));
+        if line.suspend_on_exceed || !line.thresholds_pct.is_empty() {
+            let _ = write!(
+                out,
+                "|1|{}|{}|{}|{}|{}|{}|",
+                u8::from(line.suspend_on_exceed),
                 opt(line.limit_nanos),
                 opt(line.limit_tokens),
                 opt(line.limit_requests),
-                u8::from(line.enforce),
-                u8::from(line.suspend_on_exceed),
-                opt(line.expire_at_ms),
-                th.join(",")
-            ));
+                line.budget_id,
+                line.window_index,
+            );
+            for (i, t) in line.thresholds_pct.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                let _ = write!(out, "{t}");
+            }
+        } else {
+            out.push_str("|0");
         }
     }
 
@@ -202,14 +208,37 @@ impl Store for RedisStore {
         let mut inv = self.reserve.prepare_invoke();
         inv.key(self.record_key(&op.request_tag, &op.request_id));
         inv.key(self.expiries_key(&op.request_tag));
+        for line in &op.lines {
+            inv.key(self.window_key(line));
+        }
+        // The record (which windows this hold is on, and the amounts to take off them) is
+        // built here, not in Lua: string building is what the scripts can least afford.
+        let mut record = format!(
+            "{}|{}",
+            op.cost_nanos.saturating_neg(),
+            op.tokens.saturating_neg()
+        );
+        for line in &op.lines {
+            record.push('\n');
+            self.line_record(line, &mut record);
+        }
         inv.arg(&op.request_id)
             .arg(op.cost_nanos)
             .arg(op.tokens)
             .arg(op.now_ms)
             .arg(op.now_ms.saturating_add(op.reservation_ttl_ms))
             .arg(op.record_ttl_ms.max(1))
-            .arg(op.lines.len());
-        Self::add_lines(&mut inv, self, &op.lines);
+            .arg(op.lines.len())
+            .arg(op.cost_nanos.saturating_neg())
+            .arg(op.tokens.saturating_neg())
+            .arg(record);
+        for line in &op.lines {
+            inv.arg(opt(line.limit_nanos))
+                .arg(opt(line.limit_tokens))
+                .arg(opt(line.limit_requests))
+                .arg(u8::from(line.enforce) + 2 * u8::from(line.suspend_on_exceed))
+                .arg(opt(line.expire_at_ms));
+        }
         let items = self.run("reserve", &inv).await?;
         let bad = || StoreError::Corrupt(format!("reserve: unexpected reply {items:?}"));
         match items.first().and_then(text).as_deref() {
@@ -258,13 +287,20 @@ impl Store for RedisStore {
         let mut inv = self.settle.prepare_invoke();
         inv.key(self.record_key(&op.request_tag, &op.request_id));
         inv.key(self.expiries_key(&op.request_tag));
+        for line in &op.lines {
+            inv.key(self.window_key(line));
+        }
         inv.arg(&op.request_id)
             .arg(op.cost_nanos)
             .arg(op.tokens)
             .arg(op.now_ms)
             .arg(op.dedupe_ttl_ms.max(1))
             .arg(op.lines.len());
-        Self::add_lines(&mut inv, self, &op.lines);
+        for line in &op.lines {
+            let mut l = String::new();
+            self.line_record(line, &mut l);
+            inv.arg(l);
+        }
         let items = self.run("settle", &inv).await?;
         let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));
         match items.first().and_then(text).as_deref() {
@@ -291,7 +327,7 @@ impl Store for RedisStore {
 
     async fn counters(&self, line: &Line) -> Result<Counters, StoreError> {
         let mut conn = self.conn.clone();
-        let raw: Option<String> = conn.get(self.window_key(line)).await.map_err(unavailable)?;
+        let raw: Option<Vec<u8>> = conn.get(self.window_key(line)).await.map_err(unavailable)?;
         raw.map_or(Ok(Counters::default()), |r| parse_window(&r))
     }
 
@@ -467,22 +503,28 @@ fn parse_doc(raw: &str) -> Result<Versioned, StoreError> {
     })
 }
 
-/// A window's value: `spent:rsv:tok:rtok:req:thr` (see common.lua).
-fn parse_window(raw: &str) -> Result<Counters, StoreError> {
-    let n: Vec<i64> = raw
-        .split(':')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| StoreError::Corrupt(format!("window value {raw:?}")))?;
-    match n.as_slice() {
-        &[spent, rsv, tok, rtok, req, thr] => Ok(Counters {
-            spent_nanos: spent,
-            reserved_nanos: rsv,
-            tokens: tok,
-            reserved_tokens: rtok,
-            requests: req,
-            threshold_pct: u16::try_from(thr).unwrap_or(0),
-        }),
-        _ => Err(StoreError::Corrupt(format!("window value {raw:?}"))),
+/// A window's value: six big-endian signed 64-bit fields `spent rsv tok rtok req thr`, written
+/// with BITFIELD (see common.lua); missing trailing bytes read as zero, as BITFIELD reads them.
+fn parse_window(raw: &[u8]) -> Result<Counters, StoreError> {
+    if raw.len() > 48 {
+        return Err(StoreError::Corrupt(format!(
+            "window value of {} bytes",
+            raw.len()
+        )));
     }
+    let mut b = [0u8; 48];
+    b[..raw.len()].copy_from_slice(raw);
+    let f = |i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[8 * i..8 * i + 8]);
+        i64::from_be_bytes(x)
+    };
+    Ok(Counters {
+        spent_nanos: f(0),
+        reserved_nanos: f(1),
+        tokens: f(2),
+        reserved_tokens: f(3),
+        requests: f(4),
+        threshold_pct: u16::try_from(f(5)).unwrap_or(0),
+    })
 }

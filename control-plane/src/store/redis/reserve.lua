@@ -4,20 +4,30 @@
 -- with nothing in between, across ALL matching budgets, or two concurrent calls could both
 -- take the last dollar, or a call could reserve on one budget and then be refused by another.
 --
--- KEYS[1]                         reservation record   <p>:{<org>}:r:<request_id>
--- KEYS[2]                         reservation expiries <p>:{<org>}:exp  (zset rid → expiry ms)
--- KEYS[2 + i]                    line i's window key (see common.lua)
--- ARGV[1] request_id   ARGV[2] cost_nanos   ARGV[3] tokens   ARGV[4] now_ms
+-- KEYS[1]        reservation record   <p>:{<org>}:r:<request_id>
+-- KEYS[2]        reservation expiries <p>:{<org>}:exp  (zset rid -> expiry ms)
+-- KEYS[2 + i]    line i's window key (see common.lua)
+-- ARGV[1] request_id  ARGV[2] cost_nanos  ARGV[3] tokens  ARGV[4] now_ms
 -- ARGV[5] reservation expires at (Unix ms)  ARGV[6] record ttl ms  ARGV[7] n lines
--- ARGV[7 + i]                    line i's packed values (see common.lua)
+-- ARGV[8] -cost_nanos  ARGV[9] -tokens  ARGV[10] the reservation record (see common.lua)
+-- ARGV[6 + 5i .. 10 + 5i]  line i: limit_nanos, limit_tokens, limit_requests ('' = none),
+--                flags (1 = enforce, 2 = suspend_on_exceed, summed), expire_at_ms ('' = none)
 --
 -- Returns {'dup'} when the request id already has a record (nothing changes);
 -- {'deny', i, reason, spent, rsv, tok, rtok, req, thr} when line i refuses (nothing is
 -- reserved; a suspend_on_exceed budget becomes suspended);
 -- {'ok', shadow_over_csv, then spent, rsv, tok, rtok, req, thr for each line after reserving}.
 --
--- Redis calls on the common path: MGET, ZRANGEBYSCORE, one SET per line, ZADD, SET.
-local rid, cost, tokens, now = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+-- The hold is added first and checked after (one BITFIELD per window reads the counters and
+-- adds to them); a refusal takes it off again before the script returns, so nothing outside
+-- ever sees it. Redis calls on the common path: SET NX (record + replay check),
+-- ZRANGEBYSCORE, one BITFIELD per window, ZADD.
+local rid, now = ARGV[1], ARGV[4]
+local cost, tokens = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- The record is the replay check too: written first, only if absent.
+if not redis.call('SET', KEYS[1], ARGV[10], 'NX', 'PX', ARGV[6]) then
+  return { 'dup' }
+end
 -- Reservations release themselves: the expired ones are taken off their windows here, a
 -- few per call, before anything is read. Their records stay for late settlements.
 local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 8)
@@ -26,49 +36,58 @@ if #gone > 0 then
   for _, old in ipairs(gone) do
     local rec = redis.call('GET', record_prefix .. old)
     if rec and rec ~= 'settled' then
-      release(decode_record(rec))
+      release(rec)
     end
   end
   redis.call('ZREM', KEYS[2], unpack(gone))
 end
-local lines = read_lines(tonumber(ARGV[7]), 3, 8)
-local rec, cs, fresh = read_windows(KEYS[1], lines)
-if rec then
-  return { 'dup' }
-end
-local shadow_over = {}
-for i, line in ipairs(lines) do
-  local c = cs[i]
+local n = tonumber(ARGV[7])
+local out = { 'ok', '' }
+local shadow_over = nil
+for i = 1, n do
+  local w, a = KEYS[2 + i], 6 + 5 * i
+  local ln, lt, lr, flags = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local enforce, susp = flags == '1' or flags == '3', flags == '2' or flags == '3'
+  local suspended = susp and redis.call('EXISTS', side_key(w, 'susp')) == 1
+  local c = redis.call('BITFIELD', w, 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1', ARGV[2],
+    'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[3], 'INCRBY', 'i64', '#4', '1',
+    'GET', 'i64', '#5')
   local reason = nil
-  if line.susp == '1' and redis.call('EXISTS', side_key(line, 'susp')) == 1 then
+  if suspended then
     reason = 'suspended'
-  elseif line.lr ~= '' and c[5] + 1 > tonumber(line.lr) then
+  elseif lr ~= '' and c[5] > tonumber(lr) then
     reason = 'requests'
-  elseif line.ln ~= '' and c[1] + c[2] + cost > tonumber(line.ln) then
+  elseif ln ~= '' and c[1] + c[2] > tonumber(ln) then
     reason = 'usd'
-  elseif line.lt ~= '' and c[3] + c[4] + tokens > tonumber(line.lt) then
+  elseif lt ~= '' and c[3] + c[4] > tonumber(lt) then
     reason = 'tokens'
   end
-  if reason then
-    if line.enf == '1' then
-      if line.susp == '1' then
-        redis.call('SET', side_key(line, 'susp'), '1')
-      end
-      return { 'deny', i, reason, c[1], c[2], c[3], c[4], c[5], c[6] }
+  if reason and enforce then
+    -- Take this call's hold off every window it was added to so far.
+    for j = 1, i do
+      local u = redis.call('BITFIELD', KEYS[2 + j], 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1',
+        ARGV[8], 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[9], 'INCRBY', 'i64', '#4', '-1')
+      tidy(KEYS[2 + j], u[1], u[2], u[3], u[4], u[5])
     end
-    shadow_over[#shadow_over + 1] = tostring(i)
+    redis.call('DEL', KEYS[1])
+    if susp then
+      redis.call('SET', side_key(w, 'susp'), '1')
+    end
+    return { 'deny', i, reason, c[1], c[2] - cost, c[3], c[4] - tokens, c[5] - 1, c[6] }
   end
+  if reason then
+    shadow_over = shadow_over and (shadow_over .. ',' .. i) or tostring(i)
+  end
+  -- A new window (first request) gets its expiry once: window end + grace.
+  if c[5] == 1 and ARGV[a + 4] ~= '' then
+    redis.call('PEXPIREAT', w, ARGV[a + 4])
+  end
+  local o = #out
+  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
+    c[1], c[2], c[3], c[4], c[5], c[6]
 end
-local out = { 'ok', table.concat(shadow_over, ',') }
-for i, line in ipairs(lines) do
-  local c = cs[i]
-  c[2], c[4], c[5] = c[2] + cost, c[4] + tokens, c[5] + 1
-  write(line, c, fresh[i])
-  for j = 1, 6 do
-    out[#out + 1] = c[j]
-  end
+if shadow_over then
+  out[2] = shadow_over
 end
 redis.call('ZADD', KEYS[2], ARGV[5], rid)
--- The record lets settle find these windows again, even after the window rolls over.
-redis.call('SET', KEYS[1], encode_record(ARGV[2], ARGV[3], lines), 'PX', ARGV[6])
 return out

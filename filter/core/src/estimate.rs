@@ -18,6 +18,10 @@
 //! Callers estimate whole request bodies, JSON syntax included: the syntax stands in for the
 //! per-message overhead the providers add, and tool definitions are billed input too.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
+
 /// Tokens added to every request for the provider's framing (OpenAI counts 3 for the reply
 /// priming plus per-message tokens; the JSON syntax already over-counts the latter).
 pub const REQUEST_OVERHEAD_TOKENS: u64 = 8;
@@ -349,34 +353,50 @@ impl TokenEstimator {
 }
 
 /// Where inline binary (base64) starts in request bodies: data URLs (OpenAI images, files
-/// and audio), Anthropic and Gemini `"data"` sources, Bedrock `"bytes"`.
-const BINARY_MARKERS: [&[u8]; 4] = [
-    b";base64,",
-    b"\"data\":\"",
-    b"\"data\": \"",
-    b"\"bytes\":\"",
-];
+/// and audio), Anthropic and Gemini `"data"` sources (`"data":"` or `"data": "`), Bedrock
+/// `"bytes"`. Searched for as these three strings: `"data":` is then checked for its quote.
+const BINARY_MARKERS: [&[u8]; 3] = [b";base64,", b"\"data\":", b"\"bytes\":\""];
+
+/// The marker searchers, built once.
+static MARKER_FINDERS: LazyLock<[Finder<'static>; 3]> =
+    LazyLock::new(|| BINARY_MARKERS.map(Finder::new));
+
+/// The first marker of kind `kind` at or after `from`: where it starts and where the value
+/// after it starts.
+fn find_marker(body: &[u8], kind: usize, mut from: usize) -> Option<(usize, usize)> {
+    let finder = MARKER_FINDERS.get(kind)?;
+    loop {
+        let at = from + finder.find(body.get(from..)?)?;
+        let end = at + finder.needle().len();
+        if kind != 1 {
+            return Some((at, end));
+        }
+        match body.get(end..end + 2) {
+            Some([b'"', _]) => return Some((at, end + 1)),
+            Some(b" \"") => return Some((at, end + 2)),
+            // `"data":` at the very end, before its quote.
+            None if body.get(end) == Some(&b'"') => return Some((at, end + 1)),
+            _ => from = at + 1,
+        }
+    }
+}
 
 /// The estimate for a whole request body: text as [`estimate_tokens`], each inline base64
 /// value of at least [`BINARY_RUN_BYTES`] as one binary item
 /// (max([`BINARY_MIN_TOKENS`], len / [`BINARY_BYTES_PER_TOKEN`])).
 pub fn estimate_body_tokens(body: &[u8]) -> u64 {
-    let finders = BINARY_MARKERS.map(memchr::memmem::Finder::new);
-    // The next match of each marker at or after `at` (recomputed only once passed).
-    let mut next: [Option<usize>; 4] = [None; 4];
-    for (slot, finder) in next.iter_mut().zip(&finders) {
-        *slot = finder.find(body);
-    }
+    // The next match of each marker kind at or after `resume` (searched again once passed):
+    // its start and the start of its value.
+    let mut next: [Option<(usize, usize)>; 3] = [0, 1, 2].map(|kind| find_marker(body, kind, 0));
     let mut estimator = TokenEstimator::new();
     let mut binary = 0u64;
     let mut at = 0;
-    while let Some((i, marker_at)) = next
+    while let Some((_, start)) = next
         .iter()
-        .enumerate()
-        .filter_map(|(i, n)| n.map(|p| (i, p)))
-        .min_by_key(|&(_, p)| p)
+        .flatten()
+        .min_by_key(|&&(marker_at, _)| marker_at)
     {
-        let start = marker_at + BINARY_MARKERS[i].len();
+        let start = *start;
         let end = binary_end(body, start);
         let resume = match end {
             Some(end) => {
@@ -389,12 +409,9 @@ pub fn estimate_body_tokens(body: &[u8]) -> u64 {
             }
             None => start,
         };
-        for (slot, finder) in next.iter_mut().zip(&finders) {
-            if slot.is_some_and(|p| p < resume) {
-                *slot = body
-                    .get(resume..)
-                    .and_then(|rest| finder.find(rest))
-                    .map(|p| p + resume);
+        for (kind, slot) in next.iter_mut().enumerate() {
+            if slot.is_some_and(|(p, _)| p < resume) {
+                *slot = find_marker(body, kind, resume);
             }
         }
     }
@@ -406,8 +423,9 @@ pub fn estimate_body_tokens(body: &[u8]) -> u64 {
 /// token, like the UTF-8 character would be) rather than as six bytes of ASCII: clients that
 /// escape non-ASCII (Python's `json.dumps` default) would otherwise be over-counted 4–6×.
 fn feed_json_text(estimator: &mut TokenEstimator, text: &[u8]) {
+    static ESCAPES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
     let mut at = 0;
-    for escape in memchr::memmem::find_iter(text, b"\\u") {
+    for escape in ESCAPES.find_iter(text) {
         if escape < at {
             continue;
         }
@@ -549,6 +567,69 @@ the quarterly budget, noting that infrastructure costs rose by 12% since March. 
                 time(&estimate_tokens),
                 time(&estimate_body_tokens)
             );
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    /// The body estimate as first written (four marker searches, each built per call).
+    fn reference_body(body: &[u8]) -> u64 {
+        const MARKERS: [&[u8]; 4] = [
+            b";base64,",
+            b"\"data\":\"",
+            b"\"data\": \"",
+            b"\"bytes\":\"",
+        ];
+        let finders = MARKERS.map(Finder::new);
+        let mut next: [Option<usize>; 4] = finders.each_ref().map(|f| f.find(body));
+        let mut estimator = TokenEstimator::new();
+        let mut binary = 0u64;
+        let mut at = 0;
+        while let Some((i, marker_at)) = next
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.map(|p| (i, p)))
+            .min_by_key(|&(_, p)| p)
+        {
+            let start = marker_at + MARKERS[i].len();
+            let end = binary_end(body, start);
+            let resume = match end {
+                Some(end) => {
+                    feed_json_text(&mut estimator, &body[at..start]);
+                    binary += BINARY_MIN_TOKENS.max((end - start) as u64 / BINARY_BYTES_PER_TOKEN);
+                    at = end;
+                    end
+                }
+                None => start,
+            };
+            for (slot, finder) in next.iter_mut().zip(&finders) {
+                if slot.is_some_and(|p| p < resume) {
+                    *slot = finder.find(&body[resume..]).map(|p| p + resume);
+                }
+            }
+        }
+        feed_json_text(&mut estimator, &body[at..]);
+        estimator.tokens() + binary
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_body_estimate_finds_the_markers_it_always_found(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        ";base64,", "\"data\":\"", "\"data\": \"", "\"data\":", "\"data\": x",
+                        "\"bytes\":\"", "\"", "\\u4e2d", "\\\\u1234", " words, ", "data",
+                    ])
+                    .prop_map(str::to_owned),
+                    (1000..1100usize).prop_map(|n| "QUJD".repeat(n / 4)),
+                    "[a-z\":; ]{0,20}",
+                ],
+                0..12,
+            ),
+        ) {
+            let body = pieces.concat();
+            proptest::prop_assert_eq!(estimate_body_tokens(body.as_bytes()), reference_body(body.as_bytes()));
         }
     }
 

@@ -172,37 +172,38 @@ fn charged(m: u64, carried: bool, len: u8, skip: u8, period: u8) -> u64 {
     }
 }
 
-/// Class masks of an all-ASCII block (letters, digits, bytes ≤ ' ', spaces, non-ASCII):
-/// two gathers per word; digits are gathered only if the block has any, and spaces are
-/// the bytes ≤ ' ' unless the block has controls (then they are told apart).
+/// Class masks of an all-ASCII block (letters, digits, bytes ≤ ' ', spaces, non-ASCII),
+/// one class at a time (few constants live at once); controls are told from spaces only
+/// if the block has any.
+///
+/// No byte has its high bit set, so a constant below 0x80 added to a byte never carries
+/// into the next one, and the sum's high bit tells a comparison. For a range, the sum
+/// with the lower bound's complement has its high bit set wherever the sum with the upper
+/// bound's has, so their XOR keeps the bytes in between.
 #[inline(always)]
 fn ascii_masks(words: &[u64; BLOCK / 8]) -> (u64, u64, u64, u64, u64) {
-    let (mut letters, mut low) = (0u64, 0u64);
-    let mut digit_words = [0u64; BLOCK / 8];
-    let mut control_words = [0u64; BLOCK / 8];
-    let mut rare = 0u64;
+    let mut letters = 0u64;
     for (i, &x) in words.iter().enumerate() {
-        // No byte has its high bit set: a constant below 0x80 added to a byte never carries
-        // into the next one, and the sum's high bit tells the comparison.
         let folded = x | (0x20 * ONES); // A-Z → a-z
-        let letter = (folded + 0x1F * ONES) & !(folded + 0x05 * ONES); // ≥ 'a', ≤ 'z'
-        let le_space = !(x + 0x5F * ONES); // ≤ ' '
-        let digit = (x + 0x50 * ONES) & !(x + 0x46 * ONES); // ≥ '0', ≤ '9'
-        let control = !(x + 0x60 * ONES); // < ' '
-        letters |= movemask(letter) << (8 * i);
-        low |= movemask(le_space) << (8 * i);
-        digit_words[i] = digit;
-        control_words[i] = control;
-        rare |= digit | control;
+        letters |= movemask((folded + 0x1F * ONES) ^ (folded + 0x05 * ONES)) << (8 * i);
     }
-    let (mut digits, mut controls) = (0u64, 0u64);
-    if rare & HIGH != 0 {
-        for i in 0..BLOCK / 8 {
-            digits |= movemask(digit_words[i]) << (8 * i);
-            controls |= movemask(control_words[i]) << (8 * i);
+    let mut digits = 0u64;
+    for (i, &x) in words.iter().enumerate() {
+        digits |= movemask((x + 0x50 * ONES) ^ (x + 0x46 * ONES)) << (8 * i);
+    }
+    let mut above_space = 0u64;
+    let mut not_control = HIGH;
+    for (i, &x) in words.iter().enumerate() {
+        above_space |= movemask(x + 0x5F * ONES) << (8 * i); // > ' '
+        not_control &= x + 0x60 * ONES; // ≥ ' '
+    }
+    let low = !above_space;
+    let mut controls = 0u64;
+    if not_control != HIGH {
+        for (i, &x) in words.iter().enumerate() {
+            controls |= movemask(!(x + 0x60 * ONES)) << (8 * i);
         }
     }
-    let controls = controls & low;
     (letters, digits, low, low & !controls, 0)
 }
 
@@ -305,10 +306,10 @@ impl TokenEstimator {
         // `popcnt` instruction by default; wasm has one).
         let mut charged_bytes = charged(letters, prev == LETTER, len, 0, 4)
             | charged(punct, prev == PUNCT, len, 0, 2)
-            | charged(spaces, prev == SPACE, len, 1, 4);
-        if digits | newlines != 0 {
-            charged_bytes |= charged(digits, prev == DIGIT, len, 0, 2)
-                | charged(newlines, prev == NEWLINE, len, 0, 4);
+            | charged(spaces, prev == SPACE, len, 1, 4)
+            | charged(digits, prev == DIGIT, len, 0, 2);
+        if newlines != 0 {
+            charged_bytes |= charged(newlines, prev == NEWLINE, len, 0, 4);
         }
         let mut tokens = 0;
         if high != 0 {

@@ -18,10 +18,6 @@
 //! Callers estimate whole request bodies, JSON syntax included: the syntax stands in for the
 //! per-message overhead the providers add, and tool definitions are billed input too.
 
-use std::sync::LazyLock;
-
-use memchr::memmem::Finder;
-
 /// Tokens added to every request for the provider's framing (OpenAI counts 3 for the reply
 /// priming plus per-message tokens; the JSON syntax already over-counts the latter).
 pub const REQUEST_OVERHEAD_TOKENS: u64 = 8;
@@ -354,79 +350,97 @@ impl TokenEstimator {
 }
 
 /// Where inline binary (base64) starts in request bodies: data URLs (OpenAI images, files
-/// and audio), Anthropic and Gemini `"data"` sources (`"data":"` or `"data": "`), Bedrock
-/// `"bytes"`. Searched for as these three strings: `"data":` is then checked for its quote.
-const BINARY_MARKERS: [&[u8]; 3] = [b";base64,", b"\"data\":", b"\"bytes\":\""];
-
-/// The marker searchers, built once.
-static MARKER_FINDERS: LazyLock<[Finder<'static>; 3]> =
-    LazyLock::new(|| BINARY_MARKERS.map(Finder::new));
-
-/// The first marker of kind `kind` at or after `from`: where it starts and where the value
-/// after it starts.
-fn find_marker(body: &[u8], kind: usize, mut from: usize) -> Option<(usize, usize)> {
-    let finder = MARKER_FINDERS.get(kind)?;
-    loop {
-        let at = from + finder.find(body.get(from..)?)?;
-        let end = at + finder.needle().len();
-        if kind != 1 {
-            return Some((at, end));
-        }
-        match body.get(end..end + 2) {
-            Some([b'"', _]) => return Some((at, end + 1)),
-            Some(b" \"") => return Some((at, end + 2)),
-            // `"data":` at the very end, before its quote.
-            None if body.get(end) == Some(&b'"') => return Some((at, end + 1)),
-            _ => from = at + 1,
-        }
+/// and audio, `;base64,`), Anthropic and Gemini `"data"` sources (`"data":"` or
+/// `"data": "`), Bedrock `"bytes":"`.
+///
+/// The value after a marker starting at `at` (the marker's `;` or `:` is at `p`), if there
+/// is one.
+fn marker_value(body: &[u8], at: usize, p: usize) -> Option<usize> {
+    let after = body.get(p..)?;
+    let before = body.get(at..p)?;
+    match (before, after) {
+        (b"", _) if after.starts_with(b";base64,") => Some(p + 8),
+        (b"\"data\"", [b':', b'"', ..]) | (b"\"bytes\"", [b':', b'"', ..]) => Some(p + 2),
+        (b"\"data\"", [b':', b' ', b'"', ..]) => Some(p + 3),
+        _ => None,
     }
 }
 
 /// The estimate for a whole request body: text as [`estimate_tokens`], each inline base64
 /// value of at least [`BINARY_RUN_BYTES`] as one binary item
-/// (max([`BINARY_MIN_TOKENS`], len / [`BINARY_BYTES_PER_TOKEN`])).
+/// (max([`BINARY_MIN_TOKENS`], len / [`BINARY_BYTES_PER_TOKEN`])), each `\uXXXX` escape as
+/// the one character it stands for (one token, like the UTF-8 character would be) rather
+/// than six bytes of ASCII: clients that escape non-ASCII (Python's `json.dumps` default)
+/// would otherwise be over-counted 4–6×.
+///
+/// One pass finds all three: every marker has a `;` or a `:` where it can be told, every
+/// escape a `\`.
 pub fn estimate_body_tokens(body: &[u8]) -> u64 {
-    // The next match of each marker kind at or after `resume` (searched again once passed):
-    // its start and the start of its value.
-    let mut next: [Option<(usize, usize)>; 3] = [0, 1, 2].map(|kind| find_marker(body, kind, 0));
     let mut estimator = TokenEstimator::new();
     let mut binary = 0u64;
-    let mut at = 0;
-    while let Some((_, start)) = next
-        .iter()
-        .flatten()
-        .min_by_key(|&&(marker_at, _)| marker_at)
-    {
-        let start = *start;
-        let end = binary_end(body, start);
-        let resume = match end {
+    // Fed up to `at`; hits before `pos` are passed over; a marker must start at or after
+    // `resume` (the end of the last one);
+    // backslashes are counted back to `segment` (the end of the last binary value).
+    let (mut at, mut resume, mut segment) = (0, 0, 0);
+    let mut pos = 0;
+    for p in memchr::memchr3_iter(b';', b':', b'\\', body) {
+        if p < pos {
+            // Inside an escape, a marker or a binary value already counted.
+            continue;
+        }
+        pos = p + 1;
+        let value = match body[p] {
+            b'\\' => {
+                let hex = body.get(p + 2..p + 6).unwrap_or_default();
+                // A backslash after an odd run of backslashes is itself escaped.
+                let backslashes = body[segment..p]
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| b == b'\\')
+                    .count();
+                if body.get(p + 1) == Some(&b'u')
+                    && hex.len() == 4
+                    && hex.iter().all(u8::is_ascii_hexdigit)
+                    && backslashes % 2 == 0
+                {
+                    estimator.feed(&body[at..p]);
+                    // A lead byte of a 3-byte character: one token, and it ends the run.
+                    estimator.feed(&[0xE4]);
+                    at = p + 6;
+                    pos = at;
+                }
+                continue;
+            }
+            b';' => marker_value(body, p, p),
+            _ => [p.wrapping_sub(6), p.wrapping_sub(7)]
+                .into_iter()
+                .filter(|&start| start >= resume && start < p)
+                .find_map(|start| marker_value(body, start, p)),
+        };
+        let Some(start) = value else { continue };
+        match binary_end(body, start) {
             Some(end) => {
-                feed_json_text(&mut estimator, body.get(at..start).unwrap_or_default());
+                estimator.feed(&body[at..start]);
                 binary = binary.saturating_add(
                     BINARY_MIN_TOKENS.max((end - start) as u64 / BINARY_BYTES_PER_TOKEN),
                 );
-                at = end;
-                end
+                (at, segment, pos) = (end, end, end);
             }
-            None => start,
-        };
-        for (kind, slot) in next.iter_mut().enumerate() {
-            if slot.is_some_and(|(p, _)| p < resume) {
-                *slot = find_marker(body, kind, resume);
-            }
+            None => pos = start,
         }
+        resume = pos;
     }
-    feed_json_text(&mut estimator, body.get(at..).unwrap_or_default());
+    estimator.feed(body.get(at..).unwrap_or_default());
     estimator.tokens().saturating_add(binary)
 }
 
+#[cfg(test)]
 /// Feeds JSON text, counting each `\uXXXX` escape as the one character it stands for (one
 /// token, like the UTF-8 character would be) rather than as six bytes of ASCII: clients that
 /// escape non-ASCII (Python's `json.dumps` default) would otherwise be over-counted 4–6×.
 fn feed_json_text(estimator: &mut TokenEstimator, text: &[u8]) {
-    static ESCAPES: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\\u"));
     let mut at = 0;
-    for escape in ESCAPES.find_iter(text) {
+    for escape in memchr::memmem::find_iter(text, b"\\u") {
         if escape < at {
             continue;
         }
@@ -543,11 +557,15 @@ the quarterly budget, noting that infrastructure costs rose by 12% since March. 
             body.push_str(r#""},"#);
         }
         body.push_str(r#"{"role":"user","content":"x"}],"max_completion_tokens":1024}"#);
-        let code = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/estimate.rs"))
+        let code = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/request.rs"))
             .unwrap_or_default();
+        let code = format!(
+            r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":{}}}]}}"#,
+            serde_json::Value::from(code)
+        );
         for (name, text) in [
             ("chat 10KB", body.as_bytes()),
-            ("estimate.rs", code.as_bytes()),
+            ("request.rs as JSON", code.as_bytes()),
         ] {
             let time = |f: &dyn Fn(&[u8]) -> u64| {
                 (0..300)
@@ -571,6 +589,7 @@ the quarterly budget, noting that infrastructure costs rose by 12% since March. 
         }
     }
 
+    use memchr::memmem::Finder;
     use proptest::strategy::Strategy as _;
 
     /// The body estimate as first written (four marker searches, each built per call).
@@ -620,7 +639,8 @@ the quarterly budget, noting that infrastructure costs rose by 12% since March. 
                 proptest::prop_oneof![
                     proptest::sample::select(vec![
                         ";base64,", "\"data\":\"", "\"data\": \"", "\"data\":", "\"data\": x",
-                        "\"bytes\":\"", "\"", "\\u4e2d", "\\\\u1234", " words, ", "data",
+                        "\"bytes\":\"", "\"", "\\u4e2d", "\\\\u1234", " words, ", "data", "\"data\":\"data\":\"",
+                        "\\", "\\u12", ":", ";", "\"bytes\": \"", "x\"data\"",
                     ])
                     .prop_map(str::to_owned),
                     (1000..1100usize).prop_map(|n| "QUJD".repeat(n / 4)),

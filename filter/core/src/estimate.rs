@@ -97,22 +97,140 @@ static CHARGE: [u8; 8 * PERIOD] = build_charge();
 #[derive(Debug, Clone)]
 pub struct TokenEstimator {
     tokens: u64,
-    /// Bytes fed so far (run starts are absolute positions).
-    pos: u64,
+    /// The class of the last byte fed (`u8::MAX` before the first).
     prev_class: u8,
-    run_start: u64,
+    /// The length of the run in progress, modulo [`PERIOD`].
+    run: u8,
 }
 
 impl Default for TokenEstimator {
     fn default() -> Self {
         TokenEstimator {
             tokens: 0,
-            pos: 0,
             // No run in progress: the first byte starts one whatever its class.
             prev_class: u8::MAX,
-            run_start: 0,
+            run: 0,
         }
     }
+}
+
+/// Bytes per block of the word-at-a-time path: one bit per byte in a `u64` mask per class.
+const BLOCK: usize = 64;
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `v`, gathered into the low 8 bits (byte `i` → bit `i`).
+#[inline(always)]
+fn movemask(v: u64) -> u64 {
+    ((v & HIGH).wrapping_mul(0x0002_0408_1020_4081)) >> 56
+}
+
+/// Bit `i` set for every `i ≡ 0 (mod 4)`, and for every even `i`.
+const EVERY_4TH: u64 = 0x1111_1111_1111_1111;
+const EVERY_2ND: u64 = 0x5555_5555_5555_5555;
+
+/// The bits of `m`'s runs that start (their lowest bit) in `starts`: adding a run's start
+/// bit carries through exactly that run.
+#[inline(always)]
+fn runs_from(m: u64, starts: u64) -> u64 {
+    m & !m.wrapping_add(starts)
+}
+
+/// The charged bytes of the runs of one class in a block's mask `m`: at offsets `skip`,
+/// `skip + period`, … of each run (`period` 2 or 4, `skip` 0 or 1). `carried`: the run at
+/// bit 0, if any, continues one of `len` (mod 4) bytes from before the block.
+///
+/// Branch-free: a run's charged bytes are those at its start's phase (mod `period`).
+#[inline(always)]
+fn charged(m: u64, carried: bool, len: u8, skip: u8, period: u8) -> u64 {
+    // The run continued from before the block (the trailing ones of `m`, if carried).
+    let lead = m & !m.wrapping_add(1) & 0u64.wrapping_sub(u64::from(carried));
+    let lead_phase = (skip + PERIOD as u8 - len) % period;
+    let mut rest = m & !lead;
+    if skip == 1 {
+        // The first byte of each run starting here is free.
+        rest &= rest << 1;
+    }
+    let starts = rest & !(rest << 1);
+    let even = runs_from(rest, starts & EVERY_2ND);
+    let odd = rest & !even;
+    if period == 2 {
+        (lead & (EVERY_2ND << lead_phase)) | (even & EVERY_2ND) | (odd & (EVERY_2ND << 1))
+    } else {
+        let phase0 = runs_from(rest, starts & EVERY_4TH);
+        let phase1 = runs_from(rest, starts & (EVERY_4TH << 1));
+        (lead & (EVERY_4TH << lead_phase))
+            | (phase0 & EVERY_4TH)
+            | (phase1 & (EVERY_4TH << 1))
+            | (even & !phase0 & (EVERY_4TH << 2))
+            | (odd & !phase1 & (EVERY_4TH << 3))
+    }
+}
+
+/// Class masks of an all-ASCII block (letters, digits, bytes ≤ ' ', spaces, non-ASCII),
+/// one class at a time (few constants live at once); controls are told from spaces only
+/// if the block has any.
+///
+/// No byte has its high bit set, so a constant below 0x80 added to a byte never carries
+/// into the next one, and the sum's high bit tells a comparison. For a range, the sum
+/// with the lower bound's complement has its high bit set wherever the sum with the upper
+/// bound's has, so their XOR keeps the bytes in between.
+#[inline(always)]
+fn ascii_masks(words: &[u64; BLOCK / 8]) -> (u64, u64, u64, u64, u64) {
+    let mut letters = 0u64;
+    for (i, &x) in words.iter().enumerate() {
+        let folded = x | (0x20 * ONES); // A-Z → a-z
+        letters |= movemask((folded + 0x1F * ONES) ^ (folded + 0x05 * ONES)) << (8 * i);
+    }
+    let mut digits = 0u64;
+    for (i, &x) in words.iter().enumerate() {
+        digits |= movemask((x + 0x50 * ONES) ^ (x + 0x46 * ONES)) << (8 * i);
+    }
+    let mut above_space = 0u64;
+    let mut not_control = HIGH;
+    for (i, &x) in words.iter().enumerate() {
+        above_space |= movemask(x + 0x5F * ONES) << (8 * i); // > ' '
+        not_control &= x + 0x60 * ONES; // ≥ ' '
+    }
+    let low = !above_space;
+    let mut controls = 0u64;
+    if not_control != HIGH {
+        for (i, &x) in words.iter().enumerate() {
+            controls |= movemask(!(x + 0x60 * ONES)) << (8 * i);
+        }
+    }
+    (letters, digits, low, low & !controls, 0)
+}
+
+/// Class masks of any block (letters, digits, bytes ≤ ' ', spaces, non-ASCII).
+#[inline(always)]
+fn masks(words: &[u64; BLOCK / 8]) -> (u64, u64, u64, u64, u64) {
+    let (mut letters, mut digits, mut low, mut spaces, mut high) = (0u64, 0u64, 0, 0, 0);
+    for (i, &x) in words.iter().enumerate() {
+        // Each byte's low 7 bits plus a constant below 0x80 never carries into the next
+        // byte; its high bit then tells the comparison.
+        let x7 = x & !HIGH;
+        let folded = x7 | (0x20 * ONES);
+        let letter = (folded + 0x1F * ONES) & !(folded + 0x05 * ONES);
+        let digit = (x7 + 0x50 * ONES) & !(x7 + 0x46 * ONES);
+        let le_space = !(x7 + 0x5F * ONES);
+        let space = !((x7 ^ (0x20 * ONES)) + 0x7F * ONES); // == ' '
+        let shift = 8 * i;
+        letters |= movemask(letter) << shift;
+        digits |= movemask(digit) << shift;
+        low |= movemask(le_space) << shift;
+        spaces |= movemask(space) << shift;
+        high |= movemask(x) << shift;
+    }
+    let ascii = !high;
+    (
+        letters & ascii,
+        digits & ascii,
+        low & ascii,
+        spaces & ascii,
+        high,
+    )
 }
 
 impl TokenEstimator {
@@ -123,26 +241,106 @@ impl TokenEstimator {
 
     /// Counts `bytes` (UTF-8 or not: invalid bytes count like punctuation or characters).
     pub fn feed(&mut self, bytes: &[u8]) {
-        // Written for speed: runs change every few bytes in prose, so the run start is kept
-        // with a mask, not a jump (a mispredicted jump per word would cost more than the
-        // rest of the loop), and the charge is one table lookup.
+        let mut blocks = bytes.chunks_exact(BLOCK);
+        for block in &mut blocks {
+            if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
+                self.feed_block(block);
+            }
+        }
+        self.feed_bytes(blocks.remainder());
+    }
+
+    /// The byte-at-a-time path, for block remainders.
+    fn feed_bytes(&mut self, bytes: &[u8]) {
         let mut tokens = self.tokens;
         let mut prev = self.prev_class;
-        let mut run_start = self.run_start;
-        let mut pos = self.pos;
+        let mut run = self.run;
         for &b in bytes {
             let class = CLASS[usize::from(b)];
-            let same = 0u64.wrapping_sub(u64::from(class == prev));
-            run_start = (run_start & same) | (pos & !same);
+            let offset = if class == prev { run } else { 0 };
+            tokens += u64::from(CHARGE[usize::from(class) * PERIOD + usize::from(offset)]);
+            run = (offset + 1) & (PERIOD as u8 - 1);
             prev = class;
-            let offset = (pos - run_start) as usize & (PERIOD - 1);
-            tokens += u64::from(CHARGE[usize::from(class) * PERIOD + offset]);
-            pos += 1;
         }
         self.tokens = tokens;
-        self.pos = pos;
         self.prev_class = prev;
-        self.run_start = run_start;
+        self.run = run;
+    }
+
+    /// The word-at-a-time path (the same count as [`Self::feed_bytes`]): one bit per byte
+    /// for each class, by SWAR on 8 bytes at a time, then every class's charged bytes by
+    /// mask arithmetic, without a branch per run or per byte.
+    fn feed_block(&mut self, block: &[u8; BLOCK]) {
+        let mut words = [0u64; BLOCK / 8];
+        for (word, bytes) in words.iter_mut().zip(block.chunks_exact(8)) {
+            *word = u64::from_le_bytes(<[u8; 8]>::try_from(bytes).unwrap_or_default());
+        }
+        let (letters, digits, low, spaces, high) = if words.iter().fold(0, |a, w| a | w) & HIGH == 0
+        {
+            ascii_masks(&words)
+        } else {
+            masks(&words)
+        };
+        // Tabs, line breaks and other controls are rare: sorted one by one.
+        let mut spaces = spaces;
+        let mut newlines = 0u64;
+        let mut controls = low & !spaces;
+        while controls != 0 {
+            let i = controls.trailing_zeros() as usize;
+            let bit = 1u64 << i;
+            match block[i] {
+                b'\t' => spaces |= bit,
+                b'\n' | b'\r' => newlines |= bit,
+                _ => {}
+            }
+            controls &= controls - 1;
+        }
+        let punct = !(letters | digits | spaces | newlines | high);
+
+        let (prev, len) = (self.prev_class, self.run);
+        // The classes' charged bytes are disjoint: one count for all (x86-64 has no
+        // `popcnt` instruction by default; wasm has one).
+        let mut charged_bytes = charged(letters, prev == LETTER, len, 0, 4)
+            | charged(punct, prev == PUNCT, len, 0, 2)
+            | charged(spaces, prev == SPACE, len, 1, 4)
+            | charged(digits, prev == DIGIT, len, 0, 2);
+        if newlines != 0 {
+            charged_bytes |= charged(newlines, prev == NEWLINE, len, 0, 4);
+        }
+        let mut tokens = 0;
+        if high != 0 {
+            let (mut cont, mut lead4) = (0u64, 0u64);
+            for (i, &x) in words.iter().enumerate() {
+                // `x << k` puts bit 7 − k of each byte on its high bit.
+                cont |= movemask(x & !(x << 1)) << (8 * i); // 10xx_xxxx
+                lead4 |= movemask(x & (x << 1) & (x << 2) & (x << 3)) << (8 * i); // 1111_xxxx
+            }
+            // Every lead byte once, a 4-byte one twice.
+            charged_bytes |= high & !cont;
+            tokens += u64::from(lead4.count_ones());
+        }
+        self.tokens += tokens + u64::from(charged_bytes.count_ones());
+
+        // The run in progress at the block's end (characters are charged whatever their run).
+        let last = CLASS[usize::from(block[BLOCK - 1])];
+        let by_class = [
+            letters,
+            digits,
+            punct,
+            spaces,
+            newlines,
+            u64::MAX,
+            u64::MAX,
+            u64::MAX,
+        ];
+        let tail = by_class[usize::from(last & 7)].leading_ones();
+        let tail = if tail == 64 && last == prev {
+            u32::from(len) + 64
+        } else {
+            tail
+        };
+        self.prev_class = last;
+        self.run = (tail % PERIOD as u32) as u8;
     }
 
     /// The estimate for everything fed so far.
@@ -152,59 +350,91 @@ impl TokenEstimator {
 }
 
 /// Where inline binary (base64) starts in request bodies: data URLs (OpenAI images, files
-/// and audio), Anthropic and Gemini `"data"` sources, Bedrock `"bytes"`.
-const BINARY_MARKERS: [&[u8]; 4] = [
-    b";base64,",
-    b"\"data\":\"",
-    b"\"data\": \"",
-    b"\"bytes\":\"",
-];
+/// and audio, `;base64,`), Anthropic and Gemini `"data"` sources (`"data":"` or
+/// `"data": "`), Bedrock `"bytes":"`.
+///
+/// The value after a marker starting at `at` (the marker's `;` or `:` is at `p`), if there
+/// is one.
+fn marker_value(body: &[u8], at: usize, p: usize) -> Option<usize> {
+    let after = body.get(p..)?;
+    let before = body.get(at..p)?;
+    match (before, after) {
+        (b"", _) if after.starts_with(b";base64,") => Some(p + 8),
+        (b"\"data\"", [b':', b'"', ..]) | (b"\"bytes\"", [b':', b'"', ..]) => Some(p + 2),
+        (b"\"data\"", [b':', b' ', b'"', ..]) => Some(p + 3),
+        _ => None,
+    }
+}
 
 /// The estimate for a whole request body: text as [`estimate_tokens`], each inline base64
 /// value of at least [`BINARY_RUN_BYTES`] as one binary item
-/// (max([`BINARY_MIN_TOKENS`], len / [`BINARY_BYTES_PER_TOKEN`])).
+/// (max([`BINARY_MIN_TOKENS`], len / [`BINARY_BYTES_PER_TOKEN`])), each `\uXXXX` escape as
+/// the one character it stands for (one token, like the UTF-8 character would be) rather
+/// than six bytes of ASCII: clients that escape non-ASCII (Python's `json.dumps` default)
+/// would otherwise be over-counted 4–6×.
+///
+/// One pass finds all three: every marker has a `;` or a `:` where it can be told, every
+/// escape a `\`.
 pub fn estimate_body_tokens(body: &[u8]) -> u64 {
-    let finders = BINARY_MARKERS.map(memchr::memmem::Finder::new);
-    // The next match of each marker at or after `at` (recomputed only once passed).
-    let mut next: [Option<usize>; 4] = [None; 4];
-    for (slot, finder) in next.iter_mut().zip(&finders) {
-        *slot = finder.find(body);
-    }
     let mut estimator = TokenEstimator::new();
     let mut binary = 0u64;
-    let mut at = 0;
-    while let Some((i, marker_at)) = next
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| n.map(|p| (i, p)))
-        .min_by_key(|&(_, p)| p)
-    {
-        let start = marker_at + BINARY_MARKERS[i].len();
-        let end = binary_end(body, start);
-        let resume = match end {
+    // Fed up to `at`; hits before `pos` are passed over; a marker must start at or after
+    // `resume` (the end of the last one);
+    // backslashes are counted back to `segment` (the end of the last binary value).
+    let (mut at, mut resume, mut segment) = (0, 0, 0);
+    let mut pos = 0;
+    for p in memchr::memchr3_iter(b';', b':', b'\\', body) {
+        if p < pos {
+            // Inside an escape, a marker or a binary value already counted.
+            continue;
+        }
+        pos = p + 1;
+        let value = match body[p] {
+            b'\\' => {
+                let hex = body.get(p + 2..p + 6).unwrap_or_default();
+                // A backslash after an odd run of backslashes is itself escaped.
+                let backslashes = body[segment..p]
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| b == b'\\')
+                    .count();
+                if body.get(p + 1) == Some(&b'u')
+                    && hex.len() == 4
+                    && hex.iter().all(u8::is_ascii_hexdigit)
+                    && backslashes % 2 == 0
+                {
+                    estimator.feed(&body[at..p]);
+                    // A lead byte of a 3-byte character: one token, and it ends the run.
+                    estimator.feed(&[0xE4]);
+                    at = p + 6;
+                    pos = at;
+                }
+                continue;
+            }
+            b';' => marker_value(body, p, p),
+            _ => [p.wrapping_sub(6), p.wrapping_sub(7)]
+                .into_iter()
+                .filter(|&start| start >= resume && start < p)
+                .find_map(|start| marker_value(body, start, p)),
+        };
+        let Some(start) = value else { continue };
+        match binary_end(body, start) {
             Some(end) => {
-                feed_json_text(&mut estimator, body.get(at..start).unwrap_or_default());
+                estimator.feed(&body[at..start]);
                 binary = binary.saturating_add(
                     BINARY_MIN_TOKENS.max((end - start) as u64 / BINARY_BYTES_PER_TOKEN),
                 );
-                at = end;
-                end
+                (at, segment, pos) = (end, end, end);
             }
-            None => start,
-        };
-        for (slot, finder) in next.iter_mut().zip(&finders) {
-            if slot.is_some_and(|p| p < resume) {
-                *slot = body
-                    .get(resume..)
-                    .and_then(|rest| finder.find(rest))
-                    .map(|p| p + resume);
-            }
+            None => pos = start,
         }
+        resume = pos;
     }
-    feed_json_text(&mut estimator, body.get(at..).unwrap_or_default());
+    estimator.feed(body.get(at..).unwrap_or_default());
     estimator.tokens().saturating_add(binary)
 }
 
+#[cfg(test)]
 /// Feeds JSON text, counting each `\uXXXX` escape as the one character it stands for (one
 /// token, like the UTF-8 character would be) rather than as six bytes of ASCII: clients that
 /// escape non-ASCII (Python's `json.dumps` default) would otherwise be over-counted 4–6×.
@@ -256,6 +486,187 @@ pub fn estimate_tokens(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte-at-a-time definition the block path must agree with.
+    fn reference(bytes: &[u8]) -> u64 {
+        let mut tokens = 0;
+        let mut prev = u8::MAX;
+        let mut run_start = 0;
+        for (pos, &b) in bytes.iter().enumerate() {
+            let class = CLASS[usize::from(b)];
+            if class != prev {
+                run_start = pos;
+            }
+            prev = class;
+            tokens += u64::from(CHARGE[usize::from(class) * PERIOD + (pos - run_start) % PERIOD]);
+        }
+        tokens
+    }
+
+    /// Bytes drawn mostly from the classes' edges and from long and short runs.
+    fn text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            prop::sample::select(vec![
+                b'a', b'z', b'A', b'Z', b'@', b'[', b'`', b'{', b'0', b'9', b'/', b':', b' ',
+                b'\t', b'\n', b'\r', 0, 0x1F, 0x21, 0x7F, 0x80, 0xBF, 0xC0, 0xEF, 0xF0, 0xFF,
+            ])
+            .prop_map(|b| vec![b]),
+            (
+                prop::sample::select(b"a1 .\n\xE4\x80".to_vec()),
+                1..140usize
+            )
+                .prop_map(|(b, n)| vec![b; n]),
+            "[a-z ]{0,80}".prop_map(String::into_bytes),
+            any::<Vec<u8>>(),
+            "\\PC{0,40}".prop_map(String::into_bytes),
+        ];
+        prop::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_block_path_agrees_with_the_byte_path_however_the_input_is_split(
+            bytes in text(),
+            cuts in proptest::collection::vec(0..2000usize, 0..6),
+        ) {
+            let want = reference(&bytes);
+            proptest::prop_assert_eq!(estimate_tokens(&bytes), want);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut e = TokenEstimator::new();
+            let mut at = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                e.feed(&bytes[at..cut]);
+                at = cut;
+            }
+            proptest::prop_assert_eq!(e.tokens(), want);
+        }
+    }
+
+    /// `cargo test --release --lib estimate::tests::timing -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn timing() {
+        let prose = "The quick brown fox jumps over the lazy dog while the committee reviews \
+the quarterly budget, noting that infrastructure costs rose by 12% since March. ";
+        let mut body = String::from(r#"{"model":"gpt-4o","messages":["#);
+        while body.len() < 10 * 1024 {
+            body.push_str(r#"{"role":"user","content":""#);
+            body.push_str(&prose.repeat(4));
+            body.push_str(r#""},"#);
+        }
+        body.push_str(r#"{"role":"user","content":"x"}],"max_completion_tokens":1024}"#);
+        let code = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/request.rs"))
+            .unwrap_or_default();
+        let code = format!(
+            r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":{}}}]}}"#,
+            serde_json::Value::from(code)
+        );
+        for (name, text) in [
+            ("chat 10KB", body.as_bytes()),
+            ("request.rs as JSON", code.as_bytes()),
+        ] {
+            let time = |f: &dyn Fn(&[u8]) -> u64| {
+                (0..300)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        for _ in 0..10 {
+                            std::hint::black_box(f(std::hint::black_box(text)));
+                        }
+                        t.elapsed() / 10
+                    })
+                    .min()
+                    .unwrap_or_default()
+            };
+            println!(
+                "{name} ({} B): reference {:?}, estimate_tokens {:?}, estimate_body_tokens {:?}",
+                text.len(),
+                time(&reference),
+                time(&estimate_tokens),
+                time(&estimate_body_tokens)
+            );
+        }
+    }
+
+    use memchr::memmem::Finder;
+    use proptest::strategy::Strategy as _;
+
+    /// The body estimate as first written (four marker searches, each built per call).
+    fn reference_body(body: &[u8]) -> u64 {
+        const MARKERS: [&[u8]; 4] = [
+            b";base64,",
+            b"\"data\":\"",
+            b"\"data\": \"",
+            b"\"bytes\":\"",
+        ];
+        let finders = MARKERS.map(Finder::new);
+        let mut next: [Option<usize>; 4] = finders.each_ref().map(|f| f.find(body));
+        let mut estimator = TokenEstimator::new();
+        let mut binary = 0u64;
+        let mut at = 0;
+        while let Some((i, marker_at)) = next
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.map(|p| (i, p)))
+            .min_by_key(|&(_, p)| p)
+        {
+            let start = marker_at + MARKERS[i].len();
+            let end = binary_end(body, start);
+            let resume = match end {
+                Some(end) => {
+                    feed_json_text(&mut estimator, &body[at..start]);
+                    binary += BINARY_MIN_TOKENS.max((end - start) as u64 / BINARY_BYTES_PER_TOKEN);
+                    at = end;
+                    end
+                }
+                None => start,
+            };
+            for (slot, finder) in next.iter_mut().zip(&finders) {
+                if slot.is_some_and(|p| p < resume) {
+                    *slot = finder.find(&body[resume..]).map(|p| p + resume);
+                }
+            }
+        }
+        feed_json_text(&mut estimator, &body[at..]);
+        estimator.tokens() + binary
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_body_estimate_finds_the_markers_it_always_found(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        ";base64,", "\"data\":\"", "\"data\": \"", "\"data\":", "\"data\": x",
+                        "\"bytes\":\"", "\"", "\\u4e2d", "\\\\u1234", " words, ", "data", "\"data\":\"data\":\"",
+                        "\\", "\\u12", ":", ";", "\"bytes\": \"", "x\"data\"",
+                    ])
+                    .prop_map(str::to_owned),
+                    (1000..1100usize).prop_map(|n| "QUJD".repeat(n / 4)),
+                    "[a-z\":; ]{0,20}",
+                ],
+                0..12,
+            ),
+        ) {
+            let body = pieces.concat();
+            proptest::prop_assert_eq!(estimate_body_tokens(body.as_bytes()), reference_body(body.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn movemask_gathers_each_bytes_high_bit() {
+        for v in [
+            0u64,
+            u64::MAX,
+            0x8000_0000_0000_0080,
+            0x0080_8000_FF00_7F80,
+            HIGH,
+        ] {
+            let want = (0..8).fold(0, |m, i| m | (((v >> (8 * i + 7)) & 1) << i));
+            assert_eq!(movemask(v), want, "{v:#x}");
+        }
+    }
 
     #[test]
     fn runs_are_rounded_up_per_class() {

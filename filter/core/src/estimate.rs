@@ -544,51 +544,6 @@ mod tests {
         }
     }
 
-    /// `cargo test --release --lib estimate::tests::timing -- --ignored --nocapture`
-    #[test]
-    #[ignore]
-    fn timing() {
-        let prose = "The quick brown fox jumps over the lazy dog while the committee reviews \
-the quarterly budget, noting that infrastructure costs rose by 12% since March. ";
-        let mut body = String::from(r#"{"model":"gpt-4o","messages":["#);
-        while body.len() < 10 * 1024 {
-            body.push_str(r#"{"role":"user","content":""#);
-            body.push_str(&prose.repeat(4));
-            body.push_str(r#""},"#);
-        }
-        body.push_str(r#"{"role":"user","content":"x"}],"max_completion_tokens":1024}"#);
-        let code = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/request.rs"))
-            .unwrap_or_default();
-        let code = format!(
-            r#"{{"model":"gpt-4o","messages":[{{"role":"user","content":{}}}]}}"#,
-            serde_json::Value::from(code)
-        );
-        for (name, text) in [
-            ("chat 10KB", body.as_bytes()),
-            ("request.rs as JSON", code.as_bytes()),
-        ] {
-            let time = |f: &dyn Fn(&[u8]) -> u64| {
-                (0..300)
-                    .map(|_| {
-                        let t = std::time::Instant::now();
-                        for _ in 0..10 {
-                            std::hint::black_box(f(std::hint::black_box(text)));
-                        }
-                        t.elapsed() / 10
-                    })
-                    .min()
-                    .unwrap_or_default()
-            };
-            println!(
-                "{name} ({} B): reference {:?}, estimate_tokens {:?}, estimate_body_tokens {:?}",
-                text.len(),
-                time(&reference),
-                time(&estimate_tokens),
-                time(&estimate_body_tokens)
-            );
-        }
-    }
-
     use memchr::memmem::Finder;
     use proptest::strategy::Strategy as _;
 

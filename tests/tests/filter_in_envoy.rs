@@ -416,3 +416,30 @@ async fn a_call_with_no_scope_is_refused_when_configured_and_a_scoped_one_passes
         1
     );
 }
+
+#[tokio::test]
+async fn a_governed_call_without_a_body_passes_and_envoy_keeps_serving() {
+    let gw = gateway(json!({}), 1).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.envoy.url()))
+        .header("host", "api.openai.com")
+        .header("x-mock-fixture", "chat.json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), CHAT_JSON);
+    // The answer names its model, so the call is still priced; and the next call works.
+    assert_eq!(
+        gw.wait_stat("tollgate_requests_total.provider.openai.outcome.charged", 1)
+            .await,
+        1,
+        "{}",
+        gw.envoy.log()
+    );
+    let next = gw
+        .post("/v1/chat/completions", "chat.json", SMALL_REQUEST, &[])
+        .await;
+    assert_eq!(next.status(), 200);
+    assert!(!gw.envoy.log().contains("panic"), "{}", gw.envoy.log());
+}

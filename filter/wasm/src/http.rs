@@ -60,7 +60,12 @@ impl HttpExchange {
 
     fn request_body(&mut self, buffered: usize, end_of_stream: bool) -> Action {
         // A hostcall, not the trait helper, so the closure does not borrow `self`.
+        // With nothing buffered (a body-less call ends at its headers) there is no body buffer
+        // to ask for: no hostcall outside the phase Envoy allows it in.
         let mut read = || {
+            if buffered == 0 {
+                return Some(Vec::new());
+            }
             hostcalls::get_buffer(BufferType::HttpRequestBody, 0, buffered)
                 .ok()
                 .flatten()

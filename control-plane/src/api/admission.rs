@@ -8,6 +8,7 @@ use tollgate_model::wire::v1::{ReserveRequest, ReserveResponse, SettleBatch, Set
 use super::error::ApiError;
 use super::json::JsonBody;
 use crate::admission::Admission;
+use crate::catalog::Snapshot;
 use crate::state::AppState;
 
 fn outcome_label(r: &ReserveResponse) -> &'static str {
@@ -15,6 +16,16 @@ fn outcome_label(r: &ReserveResponse) -> &'static str {
         ReserveResponse::Allow { .. } => "allow",
         ReserveResponse::Downgrade { .. } => "downgrade",
         ReserveResponse::Deny { .. } => "deny",
+    }
+}
+
+/// The admission step over this replica's store, its cached budgets and its clock.
+fn admission<'a>(state: &'a AppState, snap: &'a Snapshot) -> Admission<'a> {
+    Admission {
+        store: state.store.as_ref(),
+        snap,
+        settings: state.settings,
+        now: state.now(),
     }
 }
 
@@ -37,12 +48,7 @@ pub async fn reserve(
     JsonBody(req): JsonBody<ReserveRequest>,
 ) -> Result<Json<ReserveResponse>, ApiError> {
     let snap = state.catalog.snapshot(state.store.as_ref()).await?;
-    let adm = Admission {
-        store: state.store.as_ref(),
-        snap: &snap,
-        settings: state.settings,
-        now: state.now(),
-    };
+    let adm = admission(&state, &snap);
     let resp = adm.reserve(&req).await?;
     metrics::counter!("tollgate_admission_total", "outcome" => outcome_label(&resp)).increment(1);
     Ok(Json(resp))
@@ -67,12 +73,7 @@ pub async fn settle(
     JsonBody(batch): JsonBody<SettleBatch>,
 ) -> Result<Json<SettleResponse>, ApiError> {
     let snap = state.catalog.snapshot(state.store.as_ref()).await?;
-    let adm = Admission {
-        store: state.store.as_ref(),
-        snap: &snap,
-        settings: state.settings,
-        now: state.now(),
-    };
+    let adm = admission(&state, &snap);
     let resp = adm.settle(&batch).await?;
     metrics::counter!("tollgate_settlements_total", "result" => "applied")
         .increment(u64::from(resp.applied));

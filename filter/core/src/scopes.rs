@@ -74,7 +74,7 @@ pub struct ScopeConfigError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum From {
+enum Source {
     Header(String),
     ApiKey,
     Property(Vec<String>),
@@ -102,7 +102,7 @@ pub enum Resolved {
 /// Validated scope sources.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScopeResolver {
-    sources: Vec<(ScopeKind, From)>,
+    sources: Vec<(ScopeKind, Source)>,
     when_none: Option<Option<Scope>>, // None = deny; Some(None) = global; Some(Some(s)) = default
 }
 
@@ -128,23 +128,23 @@ impl TryFrom<ScopeConfigDto> for ScopeResolver {
             if given.iter().filter(|g| **g).count() != 1 {
                 return Err(err("give exactly one of header, api_key, property, value"));
             }
-            let from = if let Some(h) = s.header {
+            let source = if let Some(h) = s.header {
                 if h.is_empty() {
                     return Err(err("header must be non-empty"));
                 }
-                From::Header(h.to_ascii_lowercase())
+                Source::Header(h.to_ascii_lowercase())
             } else if s.api_key {
-                From::ApiKey
+                Source::ApiKey
             } else if let Some(p) = s.property {
                 if p.is_empty() {
                     return Err(err("property must be a non-empty path"));
                 }
-                From::Property(p)
+                Source::Property(p)
             } else {
                 let value = s.value.unwrap_or_default();
-                From::Fixed(Scope::new(s.kind, value).map_err(|e| err(&e.to_string()))?)
+                Source::Fixed(Scope::new(s.kind, value).map_err(|e| err(&e.to_string()))?)
             };
-            sources.push((s.kind, from));
+            sources.push((s.kind, source));
         }
         let when_none = match dto.when_none {
             WhenNoneDto::Global => Some(None),
@@ -167,15 +167,15 @@ impl ScopeResolver {
     pub fn resolve(&self, lookup: &mut dyn FnMut(Lookup<'_>) -> Option<String>) -> (Resolved, u32) {
         let mut scopes = Vec::with_capacity(self.sources.len() + 1);
         let mut rejected = 0;
-        for (kind, from) in &self.sources {
-            let value = match from {
-                From::Fixed(scope) => {
+        for (kind, source) in &self.sources {
+            let value = match source {
+                Source::Fixed(scope) => {
                     scopes.push(scope.clone());
                     continue;
                 }
-                From::Header(name) => lookup(Lookup::Header(name)),
-                From::Property(path) => lookup(Lookup::Property(path)),
-                From::ApiKey => API_KEY_HEADERS
+                Source::Header(name) => lookup(Lookup::Header(name)),
+                Source::Property(path) => lookup(Lookup::Property(path)),
+                Source::ApiKey => API_KEY_HEADERS
                     .iter()
                     .find_map(|h| lookup(Lookup::Header(h)))
                     .and_then(|v| key_hash(&v)),

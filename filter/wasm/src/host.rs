@@ -4,7 +4,7 @@
 //! stream phases where Envoy allows it (the core's lifecycle guarantees that), and every
 //! status the SDK returns as a value is mapped to the core's error types.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use proxy_wasm::hostcalls;
@@ -79,10 +79,4 @@ impl Host for EnvoyHost {
         };
         let _ = hostcalls::log(level, message);
     }
-}
-
-/// Keeps `Duration` in the public signature of [`Callout`] honest for this host: Envoy takes
-/// the timeout in milliseconds.
-pub fn timeout_ms(timeout: Duration) -> u128 {
-    timeout.as_millis()
 }

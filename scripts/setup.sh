@@ -19,6 +19,7 @@ fi
 apt_packages=()
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)  # scripts/up.sh waits on HTTP endpoints with it
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 if ((${#apt_packages[@]})); then
   say "installing ${apt_packages[*]} (apt)"

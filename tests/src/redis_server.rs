@@ -146,9 +146,7 @@ impl RedisServer {
             .arg(self.log_path());
         match self.persistence {
             Persistence::None => cmd.args(["--appendonly", "no"]),
-            Persistence::AppendOnly => {
-                cmd.args(["--appendonly", "yes", "--appendfsync", "always"])
-            }
+            Persistence::AppendOnly => cmd.args(["--appendonly", "yes", "--appendfsync", "always"]),
         };
         let child = cmd
             .stdin(Stdio::null())

@@ -119,7 +119,13 @@ impl Stack {
 
     /// A POST through Envoy as a client of `team` sends it, answered by the mock with
     /// `fixture`. `host` is the provider's, as an egress gateway sees it.
-    pub fn post(&self, path: &str, team: &str, fixture: &str, body: &Value) -> reqwest::RequestBuilder {
+    pub fn post(
+        &self,
+        path: &str,
+        team: &str,
+        fixture: &str,
+        body: &Value,
+    ) -> reqwest::RequestBuilder {
         self.http
             .post(format!("{}{path}", self.envoy.url()))
             .header("host", provider_host(path))

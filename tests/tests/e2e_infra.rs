@@ -39,7 +39,11 @@ async fn redis_restarted_with_aof_keeps_every_acknowledged_write_on_the_same_por
     redis.restart().await.unwrap();
     assert_eq!(redis.port(), port);
     assert_eq!(redis.command("GET e2e:k").await.unwrap(), "$2\r\nv1\r\n");
-    assert!(redis.dir().join("appendonlydir").is_dir(), "{}", redis.log());
+    assert!(
+        redis.dir().join("appendonlydir").is_dir(),
+        "{}",
+        redis.log()
+    );
 }
 
 #[tokio::test]
@@ -59,8 +63,13 @@ async fn the_control_plane_on_redis_keeps_budgets_and_charges_across_a_redis_res
     let cp = ControlPlane::start(StoreChoice::Redis(redis.url()))
         .await
         .unwrap();
-    cp.create_budget(&budget("infra-redis", "infra")).await.unwrap();
-    let first = cp.settle(&settle_batch("r-1", "infra", 1_234)).await.unwrap();
+    cp.create_budget(&budget("infra-redis", "infra"))
+        .await
+        .unwrap();
+    let first = cp
+        .settle(&settle_batch("r-1", "infra", 1_234))
+        .await
+        .unwrap();
     assert_eq!((first.applied, first.duplicates), (1, 0));
     redis.restart().await.unwrap();
     // The store reconnects on its own; its first command after the kill may fail (503).
@@ -71,8 +80,15 @@ async fn the_control_plane_on_redis_keeps_budgets_and_charges_across_a_redis_res
         .await
         .unwrap();
     assert_eq!(usage.requests, 1);
-    let replay = cp.settle(&settle_batch("r-1", "infra", 1_234)).await.unwrap();
-    assert_eq!((replay.applied, replay.duplicates), (0, 1), "dedupe marker lost");
+    let replay = cp
+        .settle(&settle_batch("r-1", "infra", 1_234))
+        .await
+        .unwrap();
+    assert_eq!(
+        (replay.applied, replay.duplicates),
+        (0, 1),
+        "dedupe marker lost"
+    );
     assert_eq!(cp.settle_batches().len(), 2, "both batches recorded");
 }
 
@@ -80,7 +96,9 @@ async fn the_control_plane_on_redis_keeps_budgets_and_charges_across_a_redis_res
 async fn the_control_plane_stops_and_starts_again_on_the_same_port_with_its_store() {
     let mut cp = ControlPlane::start(StoreChoice::Memory).await.unwrap();
     let port = cp.port();
-    cp.create_budget(&budget("infra-mem", "infra")).await.unwrap();
+    cp.create_budget(&budget("infra-mem", "infra"))
+        .await
+        .unwrap();
     cp.settle(&settle_batch("r-1", "infra", 99)).await.unwrap();
     cp.stop().await.unwrap();
     assert!(!cp.is_running());
@@ -90,7 +108,10 @@ async fn the_control_plane_stops_and_starts_again_on_the_same_port_with_its_stor
     assert_eq!(cp.port(), port);
     let usage = cp.usage("infra-mem").await.unwrap();
     assert_eq!(usage.spent_nanos, 99);
-    assert!(cp.start_again().await.is_err(), "a second start must refuse");
+    assert!(
+        cp.start_again().await.is_err(),
+        "a second start must refuse"
+    );
     let recorded = cp.settlements();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].request_id, "r-1");
@@ -98,8 +119,8 @@ async fn the_control_plane_stops_and_starts_again_on_the_same_port_with_its_stor
 
 #[tokio::test]
 async fn the_venv_has_the_pinned_provider_sdks() {
-    let pins = std::fs::read_to_string(paths::workspace_root().join("scripts/requirements.txt"))
-        .unwrap();
+    let pins =
+        std::fs::read_to_string(paths::workspace_root().join("scripts/requirements.txt")).unwrap();
     let run = python::run(
         "import openai, anthropic; print(f'openai=={openai.__version__}'); print(f'anthropic=={anthropic.__version__}')",
         &[],

@@ -1,0 +1,238 @@
+//! Admission decisions that let a call through (or not) in other ways: a downgrade to a
+//! cheaper model, the control plane being down under each fail mode, and many clients racing
+//! for the last of a budget on several Envoy workers.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tollgate_e2e::charges::{chat_json_usage, cost_nanos, usd};
+use tollgate_e2e::stack::{Stack, StackOptions};
+use tollgate_model::Usage;
+
+use super::{answer, budget, openai_chat};
+
+#[tokio::test]
+async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    // Room for gpt-4o-mini's worst case (1000 input tokens, 256 out), far below gpt-4o's
+    // output cap alone: the control plane must answer "downgrade".
+    let mini_worst = cost_nanos(
+        "gpt-4o-mini",
+        &Usage {
+            uncached_input_tokens: 1000,
+            output_tokens: 256,
+            ..Usage::default()
+        },
+    )
+    .unwrap();
+    let full_cap = cost_nanos(
+        "gpt-4o",
+        &Usage {
+            output_tokens: 256,
+            ..Usage::default()
+        },
+    )
+    .unwrap();
+    assert!(mini_worst < full_cap);
+    let mut spec = budget("downgrade-budget", "downgrade", &usd(mini_worst));
+    spec["enforcement"] = json!({"downgrade": {"gpt-4o": "gpt-4o-mini"}});
+    stack.control_plane.create_budget(&spec).await.unwrap();
+
+    let sent = openai_chat("gpt-4o", 256, false);
+    let resp = stack
+        .post("/v1/chat/completions", "downgrade", "chat.json", &sent)
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = answer(resp).await;
+    assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
+
+    let upstream = stack.mock.requests();
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(
+        upstream[0].header("x-tollgate-downgraded-from"),
+        Some("gpt-4o"),
+        "{:?}",
+        upstream[0].headers
+    );
+    let mut want = sent.clone();
+    want["model"] = json!("gpt-4o-mini");
+    assert_eq!(
+        stack.upstream_bodies(),
+        vec![want],
+        "only the model changes"
+    );
+
+    let charged = cost_nanos("gpt-4o-mini", &chat_json_usage()).unwrap();
+    assert_ne!(charged, cost_nanos("gpt-4o", &chat_json_usage()).unwrap());
+    stack
+        .control_plane
+        .wait_spent("downgrade-budget", charged)
+        .await
+        .unwrap();
+    let settled: Vec<_> = stack
+        .control_plane
+        .settlements_by_request()
+        .into_values()
+        .collect();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].model, "gpt-4o-mini");
+}
+
+#[tokio::test]
+async fn with_the_control_plane_down_fail_open_passes_the_call_and_settles_it_later() {
+    let mut stack = Stack::start(StackOptions {
+        fail_mode: "open",
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    stack
+        .control_plane
+        .create_budget(&budget("fail-open-budget", "fail-open", "10"))
+        .await
+        .unwrap();
+    stack.control_plane.stop().await.unwrap();
+
+    let resp = stack
+        .post(
+            "/v1/chat/completions",
+            "fail-open",
+            "chat.json",
+            &openai_chat("gpt-4o-mini", 256, false),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = answer(resp).await;
+    assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
+    assert_eq!(stack.mock.requests().len(), 1, "the call went through");
+
+    stack.control_plane.start_again().await.unwrap();
+    // The batch posted while the control plane was down is retried with backoff.
+    let want = cost_nanos("gpt-4o-mini", &chat_json_usage()).unwrap();
+    stack
+        .control_plane
+        .wait_usage("fail-open-budget", Duration::from_secs(30), |u| {
+            u.spent_nanos >= want
+        })
+        .await
+        .unwrap();
+    let u = stack.control_plane.usage("fail-open-budget").await.unwrap();
+    assert_eq!(u.spent_nanos, want, "{u:?}");
+    assert_eq!(u.requests, 1, "counted once, at settlement");
+    let settled: Vec<_> = stack
+        .control_plane
+        .settlements_by_request()
+        .into_values()
+        .collect();
+    assert_eq!(settled.len(), 1);
+    assert!(
+        !settled[0].reserved,
+        "no reservation was made: {:?}",
+        settled[0]
+    );
+}
+
+#[tokio::test]
+async fn with_the_control_plane_down_fail_closed_refuses_with_503_in_provider_shape() {
+    let mut stack = Stack::start(StackOptions {
+        fail_mode: "closed",
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    stack.control_plane.stop().await.unwrap();
+    let resp = stack
+        .post(
+            "/v1/chat/completions",
+            "fail-closed",
+            "chat.json",
+            &openai_chat("gpt-4o-mini", 256, false),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, _, body) = answer(resp).await;
+    assert_eq!(status, 503, "{body}\n{}", stack.envoy.log());
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(body["error"]["type"].is_string(), "{body}");
+    assert!(stack.mock.requests().is_empty(), "the call was sent");
+}
+
+const CLIENTS: usize = 64;
+const CALLS_PER_CLIENT: usize = 3;
+const BUDGET_CALLS: usize = 100;
+
+#[tokio::test]
+async fn sixty_four_clients_on_four_workers_get_at_most_the_hundred_calls_a_budget_allows() {
+    // Fail closed and a generous callout timeout: a slow answer must never admit a call
+    // unreserved, which would let more than 100 through.
+    let stack = Stack::start(StackOptions {
+        fail_mode: "closed",
+        timeout_ms: 5_000,
+        concurrency: 4,
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let mut spec = budget("hundred-calls", "crowd", "100");
+    spec["limit_requests"] = json!(BUDGET_CALLS);
+    stack.control_plane.create_budget(&spec).await.unwrap();
+
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let requests: Vec<_> = (0..CALLS_PER_CLIENT)
+            .map(|_| {
+                stack.post(
+                    "/v1/chat/completions",
+                    "crowd",
+                    "chat.json",
+                    &openai_chat("gpt-4o-mini", 256, false),
+                )
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for r in requests {
+                statuses.push(r.send().await.map(|r| r.status().as_u16()).unwrap_or(0));
+            }
+            statuses
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.extend(t.await.unwrap());
+    }
+    let count = |s: u16| statuses.iter().filter(|&&x| x == s).count();
+    let (ok, refused, unavailable) = (count(200), count(429), count(503));
+    assert_eq!(
+        ok + refused + unavailable,
+        CLIENTS * CALLS_PER_CLIENT,
+        "unexpected statuses: {statuses:?}"
+    );
+    assert!(ok <= BUDGET_CALLS, "{ok} admitted");
+    assert!(refused > 0, "nothing refused: {statuses:?}");
+    // A 503 is a callout that failed; it may have reserved one of the 100 before failing.
+    assert!(
+        ok + unavailable >= BUDGET_CALLS,
+        "{ok} ok, {unavailable} 503"
+    );
+    assert_eq!(
+        stack.mock.requests().len(),
+        ok,
+        "only admitted calls reach the provider"
+    );
+
+    let each = cost_nanos("gpt-4o-mini", &chat_json_usage()).unwrap();
+    let n = i64::try_from(ok).unwrap();
+    stack
+        .control_plane
+        .wait_spent("hundred-calls", n * each)
+        .await
+        .unwrap();
+    let settled = stack.control_plane.settlements_by_request();
+    assert_eq!(settled.len(), ok, "one settlement per admitted call");
+    let sum: i64 = settled.values().map(|s| s.cost.nanos()).sum();
+    assert_eq!(sum, n * each, "the counter equals the sum of the charges");
+}

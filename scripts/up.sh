@@ -66,7 +66,8 @@ TOLLGATE_LISTEN="127.0.0.1:$CP_PORT" TOLLGATE_DATAPLANE_TOKEN="$DATAPLANE_TOKEN"
 pids+=($!)
 wait_http "http://127.0.0.1:$CP_PORT/readyz" "the control plane"
 
-render_args=(--local --wasm "$WASM" --listen-port "$GATEWAY_PORT" --admin-port "$ADMIN_PORT" --control-plane-port "$CP_PORT")
+render_args=(--local --wasm "$WASM" --listen-port "$GATEWAY_PORT" --admin-port "$ADMIN_PORT"
+  --control-plane-port "$CP_PORT" --dataplane-token "$DATAPLANE_TOKEN")
 if [ -n "$mock" ]; then
   "$TARGET/debug/tollgate-mock-provider" --listen "127.0.0.1:$MOCK_PORT" > "$STATE/mock-provider.log" 2>&1 &
   pids+=($!)

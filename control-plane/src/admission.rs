@@ -186,6 +186,8 @@ struct Attempt {
     budgets: Vec<Arc<Budget>>,
     windows: Vec<Window>,
     outcome: ReserveOutcome,
+    /// The estimate reserved (nano-USD).
+    cost: i64,
 }
 
 /// Everything a reserve needs besides the store.
@@ -231,6 +233,7 @@ impl Admission<'_> {
             budgets,
             windows,
             outcome,
+            cost,
         })
     }
 
@@ -309,6 +312,18 @@ impl Admission<'_> {
     }
 
     fn admitted(&self, a: Attempt, downgrade: Option<(String, String)>) -> ReserveResponse {
+        // A stream may spend what it reserved plus what its cut-off budgets have left.
+        let stream_cutoff = match &a.outcome {
+            ReserveOutcome::Reserved { counters, .. } => a
+                .budgets
+                .iter()
+                .zip(counters)
+                .filter(|(b, _)| b.cutoff_mid_stream && b.enforcement != Enforcement::Shadow)
+                .filter_map(|(b, c)| b.limit.map(|l| c.remaining_nanos(l.nanos())))
+                .min()
+                .map(|left| NanoUsd(left.saturating_add(a.cost))),
+            _ => None,
+        };
         let remaining = match &a.outcome {
             ReserveOutcome::Reserved {
                 counters,
@@ -338,7 +353,7 @@ impl Admission<'_> {
             },
             None => ReserveResponse::Allow {
                 remaining,
-                stream_cutoff: None,
+                stream_cutoff,
             },
         }
     }

@@ -88,6 +88,26 @@ async fn a_downgrade_budget_reprices_and_rechecks_on_the_cheaper_model(app: Test
     app.stop().await;
 }
 
+async fn a_cutoff_budget_gives_streams_their_reservation_plus_what_is_left(app: TestApp) {
+    let mut b = budget("cut", &["team:a"], "0.00001");
+    b["cutoff_mid_stream"] = json!(true);
+    app.create_budget(b).await;
+    app.create_budget(budget("plain", &["org:acme"], "1")).await;
+    let (_, d) = app
+        .reserve(&reserve_req("r1", &["org:acme", "team:a"], "gpt-5", 4_000))
+        .await;
+    // 10 000 limit − 4 000 reserved = 6 000 left; the stream may spend 4 000 + 6 000.
+    assert_eq!(
+        d,
+        json!({ "decision": "allow", "remaining": 6_000, "stream_cutoff": 10_000 })
+    );
+    let (_, d) = app
+        .reserve(&reserve_req("r2", &["org:acme"], "gpt-5", 4_000))
+        .await;
+    assert_eq!(d.get("stream_cutoff"), None, "no cut-off budget matched");
+    app.stop().await;
+}
+
 async fn shadow_budgets_never_deny(app: TestApp) {
     let mut b = budget("sh", &["team:a"], "0.000000001");
     b["enforcement"] = json!("shadow");
@@ -297,6 +317,7 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    a_cutoff_budget_gives_streams_their_reservation_plus_what_is_left,
     allow_reports_the_least_usd_left_and_deny_names_the_binding_budget,
     a_downgrade_budget_reprices_and_rechecks_on_the_cheaper_model,
     shadow_budgets_never_deny,

@@ -66,7 +66,8 @@ TOLLGATE_LISTEN="127.0.0.1:$CP_PORT" TOLLGATE_DATAPLANE_TOKEN="$DATAPLANE_TOKEN"
 pids+=($!)
 wait_http "http://127.0.0.1:$CP_PORT/readyz" "the control plane"
 
-render_args=(--local --wasm "$WASM" --listen-port "$GATEWAY_PORT" --admin-port "$ADMIN_PORT" --control-plane-port "$CP_PORT")
+render_args=(--local --wasm "$WASM" --listen-port "$GATEWAY_PORT" --admin-port "$ADMIN_PORT"
+  --control-plane-port "$CP_PORT" --dataplane-token "$DATAPLANE_TOKEN")
 if [ -n "$mock" ]; then
   "$TARGET/debug/tollgate-mock-provider" --listen "127.0.0.1:$MOCK_PORT" > "$STATE/mock-provider.log" 2>&1 &
   pids+=($!)
@@ -84,6 +85,27 @@ wait_http "http://127.0.0.1:$ADMIN_PORT/ready" "Envoy"
  "limit_usd": "25", "period": "monthly", "timezone": "UTC"}
 JSON
 
+# Enforcement end to end: a budget worth less than one call admits the first (its
+# reservation fits), is charged past its limit when the call settles, and refuses the next.
+smoke_budget() {
+  "$TARGET/debug/tollgate" --url "http://127.0.0.1:$CP_PORT" budget create -f - > /dev/null <<'JSON'
+{"id": "smoke-tiny", "scopes": ["team:smoke"], "limit_usd": "0.0001", "period": "daily"}
+JSON
+  call() {
+    curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions" \
+      -H 'content-type: application/json' -H 'x-tollgate-team: smoke' \
+      -d '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Hi"}]}'
+  }
+  [ "$(call)" = 200 ] || { say "smoke: the first call on a fresh budget was not admitted"; exit 1; }
+  for _ in $(seq 1 50); do
+    "$TARGET/debug/tollgate" --url "http://127.0.0.1:$CP_PORT" budget show smoke-tiny \
+      | grep -q '^usage.remaining_nanos: 0$' && break
+    sleep 0.1
+  done
+  [ "$(call)" = 429 ] || { say "smoke: the exhausted budget did not refuse the next call"; exit 1; }
+  say "smoke: the call was settled against its budget and the next one refused with 429"
+}
+
 if [ -n "$smoke" ]; then
   curl -fsS "http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions" -H 'content-type: application/json' \
     -H 'host: api.openai.com' \
@@ -91,6 +113,7 @@ if [ -n "$smoke" ]; then
   for _ in $(seq 1 50); do
     if curl -fsS "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" | grep -q 'tollgate_requests_total{provider="openai",outcome="charged"} 1'; then
       say "smoke: a call went through Envoy and the filter charged it"
+      smoke_budget
       exit 0
     fi
     sleep 0.1
@@ -109,10 +132,11 @@ Tollgate is up: Envoy + the Tollgate filter in front of $upstream.
   control plane  http://127.0.0.1:$CP_PORT   (in-memory store; admin token below)
   logs, config   $STATE/
 
-Try it:
-  curl -s http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions -H 'content-type: application/json' \\
-    -H "authorization: Bearer \$OPENAI_API_KEY" \\
+Try it (team "demo" has the sample budget demo-monthly: \$25 a month):
+  curl -si http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions -H 'content-type: application/json' \\
+    -H "authorization: Bearer \$OPENAI_API_KEY" -H 'x-tollgate-team: demo' \\
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
+  (x-tollgate-reserved-usd / x-tollgate-remaining-usd in the answer; 429 once the budget is spent)
   curl -s http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep ^tollgate_
 
   # the official SDKs: point them at the gateway
@@ -122,8 +146,10 @@ Admin CLI:
   export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN
   $TARGET/debug/tollgate --url http://127.0.0.1:$CP_PORT budget list
 
-Budgets are kept by the control plane; the filter's admission calls to it arrive with the
-enforcement work (see the issues). Ctrl-C stops everything.
+  $TARGET/debug/tollgate --url http://127.0.0.1:$CP_PORT budget show demo-monthly
+
+Every governed call is reserved against its budgets before it leaves and settled with its
+exact cost when it ends (docs/enforcement.md). Ctrl-C stops everything.
 EOF
 wait -n "${pids[@]}" || true
 say "a component exited; stopping (logs in $STATE/)"

@@ -186,6 +186,8 @@ struct Attempt {
     budgets: Vec<Arc<Budget>>,
     windows: Vec<Window>,
     outcome: ReserveOutcome,
+    /// The estimate reserved (nano-USD).
+    cost: i64,
 }
 
 /// Everything a reserve needs besides the store.
@@ -231,6 +233,7 @@ impl Admission<'_> {
             budgets,
             windows,
             outcome,
+            cost,
         })
     }
 
@@ -256,6 +259,11 @@ impl Admission<'_> {
         }
         let mut model = model_id(self.snap, &req.model);
         let mut cost = req.estimated_cost.nanos();
+        if cost == 0 {
+            // The filter could not price the model (its table lacks it); an override here
+            // may know it. Never reserve $0 for a model this side can price.
+            cost = self.reprice(req, &model).unwrap_or(0);
+        }
         let mut forced: Option<(String, String)> = None;
         for scope in req.scopes.iter().chain(std::iter::once(&Scope::global())) {
             let Some(switch) = self.snap.switches.get(scope) else {
@@ -309,6 +317,18 @@ impl Admission<'_> {
     }
 
     fn admitted(&self, a: Attempt, downgrade: Option<(String, String)>) -> ReserveResponse {
+        // A stream may spend what it reserved plus what its cut-off budgets have left.
+        let stream_cutoff = match &a.outcome {
+            ReserveOutcome::Reserved { counters, .. } => a
+                .budgets
+                .iter()
+                .zip(counters)
+                .filter(|(b, _)| b.cutoff_mid_stream && b.enforcement != Enforcement::Shadow)
+                .filter_map(|(b, c)| b.limit.map(|l| c.remaining_nanos(l.nanos())))
+                .min()
+                .map(|left| NanoUsd(left.saturating_add(a.cost))),
+            _ => None,
+        };
         let remaining = match &a.outcome {
             ReserveOutcome::Reserved {
                 counters,
@@ -338,7 +358,7 @@ impl Admission<'_> {
             },
             None => ReserveResponse::Allow {
                 remaining,
-                stream_cutoff: None,
+                stream_cutoff,
             },
         }
     }
@@ -413,6 +433,21 @@ impl Admission<'_> {
         Ok(out)
     }
 
+    /// The filter's cost, or this side's price for it when the filter could not price the
+    /// model (cost zero with reported, not estimated, usage: a model only a price override
+    /// here knows). A zero with estimated usage is a call the provider does not bill (an
+    /// error answer) or a release, and stays zero.
+    fn settled_cost(&self, s: &Settlement, model: &str) -> i64 {
+        if s.cost.nanos() != 0 || s.usage.estimated || s.usage.total_tokens() == 0 {
+            return s.cost.nanos();
+        }
+        let at = DateTime::<Utc>::from_timestamp_millis(s.at_unix_ms).unwrap_or(self.now);
+        self.snap
+            .prices
+            .cost(model, &s.usage, at)
+            .map_or(0, |c| c.total.nanos())
+    }
+
     fn settle_op(&self, s: &Settlement) -> SettleOp {
         let model = model_id(self.snap, &s.model);
         let lines = matching(self.snap, &s.scopes, &model)
@@ -423,7 +458,7 @@ impl Admission<'_> {
             request_id: s.request_id.clone(),
             request_tag: request_tag(&s.scopes),
             lines,
-            cost_nanos: s.cost.nanos(),
+            cost_nanos: self.settled_cost(s, &model),
             tokens: i64::try_from(s.usage.total_tokens()).unwrap_or(i64::MAX),
             now_ms: self.now.timestamp_millis(),
             dedupe_ttl_ms: self.settings.dedupe_ttl_ms,

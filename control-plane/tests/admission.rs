@@ -88,6 +88,66 @@ async fn a_downgrade_budget_reprices_and_rechecks_on_the_cheaper_model(app: Test
     app.stop().await;
 }
 
+async fn a_cutoff_budget_gives_streams_their_reservation_plus_what_is_left(app: TestApp) {
+    let mut b = budget("cut", &["team:a"], "0.00001");
+    b["cutoff_mid_stream"] = json!(true);
+    app.create_budget(b).await;
+    app.create_budget(budget("plain", &["org:acme"], "1")).await;
+    let (_, d) = app
+        .reserve(&reserve_req("r1", &["org:acme", "team:a"], "gpt-5", 4_000))
+        .await;
+    // 10 000 limit − 4 000 reserved = 6 000 left; the stream may spend 4 000 + 6 000.
+    assert_eq!(
+        d,
+        json!({ "decision": "allow", "remaining": 6_000, "stream_cutoff": 10_000 })
+    );
+    let (_, d) = app
+        .reserve(&reserve_req("r2", &["org:acme"], "gpt-5", 4_000))
+        .await;
+    assert_eq!(d.get("stream_cutoff"), None, "no cut-off budget matched");
+    app.stop().await;
+}
+
+async fn a_model_only_an_override_prices_is_reserved_and_settled_at_that_price(app: TestApp) {
+    // $0.1 and $0.2 per million input and output tokens; the filter's table lacks the model.
+    let entry = json!({
+        "id": "in-house-llm", "provider": "vllm", "source": "contract", "checked": "2026-11-01",
+        "prices": [{ "effective_from": "2026-01-01", "input": "0.1", "output": "0.2" }]
+    });
+    let r = app
+        .admin(reqwest::Method::PUT, "/v1/prices/in-house-llm")
+        .json(&entry)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.create_budget(budget("house", &["team:a"], "1")).await;
+    // 1000 in + 1000 out = 300 000 nano-USD, though the filter said 0.
+    let (_, d) = app
+        .reserve(&reserve_req("r1", &["team:a"], "in-house-llm", 0))
+        .await;
+    assert_eq!(d["remaining"], 1_000_000_000 - 300_000);
+    // 100 in + 50 out = 20 000; an error answer's estimated usage stays uncharged.
+    let mut errored = settlement("r2", &["team:a"], "in-house-llm", 0, false);
+    errored["usage"]["estimated"] = json!(true);
+    let batch = json!({ "settlements": [
+        settlement("r1", &["team:a"], "in-house-llm", 0, true),
+        errored,
+    ]});
+    assert_eq!(app.settle(&batch).await.0, 200);
+    let u: Value = app
+        .admin(reqwest::Method::GET, "/v1/budgets/house")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(u["usage"]["spent_nanos"], 20_000);
+    assert_eq!(u["usage"]["reserved_nanos"], 0);
+    app.stop().await;
+}
+
 async fn shadow_budgets_never_deny(app: TestApp) {
     let mut b = budget("sh", &["team:a"], "0.000000001");
     b["enforcement"] = json!("shadow");
@@ -297,6 +357,8 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    a_model_only_an_override_prices_is_reserved_and_settled_at_that_price,
+    a_cutoff_budget_gives_streams_their_reservation_plus_what_is_left,
     allow_reports_the_least_usd_left_and_deny_names_the_binding_budget,
     a_downgrade_budget_reprices_and_rechecks_on_the_cheaper_model,
     shadow_budgets_never_deny,

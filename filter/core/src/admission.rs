@@ -5,16 +5,19 @@
 //! callout to the `control_plane.cluster`; [`decide`] reads whatever came back. Envoy turns a
 //! refused connection into 503 and a timeout into 504, each with its own short text body, so
 //! an answer counts only when it is 200 **and** parses as a `ReserveResponse`; everything else
-//! is the configured fail mode. Not wired into the adapter yet (the enforcement issue).
+//! is the configured fail mode.
 
 use std::time::Duration;
 
 use serde::Deserialize;
-use tollgate_model::wire::v1::{DenyReason, RESERVE_PATH, ReserveRequest, ReserveResponse};
+use tollgate_model::wire::v1::{
+    DenyReason, MAX_SETTLE_BATCH, RESERVE_PATH, ReserveRequest, ReserveResponse,
+};
 use tollgate_model::{FailMode, NanoUsd};
 
 use crate::providers::Route;
 use crate::reply::LocalReply;
+use crate::settle::SettleLimits;
 
 /// The `control_plane` section of the plugin config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -37,6 +40,16 @@ pub struct ControlPlaneDto {
     /// Status of a budget refusal (default 429).
     #[serde(default)]
     pub deny_status: Option<u16>,
+    /// Most settlements per post (default 200, at most 1000).
+    #[serde(default)]
+    pub settle_max_batch: Option<usize>,
+    /// Longest a settlement waits before a partial batch is posted (default 1000 ms).
+    #[serde(default)]
+    pub settle_max_delay_ms: Option<u64>,
+    /// Most settlements a worker holds while the control plane is away (default 10 000);
+    /// past it, new ones are dropped, counted and logged.
+    #[serde(default)]
+    pub settle_capacity: Option<usize>,
 }
 
 /// Validated control-plane settings.
@@ -54,6 +67,8 @@ pub struct ControlPlane {
     pub fail_mode: FailMode,
     /// Refusal status.
     pub deny_status: u16,
+    /// Settlement batching.
+    pub settle: SettleLimits,
 }
 
 impl TryFrom<ControlPlaneDto> for ControlPlane {
@@ -78,7 +93,29 @@ impl TryFrom<ControlPlaneDto> for ControlPlane {
         if !(400..=599).contains(&deny_status) {
             return Err(field("deny_status", "must be a 4xx or 5xx status"));
         }
+        let defaults = SettleLimits::default();
+        let max_batch = dto.settle_max_batch.unwrap_or(defaults.max_batch);
+        if !(1..=MAX_SETTLE_BATCH).contains(&max_batch) {
+            return Err(field("settle_max_batch", "must be 1..=1000"));
+        }
+        let max_delay_ms = dto.settle_max_delay_ms.unwrap_or(1000);
+        if !(10..=60_000).contains(&max_delay_ms) {
+            return Err(field("settle_max_delay_ms", "must be 10..=60000"));
+        }
+        let capacity = dto.settle_capacity.unwrap_or(defaults.capacity);
+        if capacity < max_batch || capacity > 1_000_000 {
+            return Err(field(
+                "settle_capacity",
+                "must be at least settle_max_batch and at most 1000000",
+            ));
+        }
         Ok(ControlPlane {
+            settle: SettleLimits {
+                capacity,
+                max_batch,
+                max_delay: Duration::from_millis(max_delay_ms),
+                max_backoff: defaults.max_backoff,
+            },
             cluster: dto.cluster,
             authority: dto.authority.unwrap_or_else(|| "tollgate".to_owned()),
             authorization: format!("Bearer {}", dto.token),
@@ -123,6 +160,8 @@ pub enum Admission {
         model: String,
         /// The budget that asked for it.
         budget_id: String,
+        /// Least USD left, for response headers.
+        remaining: Option<NanoUsd>,
     },
     /// Refuse it with this reply.
     Deny(LocalReply),
@@ -193,8 +232,14 @@ fn from_response(cp: &ControlPlane, route: &Route, resp: ReserveResponse) -> Adm
             stream_cutoff,
         },
         ReserveResponse::Downgrade {
-            budget_id, model, ..
-        } => Admission::Downgrade { model, budget_id },
+            budget_id,
+            model,
+            remaining,
+        } => Admission::Downgrade {
+            model,
+            budget_id,
+            remaining,
+        },
         ReserveResponse::Deny {
             budget_id,
             reason,

@@ -12,8 +12,15 @@
 //! reader without ever holding a chunk back; [`Exchange::finish`] (from `on_log` or
 //! `on_done`, whichever comes first; the second call does nothing) prices the usage, counts
 //! the metrics and returns the [`Charge`].
+//!
+//! With a control plane configured, admission sits in between (see `flow/enforce.rs`): the
+//! exchange asks the adapter to post a reservation ([`HeadersAction::Reserve`] or
+//! [`BodyAction::Reserve`]) and hold the request until [`Exchange::on_reserve_answer`]; the
+//! answer lets the call through, downgrades it or refuses it. The charge then becomes a
+//! settlement ([`Charge::settlement`]).
 
-use tollgate_model::{Cost, Scope, Usage};
+use tollgate_model::wire::v1::Settlement;
+use tollgate_model::{Cost, NanoUsd, Scope, Usage};
 
 use crate::host::{Host, LogLevel};
 use crate::metrics::{Metrics, Outcome};
@@ -23,6 +30,10 @@ use crate::reply::LocalReply;
 use crate::request::{RequestInfo, RequestProblem, read_request};
 use crate::scopes::{Lookup, Resolved};
 use crate::stream::ResponseReader;
+
+mod enforce;
+
+pub use enforce::{ChunkAction, Resume};
 
 /// The request line and host, as Envoy saw them.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +56,10 @@ pub enum HeadersAction {
     ReadBody,
     /// Answer locally and stop.
     Reply(LocalReply),
+    /// Hold the request (headers and body), post this `reserve` body to the control plane,
+    /// and pass its answer to [`Exchange::on_reserve_answer`]. Only for APIs whose model is in
+    /// the path, so that a downgrade can still change the path.
+    Reserve(Vec<u8>),
 }
 
 /// What to do after a piece of the request body.
@@ -58,6 +73,14 @@ pub enum BodyAction {
     Replace(Vec<u8>),
     /// Answer locally and stop.
     Reply(LocalReply),
+    /// Replace the body with `replace` (when set), post `call` to the control plane's
+    /// `reserve`, and hold the request until [`Exchange::on_reserve_answer`].
+    Reserve {
+        /// The new body (streamed-usage injection), if any.
+        replace: Option<Vec<u8>>,
+        /// The `reserve` body.
+        call: Vec<u8>,
+    },
 }
 
 /// The priced result of one exchange: what gets settled.
@@ -75,6 +98,29 @@ pub struct Charge {
     pub cost: Option<Cost>,
     /// How it ended.
     pub outcome: Outcome,
+    /// The call's id for the control plane.
+    pub request_id: String,
+    /// `Some(true)` when a reservation was made, `Some(false)` when the control plane could
+    /// not be asked and the fail mode let the call through; `None` without a control plane
+    /// (nothing to settle).
+    pub reserved: Option<bool>,
+}
+
+impl Charge {
+    /// What the control plane is told, when it must be told anything: the exact cost (zero
+    /// when the call could not be priced; that still releases its reservation).
+    pub fn settlement(&self, at_unix_ms: i64) -> Option<Settlement> {
+        Some(Settlement {
+            request_id: self.request_id.clone(),
+            scopes: self.scopes.clone(),
+            model: self.model.clone().unwrap_or_default(),
+            provider: self.provider.to_owned(),
+            cost: self.cost.as_ref().map_or(NanoUsd::ZERO, |c| c.total),
+            usage: self.usage,
+            reserved: self.reserved?,
+            at_unix_ms,
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +131,9 @@ enum Phase {
     ReadingRequest,
     /// Request read (or skipped); waiting for / reading the answer.
     Answered,
+    /// Refused after a reservation was made: the reservation is released (settled at zero)
+    /// when the stream ends.
+    Released,
     /// Charged or abandoned; every later callback is a no-op.
     Done,
 }
@@ -100,6 +149,8 @@ pub struct Exchange {
     unread_body_bytes: Option<u64>,
     reader: Option<ResponseReader>,
     status: Option<u16>,
+    /// Admission's state (see `flow/enforce.rs`).
+    admission: enforce::Admitted,
 }
 
 impl Exchange {
@@ -153,7 +204,10 @@ impl Exchange {
                 self.scopes = scopes;
                 self.route = Some(route);
                 self.phase = Phase::ReadingRequest;
-                HeadersAction::ReadBody
+                match self.reserve_at_headers(filter, host, head, lookup) {
+                    Some(call) => HeadersAction::Reserve(call),
+                    None => HeadersAction::ReadBody,
+                }
             }
             None => {
                 self.phase = Phase::Done;
@@ -182,6 +236,10 @@ impl Exchange {
         end_of_stream: bool,
         read: &mut dyn FnMut() -> Option<Vec<u8>>,
     ) -> BodyAction {
+        if self.admission.is_waiting() {
+            // More body arrived while the reservation is in flight: keep holding it.
+            return BodyAction::Buffer;
+        }
         if !matches!(self.phase, Phase::ReadingRequest) {
             return BodyAction::Continue;
         }
@@ -199,7 +257,13 @@ impl Exchange {
                 OversizedPolicy::Pass => {
                     self.unread_body_bytes = Some(buffered as u64);
                     self.phase = Phase::Answered;
-                    BodyAction::Continue
+                    match self.reserve_at_body(filter, host) {
+                        Some(call) => BodyAction::Reserve {
+                            replace: None,
+                            call,
+                        },
+                        None => BodyAction::Continue,
+                    }
                 }
                 OversizedPolicy::Reject => {
                     self.phase = Phase::Done;
@@ -228,21 +292,25 @@ impl Exchange {
             metrics.body_problem(host, word);
             host.log(LogLevel::Info, &format!("tollgate: {problem}"));
         }
-        let action = match info.rewritten_body.take() {
+        let replace = info.rewritten_body.take();
+        self.request = Some(info);
+        if let Some(call) = self.reserve_at_body(filter, host) {
+            return BodyAction::Reserve { replace, call };
+        }
+        match replace {
             Some(new_body) => BodyAction::Replace(new_body),
             None => BodyAction::Continue,
-        };
-        self.request = Some(info);
-        action
+        }
     }
 
-    /// Response headers arrived with `status`.
-    pub fn on_response_headers(&mut self, filter: &Filter, status: u16) {
+    /// Response headers arrived with `status`. Returns the headers to add to the response
+    /// (`x-tollgate-*`; see `flow/enforce.rs`).
+    pub fn on_response_headers(&mut self, filter: &Filter, status: u16) -> Vec<(String, String)> {
         if !matches!(self.phase, Phase::Answered) {
-            return;
+            return Vec::new();
         }
         let Some(route) = self.route.as_ref() else {
-            return;
+            return Vec::new();
         };
         let streaming = self.request.as_ref().is_some_and(|r| r.streaming) || route.stream_endpoint;
         self.status = Some(status);
@@ -251,6 +319,7 @@ impl Exchange {
             route.framing(streaming),
             filter.stream_limits,
         ));
+        self.response_headers(filter)
     }
 
     /// A piece of the response body passed through (it is never held back).
@@ -270,15 +339,34 @@ impl Exchange {
         host: &dyn Host,
     ) -> Option<Charge> {
         let phase = std::mem::replace(&mut self.phase, Phase::Done);
-        if !matches!(phase, Phase::Answered) {
-            return None;
-        }
         let route = self.route.as_ref()?;
         let provider = route.provider.as_str();
+        let release = |x: &mut Exchange, outcome| {
+            // Nothing was used; a reservation that was (or may have been) made is released.
+            let reserved = x.admission.reserved()?;
+            Some(Charge {
+                provider,
+                scopes: std::mem::take(&mut x.scopes),
+                model: x.priced_model(),
+                usage: Usage::default(),
+                cost: None,
+                outcome,
+                request_id: x.admission.request_id().to_owned(),
+                reserved: Some(reserved),
+            })
+        };
+        match phase {
+            Phase::Answered => {}
+            Phase::Released => return release(self, Outcome::Denied),
+            // The client left while its request was held for the control plane.
+            Phase::ReadingRequest => return release(self, Outcome::NoResponse),
+            Phase::New | Phase::Done => return None,
+        }
         let Some(reader) = self.reader.take() else {
-            // No answer at all: providers do not bill a call that never got a response.
+            // No answer at all: providers do not bill a call that never got a response. A
+            // reservation is still released (settled at zero) rather than left to expire.
             metrics.request(host, provider, Outcome::NoResponse);
-            return None;
+            return release(self, Outcome::NoResponse);
         };
         let input_estimate = self
             .request
@@ -298,11 +386,7 @@ impl Exchange {
         // The request's model (or the path's: Azure deployment, Gemini, Bedrock) decides the
         // price; the model the answer reports prices what those do not name or the table does
         // not know (an unmapped Azure deployment, a body too large to read).
-        let named = self
-            .request
-            .as_ref()
-            .and_then(|r| r.model.clone())
-            .or_else(|| route.path_model.clone());
+        let named = self.priced_model();
         let model = match (&named, &outcome.model) {
             (Some(n), Some(reported))
                 if filter.prices.resolve(n).is_none()
@@ -323,6 +407,8 @@ impl Exchange {
                 usage,
                 cost: None,
                 outcome: Outcome::ProviderError,
+                request_id: self.admission.request_id().to_owned(),
+                reserved: self.admission.reserved(),
             });
         }
         metrics.tokens(host, provider, &usage);
@@ -357,7 +443,19 @@ impl Exchange {
             usage,
             cost,
             outcome,
+            request_id: self.admission.request_id().to_owned(),
+            reserved: self.admission.reserved(),
         })
+    }
+}
+
+impl Exchange {
+    /// The model the request named: the body's, else the path's (after any downgrade).
+    fn priced_model(&self) -> Option<String> {
+        self.request
+            .as_ref()
+            .and_then(|r| r.model.clone())
+            .or_else(|| self.route.as_ref().and_then(|r| r.path_model.clone()))
     }
 }
 

@@ -29,6 +29,8 @@ pub enum Outcome {
     NoResponse,
     /// Tollgate answered itself (oversized body, denied path).
     Rejected,
+    /// Refused by a budget, or by the fail mode when the control plane could not answer.
+    Denied,
     /// The path is not a provider API; passed untouched.
     Unmatched,
 }
@@ -44,6 +46,7 @@ impl Outcome {
             Outcome::ProviderError => "provider_error",
             Outcome::NoResponse => "no_response",
             Outcome::Rejected => "rejected",
+            Outcome::Denied => "denied",
             Outcome::Unmatched => "unmatched",
         }
     }
@@ -59,6 +62,11 @@ enum Name {
     DroppedEvents,
     InvalidUsageFields,
     ScopeValuesRejected,
+    Admission,
+    ControlPlaneProblems,
+    SettlePosts,
+    SettlementsLost,
+    StreamCutoffs,
 }
 
 impl Name {
@@ -71,6 +79,11 @@ impl Name {
             Name::DroppedEvents => "tollgate_stream_events_dropped_total",
             Name::InvalidUsageFields => "tollgate_usage_invalid_fields_total",
             Name::ScopeValuesRejected => "tollgate_scope_values_rejected_total",
+            Name::Admission => "tollgate_admission_total",
+            Name::ControlPlaneProblems => "tollgate_control_plane_problems_total",
+            Name::SettlePosts => "tollgate_settle_posts_total",
+            Name::SettlementsLost => "tollgate_settlements_lost_total",
+            Name::StreamCutoffs => "tollgate_stream_cutoffs_total",
         }
     }
 }
@@ -173,6 +186,53 @@ impl Metrics {
     /// Header or property values that were not valid scope values (skipped).
     pub fn scope_values_rejected(&mut self, host: &dyn Host, n: u64) {
         self.counter(host, Name::ScopeValuesRejected, [("", ""), ("", "")], n);
+    }
+
+    /// An admission decision (`allow`, `downgrade`, `deny`, `failed_open`, `failed_closed`).
+    pub fn admission(&mut self, host: &dyn Host, provider: &'static str, outcome: &'static str) {
+        self.counter(
+            host,
+            Name::Admission,
+            [("provider", provider), ("outcome", outcome)],
+            1,
+        );
+    }
+
+    /// A control-plane answer that could not be used (`not_sent`, `timeout`, `unavailable`,
+    /// `error_status`, `unreadable`), for reserve or settle calls.
+    pub fn control_plane_problem(&mut self, host: &dyn Host, problem: &'static str) {
+        self.counter(
+            host,
+            Name::ControlPlaneProblems,
+            [("problem", problem), ("", "")],
+            1,
+        );
+    }
+
+    /// A settle post answered (`ok`, `retry`, `rejected`).
+    pub fn settle_post(&mut self, host: &dyn Host, outcome: &'static str) {
+        self.counter(host, Name::SettlePosts, [("outcome", outcome), ("", "")], 1);
+    }
+
+    /// Settlements that will never reach the control plane (`queue_full`: the worker's
+    /// queue overflowed; `rejected`: the control plane refused the record as invalid).
+    pub fn settlements_lost(&mut self, host: &dyn Host, problem: &'static str, n: u64) {
+        self.counter(
+            host,
+            Name::SettlementsLost,
+            [("problem", problem), ("", "")],
+            n,
+        );
+    }
+
+    /// A stream cut off at its budget.
+    pub fn stream_cutoff(&mut self, host: &dyn Host, provider: &'static str) {
+        self.counter(
+            host,
+            Name::StreamCutoffs,
+            [("provider", provider), ("", "")],
+            1,
+        );
     }
 
     /// Stream events dropped (`oversized`, `corrupt`).

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use tollgate_model::PriceTable;
 
+use crate::admission::{ControlPlane, ControlPlaneDto};
 use crate::config::{CoreConfig, CoreConfigDto};
 use crate::providers::{RouteConfig, RouteTable};
 use crate::request::RequestLimits;
@@ -74,6 +75,14 @@ pub struct FilterConfigDto {
     /// Where each request's scopes come from.
     #[serde(default)]
     pub scopes: ScopeConfigDto,
+    /// The control plane that admits and settles calls. Without it the filter only measures:
+    /// usage is read, priced and counted in metrics, nothing is reserved or refused.
+    #[serde(default)]
+    pub control_plane: Option<ControlPlaneDto>,
+    /// Tell the client what the call reserved and what is left (`x-tollgate-*` response
+    /// headers; default true).
+    #[serde(default)]
+    pub response_headers: Option<bool>,
 }
 
 /// A configuration that cannot be used; the message names the field.
@@ -110,6 +119,10 @@ pub struct Filter {
     pub oversized_request: OversizedPolicy,
     /// Scope resolution.
     pub scopes: ScopeResolver,
+    /// Admission and settlement, when configured.
+    pub control_plane: Option<ControlPlane>,
+    /// Whether `x-tollgate-*` response headers are added.
+    pub response_headers: bool,
 }
 
 impl Filter {
@@ -155,8 +168,15 @@ impl TryFrom<FilterConfigDto> for Filter {
         }
         let scopes =
             ScopeResolver::try_from(dto.scopes).map_err(|e| config_error(e.field, e.reason))?;
+        let control_plane = dto
+            .control_plane
+            .map(ControlPlane::try_from)
+            .transpose()
+            .map_err(|(path, message)| config_error(path, message))?;
         Ok(Filter {
             scopes,
+            control_plane,
+            response_headers: dto.response_headers.unwrap_or(true),
             routes: core.routes,
             prices,
             request_limits: core.request,

@@ -294,6 +294,7 @@ fn splice(body: &[u8], start: usize, end: usize, insert: &[u8]) -> Vec<u8> {
     out
 }
 
+pub mod rewrite;
 pub mod scan;
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! full or its oldest charge has waited `max_delay`; one batch is in flight at a time. A failed
 //! post puts the batch back at the front and backs off (doubling, capped); the control plane
 //! de-duplicates by request id, so a batch that did arrive but whose answer was lost is
-//! harmless to send again. A 413 halves the batch size. The queue is bounded: when full, the
-//! new charge is dropped and counted, never silently. Not wired into the adapter yet.
+//! harmless to send again. A 413 halves the batch size. A 400 (a settlement the control plane
+//! refuses as invalid) halves it too, down to the one settlement at fault, which is then
+//! dropped and counted: one bad record must not block every later one. The queue is bounded:
+//! when full, the new charge is dropped and counted, never silently.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -44,6 +46,9 @@ pub enum PostOutcome {
     Done,
     /// Failed; the batch is back at the front and will be retried after the back-off.
     Retry,
+    /// The control plane refused the one settlement of this batch as invalid: dropped
+    /// (counted in [`SettleQueue::rejected`]).
+    Rejected,
 }
 
 /// The queue.
@@ -56,6 +61,7 @@ pub struct SettleQueue {
     backoff: Duration,
     retry_at: Option<DateTime<Utc>>,
     dropped: u64,
+    rejected: u64,
 }
 
 impl SettleQueue {
@@ -70,6 +76,7 @@ impl SettleQueue {
             backoff: Duration::ZERO,
             retry_at: None,
             dropped: 0,
+            rejected: 0,
         }
     }
 
@@ -97,6 +104,11 @@ impl SettleQueue {
     /// Charges dropped because the queue was full, since start.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Settlements the control plane refused as invalid, since start.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
     }
 
     /// The next batch to post, if one is due: nothing in flight, not backing off, and either a
@@ -132,6 +144,19 @@ impl SettleQueue {
             self.retry_at = None;
             self.batch_size = self.limits.max_batch.clamp(1, MAX_SETTLE_BATCH);
             return PostOutcome::Done;
+        }
+        if status == Some(400) {
+            if self.in_flight.len() == 1 {
+                self.in_flight.clear();
+                self.rejected += 1;
+                return PostOutcome::Rejected;
+            }
+            // Find the bad one by halving; the good halves go through at once.
+            self.batch_size = (self.in_flight.len() / 2).max(1);
+            for item in self.in_flight.drain(..).rev() {
+                self.pending.push_front(item);
+            }
+            return PostOutcome::Retry;
         }
         if status == Some(413) {
             self.batch_size = (self.batch_size / 2).max(1);

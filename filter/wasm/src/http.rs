@@ -1,5 +1,10 @@
 //! One HTTP stream: forwards Envoy's callbacks to the core's [`Exchange`] and carries out
 //! its answers with hostcalls.
+//!
+//! The SDK panics on host statuses it does not expect, so each hostcall here is made only in
+//! a phase where Envoy allows it: request headers and `:path` only while the headers are
+//! held (a header-time reservation), the request body only while it is buffered, the
+//! callout's headers only when the callout produced an answer.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -7,12 +12,15 @@ use std::rc::Rc;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
-use tollgate_filter_core::flow::{BodyAction, Exchange, HeadersAction, RequestHead};
+use tollgate_filter_core::flow::{
+    BodyAction, ChunkAction, Exchange, HeadersAction, RequestHead, Resume,
+};
+use tollgate_filter_core::host::{Callout, Host, LogLevel};
 use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::reply::LocalReply;
-
 use tollgate_filter_core::scopes::Lookup;
+use tollgate_filter_core::settle::SettleQueue;
 
 use crate::host::EnvoyHost;
 
@@ -31,20 +39,40 @@ fn lookup(what: Lookup<'_>) -> Option<String> {
     }
 }
 
+/// Where the request is held while the control plane decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// Not held.
+    No,
+    /// At the headers (the whole request waits; `:path` can still change).
+    Headers,
+    /// At the end of the body (`len` bytes buffered; the body can still change).
+    Body { len: usize },
+}
+
 /// Per-stream state.
 pub struct HttpExchange {
     filter: Rc<Filter>,
     metrics: Rc<RefCell<Metrics>>,
+    settlements: Option<Rc<RefCell<SettleQueue>>>,
     exchange: Exchange,
+    held: Held,
 }
 
 impl HttpExchange {
-    /// A stream governed by `filter`, counting into the VM's `metrics`.
-    pub fn new(filter: Rc<Filter>, metrics: Rc<RefCell<Metrics>>) -> HttpExchange {
+    /// A stream governed by `filter`, counting into the VM's `metrics` and settling through
+    /// the VM's queue (when a control plane is configured).
+    pub fn new(
+        filter: Rc<Filter>,
+        metrics: Rc<RefCell<Metrics>>,
+        settlements: Option<Rc<RefCell<SettleQueue>>>,
+    ) -> HttpExchange {
         HttpExchange {
             filter,
             metrics,
+            settlements,
             exchange: Exchange::new(),
+            held: Held::No,
         }
     }
 
@@ -56,6 +84,66 @@ impl HttpExchange {
             .collect();
         self.send_http_response(u32::from(reply.status), headers, Some(&reply.body));
         Action::Pause
+    }
+
+    /// Posts a reservation and holds the request; when the post cannot even start, the
+    /// answer (the fail mode) is applied at once.
+    fn reserve(&mut self, call: &[u8], held: Held) -> Action {
+        let token = self.filter.control_plane.as_ref().and_then(|cp| {
+            EnvoyHost
+                .dispatch_http_call(&Callout {
+                    upstream: &cp.cluster,
+                    headers: &cp.reserve_headers(),
+                    body: call,
+                    timeout: cp.timeout,
+                })
+                .ok()
+        });
+        self.held = held;
+        match token {
+            Some(_) => Action::Pause,
+            None => match self.answer(None) {
+                Some(reply) => self.reply(&reply),
+                None => Action::Continue,
+            },
+        }
+    }
+
+    /// Applies the control plane's answer to the held request. Returns the local reply to
+    /// send, if the call is refused; otherwise the request's changes are made here.
+    fn answer(&mut self, answer: Option<(u16, &[u8])>) -> Option<LocalReply> {
+        let held = std::mem::replace(&mut self.held, Held::No);
+        let mut read_body = || match held {
+            Held::Body { len } if len > 0 => {
+                hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)
+                    .ok()
+                    .flatten()
+            }
+            _ => None,
+        };
+        let resume = {
+            let mut metrics = self.metrics.borrow_mut();
+            self.exchange.on_reserve_answer(
+                &self.filter,
+                &mut metrics,
+                &EnvoyHost,
+                answer,
+                &mut read_body,
+            )
+        };
+        match resume {
+            Resume::Continue => None,
+            Resume::Reply(reply) => Some(reply),
+            Resume::Rewrite { path, body } => {
+                if let (Some(path), Held::Headers) = (path, held) {
+                    self.set_http_request_header(":path", Some(&path));
+                }
+                if let (Some(body), Held::Body { len }) = (body, held) {
+                    self.set_http_request_body(0, len, &body);
+                }
+                None
+            }
+        }
     }
 
     fn request_body(&mut self, buffered: usize, end_of_stream: bool) -> Action {
@@ -89,11 +177,78 @@ impl HttpExchange {
                 Action::Continue
             }
             BodyAction::Reply(reply) => self.reply(&reply),
+            BodyAction::Reserve { replace, call } => {
+                let mut len = buffered;
+                if let Some(body) = replace.filter(|_| buffered > 0) {
+                    self.set_http_request_body(0, buffered, &body);
+                    len = body.len();
+                }
+                self.reserve(&call, Held::Body { len })
+            }
+        }
+    }
+
+    fn settle(&mut self) {
+        let charge = {
+            let mut metrics = self.metrics.borrow_mut();
+            self.exchange.finish(&self.filter, &mut metrics, &EnvoyHost)
+        };
+        let (Some(charge), Some(queue)) = (charge, self.settlements.as_ref()) else {
+            return;
+        };
+        let now = EnvoyHost.now();
+        let Some(settlement) = charge.settlement(now.timestamp_millis()) else {
+            return;
+        };
+        if !queue.borrow_mut().push(settlement, now) {
+            self.metrics
+                .borrow_mut()
+                .settlements_lost(&EnvoyHost, "queue_full", 1);
+            EnvoyHost.log(
+                LogLevel::Error,
+                &format!(
+                    "tollgate: settlement queue full; charge for {} ({:?}) lost",
+                    charge.request_id,
+                    charge.cost.map(|c| c.total)
+                ),
+            );
         }
     }
 }
 
-impl Context for HttpExchange {}
+impl Context for HttpExchange {
+    fn on_http_call_response(
+        &mut self,
+        _token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if self.held == Held::No {
+            return;
+        }
+        // A reset callout comes with no headers at all: nothing to read.
+        let answer = (num_headers > 0).then(|| {
+            let status = self
+                .get_http_call_response_header(":status")
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(0);
+            let body = if body_size > 0 {
+                self.get_http_call_response_body(0, body_size)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            (status, body)
+        });
+        match self.answer(answer.as_ref().map(|(s, b)| (*s, b.as_slice()))) {
+            Some(reply) => {
+                self.reply(&reply);
+            }
+            None => self.resume_http_request(),
+        }
+    }
+}
 
 impl HttpContext for HttpExchange {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -126,6 +281,11 @@ impl HttpContext for HttpExchange {
                 }
                 Action::Continue
             }
+            HeadersAction::Reserve(call) => {
+                // Only a downgrade could change the body, and it changes the path instead;
+                // the length stays right.
+                self.reserve(&call, Held::Headers)
+            }
             HeadersAction::Reply(reply) => self.reply(&reply),
         }
     }
@@ -139,16 +299,31 @@ impl HttpContext for HttpExchange {
             .get_http_response_header(":status")
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        self.exchange.on_response_headers(&self.filter, status);
+        for (name, value) in self.exchange.on_response_headers(&self.filter, status) {
+            self.add_http_response_header(&name, &value);
+        }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
         // Each chunk is passed on at once; only a copy is scanned for usage.
-        if body_size > 0
-            && let Some(chunk) = self.get_http_response_body(0, body_size)
-        {
-            self.exchange.on_response_body(&chunk);
+        if body_size == 0 {
+            return Action::Continue;
+        }
+        let Some(chunk) = self.get_http_response_body(0, body_size) else {
+            return Action::Continue;
+        };
+        let action = {
+            let mut metrics = self.metrics.borrow_mut();
+            self.exchange
+                .on_response_chunk(&self.filter, &mut metrics, &EnvoyHost, &chunk)
+        };
+        match action {
+            ChunkAction::Pass => {}
+            ChunkAction::Replace(body) => self.set_http_response_body(0, body_size, &body),
+            // The client already has the error event; this also closes the upstream
+            // connection, which is what stops the provider generating.
+            ChunkAction::Reset => self.reset_http_response(),
         }
         Action::Continue
     }
@@ -156,7 +331,6 @@ impl HttpContext for HttpExchange {
     fn on_log(&mut self) {
         // Envoy calls on_log then on_done at every stream end, client resets included;
         // finish() charges once and ignores the second call.
-        let mut metrics = self.metrics.borrow_mut();
-        let _charge = self.exchange.finish(&self.filter, &mut metrics, &EnvoyHost);
+        self.settle();
     }
 }

@@ -1,30 +1,140 @@
-//! The root context: parses the plugin configuration once per VM and hands each HTTP stream
-//! the validated [`Filter`] and the VM's metrics.
+//! The root context: parses the plugin configuration once per VM, hands each HTTP stream the
+//! validated [`Filter`], the VM's metrics and its settlement queue, and drains that queue.
+//!
+//! Settlement is per worker: each VM's root context posts its own batches on its own tick
+//! (one post in flight at a time). The control plane de-duplicates by request id, and each
+//! charge enters exactly one worker's queue once, so nothing is charged twice whatever the
+//! number of workers; a shared queue would only add a hop through another worker's VM.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use tollgate_filter_core::host::{Callout, Host, LogLevel as CoreLogLevel};
 use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
+use tollgate_filter_core::settle::{PostOutcome, SettleQueue};
 
+use crate::host::EnvoyHost;
 use crate::http::HttpExchange;
+
+/// How long a settle post may take before it counts as failed (and is retried).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One per VM.
 #[derive(Default)]
 pub struct TollgateRoot {
     filter: Option<Rc<Filter>>,
     metrics: Rc<RefCell<Metrics>>,
+    settlements: Option<Rc<RefCell<SettleQueue>>>,
+    /// The settle post in flight.
+    posting: Option<u32>,
 }
 
-impl Context for TollgateRoot {}
+impl TollgateRoot {
+    fn post_due_batch(&mut self) {
+        let (Some(filter), Some(queue)) = (self.filter.as_ref(), self.settlements.as_ref()) else {
+            return;
+        };
+        let Some(cp) = filter.control_plane.as_ref() else {
+            return;
+        };
+        let now = EnvoyHost.now();
+        let Some(body) = queue.borrow_mut().due(now) else {
+            return;
+        };
+        let headers = SettleQueue::headers(&cp.authority, &cp.authorization);
+        let call = Callout {
+            upstream: &cp.cluster,
+            headers: &headers,
+            body: &body,
+            timeout: SETTLE_TIMEOUT,
+        };
+        match EnvoyHost.dispatch_http_call(&call) {
+            Ok(token) => self.posting = Some(token),
+            Err(_) => {
+                self.metrics
+                    .borrow_mut()
+                    .control_plane_problem(&EnvoyHost, "not_sent");
+                queue.borrow_mut().answered(None, now);
+            }
+        }
+    }
+}
+
+impl Context for TollgateRoot {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        _body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if self.posting != Some(token_id) {
+            return;
+        }
+        self.posting = None;
+        let Some(queue) = self.settlements.as_ref() else {
+            return;
+        };
+        // A reset post comes with no headers at all.
+        let status = (num_headers > 0)
+            .then(|| self.get_http_call_response_header(":status"))
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok());
+        let outcome = queue.borrow_mut().answered(status, EnvoyHost.now());
+        let mut metrics = self.metrics.borrow_mut();
+        match outcome {
+            PostOutcome::Done => metrics.settle_post(&EnvoyHost, "ok"),
+            PostOutcome::Retry => {
+                metrics.settle_post(&EnvoyHost, "retry");
+                let problem = match status {
+                    None => "not_sent",
+                    Some(504) => "timeout",
+                    Some(503) => "unavailable",
+                    Some(_) => "error_status",
+                };
+                metrics.control_plane_problem(&EnvoyHost, problem);
+                EnvoyHost.log(
+                    CoreLogLevel::Warn,
+                    &format!(
+                        "tollgate: settle post failed ({status:?}); {} settlements wait for a retry",
+                        queue.borrow().len()
+                    ),
+                );
+            }
+            PostOutcome::Rejected => {
+                metrics.settle_post(&EnvoyHost, "rejected");
+                metrics.settlements_lost(&EnvoyHost, "rejected", 1);
+                EnvoyHost.log(
+                    CoreLogLevel::Error,
+                    "tollgate: the control plane refused a settlement as invalid; it was dropped",
+                );
+            }
+        }
+        drop(metrics);
+        // Keep draining a backlog without waiting for the next tick.
+        self.post_due_batch();
+    }
+}
 
 impl RootContext for TollgateRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let config = self.get_plugin_configuration().unwrap_or_default();
         match Filter::from_json(&config) {
             Ok(filter) => {
+                if let Some(cp) = filter.control_plane.as_ref() {
+                    // A new configuration keeps the charges still waiting under the old one.
+                    if self.settlements.is_none() {
+                        self.settlements = Some(Rc::new(RefCell::new(SettleQueue::new(cp.settle))));
+                    }
+                    // Tick often enough that a partial batch waits about its max delay.
+                    let tick = (cp.settle.max_delay / 4)
+                        .clamp(Duration::from_millis(10), Duration::from_millis(250));
+                    self.set_tick_period(tick);
+                }
                 self.filter = Some(Rc::new(filter));
                 true
             }
@@ -35,10 +145,20 @@ impl RootContext for TollgateRoot {
         }
     }
 
+    fn on_tick(&mut self) {
+        if self.posting.is_none() {
+            self.post_due_batch();
+        }
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Envoy creates streams only after a successful on_configure.
         let filter = self.filter.clone()?;
-        Some(Box::new(HttpExchange::new(filter, self.metrics.clone())))
+        Some(Box::new(HttpExchange::new(
+            filter,
+            self.metrics.clone(),
+            self.settlements.clone(),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

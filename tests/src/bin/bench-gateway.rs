@@ -67,10 +67,14 @@ async fn main() -> anyhow::Result<()> {
             serde_json::json!("buffer"),
         ),
         // $TOLLGATE_WASM picks another build of the filter (another opt-level, say).
-        "tollgate" => (
-            paths::filter_wasm()?,
-            tollgate_e2e::gateway_config::reference_plugin_config(),
-        ),
+        // Measuring only: the filter's own work, no admission round trip.
+        "tollgate" => (paths::filter_wasm()?, {
+            let mut config = tollgate_e2e::gateway_config::reference_plugin_config();
+            if let Some(fields) = config.as_object_mut() {
+                fields.remove("control_plane");
+            }
+            config
+        }),
         other => anyhow::bail!("--filter noop|noop-buffer|tollgate, not {other}"),
     };
     let wasm = WasmFilter {

@@ -3,8 +3,9 @@
 //! - no flags: the production `envoy/envoy.yaml`
 //!   (`cargo run -p tollgate-e2e --bin render-envoy-config > envoy/envoy.yaml`);
 //! - `--local`: the local stack of `scripts/up.sh`, with `--wasm PATH`, `--listen-port N`,
-//!   `--admin-port N`, `--control-plane-port N` and, for the mock provider, `--mock-port N`
-//!   (without it the real providers are used, over TLS).
+//!   `--admin-port N`, `--control-plane-port N`, `--dataplane-token T` (the filter's token
+//!   for the control plane) and, for the mock provider, `--mock-port N` (without it the real
+//!   providers are used, over TLS).
 
 use std::path::PathBuf;
 
@@ -31,9 +32,13 @@ fn main() -> anyhow::Result<()> {
         config.admin_port = port("--admin-port", 9901)?;
         config.control_plane = Upstream::http("127.0.0.1", port("--control-plane-port", 8080)?);
         if let Some(wasm) = flag("--wasm") {
+            let mut plugin_config = reference_plugin_config();
+            if let Some(token) = flag("--dataplane-token") {
+                plugin_config["control_plane"]["token"] = token.into();
+            }
             config.wasm = Some(WasmFilter {
                 path: PathBuf::from(wasm),
-                plugin_config: reference_plugin_config(),
+                plugin_config,
             });
         }
         if let Some(mock) = flag("--mock-port") {

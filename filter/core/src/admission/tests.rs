@@ -60,13 +60,14 @@ fn a_deny_answer_becomes_a_429_in_the_providers_shape_with_budget_headers() {
 
 #[test]
 fn a_downgrade_answer_names_the_cheaper_model() {
-    let body = br#"{"decision":"downgrade","budget_id":"b","model":"gpt-4o-mini"}"#;
+    let body = br#"{"decision":"downgrade","budget_id":"b","model":"gpt-4o-mini","remaining":7}"#;
     let (a, _) = decide(&open(), &route(), Some((200, body)));
     assert_eq!(
         a,
         Admission::Downgrade {
             model: "gpt-4o-mini".into(),
-            budget_id: "b".into()
+            budget_id: "b".into(),
+            remaining: Some(NanoUsd(7)),
         }
     );
 }

@@ -298,7 +298,7 @@ fn bedrock_route(path: &str) -> Option<Route> {
 
 /// Decodes `%XX` escapes (Bedrock model ids arrive as `...-v1%3A0` or escaped ARNs). Invalid
 /// escapes and non-UTF-8 results are kept as they were.
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_owned();
     }

@@ -94,3 +94,29 @@ fn a_full_queue_drops_and_counts_new_charges() {
     assert!(!q.push(charge(2), t(0)));
     assert_eq!((q.len(), q.dropped()), (2, 1));
 }
+
+#[test]
+fn a_400_is_bisected_down_to_the_bad_settlement_which_alone_is_dropped() {
+    let mut q = SettleQueue::new(limits(100, 4));
+    for i in 0..4 {
+        q.push(charge(i), t(0));
+    }
+    // The control plane refuses any batch holding r2.
+    let mut posted = Vec::new();
+    let mut now = 0;
+    while let Some(body) = q.due(t(now)) {
+        let batch = ids(&body);
+        let status = if batch.iter().any(|id| id == "r2") {
+            400
+        } else {
+            200
+        };
+        if q.answered(Some(status), t(now)) == PostOutcome::Done {
+            posted.extend(batch);
+        }
+        now += 1000;
+        assert!(now < 100_000, "bisection must end");
+    }
+    assert_eq!(posted, ["r0", "r1", "r3"]);
+    assert_eq!((q.rejected(), q.len()), (1, 0));
+}

@@ -1,0 +1,483 @@
+//! Enforcement inside one exchange: the reservation, the control plane's answer, the
+//! response headers that report it, and the mid-stream cut-off.
+//!
+//! When admission happens is decided by where the request names its model:
+//! - in the body (OpenAI, Anthropic, Cohere, OpenAI-compatible): at the end of the body, once
+//!   the model, the output cap and the prompt size are known. Envoy has already sent the
+//!   request headers upstream by then (proxy-wasm cannot hold headers while reading the
+//!   body: the host turns a header pause into "stop everything"), but not one byte of the
+//!   body, so a refused call never reaches the provider as a call. A downgrade rewrites the
+//!   body's `model`.
+//! - in the path (Gemini, Bedrock, Vertex) with a `content-length`: at the headers, with the
+//!   path's model, one token per body byte (the body is not read yet: a safe upper bound)
+//!   and the model's default output cap, so that a downgrade can still rewrite the path.
+//!   Without a length, at the end of the body, where a downgrade of a path model cannot be
+//!   carried out and is refused with a message saying which model to call.
+//!
+//! Every reservation is settled exactly once: by the charge at the end of the stream, or at
+//! zero when the call was refused or never answered after its reservation was made.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use tollgate_model::wire::v1::ReserveRequest;
+use tollgate_model::{NanoUsd, Usage};
+
+use super::{Exchange, Phase, RequestHead};
+use crate::admission::{Admission, decide};
+use crate::estimate::REQUEST_OVERHEAD_TOKENS;
+use crate::host::{Host, LogLevel};
+use crate::metrics::{Metrics, Outcome};
+use crate::plugin::Filter;
+use crate::providers::{Api, Provider, Route};
+use crate::reply::{LocalReply, stream_error_event};
+use crate::request::rewrite::{rewrite_body_model, rewrite_path_model};
+use crate::scopes::Lookup;
+
+/// Where admission stands.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    /// No control plane, or not asked yet.
+    #[default]
+    NotAsked,
+    /// The reservation is in flight; the request is held.
+    Waiting,
+    /// Reserved: settle with the charge.
+    Reserved,
+    /// The control plane could not answer and the fail mode let the call through: settle
+    /// unreserved.
+    FailedOpen,
+    /// Refused before anything was reserved: nothing to settle.
+    Refused,
+}
+
+/// How far a cut-off stream has gone.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    #[default]
+    No,
+    /// The error event went out with the last chunk; the next callback resets the stream.
+    Announced,
+    /// Reset.
+    Done,
+}
+
+/// Admission's per-exchange state.
+#[derive(Debug, Default)]
+pub(super) struct Admitted {
+    pub(super) state: State,
+    request_id: String,
+    reserved_at_headers: bool,
+    /// The request path, kept while a header-time reservation may rewrite it.
+    path: String,
+    /// The worst case reserved: its tokens, and its cost as the filter priced it.
+    worst: Usage,
+    estimate: NanoUsd,
+    remaining: Option<NanoUsd>,
+    cutoff: Option<NanoUsd>,
+    downgraded_from: Option<String>,
+    cut: Cut,
+}
+
+impl Admitted {
+    /// Whether the charge must be settled, and as reserved or not.
+    pub(super) fn reserved(&self) -> Option<bool> {
+        match self.state {
+            // A reservation may have been made even if its answer never arrived.
+            State::Waiting | State::Reserved => Some(true),
+            State::FailedOpen => Some(false),
+            State::NotAsked | State::Refused => None,
+        }
+    }
+
+    pub(super) fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    pub(super) fn is_waiting(&self) -> bool {
+        self.state == State::Waiting
+    }
+}
+
+/// What to do once the control plane answered (or could not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// Let the held request go as it is.
+    Continue,
+    /// Let it go changed: a new `:path` (only after a header-time reservation) or a new body
+    /// (only after a body-time one).
+    Rewrite {
+        /// The new `:path`.
+        path: Option<String>,
+        /// The new body.
+        body: Option<Vec<u8>>,
+    },
+    /// Answer locally instead.
+    Reply(LocalReply),
+}
+
+/// What to do with a response chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkAction {
+    /// Pass it on unchanged.
+    Pass,
+    /// Pass this instead: the chunk followed by the provider-shaped error that ends a
+    /// cut-off stream.
+    Replace(Vec<u8>),
+    /// Reset the stream: it was cut off and has already told the client why.
+    Reset,
+}
+
+/// Per-VM sequence for request ids.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A request id no client can choose: the client's `x-request-id` (kept for log
+/// correlation, up to 64 printable bytes) and this VM's clock and sequence. A client that
+/// replays an id must not ride on an earlier reservation.
+fn new_request_id(client: Option<&str>, now: DateTime<Utc>) -> String {
+    let seq = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let nanos = now.timestamp_nanos_opt().unwrap_or_default();
+    let client: String = client
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .take(64)
+        .collect();
+    format!("{client}~{nanos:x}.{seq:x}")
+}
+
+/// Whether the API names its model in the path in a way a downgrade can rewrite (Azure
+/// deployment names are private names, not models: they cannot be swapped for a model id).
+fn model_in_path(route: &Route) -> bool {
+    route.path_model.is_some()
+        && route.provider != Provider::AzureOpenai
+        && matches!(
+            route.api,
+            Api::GenerateContent
+                | Api::StreamGenerateContent
+                | Api::Converse
+                | Api::ConverseStream
+                | Api::Messages
+        )
+}
+
+fn usd(n: NanoUsd) -> String {
+    n.to_usd().normalize().to_string()
+}
+
+impl Exchange {
+    /// Prices a worst case and builds the `reserve` body; the exchange now waits.
+    fn reserve(
+        &mut self,
+        filter: &Filter,
+        host: &dyn Host,
+        model: Option<String>,
+        input_tokens: u64,
+        max_output_tokens: u64,
+    ) -> Option<Vec<u8>> {
+        let cp = filter.control_plane.as_ref()?;
+        let route = self.route.as_ref()?;
+        let now = host.now();
+        let worst = Usage {
+            uncached_input_tokens: input_tokens,
+            output_tokens: max_output_tokens,
+            estimated: true,
+            ..Usage::default()
+        };
+        // An unknown model reserves nothing but still counts as a request; its usage is
+        // counted (`unknown_model`) when it ends.
+        self.admission.worst = worst;
+        self.admission.estimate = model
+            .as_deref()
+            .and_then(|m| filter.prices.cost(m, &worst, now).ok())
+            .map_or(NanoUsd::ZERO, |c| c.total);
+        let request = ReserveRequest {
+            request_id: self.admission.request_id.clone(),
+            scopes: self.scopes.clone(),
+            model: model.unwrap_or_default(),
+            provider: route.provider.as_str().to_owned(),
+            estimated_cost: self.admission.estimate,
+            estimated_input_tokens: input_tokens,
+            max_output_tokens,
+            at_unix_ms: now.timestamp_millis(),
+        };
+        self.admission.state = State::Waiting;
+        Some(cp.reserve_body(&request))
+    }
+
+    /// At the request headers: names the call, and reserves now when the model is in the
+    /// path and the body's length is known.
+    pub(super) fn reserve_at_headers(
+        &mut self,
+        filter: &Filter,
+        host: &dyn Host,
+        head: RequestHead<'_>,
+        lookup: &mut dyn FnMut(Lookup<'_>) -> Option<String>,
+    ) -> Option<Vec<u8>> {
+        filter.control_plane.as_ref()?;
+        let client_id = lookup(Lookup::Header("x-request-id"));
+        self.admission.request_id = new_request_id(client_id.as_deref(), host.now());
+        let route = self.route.as_ref()?;
+        if !model_in_path(route) {
+            return None;
+        }
+        let length: u64 = lookup(Lookup::Header("content-length"))?
+            .trim()
+            .parse()
+            .ok()?;
+        let model = route.path_model.clone()?;
+        let max_output = u64::from(filter.prices.default_max_output_tokens(&model));
+        self.admission.reserved_at_headers = true;
+        self.admission.path = head.path.to_owned();
+        self.reserve(
+            filter,
+            host,
+            Some(model),
+            length.saturating_add(REQUEST_OVERHEAD_TOKENS),
+            max_output,
+        )
+    }
+
+    /// At the end of the request body: reserves unless that was done at the headers.
+    pub(super) fn reserve_at_body(&mut self, filter: &Filter, host: &dyn Host) -> Option<Vec<u8>> {
+        if self.admission.state != State::NotAsked {
+            return None;
+        }
+        filter.control_plane.as_ref()?;
+        let (model, input, output) = match (&self.request, self.unread_body_bytes) {
+            (Some(info), _) => (
+                info.model.clone(),
+                info.estimated_input_tokens,
+                info.max_output_tokens,
+            ),
+            // Too large to read: one token per byte, and the model's default cap.
+            (None, Some(bytes)) => {
+                let model = self.route.as_ref().and_then(|r| r.path_model.clone());
+                let cap = filter
+                    .prices
+                    .default_max_output_tokens(model.as_deref().unwrap_or_default());
+                (model, bytes, u64::from(cap))
+            }
+            (None, None) => return None,
+        };
+        self.reserve(filter, host, model, input, output)
+    }
+
+    /// The control plane answered the reservation: `answer` is its status and body, `None`
+    /// when the callout could not even be sent. `read_body` fetches the held request body
+    /// (for a downgrade's rewrite).
+    pub fn on_reserve_answer(
+        &mut self,
+        filter: &Filter,
+        metrics: &mut Metrics,
+        host: &dyn Host,
+        answer: Option<(u16, &[u8])>,
+        read_body: &mut dyn FnMut() -> Option<Vec<u8>>,
+    ) -> Resume {
+        if self.admission.state != State::Waiting {
+            return Resume::Continue;
+        }
+        let (Some(cp), Some(route)) = (filter.control_plane.as_ref(), self.route.as_ref()) else {
+            return Resume::Continue;
+        };
+        let provider = route.provider.as_str();
+        let (admission, problem) = decide(cp, route, answer);
+        if let Some(problem) = &problem {
+            metrics.control_plane_problem(host, problem.as_str());
+            host.log(
+                LogLevel::Warn,
+                &format!(
+                    "tollgate: reserve for {} got no usable answer ({}); fail mode {:?}",
+                    self.admission.request_id,
+                    problem.as_str(),
+                    cp.fail_mode
+                ),
+            );
+        }
+        match admission {
+            Admission::Allow {
+                remaining,
+                stream_cutoff,
+            } => {
+                metrics.admission(host, provider, "allow");
+                self.admission.state = State::Reserved;
+                self.admission.remaining = remaining;
+                self.admission.cutoff = stream_cutoff;
+                Resume::Continue
+            }
+            Admission::FailedOpen => {
+                metrics.admission(host, provider, "failed_open");
+                self.admission.state = State::FailedOpen;
+                Resume::Continue
+            }
+            Admission::Deny(reply) => {
+                let word = if problem.is_some() {
+                    "failed_closed"
+                } else {
+                    "deny"
+                };
+                metrics.admission(host, provider, word);
+                metrics.request(host, provider, Outcome::Denied);
+                self.admission.state = State::Refused;
+                self.phase = Phase::Done;
+                Resume::Reply(reply)
+            }
+            Admission::Downgrade {
+                model,
+                budget_id,
+                remaining,
+            } => {
+                metrics.admission(host, provider, "downgrade");
+                self.admission.state = State::Reserved;
+                self.admission.remaining = remaining;
+                self.downgrade(filter, metrics, host, &model, &budget_id, read_body)
+            }
+        }
+    }
+
+    fn downgrade(
+        &mut self,
+        filter: &Filter,
+        metrics: &mut Metrics,
+        host: &dyn Host,
+        model: &str,
+        budget_id: &str,
+        read_body: &mut dyn FnMut() -> Option<Vec<u8>>,
+    ) -> Resume {
+        let original = self.priced_model().unwrap_or_default();
+        let rewritten = if self.admission.reserved_at_headers {
+            let path = rewrite_path_model(&self.admission.path, &original, model);
+            if path.is_some()
+                && let Some(route) = self.route.as_mut()
+            {
+                route.path_model = Some(model.to_owned());
+            }
+            path.map(|p| Resume::Rewrite {
+                path: Some(p),
+                body: None,
+            })
+        } else {
+            let body = read_body().and_then(|b| rewrite_body_model(&b, model));
+            if body.is_some()
+                && let Some(info) = self.request.as_mut()
+            {
+                info.model = Some(model.to_owned());
+            }
+            body.map(|b| Resume::Rewrite {
+                path: None,
+                body: Some(b),
+            })
+        };
+        let Some(resume) = rewritten else {
+            // Reserved on the cheaper model but cannot be sent as it: refuse, and release
+            // the reservation (settled at zero when the stream ends).
+            let route = self.route.as_ref();
+            metrics.request(
+                host,
+                route.map_or("none", |r| r.provider.as_str()),
+                Outcome::Denied,
+            );
+            self.phase = Phase::Released;
+            return Resume::Reply(LocalReply::error(
+                route,
+                filter.control_plane.as_ref().map_or(429, |c| c.deny_status),
+                "budget_exceeded",
+                &format!(
+                    "budget {budget_id:?} allows this call only on {model:?}, and this request \
+                     names its model where the gateway cannot change it: call {model:?} directly"
+                ),
+            ));
+        };
+        // The control plane reserved the same worst case on the cheaper model.
+        self.admission.estimate = filter
+            .prices
+            .cost(model, &self.admission.worst, host.now())
+            .map_or(NanoUsd::ZERO, |c| c.total);
+        self.admission.downgraded_from = Some(original);
+        resume
+    }
+
+    /// Headers added to the response: the model a downgrade replaced (always), and with
+    /// `response_headers`, what the call reserved and the least left in its budgets. The
+    /// exact charge is known only after the body, when the headers have long gone.
+    pub(super) fn response_headers(&self, filter: &Filter) -> Vec<(String, String)> {
+        let mut headers = Vec::new();
+        if let Some(from) = &self.admission.downgraded_from {
+            headers.push(("x-tollgate-downgraded-from".to_owned(), from.clone()));
+        }
+        if filter.response_headers && self.admission.state == State::Reserved {
+            headers.push((
+                "x-tollgate-reserved-usd".to_owned(),
+                usd(self.admission.estimate),
+            ));
+            if let Some(remaining) = self.admission.remaining {
+                headers.push(("x-tollgate-remaining-usd".to_owned(), usd(remaining)));
+            }
+        }
+        headers
+    }
+
+    /// A response chunk passed: feed the usage reader and, when the budget asked for it, cut
+    /// the stream off once its running cost passes what was left.
+    pub fn on_response_chunk(
+        &mut self,
+        filter: &Filter,
+        metrics: &mut Metrics,
+        host: &dyn Host,
+        chunk: &[u8],
+    ) -> ChunkAction {
+        match self.admission.cut {
+            Cut::No => {}
+            Cut::Announced => {
+                self.admission.cut = Cut::Done;
+                return ChunkAction::Reset;
+            }
+            Cut::Done => return ChunkAction::Pass,
+        }
+        self.on_response_body(chunk);
+        let Some(cutoff) = self.admission.cutoff else {
+            return ChunkAction::Pass;
+        };
+        if self.status.is_some_and(|s| s >= 400) {
+            return ChunkAction::Pass;
+        }
+        let (Some(reader), Some(route), Some(model)) = (
+            self.reader.as_ref(),
+            self.route.as_ref(),
+            self.priced_model(),
+        ) else {
+            return ChunkAction::Pass;
+        };
+        let input = self
+            .request
+            .as_ref()
+            .map_or(0, |r| r.estimated_input_tokens);
+        let running = reader.usage_so_far(input);
+        let Ok(cost) = filter.prices.cost(&model, &running, host.now()) else {
+            return ChunkAction::Pass;
+        };
+        if cost.total <= cutoff {
+            return ChunkAction::Pass;
+        }
+        self.admission.cut = Cut::Announced;
+        metrics.stream_cutoff(host, route.provider.as_str());
+        host.log(
+            LogLevel::Info,
+            &format!(
+                "tollgate: {} cut off at {} (its budgets allowed {})",
+                self.admission.request_id, cost.total, cutoff
+            ),
+        );
+        let framing = route.framing(self.request.as_ref().is_some_and(|r| r.streaming));
+        let message = format!(
+            "this response was cut off: it reached what is left of its budget ({})",
+            cutoff
+        );
+        let mut out = chunk.to_vec();
+        out.extend_from_slice(&stream_error_event(route, framing, &message));
+        ChunkAction::Replace(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -206,6 +206,7 @@ async fn sixty_four_clients_on_four_workers_get_at_most_the_hundred_calls_a_budg
     }
     let count = |s: u16| statuses.iter().filter(|&&x| x == s).count();
     let (ok, refused, unavailable) = (count(200), count(429), count(503));
+    eprintln!("{ok} admitted, {refused} refused, {unavailable} unavailable");
     assert_eq!(
         ok + refused + unavailable,
         CLIENTS * CALLS_PER_CLIENT,

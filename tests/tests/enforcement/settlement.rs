@@ -62,6 +62,11 @@ async fn a_redis_restart_mid_run_with_aof_loses_no_charge_and_charges_nothing_tw
         );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
+    let before_restart = stack.mock.requests().len();
+    assert!(
+        before_restart < LOOPS * CALLS_PER_LOOP,
+        "every call was sent before the restart"
+    );
     let redis = stack.redis.as_mut().unwrap();
     redis.restart().await.unwrap();
     let mut ok = 0;
@@ -92,6 +97,11 @@ async fn a_redis_restart_mid_run_with_aof_loses_no_charge_and_charges_nothing_tw
     assert_eq!(u.spent_nanos, n * each, "no double charge: {u:?}");
     let settled = stack.control_plane.settlements_by_request();
     assert_eq!(settled.len(), ok);
+    eprintln!(
+        "restart after {before_restart} calls; {} settle posts, {} settlements unreserved",
+        stack.control_plane.settle_batches().len(),
+        settled.values().filter(|s| !s.reserved).count()
+    );
     let sum: i64 = settled.values().map(|s| s.cost.nanos()).sum();
     assert_eq!(sum, u.spent_nanos, "spent equals the sum of the charges");
 }

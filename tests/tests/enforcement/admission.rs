@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tollgate_e2e::charges::{chat_json_usage, cost_nanos, usd};
+use tollgate_e2e::charges::{chat_json_usage, cost_nanos, fixture_usage, usd};
 use tollgate_e2e::stack::{Stack, StackOptions};
-use tollgate_model::Usage;
+use tollgate_model::{PriceTable, Usage};
 
-use super::{answer, budget, header, openai_chat};
+use super::{answer, budget, gemini_contents, header, openai_chat};
 
 #[tokio::test]
 async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
@@ -77,6 +77,71 @@ async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
         .collect();
     assert_eq!(settled.len(), 1);
     assert_eq!(settled[0].model, "gpt-4o-mini");
+}
+
+#[tokio::test]
+async fn a_downgrade_of_a_path_model_rewrites_the_gemini_path_and_charges_the_cheaper_price() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    // Path models are reserved at the headers: one token per body byte (well under 1000
+    // here) plus the model's default output cap. Room for flash's worst case, not pro's.
+    let prices = PriceTable::shipped().unwrap();
+    let worst = |model: &str, input: u64| {
+        let usage = Usage {
+            uncached_input_tokens: input,
+            output_tokens: u64::from(prices.default_max_output_tokens(model)),
+            ..Usage::default()
+        };
+        cost_nanos(model, &usage).unwrap()
+    };
+    let flash_worst = worst("gemini-2.5-flash", 1000);
+    assert!(flash_worst < worst("gemini-2.5-pro", 0));
+    let mut spec = budget(
+        "gemini-downgrade-budget",
+        "gemini-downgrade",
+        &usd(flash_worst),
+    );
+    spec["enforcement"] = json!({"downgrade": {"gemini-2.5-pro": "gemini-2.5-flash"}});
+    stack.control_plane.create_budget(&spec).await.unwrap();
+
+    let stem = "gemini-generate-content-thinking-cache";
+    let sent = gemini_contents(256);
+    let resp = stack
+        .post(
+            "/v1beta/models/gemini-2.5-pro:generateContent",
+            "gemini-downgrade",
+            &format!("{stem}.json"),
+            &sent,
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = answer(resp).await;
+    assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
+    assert_eq!(
+        header(&headers, "x-tollgate-downgraded-from"),
+        "gemini-2.5-pro",
+        "{headers:?}"
+    );
+    let upstream = stack.mock.requests();
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(
+        upstream[0].path,
+        "/v1beta/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(
+        stack.upstream_bodies(),
+        vec![sent],
+        "the body is left alone"
+    );
+
+    let usage = fixture_usage(stem).unwrap();
+    let charged = cost_nanos("gemini-2.5-flash", &usage).unwrap();
+    assert_ne!(charged, cost_nanos("gemini-2.5-pro", &usage).unwrap());
+    stack
+        .control_plane
+        .wait_spent("gemini-downgrade-budget", charged)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -238,4 +238,13 @@ async fn a_mid_stream_cutoff_ends_the_stream_with_a_provider_shaped_error_at_the
         .await
         .unwrap();
     assert!(u.spent_nanos < long_stream_full_cost(), "{u:?}");
+    // Charged for what was streamed, as an estimate (the usage event never came).
+    let settled: Vec<_> = stack
+        .control_plane
+        .settlements_by_request()
+        .into_values()
+        .collect();
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert!(settled[0].usage.estimated, "{:?}", settled[0]);
+    assert_eq!(settled[0].cost.nanos(), u.spent_nanos);
 }

@@ -57,6 +57,8 @@ pub struct HttpExchange {
     settlements: Option<Rc<RefCell<SettleQueue>>>,
     exchange: Exchange,
     held: Held,
+    /// The request ended with its headers (no body will come).
+    headers_only: bool,
 }
 
 impl HttpExchange {
@@ -73,6 +75,7 @@ impl HttpExchange {
             settlements,
             exchange: Exchange::new(),
             held: Held::No,
+            headers_only: false,
         }
     }
 
@@ -241,11 +244,18 @@ impl Context for HttpExchange {
             };
             (status, body)
         });
+        let held = self.held;
         match self.answer(answer.as_ref().map(|(s, b)| (*s, b.as_slice()))) {
             Some(reply) => {
                 self.reply(&reply);
             }
-            None => self.resume_http_request(),
+            None => {
+                if held == Held::Headers && self.headers_only {
+                    // No body callback will come: read the empty body now, as at the headers.
+                    self.request_body(0, true);
+                }
+                self.resume_http_request();
+            }
         }
     }
 }
@@ -282,8 +292,9 @@ impl HttpContext for HttpExchange {
                 Action::Continue
             }
             HeadersAction::Reserve(call) => {
-                // Only a downgrade could change the body, and it changes the path instead;
-                // the length stays right.
+                self.headers_only = end_of_stream;
+                // The length was read for the estimate; the body may still be rewritten later.
+                self.set_http_request_header("content-length", None);
                 self.reserve(&call, Held::Headers)
             }
             HeadersAction::Reply(reply) => self.reply(&reply),

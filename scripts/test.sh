@@ -22,9 +22,8 @@ check_clippy_wasm() {
   # Benches are native-only (criterion); everything else also builds for wasm.
   cargo clippy -p tollgate-model --lib --tests --examples --target wasm32-wasip1 --locked -- -D warnings
 }
-# The proxy-wasm filters the Envoy tests load, built as users build them.
-WASM_CRATES=(-p tollgate-filter -p tollgate-noop-filter)
-check_wasm() { cargo build "${WASM_CRATES[@]}" --target wasm32-wasip1 --profile wasm --locked; }
+# The proxy-wasm filters the Envoy tests load, built (and wasm-opt'ed) as users build them.
+check_wasm() { ./scripts/build-wasm.sh tollgate-filter tollgate-noop-filter; }
 # The Envoy tests load the .wasm files, so they are (re)built first.
 check_test() { check_wasm && cargo test --workspace --locked; }
 check_test_wasm() {

@@ -31,9 +31,9 @@ say() { printf '[up] %s\n' "$*" >&2; }
 ./scripts/setup.sh
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 say "building the filter (.wasm) and the control plane"
-cargo build --quiet --locked -p tollgate-filter --target wasm32-wasip1 --profile wasm
+./scripts/build-wasm.sh tollgate-filter
 cargo build --quiet --locked -p tollgate-control-plane --bin tollgate -p tollgate-e2e --bin tollgate-mock-provider --bin render-envoy-config
-WASM="$TARGET/wasm32-wasip1/wasm/tollgate_filter.wasm"
+WASM="$TARGET/wasm32-wasip1/wasm-opt/tollgate_filter.wasm"
 
 if [ -z "$mock" ] && ! timeout 3 bash -c 'exec 3<>/dev/tcp/api.openai.com/443' 2>/dev/null; then
   say "api.openai.com is not reachable: using the mock provider"

@@ -31,7 +31,7 @@ pub fn envoy_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Tollgate's filter built with the `wasm` profile: `$TOLLGATE_WASM`, else
+/// Tollgate's filter as it ships (the `wasm` profile, then wasm-opt): `$TOLLGATE_WASM`, else
 /// [`built_wasm`]`("tollgate_filter")`.
 pub fn filter_wasm() -> anyhow::Result<PathBuf> {
     match std::env::var_os("TOLLGATE_WASM") {
@@ -40,21 +40,32 @@ pub fn filter_wasm() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// A cdylib built with `--target wasm32-wasip1 --profile wasm`, in the cargo target dir.
-/// The test command builds them before the tests run.
+/// A cdylib as `scripts/build-wasm.sh` leaves it: built with `--target wasm32-wasip1
+/// --profile wasm`, then optimised by wasm-opt into `wasm32-wasip1/wasm-opt/` of the cargo
+/// target dir. The test command builds them before the tests run. An optimised file older
+/// than cargo's output is an error: the tests would load yesterday's filter.
 pub fn built_wasm(name: &str) -> anyhow::Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
-    let path = target
-        .join("wasm32-wasip1")
-        .join("wasm")
-        .join(format!("{name}.wasm"));
-    std::fs::metadata(&path).with_context(|| {
-        format!(
-            "no {name}.wasm at {}: run `scripts/test.sh wasm` (or cargo build --target wasm32-wasip1 --profile wasm)",
-            path.display()
-        )
-    })?;
+    let dir = target.join("wasm32-wasip1");
+    let file = format!("{name}.wasm");
+    let (path, cargo_output) = (
+        dir.join("wasm-opt").join(&file),
+        dir.join("wasm").join(&file),
+    );
+    let rebuild = "run `scripts/build-wasm.sh` (or `scripts/test.sh wasm`)";
+    let optimised = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .with_context(|| format!("no {file} at {}: {rebuild}", path.display()))?;
+    if let Ok(built) = std::fs::metadata(&cargo_output).and_then(|m| m.modified())
+        && built > optimised
+    {
+        bail!(
+            "{} is older than cargo's {}: {rebuild}",
+            path.display(),
+            cargo_output.display()
+        );
+    }
     Ok(path)
 }

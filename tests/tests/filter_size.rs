@@ -2,11 +2,12 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-/// Hard ceiling. The target is 600 KB; the figure is in the closing notes of each change.
-const MAX_WASM_BYTES: u64 = 1024 * 1024;
+/// Issue 5's target for the shipped artefact (after wasm-opt), in bytes (decimal KB, the
+/// stricter reading).
+const MAX_WASM_BYTES: u64 = 600 * 1000;
 
 #[test]
-fn the_filter_wasm_is_under_one_megabyte() {
+fn the_shipped_filter_wasm_is_at_most_600_kb() {
     let path = tollgate_e2e::paths::filter_wasm().unwrap();
     let size = std::fs::metadata(&path).unwrap().len();
     println!("{}: {size} bytes", path.display());

@@ -1,19 +1,26 @@
 //! A deliberately conservative token estimate, without a tokenizer.
 //!
 //! Shipping real BPE tables in the `.wasm` would cost megabytes and each provider tokenizes
-//! differently anyway, so the filter counts *runs* of byte classes, each rounded up, which
-//! tracks how BPE tokenizers split text (see `docs/estimation.md` for the measured error):
+//! differently anyway, so the filter charges each byte by its class and by whether it starts
+//! a run of its class (a word, a number, a run of punctuation), which tracks how BPE
+//! tokenizers split text (see `docs/estimation.md` for the measured error). In quarter
+//! tokens, rounded up once at the end:
 //!
-//! | run of …                         | tokens            |
-//! |----------------------------------|-------------------|
-//! | ASCII letters                    | ⌈len / 4⌉         |
-//! | ASCII digits                     | ⌈len / 2⌉ (BPEs group ≤ 3 digits) |
-//! | ASCII punctuation and controls   | ⌈len / 2⌉         |
-//! | spaces and tabs                  | 0 for one (it joins the next word), else ⌈(len − 1) / 4⌉ |
-//! | line breaks (`\n`, `\r`)         | ⌈len / 4⌉         |
-//! | non-ASCII characters             | 1 per character (2 for 4-byte ones: emoji) |
-//! | `\uXXXX` escape in a body        | 1 ([`estimate_body_tokens`])  |
-//! | base64-like run ≥ 1 KiB (images) | max(2 000, len / 250) instead |
+//! | byte                                   | first of its run | each next |
+//! |----------------------------------------|-----------------:|----------:|
+//! | ASCII letter                           | 3                | 1         |
+//! | other printable ASCII (digits, punctuation) | 4           | 2         |
+//! | space                                  | 0 (it joins the next word) | 1 |
+//! | control (`\n`, `\r`, `\t`, …)          | 4                | 1         |
+//! | UTF-8 lead byte of a 2- or 3-byte character | 4           | 4         |
+//! | UTF-8 lead byte of a 4-byte character (emoji) | 8         | 8         |
+//! | UTF-8 continuation byte                | 0                | 0         |
+//! | `\uXXXX` escape in a body              | 4, as the character it stands for ([`estimate_body_tokens`]) | |
+//! | base64-like run ≥ 1 KiB (images)       | max(2 000, len / 250) tokens instead | |
+//!
+//! So a word of n letters costs (n + 2) / 4 tokens, a run of n digits or punctuation
+//! (n + 1) / 2. The charge of a byte depends only on it and the byte before it: no run
+//! length is carried, and the count is a sum the compiler vectorises (`feed`).
 //!
 //! Callers estimate whole request bodies, JSON syntax included: the syntax stands in for the
 //! per-message overhead the providers add, and tool definitions are billed input too.
@@ -31,206 +38,65 @@ pub const BINARY_MIN_TOKENS: u64 = 2_000;
 /// Bytes of base64 per token beyond [`BINARY_MIN_TOKENS`].
 pub const BINARY_BYTES_PER_TOKEN: u64 = 250;
 
-/// Byte classes. Runs of one class are charged per [`CHARGE`].
-const LETTER: u8 = 0;
-const DIGIT: u8 = 1;
-const PUNCT: u8 = 2;
-const SPACE: u8 = 3;
-const NEWLINE: u8 = 4;
-/// A UTF-8 lead byte of a 2- or 3-byte character.
-const LEAD: u8 = 5;
-/// A UTF-8 lead byte of a 4-byte character (emoji and rarer scripts).
-const LEAD4: u8 = 6;
-/// A UTF-8 continuation byte: part of a character already counted.
-const CONT: u8 = 7;
-const fn class_of(b: u8) -> u8 {
-    match b {
-        b'a'..=b'z' | b'A'..=b'Z' => LETTER,
-        b'0'..=b'9' => DIGIT,
-        b' ' | b'\t' => SPACE,
-        b'\n' | b'\r' => NEWLINE,
-        0x80..=0xBF => CONT,
-        0xF0..=0xFF => LEAD4,
-        0xC0..=0xEF => LEAD,
-        _ => PUNCT,
-    }
+/// A byte's class, coded as its two charges in quarter tokens: first of a run in the high
+/// nibble, each next in the low one. Every class's pair differs, so equal codes mean the same
+/// class (the run goes on).
+const LETTER: u8 = 0x31;
+const OTHER: u8 = 0x42;
+const SPACE: u8 = 0x01;
+const CONTROL: u8 = 0x41;
+const CONTINUATION: u8 = 0x00;
+const LEAD: u8 = 0x44;
+const LEAD4: u8 = 0x88;
+/// Before the first byte: no class, so the first byte starts a run.
+const NO_CLASS: u8 = 0xFF;
+
+/// The class code of `x`. Branch-free, so a loop of it vectorises: the classes' byte ranges
+/// are nested or disjoint, and each test that holds flips the code from the enclosing
+/// class's to its own (XOR of the two).
+#[inline(always)]
+fn code(x: u8) -> u8 {
+    let mask = |holds: bool| 0u8.wrapping_sub(u8::from(holds));
+    let letter = (x | 0x20).wrapping_sub(b'a') < 26;
+    OTHER
+        ^ (mask(letter) & (LETTER ^ OTHER))
+        ^ (mask(x == b' ') & (SPACE ^ OTHER))
+        ^ (mask(x < 0x20) & (CONTROL ^ OTHER))
+        ^ (mask(x >= 0x80) & (CONTINUATION ^ OTHER))
+        ^ (mask(x >= 0xC0) & (LEAD ^ CONTINUATION))
+        ^ (mask(x >= 0xF0) & (LEAD4 ^ LEAD))
 }
 
-const fn build_class() -> [u8; 256] {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        table[i] = class_of(i as u8);
-        i += 1;
-    }
-    table
+/// The charge of a byte of class `code` after one of class `prev`, in quarter tokens.
+#[inline(always)]
+fn charge(code: u8, prev: u8) -> u8 {
+    if code == prev { code & 0x0F } else { code >> 4 }
 }
 
-static CLASS: [u8; 256] = build_class();
-
-/// Offsets within a run are taken modulo 4, a power of two, so the charge is a table lookup
-/// on `offset & 3` (a modulo of 3, as digit groups would need, costs a division per byte).
-const PERIOD: usize = 4;
-
-/// Tokens charged for a byte of class `c` at offset `o` (mod 4) within its run: letters on
-/// every 4th byte from the first, digits and punctuation on every 2nd, spaces on the 2nd
-/// (then every 4th), line breaks on the 1st (then every 4th), each character's lead byte.
-const fn build_charge() -> [u8; 8 * PERIOD] {
-    let mut table = [0u8; 8 * PERIOD];
-    let mut o = 0;
-    while o < PERIOD {
-        table[LETTER as usize * PERIOD + o] = (o == 0) as u8;
-        table[DIGIT as usize * PERIOD + o] = (o % 2 == 0) as u8;
-        table[PUNCT as usize * PERIOD + o] = (o % 2 == 0) as u8;
-        table[SPACE as usize * PERIOD + o] = (o == 1) as u8;
-        table[NEWLINE as usize * PERIOD + o] = (o == 0) as u8;
-        table[LEAD as usize * PERIOD + o] = 1;
-        table[LEAD4 as usize * PERIOD + o] = 2;
-        o += 1;
-    }
-    table
-}
-
-static CHARGE: [u8; 8 * PERIOD] = build_charge();
+/// Bytes coded per pass: [`LANES`] × [`ROWS`].
+const BLOCK: usize = LANES * ROWS;
+/// Bytes charged side by side in the vectorised loop (two 16-byte vectors).
+const LANES: usize = 32;
+/// Rows of [`LANES`] bytes summed in `u8` lanes before the lanes are added up: 31 × 8 (the
+/// largest charge) ≤ 255, so no lane overflows.
+const ROWS: usize = 31;
 
 /// An incremental estimator: feed text in any pieces (split anywhere), read the count.
 #[derive(Debug, Clone)]
 pub struct TokenEstimator {
-    tokens: u64,
-    /// The class of the last byte fed (`u8::MAX` before the first).
-    prev_class: u8,
-    /// The length of the run in progress, modulo [`PERIOD`].
-    run: u8,
+    /// Quarter tokens so far.
+    quarters: u64,
+    /// The class code of the last byte fed: the next byte's charge depends on it.
+    prev: u8,
 }
 
 impl Default for TokenEstimator {
     fn default() -> Self {
         TokenEstimator {
-            tokens: 0,
-            // No run in progress: the first byte starts one whatever its class.
-            prev_class: u8::MAX,
-            run: 0,
+            quarters: 0,
+            prev: NO_CLASS,
         }
     }
-}
-
-/// Bytes per block of the word-at-a-time path: one bit per byte in a `u64` mask per class.
-const BLOCK: usize = 64;
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `v`, gathered into the low 8 bits (byte `i` → bit `i`).
-#[inline(always)]
-fn movemask(v: u64) -> u64 {
-    ((v & HIGH).wrapping_mul(0x0002_0408_1020_4081)) >> 56
-}
-
-/// Bit `i` set for every `i ≡ 0 (mod 4)`, and for every even `i`.
-const EVERY_4TH: u64 = 0x1111_1111_1111_1111;
-const EVERY_2ND: u64 = 0x5555_5555_5555_5555;
-
-/// The bits of `m`'s runs that start (their lowest bit) in `starts`: adding a run's start
-/// bit carries through exactly that run.
-#[inline(always)]
-fn runs_from(m: u64, starts: u64) -> u64 {
-    m & !m.wrapping_add(starts)
-}
-
-/// The charged bytes of the runs of one class in a block's mask `m`: at offsets `skip`,
-/// `skip + period`, … of each run (`period` 2 or 4, `skip` 0 or 1). `carried`: the run at
-/// bit 0, if any, continues one of `len` (mod 4) bytes from before the block.
-///
-/// Branch-free: a run's charged bytes are those at its start's phase (mod `period`).
-#[inline(always)]
-fn charged(m: u64, carried: bool, len: u8, skip: u8, period: u8) -> u64 {
-    // The run continued from before the block (the trailing ones of `m`, if carried).
-    let lead = m & !m.wrapping_add(1) & 0u64.wrapping_sub(u64::from(carried));
-    let lead_phase = (skip + PERIOD as u8 - len) % period;
-    let mut rest = m & !lead;
-    if skip == 1 {
-        // The first byte of each run starting here is free.
-        rest &= rest << 1;
-    }
-    let starts = rest & !(rest << 1);
-    let even = runs_from(rest, starts & EVERY_2ND);
-    let odd = rest & !even;
-    if period == 2 {
-        (lead & (EVERY_2ND << lead_phase)) | (even & EVERY_2ND) | (odd & (EVERY_2ND << 1))
-    } else {
-        let phase0 = runs_from(rest, starts & EVERY_4TH);
-        let phase1 = runs_from(rest, starts & (EVERY_4TH << 1));
-        (lead & (EVERY_4TH << lead_phase))
-            | (phase0 & EVERY_4TH)
-            | (phase1 & (EVERY_4TH << 1))
-            | (even & !phase0 & (EVERY_4TH << 2))
-            | (odd & !phase1 & (EVERY_4TH << 3))
-    }
-}
-
-/// Class masks of an all-ASCII block (letters, digits, bytes ≤ ' ', spaces, non-ASCII),
-/// one class at a time (few constants live at once); controls are told from spaces only
-/// if the block has any.
-///
-/// No byte has its high bit set, so a constant below 0x80 added to a byte never carries
-/// into the next one, and the sum's high bit tells a comparison. For a range, the sum
-/// with the lower bound's complement has its high bit set wherever the sum with the upper
-/// bound's has, so their XOR keeps the bytes in between.
-#[inline(always)]
-fn ascii_masks(words: &[u64; BLOCK / 8]) -> (u64, u64, u64, u64, u64) {
-    let mut letters = 0u64;
-    for (i, &x) in words.iter().enumerate() {
-        let folded = x | (0x20 * ONES); // A-Z → a-z
-        letters |= movemask((folded + 0x1F * ONES) ^ (folded + 0x05 * ONES)) << (8 * i);
-    }
-    let mut digits = 0u64;
-    for (i, &x) in words.iter().enumerate() {
-        digits |= movemask((x + 0x50 * ONES) ^ (x + 0x46 * ONES)) << (8 * i);
-    }
-    let mut above_space = 0u64;
-    let mut not_control = HIGH;
-    for (i, &x) in words.iter().enumerate() {
-        above_space |= movemask(x + 0x5F * ONES) << (8 * i); // > ' '
-        not_control &= x + 0x60 * ONES; // ≥ ' '
-    }
-    let low = !above_space;
-    let mut controls = 0u64;
-    if not_control != HIGH {
-        for (i, &x) in words.iter().enumerate() {
-            controls |= movemask(!(x + 0x60 * ONES)) << (8 * i);
-        }
-    }
-    (letters, digits, low, low & !controls, 0)
-}
-
-/// Class masks of any block (letters, digits, bytes ≤ ' ', spaces, non-ASCII).
-#[inline(always)]
-fn masks(words: &[u64; BLOCK / 8]) -> (u64, u64, u64, u64, u64) {
-    let (mut letters, mut digits, mut low, mut spaces, mut high) = (0u64, 0u64, 0, 0, 0);
-    for (i, &x) in words.iter().enumerate() {
-        // Each byte's low 7 bits plus a constant below 0x80 never carries into the next
-        // byte; its high bit then tells the comparison.
-        let x7 = x & !HIGH;
-        let folded = x7 | (0x20 * ONES);
-        let letter = (folded + 0x1F * ONES) & !(folded + 0x05 * ONES);
-        let digit = (x7 + 0x50 * ONES) & !(x7 + 0x46 * ONES);
-        let le_space = !(x7 + 0x5F * ONES);
-        let space = !((x7 ^ (0x20 * ONES)) + 0x7F * ONES); // == ' '
-        let shift = 8 * i;
-        letters |= movemask(letter) << shift;
-        digits |= movemask(digit) << shift;
-        low |= movemask(le_space) << shift;
-        spaces |= movemask(space) << shift;
-        high |= movemask(x) << shift;
-    }
-    let ascii = !high;
-    (
-        letters & ascii,
-        digits & ascii,
-        low & ascii,
-        spaces & ascii,
-        high,
-    )
 }
 
 impl TokenEstimator {
@@ -240,112 +106,49 @@ impl TokenEstimator {
     }
 
     /// Counts `bytes` (UTF-8 or not: invalid bytes count like punctuation or characters).
+    ///
+    /// Two vectorised passes per block: code every byte, then charge each code against the
+    /// one before it (an unaligned load one byte back). Coding each byte once, rather than
+    /// classifying it again as the next byte's predecessor, halves the work.
     pub fn feed(&mut self, bytes: &[u8]) {
-        let mut blocks = bytes.chunks_exact(BLOCK);
-        for block in &mut blocks {
-            if let Ok(block) = <&[u8; BLOCK]>::try_from(block) {
-                self.feed_block(block);
+        let mut codes = [0u8; BLOCK + 1];
+        for chunk in bytes.chunks(BLOCK) {
+            if chunk.len() < LANES {
+                // Short pieces (stream deltas, the tail): not worth a pass.
+                for &b in chunk {
+                    let c = code(b);
+                    self.quarters += u64::from(charge(c, self.prev));
+                    self.prev = c;
+                }
+                continue;
             }
-        }
-        self.feed_bytes(blocks.remainder());
-    }
-
-    /// The byte-at-a-time path, for block remainders.
-    fn feed_bytes(&mut self, bytes: &[u8]) {
-        let mut tokens = self.tokens;
-        let mut prev = self.prev_class;
-        let mut run = self.run;
-        for &b in bytes {
-            let class = CLASS[usize::from(b)];
-            let offset = if class == prev { run } else { 0 };
-            tokens += u64::from(CHARGE[usize::from(class) * PERIOD + usize::from(offset)]);
-            run = (offset + 1) & (PERIOD as u8 - 1);
-            prev = class;
-        }
-        self.tokens = tokens;
-        self.prev_class = prev;
-        self.run = run;
-    }
-
-    /// The word-at-a-time path (the same count as [`Self::feed_bytes`]): one bit per byte
-    /// for each class, by SWAR on 8 bytes at a time, then every class's charged bytes by
-    /// mask arithmetic, without a branch per run or per byte.
-    fn feed_block(&mut self, block: &[u8; BLOCK]) {
-        let mut words = [0u64; BLOCK / 8];
-        for (word, bytes) in words.iter_mut().zip(block.chunks_exact(8)) {
-            *word = u64::from_le_bytes(<[u8; 8]>::try_from(bytes).unwrap_or_default());
-        }
-        let (letters, digits, low, spaces, high) = if words.iter().fold(0, |a, w| a | w) & HIGH == 0
-        {
-            ascii_masks(&words)
-        } else {
-            masks(&words)
-        };
-        // Tabs, line breaks and other controls are rare: sorted one by one.
-        let mut spaces = spaces;
-        let mut newlines = 0u64;
-        let mut controls = low & !spaces;
-        while controls != 0 {
-            let i = controls.trailing_zeros() as usize;
-            let bit = 1u64 << i;
-            match block[i] {
-                b'\t' => spaces |= bit,
-                b'\n' | b'\r' => newlines |= bit,
-                _ => {}
+            codes[0] = self.prev;
+            for (c, &b) in codes[1..].iter_mut().zip(chunk) {
+                *c = code(b);
             }
-            controls &= controls - 1;
-        }
-        let punct = !(letters | digits | spaces | newlines | high);
-
-        let (prev, len) = (self.prev_class, self.run);
-        // The classes' charged bytes are disjoint: one count for all (x86-64 has no
-        // `popcnt` instruction by default; wasm has one).
-        let mut charged_bytes = charged(letters, prev == LETTER, len, 0, 4)
-            | charged(punct, prev == PUNCT, len, 0, 2)
-            | charged(spaces, prev == SPACE, len, 1, 4)
-            | charged(digits, prev == DIGIT, len, 0, 2);
-        if newlines != 0 {
-            charged_bytes |= charged(newlines, prev == NEWLINE, len, 0, 4);
-        }
-        let mut tokens = 0;
-        if high != 0 {
-            let (mut cont, mut lead4) = (0u64, 0u64);
-            for (i, &x) in words.iter().enumerate() {
-                // `x << k` puts bit 7 − k of each byte on its high bit.
-                cont |= movemask(x & !(x << 1)) << (8 * i); // 10xx_xxxx
-                lead4 |= movemask(x & (x << 1) & (x << 2) & (x << 3)) << (8 * i); // 1111_xxxx
+            let n = chunk.len();
+            // Code i of `current` follows code i of `before`.
+            let (current, before) = (&codes[1..=n], &codes[..n]);
+            let mut lanes = [0u8; LANES];
+            let rows = current.chunks_exact(LANES).zip(before.chunks_exact(LANES));
+            for (c, p) in rows {
+                for ((sum, &c), &p) in lanes.iter_mut().zip(c).zip(p) {
+                    *sum += charge(c, p);
+                }
             }
-            // Every lead byte once, a 4-byte one twice.
-            charged_bytes |= high & !cont;
-            tokens += u64::from(lead4.count_ones());
+            let mut total = lanes.iter().map(|&s| u64::from(s)).sum::<u64>();
+            let tail = n - n % LANES;
+            for (&c, &p) in current[tail..].iter().zip(&before[tail..]) {
+                total += u64::from(charge(c, p));
+            }
+            self.quarters += total;
+            self.prev = codes[n];
         }
-        self.tokens += tokens + u64::from(charged_bytes.count_ones());
-
-        // The run in progress at the block's end (characters are charged whatever their run).
-        let last = CLASS[usize::from(block[BLOCK - 1])];
-        let by_class = [
-            letters,
-            digits,
-            punct,
-            spaces,
-            newlines,
-            u64::MAX,
-            u64::MAX,
-            u64::MAX,
-        ];
-        let tail = by_class[usize::from(last & 7)].leading_ones();
-        let tail = if tail == 64 && last == prev {
-            u32::from(len) + 64
-        } else {
-            tail
-        };
-        self.prev_class = last;
-        self.run = (tail % PERIOD as u32) as u8;
     }
 
     /// The estimate for everything fed so far.
     pub fn tokens(&self) -> u64 {
-        self.tokens
+        self.quarters.div_ceil(4)
     }
 }
 
@@ -487,20 +290,28 @@ pub fn estimate_tokens(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    /// The byte-at-a-time definition the block path must agree with.
+    /// The table in the module doc, one byte at a time: (first of a run, each next) in
+    /// quarter tokens by class. The vectorised path must agree with it.
     fn reference(bytes: &[u8]) -> u64 {
-        let mut tokens = 0;
-        let mut prev = u8::MAX;
-        let mut run_start = 0;
-        for (pos, &b) in bytes.iter().enumerate() {
-            let class = CLASS[usize::from(b)];
-            if class != prev {
-                run_start = pos;
+        fn class(b: u8) -> (u8, u8, u8) {
+            match b {
+                b'a'..=b'z' | b'A'..=b'Z' => (0, 3, 1),
+                b' ' => (1, 0, 1),
+                0..=0x1F => (2, 4, 1),
+                0x21..=0x7F => (3, 4, 2),
+                0x80..=0xBF => (4, 0, 0),
+                0xC0..=0xEF => (5, 4, 4),
+                0xF0..=0xFF => (6, 8, 8),
             }
-            prev = class;
-            tokens += u64::from(CHARGE[usize::from(class) * PERIOD + (pos - run_start) % PERIOD]);
         }
-        tokens
+        let mut quarters = 0u64;
+        let mut prev = u8::MAX;
+        for &b in bytes {
+            let (c, first, next) = class(b);
+            quarters += u64::from(if c == prev { next } else { first });
+            prev = c;
+        }
+        quarters.div_ceil(4)
     }
 
     /// Bytes drawn mostly from the classes' edges and from long and short runs.
@@ -526,7 +337,7 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn the_block_path_agrees_with_the_byte_path_however_the_input_is_split(
+        fn the_vectorised_count_agrees_with_the_table_however_the_input_is_split(
             bytes in text(),
             cuts in proptest::collection::vec(0..2000usize, 0..6),
         ) {
@@ -610,28 +421,15 @@ mod tests {
     }
 
     #[test]
-    fn movemask_gathers_each_bytes_high_bit() {
-        for v in [
-            0u64,
-            u64::MAX,
-            0x8000_0000_0000_0080,
-            0x0080_8000_FF00_7F80,
-            HIGH,
-        ] {
-            let want = (0..8).fold(0, |m, i| m | (((v >> (8 * i + 7)) & 1) << i));
-            assert_eq!(movemask(v), want, "{v:#x}");
-        }
-    }
-
-    #[test]
-    fn runs_are_rounded_up_per_class() {
+    fn bytes_are_charged_by_class_and_run_start_then_rounded_up_once() {
+        // In quarter tokens.
         assert_eq!(estimate_tokens(b""), 0);
-        assert_eq!(estimate_tokens(b"hello world"), 4); // hell|o + worl|d
-        assert_eq!(estimate_tokens(b"12345"), 3);
-        assert_eq!(estimate_tokens(br#"{"a":1}"#), 5); // {" a ": 1 }
-        assert_eq!(estimate_tokens("中文".as_bytes()), 2);
-        assert_eq!(estimate_tokens("🙂".as_bytes()), 2);
-        assert_eq!(estimate_tokens(b"a\n\n  b"), 4);
+        assert_eq!(estimate_tokens(b"hello world"), 4); // 3+1+1+1+1, 0, 3+1+1+1+1 = 14
+        assert_eq!(estimate_tokens(b"12345"), 3); // 4+2+2+2+2
+        assert_eq!(estimate_tokens(br#"{"a":1}"#), 5); // 4+2, 3, 4+2+2+2
+        assert_eq!(estimate_tokens("中文".as_bytes()), 2); // 4+0+0 twice
+        assert_eq!(estimate_tokens("🙂".as_bytes()), 2); // 8+0+0+0
+        assert_eq!(estimate_tokens(b"a\n\n  b"), 3); // 3, 4+1, 0+1, 3
     }
 
     #[test]
@@ -650,8 +448,9 @@ mod tests {
     fn inline_base64_values_count_as_one_binary_item_each() {
         let blob = "A".repeat(100_000);
         let body = format!(r#"{{"data":"{blob}"}}"#);
-        // `{"` + `data` + `":"` (2) + the image + `"}`.
-        assert_eq!(estimate_body_tokens(body.as_bytes()), 1 + 1 + 2 + 2_000 + 1);
+        // Quarters: `{"` 4+2, `data` 3+1+1+1, `":"` 4+2+2, then `"}` 2+2 (the value between
+        // them is not text, so the run of punctuation goes on): 6 tokens, and the image.
+        assert_eq!(estimate_body_tokens(body.as_bytes()), 6 + 2_000);
         let url = format!(
             r#"[{{"url":"data:image/png;base64,{}"}},{{"bytes":"{}"}}]"#,
             "Q".repeat(1_000_000),

@@ -5,8 +5,11 @@
 //! - [`envoy`] runs the Envoy binary from the project's `.venv` (installed by
 //!   `scripts/setup.sh`), waits for `/ready`, and keeps its log for failure messages.
 //! - [`mock_provider`] replays recorded provider bodies, whole or as paced streams.
+//! - [`bench_stack`] runs `redis-server` and the `tollgate` control plane as child processes
+//!   and reads their CPU time from `/proc`, for the benches.
 
 pub mod bench_bodies;
+pub mod bench_stack;
 pub mod envoy;
 pub mod gateway_config;
 pub mod mock_provider;

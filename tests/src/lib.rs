@@ -11,8 +11,11 @@
 //!   the same port, and records the settle batches the filter posts.
 //! - [`stack`] wires all of them for one end-to-end test; [`charges`] prices what a test
 //!   expects to be charged; [`python`] runs the official provider SDKs from the venv.
+//! - [`bench_stack`] runs `redis-server` and the `tollgate` control plane as child processes
+//!   and reads their CPU time from `/proc`, for the benches.
 
 pub mod bench_bodies;
+pub mod bench_stack;
 pub mod charges;
 pub mod control_plane;
 pub mod envoy;

@@ -111,15 +111,17 @@ impl TokenEstimator {
     /// one before it (an unaligned load one byte back). Coding each byte once, rather than
     /// classifying it again as the next byte's predecessor, halves the work.
     pub fn feed(&mut self, bytes: &[u8]) {
+        if bytes.len() < LANES {
+            // Short pieces (stream deltas, separators) before the block buffer is even
+            // zeroed: that memset would cost more than the piece.
+            self.feed_short(bytes);
+            return;
+        }
         let mut codes = [0u8; BLOCK + 1];
         for chunk in bytes.chunks(BLOCK) {
             if chunk.len() < LANES {
-                // Short pieces (stream deltas, the tail): not worth a pass.
-                for &b in chunk {
-                    let c = code(b);
-                    self.quarters += u64::from(charge(c, self.prev));
-                    self.prev = c;
-                }
+                // The tail: not worth a pass.
+                self.feed_short(chunk);
                 continue;
             }
             codes[0] = self.prev;
@@ -143,6 +145,15 @@ impl TokenEstimator {
             }
             self.quarters += total;
             self.prev = codes[n];
+        }
+    }
+
+    /// Counts a piece shorter than a vector pass, byte by byte.
+    fn feed_short(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            let c = code(b);
+            self.quarters += u64::from(charge(c, self.prev));
+            self.prev = c;
         }
     }
 

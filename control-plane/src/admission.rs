@@ -317,19 +317,7 @@ impl Admission<'_> {
     }
 
     fn admitted(&self, a: Attempt, downgrade: Option<(String, String)>) -> ReserveResponse {
-        // A stream may spend what it reserved plus what its cut-off budgets have left.
-        let stream_cutoff = match &a.outcome {
-            ReserveOutcome::Reserved { counters, .. } => a
-                .budgets
-                .iter()
-                .zip(counters)
-                .filter(|(b, _)| b.cutoff_mid_stream && b.enforcement != Enforcement::Shadow)
-                .filter_map(|(b, c)| b.limit.map(|l| c.remaining_nanos(l.nanos())))
-                .min()
-                .map(|left| NanoUsd(left.saturating_add(a.cost))),
-            _ => None,
-        };
-        let remaining = match &a.outcome {
+        let (remaining, stream_cutoff) = match &a.outcome {
             ReserveOutcome::Reserved {
                 counters,
                 shadow_over,
@@ -340,15 +328,23 @@ impl Admission<'_> {
                         tracing::info!(budget = %b.id, "shadow budget would have refused");
                     }
                 }
-                a.budgets
-                    .iter()
-                    .zip(counters)
-                    .filter(|(b, _)| b.enforcement != Enforcement::Shadow)
-                    .filter_map(|(b, c)| b.limit.map(|l| c.remaining_nanos(l.nanos())))
-                    .min()
-                    .map(NanoUsd)
+                // The least USD left among the enforced USD budgets `keep` selects.
+                let least_left = |keep: fn(&Budget) -> bool| {
+                    a.budgets
+                        .iter()
+                        .zip(counters)
+                        .filter(|(b, _)| b.enforcement != Enforcement::Shadow && keep(b))
+                        .filter_map(|(b, c)| b.limit.map(|l| c.remaining_nanos(l.nanos())))
+                        .min()
+                };
+                (
+                    least_left(|_| true).map(NanoUsd),
+                    // A stream may spend what it reserved plus what its cut-off budgets have left.
+                    least_left(|b| b.cutoff_mid_stream)
+                        .map(|left| NanoUsd(left.saturating_add(a.cost))),
+                )
             }
-            _ => None,
+            _ => (None, None),
         };
         match downgrade {
             Some((budget_id, model)) => ReserveResponse::Downgrade {

@@ -183,6 +183,11 @@ pub enum AnswerProblem {
 }
 
 impl AnswerProblem {
+    /// The problem of a callout answered with `status` other than 200, or not at all.
+    pub fn of_status(status: Option<u16>) -> AnswerProblem {
+        status.map_or(AnswerProblem::NotSent, AnswerProblem::Status)
+    }
+
     /// A metric label.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -343,17 +343,9 @@ impl Exchange {
         let provider = route.provider.as_str();
         let release = |x: &mut Exchange, outcome| {
             // Nothing was used; a reservation that was (or may have been) made is released.
-            let reserved = x.admission.reserved()?;
-            Some(Charge {
-                provider,
-                scopes: std::mem::take(&mut x.scopes),
-                model: x.priced_model(),
-                usage: Usage::default(),
-                cost: None,
-                outcome,
-                request_id: x.admission.request_id().to_owned(),
-                reserved: Some(reserved),
-            })
+            x.admission.reserved()?;
+            let model = x.priced_model();
+            Some(x.charge(provider, model, Usage::default(), None, outcome))
         };
         match phase {
             Phase::Answered => {}
@@ -400,16 +392,7 @@ impl Exchange {
         if self.status.is_some_and(|s| s >= 400) && usage.estimated {
             // Providers do not bill failed calls; one that still reports usage is charged for it.
             metrics.request(host, provider, Outcome::ProviderError);
-            return Some(Charge {
-                provider,
-                scopes: std::mem::take(&mut self.scopes),
-                model,
-                usage,
-                cost: None,
-                outcome: Outcome::ProviderError,
-                request_id: self.admission.request_id().to_owned(),
-                reserved: self.admission.reserved(),
-            });
+            return Some(self.charge(provider, model, usage, None, Outcome::ProviderError));
         }
         metrics.tokens(host, provider, &usage);
         let (cost, outcome) = match model.as_deref() {
@@ -436,7 +419,21 @@ impl Exchange {
             },
         };
         metrics.request(host, provider, outcome);
-        Some(Charge {
+        Some(self.charge(provider, model, usage, cost, outcome))
+    }
+}
+
+impl Exchange {
+    /// The exchange's charge, taking its scopes (it is built once, at the end).
+    fn charge(
+        &mut self,
+        provider: &'static str,
+        model: Option<String>,
+        usage: Usage,
+        cost: Option<Cost>,
+        outcome: Outcome,
+    ) -> Charge {
+        Charge {
             provider,
             scopes: std::mem::take(&mut self.scopes),
             model,
@@ -445,11 +442,9 @@ impl Exchange {
             outcome,
             request_id: self.admission.request_id().to_owned(),
             reserved: self.admission.reserved(),
-        })
+        }
     }
-}
 
-impl Exchange {
     /// The model the request named: the body's, else the path's (after any downgrade).
     fn priced_model(&self) -> Option<String> {
         self.request

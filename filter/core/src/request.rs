@@ -193,7 +193,8 @@ pub fn read_request(
     info
 }
 
-fn default_cap(route: &Route, model: Option<&str>, prices: &PriceTable) -> u64 {
+/// The output cap of a request that sets none: the model's default, 0 for embeddings.
+pub(crate) fn default_cap(route: &Route, model: Option<&str>, prices: &PriceTable) -> u64 {
     if route.api == Api::Embeddings {
         return 0;
     }

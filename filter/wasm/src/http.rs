@@ -39,6 +39,14 @@ fn lookup(what: Lookup<'_>) -> Option<String> {
     }
 }
 
+/// The buffered request body's first `len` bytes (a hostcall, not the trait helper, so a
+/// closure using it does not borrow the context). Only while Envoy holds a body: `len > 0`.
+fn buffered_request_body(len: usize) -> Option<Vec<u8>> {
+    hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)
+        .ok()
+        .flatten()
+}
+
 /// Where the request is held while the control plane decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Held {
@@ -117,11 +125,7 @@ impl HttpExchange {
     fn answer(&mut self, answer: Option<(u16, &[u8])>) -> Option<LocalReply> {
         let held = std::mem::replace(&mut self.held, Held::No);
         let mut read_body = || match held {
-            Held::Body { len } if len > 0 => {
-                hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)
-                    .ok()
-                    .flatten()
-            }
+            Held::Body { len } if len > 0 => buffered_request_body(len),
             _ => None,
         };
         let resume = {
@@ -157,9 +161,7 @@ impl HttpExchange {
             if buffered == 0 {
                 return Some(Vec::new());
             }
-            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, buffered)
-                .ok()
-                .flatten()
+            buffered_request_body(buffered)
         };
         let action = {
             let mut metrics = self.metrics.borrow_mut();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
+use tollgate_filter_core::admission::AnswerProblem;
 use tollgate_filter_core::host::{Callout, Host, LogLevel as CoreLogLevel};
 use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
@@ -90,13 +91,8 @@ impl Context for TollgateRoot {
             PostOutcome::Done => metrics.settle_post(&EnvoyHost, "ok"),
             PostOutcome::Retry => {
                 metrics.settle_post(&EnvoyHost, "retry");
-                let problem = match status {
-                    None => "not_sent",
-                    Some(504) => "timeout",
-                    Some(503) => "unavailable",
-                    Some(_) => "error_status",
-                };
-                metrics.control_plane_problem(&EnvoyHost, problem);
+                let problem = AnswerProblem::of_status(status);
+                metrics.control_plane_problem(&EnvoyHost, problem.as_str());
                 EnvoyHost.log(
                     CoreLogLevel::Warn,
                     &format!(

@@ -31,6 +31,7 @@ use crate::metrics::{Metrics, Outcome};
 use crate::plugin::Filter;
 use crate::providers::{Api, Provider, Route};
 use crate::reply::{LocalReply, stream_error_event};
+use crate::request::default_cap;
 use crate::request::rewrite::{rewrite_body_model, rewrite_path_model};
 use crate::scopes::Lookup;
 
@@ -226,7 +227,7 @@ impl Exchange {
             .parse()
             .ok()?;
         let model = route.path_model.clone()?;
-        let max_output = u64::from(filter.prices.default_max_output_tokens(&model));
+        let max_output = default_cap(route, Some(&model), &filter.prices);
         self.admission.reserved_at_headers = true;
         self.admission.path = head.path.to_owned();
         self.reserve(
@@ -252,11 +253,10 @@ impl Exchange {
             ),
             // Too large to read: one token per byte, and the model's default cap.
             (None, Some(bytes)) => {
-                let model = self.route.as_ref().and_then(|r| r.path_model.clone());
-                let cap = filter
-                    .prices
-                    .default_max_output_tokens(model.as_deref().unwrap_or_default());
-                (model, bytes, u64::from(cap))
+                let route = self.route.as_ref()?;
+                let model = route.path_model.clone();
+                let cap = default_cap(route, model.as_deref(), &filter.prices);
+                (model, bytes, cap)
             }
             (None, None) => return None,
         };

@@ -23,6 +23,7 @@ pub mod estimate;
 pub mod flow;
 pub mod host;
 pub mod inspect;
+pub mod json_keys;
 pub mod metrics;
 pub mod plugin;
 pub mod providers;

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tollgate_model::Usage;
 
 use crate::estimate::TokenEstimator;
+use crate::json_keys;
 use crate::providers::{Dialect, Framing};
 use crate::usage::UsageReport;
 use crate::usage::locate::UsageFinder;
@@ -99,6 +100,8 @@ pub struct ResponseReader {
     /// Events left in which to look for the model (providers name it in the first ones).
     model_tries: u8,
     usage_finder: UsageFinder,
+    /// The response is a stream of events (not one JSON body): see [`UsageFinder::find_in_event`].
+    streamed: bool,
     text_counter: text::TextCounter,
     /// The event that marks a dialect's final usage (see [`ResponseReader::complete`]).
     finish_finder: Option<memmem::Finder<'static>>,
@@ -133,10 +136,11 @@ impl ResponseReader {
             model: None,
             model_tries: 4,
             usage_finder: UsageFinder::new(dialect),
+            streamed: framing != Framing::Json,
             text_counter: text::TextCounter::new(dialect),
             finish_finder: match dialect {
-                Dialect::Anthropic => Some(memmem::Finder::new(b"\"message_delta\"").into_owned()),
-                Dialect::Gemini => Some(memmem::Finder::new(b"\"finishReason\"").into_owned()),
+                Dialect::Anthropic => Some(json_keys::finder(b"\"message_delta\"")),
+                Dialect::Gemini => Some(json_keys::finder(b"\"finishReason\"")),
                 _ => None,
             },
             stats: ResponseStats::default(),
@@ -233,8 +237,13 @@ impl ResponseReader {
         if json == b"[DONE]" {
             return;
         }
-        // One reverse search both rules out events without the key and finds the value.
-        if let Some(report) = self.usage_finder.find(json)
+        // One search both rules out events without the key and finds the value.
+        let report = if self.streamed {
+            self.usage_finder.find_in_event(json)
+        } else {
+            self.usage_finder.find(json)
+        };
+        if let Some(report) = report
             && !report.is_empty()
         {
             self.report.merge(&report);

@@ -70,6 +70,10 @@ impl SseReader {
                 rest = tail;
             }
         }
+        // The data of an event whose lines all lie in this chunk is not copied: a lone
+        // `data:` line (what providers send) is kept as a slice of the chunk until the blank
+        // line dispatches it, and copied into `data` only when anything else comes first.
+        let mut data_in_chunk: Option<&[u8]> = None;
         while let Some(end) = memchr2(b'\n', b'\r', rest) {
             let (line, after) = rest.split_at(end);
             let mut next = after.get(1..).unwrap_or_default();
@@ -80,9 +84,33 @@ impl SseReader {
                     Some(_) => {}
                 }
             }
+            rest = next;
             if self.in_dropped_line {
                 self.in_dropped_line = false;
-            } else if self.line.is_empty() {
+                continue;
+            }
+            if self.line.is_empty() {
+                match (data_in_chunk, self.lone_data_value(line)) {
+                    (None, Some(value)) => {
+                        data_in_chunk = Some(value);
+                        continue;
+                    }
+                    (Some(data), _) if line.is_empty() => {
+                        data_in_chunk = None;
+                        if !data.is_empty() {
+                            self.stats.events += 1;
+                            on_event(&self.name, data);
+                        }
+                        self.name.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(data) = data_in_chunk.take() {
+                self.data.extend_from_slice(data);
+            }
+            if self.line.is_empty() {
                 self.process_line(line, on_event);
             } else {
                 let mut whole = std::mem::take(&mut self.line);
@@ -91,7 +119,9 @@ impl SseReader {
                 whole.clear();
                 self.line = whole;
             }
-            rest = next;
+        }
+        if let Some(data) = data_in_chunk {
+            self.data.extend_from_slice(data);
         }
         if !rest.is_empty() && !self.in_dropped_line {
             if self.dropping {
@@ -115,6 +145,16 @@ impl SseReader {
         }
         self.dropping = false;
         self.in_dropped_line = false;
+    }
+
+    /// The value of `line` if it is a `data:` line that would start an event's data (no data
+    /// pending, nothing being dropped, within the bound): what `process_line` would append.
+    fn lone_data_value<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
+        if !self.data.is_empty() || self.dropping || line.len() > self.max_event_bytes {
+            return None;
+        }
+        let value = line.strip_prefix(b"data:")?;
+        Some(value.strip_prefix(b" ").unwrap_or(value))
     }
 
     fn drop_event(&mut self) {
@@ -232,6 +272,33 @@ mod tests {
         let (ev, stats) = events(&[b"data: ", &big, b"\n", &big, b"\n\ndata: ok\n\n"], 50);
         assert_eq!(ev, [(String::new(), "ok".into())]);
         assert_eq!(stats.oversized_events, 1);
+    }
+
+    proptest::proptest! {
+        /// Whole-chunk reading (where a lone `data:` line is not copied) and byte-by-byte
+        /// reading (where every line is assembled in the reader's buffers) see the same
+        /// events, whatever the mix of fields, line ends, empty data and oversized events.
+        #[test]
+        fn events_do_not_depend_on_how_the_stream_is_cut(
+            lines in proptest::collection::vec((0usize..9, 0usize..3), 0..40),
+            cut in 1usize..64,
+        ) {
+            const LINES: [&str; 9] = [
+                "data: {\"a\":1}", "data:x", "data:", "data", "", "event: e", ": ping",
+                "id: 1", "data: 0123456789012345678901234567890123456789",
+            ];
+            const ENDS: [&str; 3] = ["\n", "\r\n", "\r"];
+            let stream: String = lines
+                .iter()
+                .filter_map(|&(l, e)| Some(format!("{}{}", LINES.get(l)?, ENDS.get(e)?)))
+                .collect();
+            let bytes = stream.as_bytes();
+            let whole = events(&[bytes], 40);
+            let by_byte: Vec<&[u8]> = bytes.chunks(1).collect();
+            let by_cut: Vec<&[u8]> = bytes.chunks(cut).collect();
+            proptest::prop_assert_eq!(&whole, &events(&by_byte, 40));
+            proptest::prop_assert_eq!(&whole, &events(&by_cut, 40));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use memchr::memmem;
 
 use crate::estimate::TokenEstimator;
+use crate::json_keys;
 use crate::providers::Dialect;
 
 /// The keys whose string values are generated text (content, reasoning, tool arguments).
@@ -38,7 +39,7 @@ impl TextCounter {
         TextCounter {
             finders: text_keys(dialect)
                 .iter()
-                .map(|key| (memmem::Finder::new(key).into_owned(), key.len()))
+                .map(|key| (json_keys::finder(key), key.len()))
                 .collect(),
         }
     }

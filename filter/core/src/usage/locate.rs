@@ -12,6 +12,7 @@ use tollgate_model::ServiceTier;
 
 use super::UsageReport;
 use super::dialects::parse_usage_value;
+use crate::json_keys;
 use crate::providers::Dialect;
 
 /// The quoted key a dialect's usage object sits under.
@@ -37,7 +38,7 @@ impl UsageFinder {
         let key = usage_key(dialect);
         UsageFinder {
             dialect,
-            forward: memmem::Finder::new(key).into_owned(),
+            forward: json_keys::finder(key),
             reverse: memmem::FinderRev::new(key).into_owned(),
         }
     }
@@ -47,25 +48,66 @@ impl UsageFinder {
         self.forward.find(json).is_some()
     }
 
-    /// The last well-formed usage object in `json`, if any (`null` is skipped like any
-    /// non-object).
+    /// The last well-formed usage object in the whole body `json`, if any (`null` is
+    /// skipped like any non-object). Searched from the end, where a body's usage object is.
     pub fn find(&self, json: &[u8]) -> Option<UsageReport> {
-        let key_len = usage_key(self.dialect).len();
-        for at in self.reverse.rfind_iter(json) {
-            if !quote_is_structural(json, at) {
-                continue;
+        self.reverse
+            .rfind_iter(json)
+            .find_map(|at| self.report_at(json, at))
+    }
+
+    /// [`UsageFinder::find`] for one stream event: the same answer, found faster when, as in
+    /// most events, the usage key is absent or `null`.
+    ///
+    /// The candidates are found with the forward searcher and tried last first: memchr's
+    /// reverse searcher has no SIMD prefilter, and scanning back past an event's
+    /// `"usage":null` with it was 30 % of the SSE scan. An event rarely has more than one
+    /// candidate; past `MAX_CANDIDATES` the earlier ones are searched backwards.
+    pub fn find_in_event(&self, json: &[u8]) -> Option<UsageReport> {
+        const MAX_CANDIDATES: usize = 8;
+        let mut candidates = [0usize; MAX_CANDIDATES];
+        let mut found = 0;
+        let mut overflowed = false;
+        for at in self.forward.find_iter(json) {
+            if found == MAX_CANDIDATES {
+                overflowed = true;
+                candidates.copy_within(1.., 0);
+                found -= 1;
             }
-            let Some(value) = value_after_key(json, at + key_len) else {
-                continue;
-            };
-            if let Ok(Some(mut report)) = parse_usage_value(self.dialect, value) {
-                if report.service_tier.is_none() {
-                    report.service_tier = openai_service_tier(self.dialect, json);
-                }
-                return Some(report);
+            if let Some(slot) = candidates.get_mut(found) {
+                *slot = at;
+                found += 1;
             }
         }
-        None
+        let kept = candidates.get(..found).unwrap_or_default();
+        // The occurrences before the oldest kept one (one that overlaps it, `"usage"usage"`,
+        // is not followed by a colon, so it is no key).
+        let dropped = kept.first().filter(|_| overflowed).map(|&oldest| {
+            self.reverse
+                .rfind_iter(json.get(..oldest).unwrap_or_default())
+        });
+        kept.iter()
+            .rev()
+            .copied()
+            .chain(dropped.into_iter().flatten())
+            .find_map(|at| self.report_at(json, at))
+    }
+
+    fn key_len(&self) -> usize {
+        usage_key(self.dialect).len()
+    }
+
+    /// The usage report of the key candidate at `at`, if it is a key with a usage object.
+    fn report_at(&self, json: &[u8], at: usize) -> Option<UsageReport> {
+        if !quote_is_structural(json, at) {
+            return None;
+        }
+        let value = value_after_key(json, at + self.key_len())?;
+        let mut report = parse_usage_value(self.dialect, value).ok().flatten()?;
+        if report.service_tier.is_none() {
+            report.service_tier = openai_service_tier(self.dialect, json);
+        }
+        Some(report)
     }
 }
 

@@ -144,6 +144,51 @@ fn a_usage_key_inside_a_string_or_earlier_object_is_not_taken() {
     assert_eq!(usage(Dialect::OpenaiChat, body).uncached_input_tokens, 7);
 }
 
+/// Both searches of `json` with the same answer, which is returned.
+fn usage_both_ways(json: &str) -> Option<u64> {
+    let finder = locate::UsageFinder::new(Dialect::OpenaiChat);
+    let body = finder.find(json.as_bytes());
+    let event = finder.find_in_event(json.as_bytes());
+    assert_eq!(body, event, "{json}");
+    body.map(|r| r.normalize(Dialect::OpenaiChat).uncached_input_tokens)
+}
+
+#[test]
+fn an_event_and_a_body_find_the_same_last_usage_object_however_many_candidates() {
+    // Candidates after the real one are not usage objects: nulls, strings, escaped text.
+    let noise = r#","usage":null,"x":"\"usage\":{}","meta":{"usage":"n/a"}"#;
+    for junk_after in [0, 1, 3, 4, 5, 8, 30] {
+        let json = format!(
+            r#"{{"usage":{{"prompt_tokens":3}},"choices":[{{"usage":{{"prompt_tokens":5}}}}]{}}}"#,
+            noise.repeat(junk_after),
+        );
+        assert_eq!(
+            usage_both_ways(&json),
+            Some(5),
+            "{junk_after} junk candidates"
+        );
+    }
+    assert_eq!(usage_both_ways(&noise.repeat(9)), None);
+}
+
+proptest::proptest! {
+    #[test]
+    fn an_event_and_a_body_agree_on_any_arrangement_of_candidates(
+        pieces in proptest::collection::vec(0usize..6, 0..24)
+    ) {
+        const PIECES: [&str; 6] = [
+            r#""usage":{"prompt_tokens":1},"#,
+            r#""usage":{"prompt_tokens":2}"#,
+            r#""usage":null,"#,
+            r#""s":""usage":{"prompt_tokens":9}","#,
+            r#""usage""#,
+            r#"{"x":1},"#,
+        ];
+        let json: String = pieces.iter().filter_map(|&i| PIECES.get(i).copied()).collect();
+        usage_both_ways(&json);
+    }
+}
+
 #[test]
 fn missing_null_or_malformed_usage_is_none_not_a_panic() {
     for body in [

@@ -53,7 +53,7 @@ impl UsageFinder {
     pub fn find(&self, json: &[u8]) -> Option<UsageReport> {
         self.reverse
             .rfind_iter(json)
-            .find_map(|at| self.report_at(json, at))
+            .find_map(|at| report_at(self.dialect, json, at))
     }
 
     /// [`UsageFinder::find`] for one stream event: the same answer, found faster when, as in
@@ -90,25 +90,21 @@ impl UsageFinder {
             .rev()
             .copied()
             .chain(dropped.into_iter().flatten())
-            .find_map(|at| self.report_at(json, at))
+            .find_map(|at| report_at(self.dialect, json, at))
     }
+}
 
-    fn key_len(&self) -> usize {
-        usage_key(self.dialect).len()
+/// The usage report of the key candidate at `at`, if it is a key with a usage object.
+fn report_at(dialect: Dialect, json: &[u8], at: usize) -> Option<UsageReport> {
+    if !quote_is_structural(json, at) {
+        return None;
     }
-
-    /// The usage report of the key candidate at `at`, if it is a key with a usage object.
-    fn report_at(&self, json: &[u8], at: usize) -> Option<UsageReport> {
-        if !quote_is_structural(json, at) {
-            return None;
-        }
-        let value = value_after_key(json, at + self.key_len())?;
-        let mut report = parse_usage_value(self.dialect, value).ok().flatten()?;
-        if report.service_tier.is_none() {
-            report.service_tier = openai_service_tier(self.dialect, json);
-        }
-        Some(report)
+    let value = value_after_key(json, at + usage_key(dialect).len())?;
+    let mut report = parse_usage_value(dialect, value).ok().flatten()?;
+    if report.service_tier.is_none() {
+        report.service_tier = openai_service_tier(dialect, json);
     }
+    Some(report)
 }
 
 /// OpenAI reports the tier that served the call beside the usage, not inside it
@@ -144,9 +140,10 @@ pub fn may_carry_usage(dialect: Dialect, json: &[u8]) -> bool {
     memmem::find(json, usage_key(dialect)).is_some()
 }
 
-/// The last well-formed usage object in `json`, if any (one-off; see [`UsageFinder`]).
+/// The last well-formed usage object in the whole body `json`, if any (one-off: no
+/// searcher is kept, see [`UsageFinder`]).
 pub fn find_usage(dialect: Dialect, json: &[u8]) -> Option<UsageReport> {
-    UsageFinder::new(dialect).find(json)
+    memmem::rfind_iter(json, usage_key(dialect)).find_map(|at| report_at(dialect, json, at))
 }
 
 /// Whether the quote at `at` is not escaped (preceded by an even number of backslashes).

@@ -158,9 +158,7 @@ impl UsageReport {
 /// none. Invalid JSON around the usage object does not matter; an invalid usage object is
 /// `None`.
 pub fn extract_report(dialect: Dialect, body: &[u8]) -> Option<UsageReport> {
-    locate::UsageFinder::new(dialect)
-        .find(body)
-        .filter(|r| !r.is_empty())
+    locate::find_usage(dialect, body).filter(|r| !r.is_empty())
 }
 
 /// [`extract_report`], normalized.

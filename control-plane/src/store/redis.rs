@@ -133,6 +133,17 @@ impl RedisStore {
         format!("{}:docs:{}", self.prefix, coll.as_str())
     }
 
+    /// The window keys of `lines` joined by '\n': what a reservation record and a settlement
+    /// compare to know they charge the same windows (settle.lua).
+    fn signature(&self, lines: &[Line], out: &mut String) {
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&self.window_key(line));
+        }
+    }
+
     /// A line as the scripts store it in a reservation record and take it as a settle
     /// fallback line: `<window key>|<expire_at_ms>|<d>[|<detail>]` (see common.lua).
     fn line_record(&self, line: &Line, out: &mut String) {
@@ -214,12 +225,16 @@ impl Store for RedisStore {
         // The record (which windows this hold is on, and the amounts to take off them) is
         // built here, not in Lua: string building is what the scripts can least afford.
         let mut record = format!(
-            "{}|{}",
+            "{}|{}\n",
             op.cost_nanos.saturating_neg(),
             op.tokens.saturating_neg()
         );
-        for line in &op.lines {
-            record.push('\n');
+        self.signature(&op.lines, &mut record);
+        record.push_str("\n\n");
+        for (i, line) in op.lines.iter().enumerate() {
+            if i > 0 {
+                record.push('\n');
+            }
             self.line_record(line, &mut record);
         }
         inv.arg(&op.request_id)
@@ -290,16 +305,28 @@ impl Store for RedisStore {
         for line in &op.lines {
             inv.key(self.window_key(line));
         }
+        let mut signature = String::new();
+        self.signature(&op.lines, &mut signature);
         inv.arg(&op.request_id)
             .arg(op.cost_nanos)
             .arg(op.tokens)
             .arg(op.now_ms)
             .arg(op.dedupe_ttl_ms.max(1))
-            .arg(op.lines.len());
+            .arg(signature);
         for line in &op.lines {
-            let mut l = String::new();
-            self.line_record(line, &mut l);
-            inv.arg(l);
+            let thresholds = line
+                .thresholds_pct
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            inv.arg(opt(line.expire_at_ms))
+                .arg(u8::from(line.suspend_on_exceed))
+                .arg(opt(line.limit_nanos))
+                .arg(opt(line.limit_tokens))
+                .arg(opt(line.limit_requests))
+                .arg(format!("{}|{}", line.budget_id, line.window_index))
+                .arg(thresholds);
         }
         let items = self.run("settle", &inv).await?;
         let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));
@@ -307,13 +334,16 @@ impl Store for RedisStore {
             Some("dup") => Ok(SettleOutcome::Duplicate),
             Some("ok") => {
                 let alerts = items[1..]
-                    .chunks(4)
+                    .chunks(3)
                     .map(|c| {
+                        let who = text(c.first()?)?;
+                        // Budget ids hold no '|': "<budget_id>|<window_index>".
+                        let (budget_id, window_index) = who.split_once('|')?;
                         Some(AlertEvent {
-                            budget_id: text(c.first()?)?,
-                            window_index: int(c.get(1)?)?,
-                            threshold_pct: u16::try_from(int(c.get(2)?)?).ok()?,
-                            spent_nanos: int(c.get(3)?)?,
+                            budget_id: budget_id.to_owned(),
+                            window_index: window_index.parse().ok()?,
+                            threshold_pct: u16::try_from(int(c.get(1)?)?).ok()?,
+                            spent_nanos: int(c.get(2)?)?,
                             at_ms: op.now_ms,
                         })
                     })

@@ -441,7 +441,15 @@ async fn bench(a: Args) -> Result<(), String> {
         .await;
         print_level("memory reserve+settle", c, &l, None);
     }
-    let l = run_level(memory.clone(), msnap.clone(), 16, a.secs, Work::Reserve, "mo").await;
+    let l = run_level(
+        memory.clone(),
+        msnap.clone(),
+        16,
+        a.secs,
+        Work::Reserve,
+        "mo",
+    )
+    .await;
     print_level("memory reserve only", 16, &l, None);
     Ok(())
 }

@@ -360,7 +360,11 @@ impl Store for MemoryStore {
             w.counters.reserved_nanos += op.cost_nanos;
             w.counters.reserved_tokens += op.tokens;
             w.counters.requests += 1;
-            counters.push(w.counters);
+            // A reserve does not read the alert state (the Redis script skips it).
+            counters.push(Counters {
+                threshold_pct: 0,
+                ..w.counters
+            });
             generations.push(w.generation);
         }
         inner.seq += 1;

@@ -105,8 +105,9 @@ pub struct ReserveOp {
 /// What a reserve did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
-    /// Reserved on every line. `counters[i]` is line `i` after the reservation;
-    /// `shadow_over` lists shadow lines that would have refused.
+    /// Reserved on every line. `counters[i]` is line `i` after the reservation (its
+    /// `threshold_pct` is not read by a reserve and is 0); `shadow_over` lists shadow lines
+    /// that would have refused.
     Reserved {
         /// Counters per line, after this reservation.
         counters: Vec<Counters>,

@@ -80,6 +80,19 @@ fn counters_at(items: &[Value], at: usize) -> Option<Counters> {
     })
 }
 
+/// `spent rsv tok rtok req` at `at` (a reserve's answer), with no alert state.
+fn counters5_at(items: &[Value], at: usize) -> Option<Counters> {
+    let n = |i: usize| items.get(at + i).and_then(int);
+    Some(Counters {
+        spent_nanos: n(0)?,
+        reserved_nanos: n(1)?,
+        tokens: n(2)?,
+        reserved_tokens: n(3)?,
+        requests: n(4)?,
+        threshold_pct: 0,
+    })
+}
+
 fn opt(v: Option<i64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
@@ -243,9 +256,6 @@ impl Store for RedisStore {
             .arg(op.now_ms)
             .arg(op.now_ms.saturating_add(op.reservation_ttl_ms))
             .arg(op.record_ttl_ms.max(1))
-            .arg(op.lines.len())
-            .arg(op.cost_nanos.saturating_neg())
-            .arg(op.tokens.saturating_neg())
             .arg(record);
         for line in &op.lines {
             inv.arg(opt(line.limit_nanos))
@@ -285,8 +295,9 @@ impl Store for RedisStore {
                     .filter_map(|s| s.parse::<usize>().ok())
                     .map(|i| i.saturating_sub(1))
                     .collect();
+                // Five counters per line: a reserve does not read the alert state.
                 let counters = (0..op.lines.len())
-                    .map(|i| counters_at(&items, 2 + 6 * i))
+                    .map(|i| counters5_at(&items, 2 + 5 * i))
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(bad)?;
                 Ok(ReserveOutcome::Reserved {

@@ -70,6 +70,16 @@ local function record_lines(rec, e2)
   return lines
 end
 
+-- The decimal string of -x for an amount string x ("0" stays "0": BITFIELD refuses "-0").
+local function neg(x)
+  if string.sub(x, 1, 1) == '-' then
+    return string.sub(x, 2)
+  elseif x == '0' then
+    return x
+  end
+  return '-' .. x
+end
+
 -- A window the last update created (it did not exist) is deleted again; negative holds
 -- (a hold released from a window reset since) are clamped to zero.
 local function tidy(w, spent, rsv, tok, rtok, req)

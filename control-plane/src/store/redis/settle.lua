@@ -30,7 +30,7 @@ local rec = redis.call('SET', KEYS[1], 'settled', 'PX', ARGV[5], 'GET')
 if rec == 'settled' then
   return { 'dup' }
 end
-local nc, nt, req_add = '0', '0', '1'
+local nc, nt, counted = '0', '0', false
 local rows = nil
 if rec then
   local sig, e2
@@ -40,7 +40,7 @@ if rec then
     nc, nt = '0', '0'
   end
   -- A reservation already counted the request.
-  req_add = '0'
+  counted = true
   if sig ~= ARGV[6] then
     rows = record_lines(rec, e2)
   end
@@ -50,9 +50,17 @@ local out = { 'ok' }
 -- Charges window w; pushes the thresholds the charge crossed (out, alerts list) and
 -- suspends a suspend_on_exceed budget whose limit settled usage reached.
 local function charge(w, exp, susp, ln, lt, lr, who, th)
-  local c = redis.call('BITFIELD', w, 'INCRBY', 'i64', '#0', ARGV[2], 'INCRBY', 'i64', '#1', nc,
-    'INCRBY', 'i64', '#2', ARGV[3], 'INCRBY', 'i64', '#3', nt, 'INCRBY', 'i64', '#4', req_add,
-    'GET', 'i64', '#5')
+  local c
+  if counted then
+    -- The reservation counted the request: read, don't write, the request counter.
+    c = redis.call('BITFIELD', w, 'INCRBY', 'i64', '#0', ARGV[2], 'INCRBY', 'i64', '#1', nc,
+      'INCRBY', 'i64', '#2', ARGV[3], 'INCRBY', 'i64', '#3', nt, 'GET', 'i64', '#4',
+      'GET', 'i64', '#5')
+  else
+    c = redis.call('BITFIELD', w, 'INCRBY', 'i64', '#0', ARGV[2], 'INCRBY', 'i64', '#1', nc,
+      'INCRBY', 'i64', '#2', ARGV[3], 'INCRBY', 'i64', '#3', nt, 'INCRBY', 'i64', '#4', '1',
+      'GET', 'i64', '#5')
+  end
   local spent, rsv, tok, rtok, req, thr = c[1], c[2], c[3], c[4], c[5], c[6]
   if rsv < 0 or rtok < 0 then
     -- The window was reset since the hold was taken.

@@ -409,8 +409,13 @@ impl Admission<'_> {
             }
         }
         let mut out = SettleResponse::default();
-        for s in &batch.settlements {
-            match self.store.settle(&self.settle_op(s)).await? {
+        let ops: Vec<SettleOp> = batch
+            .settlements
+            .iter()
+            .map(|s| self.settle_op(s))
+            .collect();
+        for outcome in self.store.settle_many(&ops).await? {
+            match outcome {
                 SettleOutcome::Applied { alerts } => {
                     out.applied += 1;
                     for a in alerts {

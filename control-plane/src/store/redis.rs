@@ -14,7 +14,8 @@ use tollgate_model::wire::v1::DenyReason;
 
 use super::{
     ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
-    ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, Versioned, WriteConflict,
+    ReserveOutcome, SETTLE_CHUNK, SettleOp, SettleOutcome, Store, StoreError, Versioned,
+    WriteConflict,
 };
 
 const COMMON_LUA: &str = include_str!("redis/common.lua");
@@ -90,6 +91,20 @@ fn counters5_at(items: &[Value], at: usize) -> Option<Counters> {
         reserved_tokens: n(3)?,
         requests: n(4)?,
         threshold_pct: 0,
+    })
+}
+
+/// One crossed threshold from settle.lua's reply: "<budget_id>|<window_index>", pct, spent.
+fn alert_of(c: &[Value], at_ms: i64) -> Option<AlertEvent> {
+    let who = text(c.first()?)?;
+    // Budget ids hold no '|'.
+    let (budget_id, window_index) = who.split_once('|')?;
+    Some(AlertEvent {
+        budget_id: budget_id.to_owned(),
+        window_index: window_index.parse().ok()?,
+        threshold_pct: u16::try_from(int(c.get(1)?)?).ok()?,
+        spent_nanos: int(c.get(2)?)?,
+        at_ms,
     })
 }
 
@@ -310,60 +325,30 @@ impl Store for RedisStore {
     }
 
     async fn settle(&self, op: &SettleOp) -> Result<SettleOutcome, StoreError> {
-        let mut inv = self.settle.prepare_invoke();
-        inv.key(self.record_key(&op.request_tag, &op.request_id));
-        inv.key(self.expiries_key(&op.request_tag));
-        for line in &op.lines {
-            inv.key(self.window_key(line));
-        }
-        let mut signature = String::new();
-        self.signature(&op.lines, &mut signature);
-        inv.arg(&op.request_id)
-            .arg(op.cost_nanos)
-            .arg(op.tokens)
-            .arg(op.now_ms)
-            .arg(op.dedupe_ttl_ms.max(1))
-            .arg(signature);
-        for line in &op.lines {
-            let thresholds = line
-                .thresholds_pct
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
-            inv.arg(opt(line.expire_at_ms))
-                .arg(u8::from(line.suspend_on_exceed))
-                .arg(opt(line.limit_nanos))
-                .arg(opt(line.limit_tokens))
-                .arg(opt(line.limit_requests))
-                .arg(format!("{}|{}", line.budget_id, line.window_index))
-                .arg(thresholds);
-        }
-        let items = self.run("settle", &inv).await?;
-        let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));
-        match items.first().and_then(text).as_deref() {
-            Some("dup") => Ok(SettleOutcome::Duplicate),
-            Some("ok") => {
-                let alerts = items[1..]
-                    .chunks(3)
-                    .map(|c| {
-                        let who = text(c.first()?)?;
-                        // Budget ids hold no '|': "<budget_id>|<window_index>".
-                        let (budget_id, window_index) = who.split_once('|')?;
-                        Some(AlertEvent {
-                            budget_id: budget_id.to_owned(),
-                            window_index: window_index.parse().ok()?,
-                            threshold_pct: u16::try_from(int(c.get(1)?)?).ok()?,
-                            spent_nanos: int(c.get(2)?)?,
-                            at_ms: op.now_ms,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(bad)?;
-                Ok(SettleOutcome::Applied { alerts })
+        let mut out = self.settle_chunk(&[op]).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::Corrupt("settle: empty reply".into()))
+    }
+
+    async fn settle_many(&self, ops: &[SettleOp]) -> Result<Vec<SettleOutcome>, StoreError> {
+        // One script call per org (its keys share a slot), time and dedupe TTL (the script
+        // takes them once), and chunk; outcomes back in the order of `ops`.
+        let group_of = |op: &SettleOp| (op.request_tag.clone(), op.now_ms, op.dedupe_ttl_ms);
+        let mut order: Vec<usize> = (0..ops.len()).collect();
+        order.sort_by_key(|&i| group_of(&ops[i]));
+        let mut out: Vec<Option<SettleOutcome>> = vec![None; ops.len()];
+        for group in order.chunk_by(|&a, &b| group_of(&ops[a]) == group_of(&ops[b])) {
+            for chunk in group.chunks(SETTLE_CHUNK) {
+                let batch: Vec<&SettleOp> = chunk.iter().map(|&i| &ops[i]).collect();
+                let outcomes = self.settle_chunk(&batch).await?;
+                for (&i, o) in chunk.iter().zip(outcomes) {
+                    out[i] = Some(o);
+                }
             }
-            _ => Err(bad()),
         }
+        out.into_iter()
+            .map(|o| o.ok_or_else(|| StoreError::Corrupt("settle: reply too short".into())))
+            .collect()
     }
 
     async fn counters(&self, line: &Line) -> Result<Counters, StoreError> {
@@ -489,6 +474,72 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
+    /// Settles `ops` (all of one request tag, time and dedupe TTL) in one run of settle.lua.
+    async fn settle_chunk(&self, ops: &[&SettleOp]) -> Result<Vec<SettleOutcome>, StoreError> {
+        let Some(first) = ops.first() else {
+            return Ok(Vec::new());
+        };
+        let mut inv = self.settle.prepare_invoke();
+        inv.key(self.expiries_key(&first.request_tag));
+        inv.arg(first.now_ms).arg(first.dedupe_ttl_ms.max(1));
+        let mut signature = String::new();
+        for op in ops {
+            inv.key(self.record_key(&op.request_tag, &op.request_id));
+            for line in &op.lines {
+                inv.key(self.window_key(line));
+            }
+            signature.clear();
+            self.signature(&op.lines, &mut signature);
+            inv.arg(&op.request_id)
+                .arg(op.cost_nanos)
+                .arg(op.tokens)
+                .arg(op.lines.len())
+                .arg(&signature);
+            for line in &op.lines {
+                let thresholds = line
+                    .thresholds_pct
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                inv.arg(opt(line.expire_at_ms))
+                    .arg(u8::from(line.suspend_on_exceed))
+                    .arg(opt(line.limit_nanos))
+                    .arg(opt(line.limit_tokens))
+                    .arg(opt(line.limit_requests))
+                    .arg(format!("{}|{}", line.budget_id, line.window_index))
+                    .arg(thresholds);
+            }
+        }
+        let items = self.run("settle", &inv).await?;
+        let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));
+        let mut out = Vec::with_capacity(ops.len());
+        let mut rest = items.as_slice();
+        for op in ops {
+            let (head, tail) = rest.split_first().ok_or_else(bad)?;
+            rest = tail;
+            match text(head).as_deref() {
+                Some("dup") => out.push(SettleOutcome::Duplicate),
+                Some("ok") => {
+                    let (m, tail) = rest.split_first().ok_or_else(bad)?;
+                    let m = int(m)
+                        .and_then(|m| usize::try_from(m).ok())
+                        .ok_or_else(bad)?;
+                    let (triples, tail) = tail.split_at_checked(3 * m).ok_or_else(bad)?;
+                    rest = tail;
+                    let alerts = triples
+                        .chunks(3)
+                        .map(|c| alert_of(c, op.now_ms))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(bad)?;
+                    out.push(SettleOutcome::Applied { alerts });
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(out)
+    }
+
     async fn write_doc(
         &self,
         coll: Collection,

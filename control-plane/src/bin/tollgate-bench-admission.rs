@@ -103,9 +103,9 @@ enum Work {
     Pair,
     /// Reserve only.
     Reserve,
-    /// Settle the ids an earlier `Reserve` level with the same tag reserved (`n` per task):
-    /// isolates the settle script's cost.
-    Settle(Arc<Vec<u64>>),
+    /// Settle the ids an earlier `Reserve` level with the same tag reserved (`n` per task),
+    /// this many per batch: isolates the settle script's cost.
+    Settle(Arc<Vec<u64>>, u64),
 }
 
 struct Level {
@@ -147,9 +147,9 @@ async fn run_level(
             let mut reserve_us = Vec::new();
             let mut pair_us = Vec::new();
             let mut n = 0u64;
-            let settle_only = match &work {
-                Work::Settle(counts) => Some(counts.get(t).copied().unwrap_or(0)),
-                _ => None,
+            let (settle_only, per_batch) = match &work {
+                Work::Settle(counts, k) => (Some(counts.get(t).copied().unwrap_or(0)), *k),
+                _ => (None, 1),
             };
             while settle_only.map_or(Instant::now() < stop, |last| n < last) {
                 let id = format!("{tag}-{t}-{n}");
@@ -161,16 +161,25 @@ async fn run_level(
                     now: now(),
                 };
                 let t0 = Instant::now();
-                if settle_only.is_some() {
+                if let Some(last) = settle_only {
+                    // Ids n-1 .. n-1+k, k = the batch size (or what is left).
+                    let k = per_batch.min(last + 1 - n);
                     let mut batch = settle_template.clone();
-                    for st in &mut batch.settlements {
-                        st.request_id.clone_from(&id);
+                    let one = batch.settlements.pop();
+                    for j in 0..k {
+                        if let Some(mut st) = one.clone() {
+                            st.request_id = format!("{tag}-{t}-{}", n - 1 + j);
+                            batch.settlements.push(st);
+                        }
                     }
+                    n += k - 1;
                     if let Err(e) = adm.settle(&batch).await {
                         eprintln!("settle failed: {e}");
                         break;
                     }
-                    reserve_us.push(t0.elapsed().as_micros() as u64);
+                    // One entry per settlement: the level's rate counts settlements.
+                    let us = t0.elapsed().as_micros() as u64;
+                    reserve_us.extend(std::iter::repeat_n(us, k as usize));
                     continue;
                 }
                 let mut req = template.clone();
@@ -390,14 +399,22 @@ async fn bench(a: Args) -> Result<(), String> {
         let stats = evalsha_stats(&mut conn).map(|(u, n)| (u, n, cpu));
         print_level("redis reserve+settle", c, &l, stats);
     }
-    for c in [16, 64] {
+    for (c, batch) in [(16, 1), (16, 16), (64, 1)] {
         let mut reserved = Vec::new();
+        let settle_name = if batch == 1 {
+            "redis settle only".to_owned()
+        } else {
+            format!("redis settle only x{batch}")
+        };
         for (name, work) in [
             ("redis reserve only", Work::Reserve),
-            ("redis settle only", Work::Settle(Arc::new(Vec::new()))),
+            (
+                settle_name.as_str(),
+                Work::Settle(Arc::new(Vec::new()), batch),
+            ),
         ] {
             let work = match work {
-                Work::Settle(_) => Work::Settle(Arc::new(std::mem::take(&mut reserved))),
+                Work::Settle(_, k) => Work::Settle(Arc::new(std::mem::take(&mut reserved)), k),
                 w => w,
             };
             let _: () = redis::cmd("CONFIG")
@@ -411,7 +428,7 @@ async fn bench(a: Args) -> Result<(), String> {
                 c,
                 a.secs,
                 work,
-                &format!("ro{c}"),
+                &format!("ro{c}x{batch}"),
             )
             .await;
             let cpu = redis_cpu_us(&mut conn) - cpu0;

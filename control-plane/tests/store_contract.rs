@@ -57,20 +57,23 @@ fn settle(rid: &str, lines: &[Line], cost: i64) -> SettleOp {
     }
 }
 
-fn reserved(o: ReserveOutcome) -> Vec<Counters> {
+/// Settled + reserved nano-USD per line after a reservation that must have succeeded.
+fn reserved(o: ReserveOutcome) -> Vec<i64> {
     match o {
-        ReserveOutcome::Reserved { counters, .. } => counters,
+        ReserveOutcome::Reserved { used_nanos, .. } => used_nanos,
         other => panic!("expected Reserved, got {other:?}"),
     }
 }
 
 async fn reserve_admits_up_to_the_usd_limit_then_refuses(s: Arc<dyn Store>) {
     let l = [line("b")];
-    let c = reserved(s.reserve(&reserve("r1", &l, 600)).await.unwrap());
-    assert_eq!(c[0].reserved_nanos, 600);
-    assert_eq!(c[0].requests, 1);
-    let c = reserved(s.reserve(&reserve("r2", &l, 400)).await.unwrap());
-    assert_eq!(c[0].remaining_nanos(1_000), 0);
+    let used = reserved(s.reserve(&reserve("r1", &l, 600)).await.unwrap());
+    assert_eq!(used, vec![600]);
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!((c.spent_nanos, c.reserved_nanos, c.requests), (0, 600, 1));
+    let used = reserved(s.reserve(&reserve("r2", &l, 400)).await.unwrap());
+    assert_eq!(used, vec![1_000]);
+    assert_eq!(s.counters(&l[0]).await.unwrap().remaining_nanos(1_000), 0);
     let o = s.reserve(&reserve("r3", &l, 1)).await.unwrap();
     assert!(matches!(
         o,
@@ -145,11 +148,9 @@ async fn an_expired_reservation_releases_itself_and_a_late_settle_still_charges(
     reserved(s.reserve(&reserve("r1", &l, 900)).await.unwrap());
     let mut later = reserve("r2", &l, 900);
     later.now_ms = NOW + 60_001;
-    let c = reserved(s.reserve(&later).await.unwrap());
-    assert_eq!(
-        c[0].reserved_nanos, 900,
-        "r1's hold was released, r2's taken"
-    );
+    let used = reserved(s.reserve(&later).await.unwrap());
+    assert_eq!(used, vec![900], "r1's hold was released, r2's taken");
+    assert_eq!(s.counters(&l[0]).await.unwrap().reserved_nanos, 900);
     let mut late = settle("r1", &l, 500);
     late.now_ms = NOW + 120_000;
     s.settle(&late).await.unwrap();
@@ -318,13 +319,14 @@ async fn shadow_budgets_never_refuse_but_are_reported(s: Arc<dyn Store>) {
     match s.reserve(&reserve("r1", &l, 50)).await.unwrap() {
         ReserveOutcome::Reserved {
             shadow_over,
-            counters,
+            used_nanos,
         } => {
             assert_eq!(shadow_over, vec![1]);
-            assert_eq!(counters[1].reserved_nanos, 50);
+            assert_eq!(used_nanos, vec![50, 50]);
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(s.counters(&l[1]).await.unwrap().reserved_nanos, 50);
 }
 
 async fn a_suspended_budget_stays_closed_in_later_windows_until_reopened(s: Arc<dyn Store>) {

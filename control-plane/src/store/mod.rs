@@ -73,11 +73,13 @@ pub struct Counters {
 impl Counters {
     /// USD left under `limit` after settled and reserved spend (never negative).
     pub fn remaining_nanos(&self, limit: i64) -> i64 {
-        limit
-            .saturating_sub(self.spent_nanos)
-            .saturating_sub(self.reserved_nanos)
-            .max(0)
+        left_under(limit, self.spent_nanos.saturating_add(self.reserved_nanos))
     }
+}
+
+/// USD left under `limit` when `used_nanos` (settled + reserved) is taken (never negative).
+pub fn left_under(limit: i64, used_nanos: i64) -> i64 {
+    limit.saturating_sub(used_nanos).max(0)
 }
 
 /// Reserve a call's estimate against every line at once.
@@ -105,12 +107,12 @@ pub struct ReserveOp {
 /// What a reserve did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReserveOutcome {
-    /// Reserved on every line. `counters[i]` is line `i` after the reservation (its
-    /// `threshold_pct` is not read by a reserve and is 0); `shadow_over` lists shadow lines
-    /// that would have refused.
+    /// Reserved on every line. `used_nanos[i]` is line `i`'s settled plus reserved USD after
+    /// the reservation (all admission needs: what is left under each limit); `shadow_over`
+    /// lists shadow lines that would have refused. Other counters: [`Store::counters`].
     Reserved {
-        /// Counters per line, after this reservation.
-        counters: Vec<Counters>,
+        /// Settled + reserved nano-USD per line, after this reservation.
+        used_nanos: Vec<i64>,
         /// Indexes of shadow lines whose limit was passed.
         shadow_over: Vec<usize>,
     },

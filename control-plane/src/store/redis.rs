@@ -81,19 +81,6 @@ fn counters_at(items: &[Value], at: usize) -> Option<Counters> {
     })
 }
 
-/// `spent rsv tok rtok req` at `at` (a reserve's answer), with no alert state.
-fn counters5_at(items: &[Value], at: usize) -> Option<Counters> {
-    let n = |i: usize| items.get(at + i).and_then(int);
-    Some(Counters {
-        spent_nanos: n(0)?,
-        reserved_nanos: n(1)?,
-        tokens: n(2)?,
-        reserved_tokens: n(3)?,
-        requests: n(4)?,
-        threshold_pct: 0,
-    })
-}
-
 /// One crossed threshold from settle.lua's reply: "<budget_id>|<window_index>", pct, spent.
 fn alert_of(c: &[Value], at_ms: i64) -> Option<AlertEvent> {
     let who = text(c.first()?)?;
@@ -310,13 +297,12 @@ impl Store for RedisStore {
                     .filter_map(|s| s.parse::<usize>().ok())
                     .map(|i| i.saturating_sub(1))
                     .collect();
-                // Five counters per line: a reserve does not read the alert state.
-                let counters = (0..op.lines.len())
-                    .map(|i| counters5_at(&items, 2 + 5 * i))
-                    .collect::<Option<Vec<_>>>()
+                let used_nanos = items
+                    .get(2..2 + op.lines.len())
+                    .and_then(|used| used.iter().map(int).collect::<Option<Vec<_>>>())
                     .ok_or_else(bad)?;
                 Ok(ReserveOutcome::Reserved {
-                    counters,
+                    used_nanos,
                     shadow_over,
                 })
             }

@@ -16,8 +16,8 @@
 -- Returns {'dup'} when the request id already has a record (nothing changes);
 -- {'deny', i, reason, spent, rsv, tok, rtok, req, thr} when line i refuses (nothing is
 -- reserved; a suspend_on_exceed budget becomes suspended);
--- {'ok', shadow_over_csv, then spent, rsv, tok, rtok, req for each line after reserving}
--- (not thr: admission has no use for it, and every value read and returned costs).
+-- {'ok', shadow_over_csv, then spent + rsv for each line after reserving}: all admission
+-- needs (what is left under each USD limit); every value read and returned costs.
 --
 -- The hold is added first and checked after (one BITFIELD per window reads the counters and
 -- adds to them); a refusal takes it off again before the script returns, so nothing outside
@@ -83,8 +83,7 @@ for i = 1, #KEYS - 2 do
   if c[5] == 1 and ARGV[a + 4] ~= '' then
     redis.call('PEXPIREAT', w, ARGV[a + 4])
   end
-  local o = #out
-  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5] = c[1], c[2], c[3], c[4], c[5]
+  out[#out + 1] = c[1] + c[2]
 end
 if shadow_over then
   out[2] = shadow_over

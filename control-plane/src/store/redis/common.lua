@@ -53,11 +53,16 @@ end
 -- the amounts to take off again, the signature of its windows (their keys joined by "\n",
 -- which settle compares with the signature of the lines it was given, so that the common
 -- settle parses no line at all), then one line per window.
+-- A record written before the signature existed ("<-cost>|<-tokens>\n<line>...", kept up to
+-- the record TTL) has no signature: its lines are always parsed.
 local function decode_record(rec)
   local bar = string.find(rec, '|', 1, true)
-  local e1 = string.find(rec, '\n', 1, true)
-  local e2 = string.find(rec, '\n\n', e1, true)
+  local e1 = string.find(rec, '\n', 1, true) or (#rec + 1)
   local nc, nt = string.sub(rec, 1, bar - 1), string.sub(rec, bar + 1, e1 - 1)
+  local e2 = string.find(rec, '\n\n', e1, true)
+  if not e2 then
+    return nc, nt, nil, e1 - 1
+  end
   return nc, nt, string.sub(rec, e1 + 1, e2 - 1), e2
 end
 

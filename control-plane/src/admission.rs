@@ -21,7 +21,9 @@ use tollgate_model::wire::v1::{
 };
 
 use crate::catalog::{Snapshot, SwitchMode};
-use crate::store::{Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError};
+use crate::store::{
+    Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, left_under,
+};
 
 /// Longest request id accepted (Envoy's are 36-character UUIDs).
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -319,7 +321,7 @@ impl Admission<'_> {
     fn admitted(&self, a: Attempt, downgrade: Option<(String, String)>) -> ReserveResponse {
         let (remaining, stream_cutoff) = match &a.outcome {
             ReserveOutcome::Reserved {
-                counters,
+                used_nanos,
                 shadow_over,
             } => {
                 for &i in shadow_over {
@@ -332,9 +334,9 @@ impl Admission<'_> {
                 let least_left = |keep: fn(&Budget) -> bool| {
                     a.budgets
                         .iter()
-                        .zip(counters)
+                        .zip(used_nanos)
                         .filter(|(b, _)| b.enforcement != Enforcement::Shadow && keep(b))
-                        .filter_map(|(b, c)| b.limit.map(|l| c.remaining_nanos(l.nanos())))
+                        .filter_map(|(b, &used)| b.limit.map(|l| left_under(l.nanos(), used)))
                         .min()
                 };
                 (
@@ -409,8 +411,13 @@ impl Admission<'_> {
             }
         }
         let mut out = SettleResponse::default();
-        for s in &batch.settlements {
-            match self.store.settle(&self.settle_op(s)).await? {
+        let ops: Vec<SettleOp> = batch
+            .settlements
+            .iter()
+            .map(|s| self.settle_op(s))
+            .collect();
+        for outcome in self.store.settle_many(&ops).await? {
+            match outcome {
                 SettleOutcome::Applied { alerts } => {
                     out.applied += 1;
                     for a in alerts {

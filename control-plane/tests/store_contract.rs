@@ -57,20 +57,23 @@ fn settle(rid: &str, lines: &[Line], cost: i64) -> SettleOp {
     }
 }
 
-fn reserved(o: ReserveOutcome) -> Vec<Counters> {
+/// Settled + reserved nano-USD per line after a reservation that must have succeeded.
+fn reserved(o: ReserveOutcome) -> Vec<i64> {
     match o {
-        ReserveOutcome::Reserved { counters, .. } => counters,
+        ReserveOutcome::Reserved { used_nanos, .. } => used_nanos,
         other => panic!("expected Reserved, got {other:?}"),
     }
 }
 
 async fn reserve_admits_up_to_the_usd_limit_then_refuses(s: Arc<dyn Store>) {
     let l = [line("b")];
-    let c = reserved(s.reserve(&reserve("r1", &l, 600)).await.unwrap());
-    assert_eq!(c[0].reserved_nanos, 600);
-    assert_eq!(c[0].requests, 1);
-    let c = reserved(s.reserve(&reserve("r2", &l, 400)).await.unwrap());
-    assert_eq!(c[0].remaining_nanos(1_000), 0);
+    let used = reserved(s.reserve(&reserve("r1", &l, 600)).await.unwrap());
+    assert_eq!(used, vec![600]);
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!((c.spent_nanos, c.reserved_nanos, c.requests), (0, 600, 1));
+    let used = reserved(s.reserve(&reserve("r2", &l, 400)).await.unwrap());
+    assert_eq!(used, vec![1_000]);
+    assert_eq!(s.counters(&l[0]).await.unwrap().remaining_nanos(1_000), 0);
     let o = s.reserve(&reserve("r3", &l, 1)).await.unwrap();
     assert!(matches!(
         o,
@@ -145,16 +148,108 @@ async fn an_expired_reservation_releases_itself_and_a_late_settle_still_charges(
     reserved(s.reserve(&reserve("r1", &l, 900)).await.unwrap());
     let mut later = reserve("r2", &l, 900);
     later.now_ms = NOW + 60_001;
-    let c = reserved(s.reserve(&later).await.unwrap());
-    assert_eq!(
-        c[0].reserved_nanos, 900,
-        "r1's hold was released, r2's taken"
-    );
+    let used = reserved(s.reserve(&later).await.unwrap());
+    assert_eq!(used, vec![900], "r1's hold was released, r2's taken");
+    assert_eq!(s.counters(&l[0]).await.unwrap().reserved_nanos, 900);
     let mut late = settle("r1", &l, 500);
     late.now_ms = NOW + 120_000;
     s.settle(&late).await.unwrap();
     let c = s.counters(&l[0]).await.unwrap();
     assert_eq!((c.spent_nanos, c.reserved_nanos, c.requests), (500, 900, 2));
+}
+
+async fn a_settle_after_the_window_rolled_over_charges_the_window_it_reserved_on(
+    s: Arc<dyn Store>,
+) {
+    let reserved_on = line("b");
+    let mut now = reserved_on.clone();
+    now.window_index += 1;
+    reserved(
+        s.reserve(&reserve("r1", std::slice::from_ref(&reserved_on), 300))
+            .await
+            .unwrap(),
+    );
+    let SettleOutcome::Applied { alerts } = s
+        .settle(&settle("r1", std::slice::from_ref(&now), 850))
+        .await
+        .unwrap()
+    else {
+        panic!("expected Applied")
+    };
+    let c = s.counters(&reserved_on).await.unwrap();
+    assert_eq!(
+        (
+            c.spent_nanos,
+            c.reserved_nanos,
+            c.tokens,
+            c.reserved_tokens,
+            c.requests
+        ),
+        (850, 0, 7, 0, 1)
+    );
+    assert_eq!(s.counters(&now).await.unwrap(), Counters::default());
+    let fired: Vec<(i64, u16)> = alerts
+        .iter()
+        .map(|a| (a.window_index, a.threshold_pct))
+        .collect();
+    assert_eq!(
+        fired,
+        vec![(7, 50), (7, 80)],
+        "alerts name the window charged"
+    );
+}
+
+async fn a_replayed_reserve_after_its_settlement_reserves_nothing(s: Arc<dyn Store>) {
+    let l = [line("b")];
+    reserved(s.reserve(&reserve("r1", &l, 300)).await.unwrap());
+    s.settle(&settle("r1", &l, 120)).await.unwrap();
+    assert_eq!(
+        s.reserve(&reserve("r1", &l, 300)).await.unwrap(),
+        ReserveOutcome::Duplicate
+    );
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!((c.spent_nanos, c.reserved_nanos, c.requests), (120, 0, 1));
+}
+
+async fn a_settle_batch_charges_each_once_and_a_replayed_batch_charges_nothing(s: Arc<dyn Store>) {
+    let mut wide = line("wide");
+    wide.limit_nanos = Some(1_000_000);
+    let l = [wide];
+    let mut other = line("other");
+    other.tag = "beta".into();
+    reserved(s.reserve(&reserve("r1", &l, 300)).await.unwrap());
+    // More settlements than one store call takes, across two orgs, with a reserved one, a
+    // fail-open one and a repeat of an id inside the batch.
+    let mut ops = vec![settle("r1", &l, 120), settle("r1", &l, 120)];
+    for i in 0..40 {
+        ops.push(settle(&format!("open-{i}"), &l, 10));
+        let mut o = settle(&format!("beta-{i}"), &[other.clone()], 5);
+        o.request_tag = "beta".into();
+        ops.push(o);
+    }
+    let first = s.settle_many(&ops).await.unwrap();
+    assert_eq!(first.len(), ops.len());
+    assert!(matches!(first[0], SettleOutcome::Applied { .. }));
+    assert_eq!(
+        first[1],
+        SettleOutcome::Duplicate,
+        "a repeat inside the batch"
+    );
+    assert!(
+        first[2..]
+            .iter()
+            .all(|o| matches!(o, SettleOutcome::Applied { .. }))
+    );
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!(
+        (c.spent_nanos, c.reserved_nanos, c.requests),
+        (120 + 400, 0, 41)
+    );
+    assert_eq!(s.counters(&other).await.unwrap().spent_nanos, 200);
+    let replay = s.settle_many(&ops).await.unwrap();
+    assert!(replay.iter().all(|o| *o == SettleOutcome::Duplicate));
+    assert_eq!(s.counters(&l[0]).await.unwrap().spent_nanos, 520);
+    assert_eq!(s.counters(&other).await.unwrap().spent_nanos, 200);
 }
 
 async fn thresholds_fire_once_per_window(s: Arc<dyn Store>) {
@@ -224,13 +319,14 @@ async fn shadow_budgets_never_refuse_but_are_reported(s: Arc<dyn Store>) {
     match s.reserve(&reserve("r1", &l, 50)).await.unwrap() {
         ReserveOutcome::Reserved {
             shadow_over,
-            counters,
+            used_nanos,
         } => {
             assert_eq!(shadow_over, vec![1]);
-            assert_eq!(counters[1].reserved_nanos, 50);
+            assert_eq!(used_nanos, vec![50, 50]);
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(s.counters(&l[1]).await.unwrap().reserved_nanos, 50);
 }
 
 async fn a_suspended_budget_stays_closed_in_later_windows_until_reopened(s: Arc<dyn Store>) {
@@ -410,6 +506,9 @@ contract!(
     settle_without_a_reservation_charges_directly,
     an_expired_reservation_releases_itself_and_a_late_settle_still_charges,
     thresholds_fire_once_per_window,
+    a_settle_after_the_window_rolled_over_charges_the_window_it_reserved_on,
+    a_replayed_reserve_after_its_settlement_reserves_nothing,
+    a_settle_batch_charges_each_once_and_a_replayed_batch_charges_nothing,
     request_and_token_limits_are_checked_in_the_same_step,
     shadow_budgets_never_refuse_but_are_reported,
     a_suspended_budget_stays_closed_in_later_windows_until_reopened,

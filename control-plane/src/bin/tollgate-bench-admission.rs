@@ -96,7 +96,21 @@ fn settlement(id: &str) -> SettleBatch {
     }
 }
 
+/// What each task does per iteration.
+#[derive(Clone)]
+enum Work {
+    /// Reserve, then settle the same id.
+    Pair,
+    /// Reserve only.
+    Reserve,
+    /// Settle the ids an earlier `Reserve` level with the same tag reserved (`n` per task),
+    /// this many per batch: isolates the settle script's cost.
+    Settle(Arc<Vec<u64>>, u64),
+}
+
 struct Level {
+    /// Iterations per task (so that a settle level can settle exactly these ids).
+    per_task: Vec<u64>,
     /// Service-side CPU (this process) per reserve, microseconds.
     service_cpu_us: f64,
     reserves: u64,
@@ -117,7 +131,7 @@ async fn run_level(
     snap: Arc<Snapshot>,
     concurrency: usize,
     secs: u64,
-    settle: bool,
+    work: Work,
     tag: &str,
 ) -> Level {
     let started = Instant::now();
@@ -125,7 +139,7 @@ async fn run_level(
     let stop = started + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for t in 0..concurrency {
-        let (store, snap, tag) = (store.clone(), snap.clone(), tag.to_owned());
+        let (store, snap, tag, work) = (store.clone(), snap.clone(), tag.to_owned(), work.clone());
         tasks.push(tokio::task::spawn_local(async move {
             // Built once: the loop measures admission, not scope parsing.
             let template = request("x");
@@ -133,7 +147,11 @@ async fn run_level(
             let mut reserve_us = Vec::new();
             let mut pair_us = Vec::new();
             let mut n = 0u64;
-            while Instant::now() < stop {
+            let (settle_only, per_batch) = match &work {
+                Work::Settle(counts, k) => (Some(counts.get(t).copied().unwrap_or(0)), *k),
+                _ => (None, 1),
+            };
+            while settle_only.map_or(Instant::now() < stop, |last| n < last) {
                 let id = format!("{tag}-{t}-{n}");
                 n += 1;
                 let adm = Admission {
@@ -143,6 +161,27 @@ async fn run_level(
                     now: now(),
                 };
                 let t0 = Instant::now();
+                if let Some(last) = settle_only {
+                    // Ids n-1 .. n-1+k, k = the batch size (or what is left).
+                    let k = per_batch.min(last + 1 - n);
+                    let mut batch = settle_template.clone();
+                    let one = batch.settlements.pop();
+                    for j in 0..k {
+                        if let Some(mut st) = one.clone() {
+                            st.request_id = format!("{tag}-{t}-{}", n - 1 + j);
+                            batch.settlements.push(st);
+                        }
+                    }
+                    n += k - 1;
+                    if let Err(e) = adm.settle(&batch).await {
+                        eprintln!("settle failed: {e}");
+                        break;
+                    }
+                    // One entry per settlement: the level's rate counts settlements.
+                    let us = t0.elapsed().as_micros() as u64;
+                    reserve_us.extend(std::iter::repeat_n(us, k as usize));
+                    continue;
+                }
                 let mut req = template.clone();
                 req.request_id.clone_from(&id);
                 match adm.reserve(&req).await {
@@ -154,7 +193,7 @@ async fn run_level(
                 }
                 let t1 = Instant::now();
                 reserve_us.push((t1 - t0).as_micros() as u64);
-                if settle {
+                if matches!(work, Work::Pair) {
                     let mut batch = settle_template.clone();
                     for st in &mut batch.settlements {
                         st.request_id.clone_from(&id);
@@ -173,6 +212,7 @@ async fn run_level(
         }));
     }
     let mut level = Level {
+        per_task: Vec::new(),
         service_cpu_us: 0.0,
         reserves: 0,
         secs: 0.0,
@@ -181,6 +221,7 @@ async fn run_level(
     };
     for t in tasks {
         if let Ok((r, p)) = t.await {
+            level.per_task.push(r.len() as u64);
             level.reserve_us.extend(r);
             level.pair_us.extend(p);
         }
@@ -204,7 +245,7 @@ fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64, f64)
         })
         .unwrap_or_default();
     println!(
-        "{name:<22} c={c:<3} {rate:>7.0} reserve/s  service CPU {:>5.1} us/reserve  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
+        "{name:<22} c={c:<3} {rate:>7.0} calls/s  service CPU {:>5.1} us/reserve  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
         l.service_cpu_us,
         pct(&l.reserve_us, 50),
         pct(&l.reserve_us, 99),
@@ -338,7 +379,7 @@ async fn bench(a: Args) -> Result<(), String> {
         a.secs
     );
     // Warm up: loads the scripts.
-    run_level(redis.clone(), snap.clone(), 4, 1, true, "warm").await;
+    run_level(redis.clone(), snap.clone(), 4, 1, Work::Pair, "warm").await;
     for c in [1, 16, 64] {
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
@@ -350,7 +391,7 @@ async fn bench(a: Args) -> Result<(), String> {
             snap.clone(),
             c,
             a.secs,
-            true,
+            Work::Pair,
             &format!("rs{c}"),
         )
         .await;
@@ -358,24 +399,43 @@ async fn bench(a: Args) -> Result<(), String> {
         let stats = evalsha_stats(&mut conn).map(|(u, n)| (u, n, cpu));
         print_level("redis reserve+settle", c, &l, stats);
     }
-    for c in [16, 64] {
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query(&mut conn)
-            .map_err(|e| e.to_string())?;
-        let cpu0 = redis_cpu_us(&mut conn);
-        let l = run_level(
-            redis.clone(),
-            snap.clone(),
-            c,
-            a.secs,
-            false,
-            &format!("ro{c}"),
-        )
-        .await;
-        let cpu = redis_cpu_us(&mut conn) - cpu0;
-        let stats = evalsha_stats(&mut conn).map(|(u, n)| (u, n, cpu));
-        print_level("redis reserve only", c, &l, stats);
+    for (c, batch) in [(16, 1), (16, 16), (64, 1)] {
+        let mut reserved = Vec::new();
+        let settle_name = if batch == 1 {
+            "redis settle only".to_owned()
+        } else {
+            format!("redis settle only x{batch}")
+        };
+        for (name, work) in [
+            ("redis reserve only", Work::Reserve),
+            (
+                settle_name.as_str(),
+                Work::Settle(Arc::new(Vec::new()), batch),
+            ),
+        ] {
+            let work = match work {
+                Work::Settle(_, k) => Work::Settle(Arc::new(std::mem::take(&mut reserved)), k),
+                w => w,
+            };
+            let _: () = redis::cmd("CONFIG")
+                .arg("RESETSTAT")
+                .query(&mut conn)
+                .map_err(|e| e.to_string())?;
+            let cpu0 = redis_cpu_us(&mut conn);
+            let l = run_level(
+                redis.clone(),
+                snap.clone(),
+                c,
+                a.secs,
+                work,
+                &format!("ro{c}x{batch}"),
+            )
+            .await;
+            let cpu = redis_cpu_us(&mut conn) - cpu0;
+            let stats = evalsha_stats(&mut conn).map(|(u, n)| (u, n, cpu));
+            print_level(name, c, &l, stats);
+            reserved.clone_from(&l.per_task);
+        }
     }
     let used: String = redis::cmd("INFO")
         .arg("memory")
@@ -392,13 +452,21 @@ async fn bench(a: Args) -> Result<(), String> {
             msnap.clone(),
             c,
             a.secs,
-            true,
+            Work::Pair,
             &format!("m{c}"),
         )
         .await;
         print_level("memory reserve+settle", c, &l, None);
     }
-    let l = run_level(memory.clone(), msnap.clone(), 16, a.secs, false, "mo").await;
+    let l = run_level(
+        memory.clone(),
+        msnap.clone(),
+        16,
+        a.secs,
+        Work::Reserve,
+        "mo",
+    )
+    .await;
     print_level("memory reserve only", 16, &l, None);
     Ok(())
 }

@@ -353,14 +353,14 @@ impl Store for MemoryStore {
                 None => {}
             }
         }
-        let mut counters = Vec::with_capacity(op.lines.len());
+        let mut used_nanos = Vec::with_capacity(op.lines.len());
         let mut generations = Vec::with_capacity(op.lines.len());
         for line in &op.lines {
             let w = inner.window(line);
             w.counters.reserved_nanos += op.cost_nanos;
             w.counters.reserved_tokens += op.tokens;
             w.counters.requests += 1;
-            counters.push(w.counters);
+            used_nanos.push(w.counters.spent_nanos + w.counters.reserved_nanos);
             generations.push(w.generation);
         }
         inner.seq += 1;
@@ -385,7 +385,7 @@ impl Store for MemoryStore {
         );
         inner.drop_hold(stale);
         Ok(ReserveOutcome::Reserved {
-            counters,
+            used_nanos,
             shadow_over,
         })
     }

@@ -14,7 +14,8 @@ use tollgate_model::wire::v1::DenyReason;
 
 use super::{
     ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
-    ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, Versioned, WriteConflict,
+    ReserveOutcome, SETTLE_CHUNK, SettleOp, SettleOutcome, Store, StoreError, Versioned,
+    WriteConflict,
 };
 
 const COMMON_LUA: &str = include_str!("redis/common.lua");
@@ -80,6 +81,20 @@ fn counters_at(items: &[Value], at: usize) -> Option<Counters> {
     })
 }
 
+/// One crossed threshold from settle.lua's reply: "<budget_id>|<window_index>", pct, spent.
+fn alert_of(c: &[Value], at_ms: i64) -> Option<AlertEvent> {
+    let who = text(c.first()?)?;
+    // Budget ids hold no '|'.
+    let (budget_id, window_index) = who.split_once('|')?;
+    Some(AlertEvent {
+        budget_id: budget_id.to_owned(),
+        window_index: window_index.parse().ok()?,
+        threshold_pct: u16::try_from(int(c.get(1)?)?).ok()?,
+        spent_nanos: int(c.get(2)?)?,
+        at_ms,
+    })
+}
+
 fn opt(v: Option<i64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
@@ -131,6 +146,17 @@ impl RedisStore {
 
     fn docs_key(&self, coll: Collection) -> String {
         format!("{}:docs:{}", self.prefix, coll.as_str())
+    }
+
+    /// The window keys of `lines` joined by '\n': what a reservation record and a settlement
+    /// compare to know they charge the same windows (settle.lua).
+    fn signature(&self, lines: &[Line], out: &mut String) {
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            out.push_str(&self.window_key(line));
+        }
     }
 
     /// A line as the scripts store it in a reservation record and take it as a settle
@@ -214,12 +240,16 @@ impl Store for RedisStore {
         // The record (which windows this hold is on, and the amounts to take off them) is
         // built here, not in Lua: string building is what the scripts can least afford.
         let mut record = format!(
-            "{}|{}",
+            "{}|{}\n",
             op.cost_nanos.saturating_neg(),
             op.tokens.saturating_neg()
         );
-        for line in &op.lines {
-            record.push('\n');
+        self.signature(&op.lines, &mut record);
+        record.push_str("\n\n");
+        for (i, line) in op.lines.iter().enumerate() {
+            if i > 0 {
+                record.push('\n');
+            }
             self.line_record(line, &mut record);
         }
         inv.arg(&op.request_id)
@@ -228,9 +258,6 @@ impl Store for RedisStore {
             .arg(op.now_ms)
             .arg(op.now_ms.saturating_add(op.reservation_ttl_ms))
             .arg(op.record_ttl_ms.max(1))
-            .arg(op.lines.len())
-            .arg(op.cost_nanos.saturating_neg())
-            .arg(op.tokens.saturating_neg())
             .arg(record);
         for line in &op.lines {
             inv.arg(opt(line.limit_nanos))
@@ -270,12 +297,12 @@ impl Store for RedisStore {
                     .filter_map(|s| s.parse::<usize>().ok())
                     .map(|i| i.saturating_sub(1))
                     .collect();
-                let counters = (0..op.lines.len())
-                    .map(|i| counters_at(&items, 2 + 6 * i))
-                    .collect::<Option<Vec<_>>>()
+                let used_nanos = items
+                    .get(2..2 + op.lines.len())
+                    .and_then(|used| used.iter().map(int).collect::<Option<Vec<_>>>())
                     .ok_or_else(bad)?;
                 Ok(ReserveOutcome::Reserved {
-                    counters,
+                    used_nanos,
                     shadow_over,
                 })
             }
@@ -284,45 +311,30 @@ impl Store for RedisStore {
     }
 
     async fn settle(&self, op: &SettleOp) -> Result<SettleOutcome, StoreError> {
-        let mut inv = self.settle.prepare_invoke();
-        inv.key(self.record_key(&op.request_tag, &op.request_id));
-        inv.key(self.expiries_key(&op.request_tag));
-        for line in &op.lines {
-            inv.key(self.window_key(line));
-        }
-        inv.arg(&op.request_id)
-            .arg(op.cost_nanos)
-            .arg(op.tokens)
-            .arg(op.now_ms)
-            .arg(op.dedupe_ttl_ms.max(1))
-            .arg(op.lines.len());
-        for line in &op.lines {
-            let mut l = String::new();
-            self.line_record(line, &mut l);
-            inv.arg(l);
-        }
-        let items = self.run("settle", &inv).await?;
-        let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));
-        match items.first().and_then(text).as_deref() {
-            Some("dup") => Ok(SettleOutcome::Duplicate),
-            Some("ok") => {
-                let alerts = items[1..]
-                    .chunks(4)
-                    .map(|c| {
-                        Some(AlertEvent {
-                            budget_id: text(c.first()?)?,
-                            window_index: int(c.get(1)?)?,
-                            threshold_pct: u16::try_from(int(c.get(2)?)?).ok()?,
-                            spent_nanos: int(c.get(3)?)?,
-                            at_ms: op.now_ms,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(bad)?;
-                Ok(SettleOutcome::Applied { alerts })
+        let mut out = self.settle_chunk(&[op]).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::Corrupt("settle: empty reply".into()))
+    }
+
+    async fn settle_many(&self, ops: &[SettleOp]) -> Result<Vec<SettleOutcome>, StoreError> {
+        // One script call per org (its keys share a slot), time and dedupe TTL (the script
+        // takes them once), and chunk; outcomes back in the order of `ops`.
+        let group_of = |op: &SettleOp| (op.request_tag.clone(), op.now_ms, op.dedupe_ttl_ms);
+        let mut order: Vec<usize> = (0..ops.len()).collect();
+        order.sort_by_key(|&i| group_of(&ops[i]));
+        let mut out: Vec<Option<SettleOutcome>> = vec![None; ops.len()];
+        for group in order.chunk_by(|&a, &b| group_of(&ops[a]) == group_of(&ops[b])) {
+            for chunk in group.chunks(SETTLE_CHUNK) {
+                let batch: Vec<&SettleOp> = chunk.iter().map(|&i| &ops[i]).collect();
+                let outcomes = self.settle_chunk(&batch).await?;
+                for (&i, o) in chunk.iter().zip(outcomes) {
+                    out[i] = Some(o);
+                }
             }
-            _ => Err(bad()),
         }
+        out.into_iter()
+            .map(|o| o.ok_or_else(|| StoreError::Corrupt("settle: reply too short".into())))
+            .collect()
     }
 
     async fn counters(&self, line: &Line) -> Result<Counters, StoreError> {
@@ -448,6 +460,72 @@ impl Store for RedisStore {
 }
 
 impl RedisStore {
+    /// Settles `ops` (all of one request tag, time and dedupe TTL) in one run of settle.lua.
+    async fn settle_chunk(&self, ops: &[&SettleOp]) -> Result<Vec<SettleOutcome>, StoreError> {
+        let Some(first) = ops.first() else {
+            return Ok(Vec::new());
+        };
+        let mut inv = self.settle.prepare_invoke();
+        inv.key(self.expiries_key(&first.request_tag));
+        inv.arg(first.now_ms).arg(first.dedupe_ttl_ms.max(1));
+        let mut signature = String::new();
+        for op in ops {
+            inv.key(self.record_key(&op.request_tag, &op.request_id));
+            for line in &op.lines {
+                inv.key(self.window_key(line));
+            }
+            signature.clear();
+            self.signature(&op.lines, &mut signature);
+            inv.arg(&op.request_id)
+                .arg(op.cost_nanos)
+                .arg(op.tokens)
+                .arg(op.lines.len())
+                .arg(&signature);
+            for line in &op.lines {
+                let thresholds = line
+                    .thresholds_pct
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                inv.arg(opt(line.expire_at_ms))
+                    .arg(u8::from(line.suspend_on_exceed))
+                    .arg(opt(line.limit_nanos))
+                    .arg(opt(line.limit_tokens))
+                    .arg(opt(line.limit_requests))
+                    .arg(format!("{}|{}", line.budget_id, line.window_index))
+                    .arg(thresholds);
+            }
+        }
+        let items = self.run("settle", &inv).await?;
+        let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));
+        let mut out = Vec::with_capacity(ops.len());
+        let mut rest = items.as_slice();
+        for op in ops {
+            let (head, tail) = rest.split_first().ok_or_else(bad)?;
+            rest = tail;
+            match text(head).as_deref() {
+                Some("dup") => out.push(SettleOutcome::Duplicate),
+                Some("ok") => {
+                    let (m, tail) = rest.split_first().ok_or_else(bad)?;
+                    let m = int(m)
+                        .and_then(|m| usize::try_from(m).ok())
+                        .ok_or_else(bad)?;
+                    let (triples, tail) = tail.split_at_checked(3 * m).ok_or_else(bad)?;
+                    rest = tail;
+                    let alerts = triples
+                        .chunks(3)
+                        .map(|c| alert_of(c, op.now_ms))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(bad)?;
+                    out.push(SettleOutcome::Applied { alerts });
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(out)
+    }
+
     async fn write_doc(
         &self,
         coll: Collection,

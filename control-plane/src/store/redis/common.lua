@@ -49,14 +49,40 @@ local function line_of(s)
   return l
 end
 
--- A reservation record: "<-cost>|<-tokens>" then "\n<line>" per window (written by Rust).
+-- A reservation record (written by Rust): "<-cost>|<-tokens>\n<sig>\n\n<line>\n<line>...":
+-- the amounts to take off again, the signature of its windows (their keys joined by "\n",
+-- which settle compares with the signature of the lines it was given, so that the common
+-- settle parses no line at all), then one line per window.
+-- A record written before the signature existed ("<-cost>|<-tokens>\n<line>...", kept up to
+-- the record TTL) has no signature: its lines are always parsed.
 local function decode_record(rec)
-  local nc, nt = string.match(rec, '^([^|\n]*)|([^|\n]*)')
+  local bar = string.find(rec, '|', 1, true)
+  local e1 = string.find(rec, '\n', 1, true) or (#rec + 1)
+  local nc, nt = string.sub(rec, 1, bar - 1), string.sub(rec, bar + 1, e1 - 1)
+  local e2 = string.find(rec, '\n\n', e1, true)
+  if not e2 then
+    return nc, nt, nil, e1 - 1
+  end
+  return nc, nt, string.sub(rec, e1 + 1, e2 - 1), e2
+end
+
+-- The lines of a record, from the position decode_record returned.
+local function record_lines(rec, e2)
   local lines = {}
-  for row in string.gmatch(rec, '\n([^\n]+)') do
+  for row in string.gmatch(string.sub(rec, e2 + 2), '[^\n]+') do
     lines[#lines + 1] = line_of(row)
   end
-  return nc, nt, lines
+  return lines
+end
+
+-- The decimal string of -x for an amount string x ("0" stays "0": BITFIELD refuses "-0").
+local function neg(x)
+  if string.sub(x, 1, 1) == '-' then
+    return string.sub(x, 2)
+  elseif x == '0' then
+    return x
+  end
+  return '-' .. x
 end
 
 -- A window the last update created (it did not exist) is deleted again; negative holds
@@ -72,18 +98,17 @@ end
 
 -- Takes a reservation's hold off its windows (a window reset or expired since is left alone).
 local function release(rec)
-  local nc, nt, lines = decode_record(rec)
-  for _, l in ipairs(lines) do
+  local nc, nt, _, e2 = decode_record(rec)
+  for _, l in ipairs(record_lines(rec, e2)) do
     local r = redis.call('BITFIELD', l.w, 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1', nc,
       'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', nt, 'GET', 'i64', '#4')
     tidy(l.w, r[1], r[2], r[3], r[4], r[5])
   end
 end
 
--- Whether settled usage reached `pct` percent of any limit.
-local function reached(l, spent, tok, req, pct)
-  local function at(used, limit)
-    return limit ~= '' and used * 100 >= pct * tonumber(limit)
-  end
-  return at(spent, l.ln) or at(tok, l.lt) or at(req, l.lr)
+-- Whether settled usage reached `pct` percent of any limit ('' = none).
+local function reached(spent, tok, req, pct, ln, lt, lr)
+  return (ln ~= '' and spent * 100 >= pct * tonumber(ln))
+    or (lt ~= '' and tok * 100 >= pct * tonumber(lt))
+    or (lr ~= '' and req * 100 >= pct * tonumber(lr))
 end

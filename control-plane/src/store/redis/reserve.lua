@@ -8,24 +8,24 @@
 -- KEYS[2]        reservation expiries <p>:{<org>}:exp  (zset rid -> expiry ms)
 -- KEYS[2 + i]    line i's window key (see common.lua)
 -- ARGV[1] request_id  ARGV[2] cost_nanos  ARGV[3] tokens  ARGV[4] now_ms
--- ARGV[5] reservation expires at (Unix ms)  ARGV[6] record ttl ms  ARGV[7] n lines
--- ARGV[8] -cost_nanos  ARGV[9] -tokens  ARGV[10] the reservation record (see common.lua)
--- ARGV[6 + 5i .. 10 + 5i]  line i: limit_nanos, limit_tokens, limit_requests ('' = none),
+-- ARGV[5] reservation expires at (Unix ms)  ARGV[6] record ttl ms
+-- ARGV[7] the reservation record (see common.lua)
+-- ARGV[3 + 5i .. 7 + 5i]  line i: limit_nanos, limit_tokens, limit_requests ('' = none),
 --                flags (1 = enforce, 2 = suspend_on_exceed, summed), expire_at_ms ('' = none)
 --
 -- Returns {'dup'} when the request id already has a record (nothing changes);
 -- {'deny', i, reason, spent, rsv, tok, rtok, req, thr} when line i refuses (nothing is
 -- reserved; a suspend_on_exceed budget becomes suspended);
--- {'ok', shadow_over_csv, then spent, rsv, tok, rtok, req, thr for each line after reserving}.
+-- {'ok', shadow_over_csv, then spent + rsv for each line after reserving}: all admission
+-- needs (what is left under each USD limit); every value read and returned costs.
 --
 -- The hold is added first and checked after (one BITFIELD per window reads the counters and
 -- adds to them); a refusal takes it off again before the script returns, so nothing outside
 -- ever sees it. Redis calls on the common path: SET NX (record + replay check),
 -- ZRANGEBYSCORE, one BITFIELD per window, ZADD.
 local rid, now = ARGV[1], ARGV[4]
-local cost, tokens = tonumber(ARGV[2]), tonumber(ARGV[3])
 -- The record is the replay check too: written first, only if absent.
-if not redis.call('SET', KEYS[1], ARGV[10], 'NX', 'PX', ARGV[6]) then
+if not redis.call('SET', KEYS[1], ARGV[7], 'NX', 'PX', ARGV[6]) then
   return { 'dup' }
 end
 -- Reservations release themselves: the expired ones are taken off their windows here, a
@@ -41,17 +41,15 @@ if #gone > 0 then
   end
   redis.call('ZREM', KEYS[2], unpack(gone))
 end
-local n = tonumber(ARGV[7])
 local out = { 'ok', '' }
 local shadow_over = nil
-for i = 1, n do
-  local w, a = KEYS[2 + i], 6 + 5 * i
+for i = 1, #KEYS - 2 do
+  local w, a = KEYS[2 + i], 3 + 5 * i
   local ln, lt, lr, flags = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local enforce, susp = flags == '1' or flags == '3', flags == '2' or flags == '3'
   local suspended = susp and redis.call('EXISTS', side_key(w, 'susp')) == 1
   local c = redis.call('BITFIELD', w, 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1', ARGV[2],
-    'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[3], 'INCRBY', 'i64', '#4', '1',
-    'GET', 'i64', '#5')
+    'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[3], 'INCRBY', 'i64', '#4', '1')
   local reason = nil
   if suspended then
     reason = 'suspended'
@@ -64,16 +62,19 @@ for i = 1, n do
   end
   if reason and enforce then
     -- Take this call's hold off every window it was added to so far.
+    local nc, nt = neg(ARGV[2]), neg(ARGV[3])
     for j = 1, i do
       local u = redis.call('BITFIELD', KEYS[2 + j], 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1',
-        ARGV[8], 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[9], 'INCRBY', 'i64', '#4', '-1')
+        nc, 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', nt, 'INCRBY', 'i64', '#4', '-1')
       tidy(KEYS[2 + j], u[1], u[2], u[3], u[4], u[5])
     end
     redis.call('DEL', KEYS[1])
     if susp then
       redis.call('SET', side_key(w, 'susp'), '1')
     end
-    return { 'deny', i, reason, c[1], c[2] - cost, c[3], c[4] - tokens, c[5] - 1, c[6] }
+    local thr = redis.call('BITFIELD', w, 'GET', 'i64', '#5')[1]
+    return { 'deny', i, reason, c[1], c[2] - tonumber(ARGV[2]), c[3], c[4] - tonumber(ARGV[3]),
+      c[5] - 1, thr }
   end
   if reason then
     shadow_over = shadow_over and (shadow_over .. ',' .. i) or tostring(i)
@@ -82,9 +83,7 @@ for i = 1, n do
   if c[5] == 1 and ARGV[a + 4] ~= '' then
     redis.call('PEXPIREAT', w, ARGV[a + 4])
   end
-  local o = #out
-  out[o + 1], out[o + 2], out[o + 3], out[o + 4], out[o + 5], out[o + 6] =
-    c[1], c[2], c[3], c[4], c[5], c[6]
+  out[#out + 1] = c[1] + c[2]
 end
 if shadow_over then
   out[2] = shadow_over

@@ -1,80 +1,131 @@
--- settle.lua: replace one call's reservation with its actual charge, exactly once.
+-- settle.lua: replace calls' reservations with their actual charges, each exactly once. One
+-- call settles a batch of settlements of one org (one hash tag): the script's fixed cost (the
+-- command, its argument tables, the round trip) is paid once per batch, not per settlement.
 --
 -- Why one script: "already settled?", the release of the reservation, the charge on every
 -- window, the threshold alerts and the settled marker must be one step, or a replayed batch
 -- racing the original could charge twice, and a crash between steps could leak a reservation.
 --
--- KEYS[1]        reservation record   <p>:{<org>}:r:<request_id>
--- KEYS[2]        reservation expiries <p>:{<org>}:exp
--- KEYS[2 + i]    fallback line i's window key, used only when there is no record: a
---                fail-open admission, or a record long expired. With a record, its own
---                lines are charged.
--- ARGV[1] request_id  ARGV[2] cost_nanos  ARGV[3] tokens  ARGV[4] now_ms
--- ARGV[5] dedupe ttl ms (how long the settled marker blocks replays)  ARGV[6] n fallback lines
--- ARGV[6 + i]    fallback line i (see common.lua)
+-- KEYS[1]        reservation expiries <p>:{<org>}:exp
+-- then per settlement: its reservation record <p>:{<org>}:r:<request_id>, then its lines'
+--                window keys (the budgets matching the settlement now)
+-- ARGV[1] now_ms  ARGV[2] dedupe ttl ms (how long the settled marker blocks replays)
+-- then per settlement: request_id, cost_nanos, tokens, number of lines n, the lines'
+--                signature (their window keys joined by "\n"), then 7 per line:
+--                expire_at_ms, suspend_on_exceed ('1'/'0'), limit_nanos, limit_tokens,
+--                limit_requests ('' = none), "<budget_id>|<window_index>", thresholds csv
+--                (ascending; '' = none)
 --
--- Returns {'dup'}, or {'ok', then budget_id, window_index, threshold_pct, spent for each
--- threshold crossed by this charge}.
+-- Which windows are charged: with a record, the windows it reserved on (even if a new window
+-- has begun since); without one (a fail-open admission, or a record long gone), the given
+-- lines. When the record's signature equals the given one (the common case) the given lines
+-- are used as they are, and the record's own lines are never parsed: Lua pattern matching
+-- over the record was half of this script's cost.
 --
--- Redis calls on the common path: SET ... GET (writes the settled marker and returns the
--- record in one call), ZREM, one BITFIELD per window.
-local now = ARGV[4]
-local rec = redis.call('SET', KEYS[1], 'settled', 'PX', ARGV[5], 'GET')
-if rec == 'settled' then
-  return { 'dup' }
-end
-local lines, nc, nt, held, req_add = nil, '0', '0', false, '1'
-if rec then
-  nc, nt, lines = decode_record(rec)
-  -- Still held (not yet released by expiry)? Then its hold comes off as it is charged.
-  held = redis.call('ZREM', KEYS[2], ARGV[1]) == 1
-  if not held then
-    nc, nt = '0', '0'
+-- Returns, per settlement in order: 'dup', or 'ok' and the number m of thresholds crossed by
+-- its charge, then m times "<budget_id>|<window_index>", threshold_pct, spent.
+--
+-- Redis calls per settlement on the common path: SET ... GET (writes the settled marker and
+-- returns the record in one call), ZREM, one BITFIELD per window.
+local now = ARGV[1]
+local out = {}
+
+-- Charges window w with cost/tokens, taking nc/nt (the negated hold, or '0') off its
+-- reserved counters; `counted`: the reservation already counted the request. Appends the
+-- thresholds the charge crossed to `alerts` (and the alerts list) and suspends a
+-- suspend_on_exceed budget whose limit settled usage reached.
+local function charge(w, exp, susp, ln, lt, lr, who, th, cost, tokens, nc, nt, counted, alerts)
+  local c
+  if counted then
+    -- Read, don't write, the request counter.
+    c = redis.call('BITFIELD', w, 'INCRBY', 'i64', '#0', cost, 'INCRBY', 'i64', '#1', nc,
+      'INCRBY', 'i64', '#2', tokens, 'INCRBY', 'i64', '#3', nt, 'GET', 'i64', '#4',
+      'GET', 'i64', '#5')
+  else
+    c = redis.call('BITFIELD', w, 'INCRBY', 'i64', '#0', cost, 'INCRBY', 'i64', '#1', nc,
+      'INCRBY', 'i64', '#2', tokens, 'INCRBY', 'i64', '#3', nt, 'INCRBY', 'i64', '#4', '1',
+      'GET', 'i64', '#5')
   end
-  -- A reservation already counted the request.
-  req_add = '0'
-else
-  lines = {}
-  for i = 1, tonumber(ARGV[6]) do
-    lines[i] = line_of(ARGV[6 + i])
-  end
-end
-local out = { 'ok' }
-for _, l in ipairs(lines) do
-  local c = redis.call('BITFIELD', l.w, 'INCRBY', 'i64', '#0', ARGV[2], 'INCRBY', 'i64', '#1', nc,
-    'INCRBY', 'i64', '#2', ARGV[3], 'INCRBY', 'i64', '#3', nt, 'INCRBY', 'i64', '#4', req_add,
-    'GET', 'i64', '#5')
   local spent, rsv, tok, rtok, req, thr = c[1], c[2], c[3], c[4], c[5], c[6]
   if rsv < 0 or rtok < 0 then
     -- The window was reset since the hold was taken.
-    redis.call('BITFIELD', l.w, 'SET', 'i64', '#1', rsv < 0 and '0' or int(rsv),
+    redis.call('BITFIELD', w, 'SET', 'i64', '#1', rsv < 0 and '0' or int(rsv),
       'SET', 'i64', '#3', rtok < 0 and '0' or int(rtok))
   end
   -- A window this charge created (the one reserved on ended or was reset) gets its expiry.
-  if req <= 1 and l.exp ~= '' then
-    redis.call('PEXPIREAT', l.w, l.exp)
+  if req <= 1 and exp ~= '' then
+    redis.call('PEXPIREAT', w, exp)
   end
-  if l.d then
+  if th ~= '' then
     local top = thr
-    for t in string.gmatch(l.th, '%d+') do
+    for t in string.gmatch(th, '%d+') do
       local pct = tonumber(t)
-      if pct > thr and reached(l, spent, tok, req, pct) then
+      if pct > thr then
+        -- Ascending: the first threshold not reached ends the search.
+        if not reached(spent, tok, req, pct, ln, lt, lr) then
+          break
+        end
         top = pct
-        local alerts = side_key(l.w, 'alerts')
-        redis.call('LPUSH', alerts, l.id .. '|' .. l.idx .. '|' .. t .. '|' .. int(spent) .. '|' .. now)
-        redis.call('LTRIM', alerts, 0, 999)
-        out[#out + 1] = l.id
-        out[#out + 1] = l.idx
-        out[#out + 1] = t
-        out[#out + 1] = spent
+        local list = side_key(w, 'alerts')
+        redis.call('LPUSH', list, who .. '|' .. t .. '|' .. int(spent) .. '|' .. now)
+        redis.call('LTRIM', list, 0, 999)
+        alerts[#alerts + 1] = who
+        alerts[#alerts + 1] = t
+        alerts[#alerts + 1] = spent
       end
     end
     if top > thr then
-      redis.call('BITFIELD', l.w, 'SET', 'i64', '#5', tostring(top))
-    end
-    if l.susp == '1' and reached(l, spent, tok, req, 100) then
-      redis.call('SET', side_key(l.w, 'susp'), '1')
+      redis.call('BITFIELD', w, 'SET', 'i64', '#5', tostring(top))
     end
   end
+  if susp == '1' and reached(spent, tok, req, 100, ln, lt, lr) then
+    redis.call('SET', side_key(w, 'susp'), '1')
+  end
+end
+
+local k, a = 2, 3
+while a <= #ARGV do
+  local rid, cost, tokens, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  local rec = redis.call('SET', KEYS[k], 'settled', 'PX', ARGV[2], 'GET')
+  if rec == 'settled' then
+    out[#out + 1] = 'dup'
+  else
+    local nc, nt, counted, rows = '0', '0', false, nil
+    if rec then
+      local sig, e2
+      nc, nt, sig, e2 = decode_record(rec)
+      -- Still held (not yet released by expiry)? Then its hold comes off as it is charged.
+      if redis.call('ZREM', KEYS[1], rid) == 0 then
+        nc, nt = '0', '0'
+      end
+      counted = true
+      if sig ~= ARGV[a + 4] then
+        rows = record_lines(rec, e2)
+      end
+    end
+    local alerts = {}
+    if rows then
+      for _, l in ipairs(rows) do
+        if l.d then
+          charge(l.w, l.exp, l.susp, l.ln, l.lt, l.lr, l.id .. '|' .. l.idx, l.th,
+            cost, tokens, nc, nt, counted, alerts)
+        else
+          charge(l.w, l.exp, '0', '', '', '', '', '', cost, tokens, nc, nt, counted, alerts)
+        end
+      end
+    else
+      for i = 1, n do
+        local b = a + 7 * i - 2
+        charge(KEYS[k + i], ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4],
+          ARGV[b + 5], ARGV[b + 6], cost, tokens, nc, nt, counted, alerts)
+      end
+    end
+    out[#out + 1] = 'ok'
+    out[#out + 1] = #alerts / 3
+    for _, v in ipairs(alerts) do
+      out[#out + 1] = v
+    end
+  end
+  k, a = k + 1 + n, a + 5 + 7 * n
 end
 return out

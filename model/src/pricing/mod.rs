@@ -277,12 +277,18 @@ pub struct PriceTable {
 impl PriceTable {
     /// The table shipped in this build.
     pub fn shipped() -> Result<PriceTable, PriceFileError> {
-        PriceTable::from_json("shipped prices.json", SHIPPED_PRICES_JSON)
+        let source_name = "shipped prices.json";
+        let dto = file::parse_shipped(source_name, SHIPPED_PRICES_JSON)?;
+        PriceTable::from_dto(source_name, dto)
     }
 
     /// Loads and validates a price file. `source_name` appears in error messages.
     pub fn from_json(source_name: &str, text: &str) -> Result<PriceTable, PriceFileError> {
         let dto = file::parse(source_name, text)?;
+        PriceTable::from_dto(source_name, dto)
+    }
+
+    fn from_dto(source_name: &str, dto: file::PriceFileDto) -> Result<PriceTable, PriceFileError> {
         file::validate_header(source_name, &dto)?;
         let mut table = PriceTable {
             table_version: dto.table_version,

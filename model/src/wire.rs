@@ -59,7 +59,7 @@ pub mod v1 {
     /// The control plane's answer: an object whose `decision` names the variant, beside the
     /// variant's own fields (`{"decision":"deny","budget_id":…}`).
     ///
-    /// Written as serde's internally tagged enum; read through [`ReserveResponseFields`]
+    /// Written as serde's internally tagged enum; read through `ReserveResponseFields`
     /// (the same JSON), because serde reads an internally tagged enum by buffering the whole
     /// object into its generic `Content` tree first, which made this one type a twentieth of
     /// the filter's `.wasm`.

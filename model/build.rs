@@ -1,6 +1,8 @@
-//! Embeds the shipped price table minified: the filter's `.wasm` carries it, and the
-//! pretty-printed file's whitespace is a sixth of the module. The file is validated at run
-//! time by `PriceTable::shipped()`; here it only has to be JSON.
+//! Embeds the shipped price table minified and DEFLATE-compressed: the filter's `.wasm`
+//! carries it, and the minified JSON alone was a tenth of the module (63 KB; 7.4 KB
+//! compressed, plus ~15 KB of inflate code: the `.wasm` is 41 KB smaller). It is inflated
+//! once per VM, at configuration. The file is validated at run time by
+//! `PriceTable::shipped()`; here it only has to be JSON.
 
 use std::path::PathBuf;
 
@@ -20,9 +22,11 @@ fn main() {
             return;
         }
     };
-    let out =
-        PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("prices.min.json");
-    if let Err(e) = std::fs::write(&out, minified) {
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default())
+        .join("prices.min.json.deflate");
+    // Level 10 (miniz's best): the build pays once, every Envoy worker loads fewer bytes.
+    let compressed = miniz_oxide::deflate::compress_to_vec(minified.as_bytes(), 10);
+    if let Err(e) = std::fs::write(&out, compressed) {
         println!("cargo::error=cannot write {}: {e}", out.display());
     }
 }

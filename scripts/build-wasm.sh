@@ -4,12 +4,11 @@
 # Writes $CARGO_TARGET_DIR/wasm32-wasip1/wasm-opt/<crate_name>.wasm (target/ by default);
 # cargo's own output in wasm32-wasip1/wasm/ is the unoptimised input.
 #
-# Why a post-link pass: cargo's module is ~640 KB (Cargo.toml's [profile.wasm] says why its
+# Why a post-link pass: cargo's module is ~680 KB (Cargo.toml's [profile.wasm] says why its
 # opt-levels); wasm-opt's whole-module passes (dead code, duplicate functions, local
-# coalescing) take ~12 % off (565 KB before enforcement, 657 KB with it; issue 5's target is
-# 600 KB), and it is no slower in Envoy
-# (bench-gateway figures in docs/filter.md). -O3 rather than -Oz: ~8 KB larger, measured
-# faster in Envoy. scripts/setup.sh installs wasm-opt (Debian `binaryen`; version 108 works).
+# coalescing) take ~13 % off (~588 KB; issue 5's target is 600 KB), and it is no slower in
+# Envoy (bench-gateway figures in docs/filter.md). -O3 rather than -Oz: ~8 KB larger,
+# measured faster in Envoy (the filter's own time in V8 is about a third lower). scripts/setup.sh installs wasm-opt (Debian `binaryen`; version 108 works).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"

@@ -56,9 +56,19 @@ pub mod v1 {
         Emergency,
     }
 
-    /// The control plane's answer.
+    /// The control plane's answer: an object whose `decision` names the variant, beside the
+    /// variant's own fields (`{"decision":"deny","budget_id":…}`).
+    ///
+    /// Written as serde's internally tagged enum; read through `ReserveResponseFields`
+    /// (the same JSON), because serde reads an internally tagged enum by buffering the whole
+    /// object into its generic `Content` tree first, which made this one type a twentieth of
+    /// the filter's `.wasm`.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    #[serde(tag = "decision", rename_all = "snake_case", deny_unknown_fields)]
+    #[serde(
+        tag = "decision",
+        rename_all = "snake_case",
+        try_from = "ReserveResponseFields"
+    )]
     pub enum ReserveResponse {
         /// Go ahead; the estimate is reserved.
         Allow {
@@ -93,6 +103,90 @@ pub mod v1 {
             /// The budget's fail mode (informative).
             fail_mode: FailMode,
         },
+    }
+
+    /// Which [`ReserveResponse`] an answer is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Decision {
+        Allow,
+        Downgrade,
+        Deny,
+    }
+
+    /// A [`ReserveResponse`] as read: every variant's fields side by side, each optional,
+    /// then [`TryFrom`] checks that the fields present are exactly the named variant's (a
+    /// field of another variant is refused, as an unknown field, and a missing required one
+    /// too). Only `null` for a field another variant owns reads as absent.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ReserveResponseFields {
+        decision: Decision,
+        #[serde(default)]
+        remaining: Option<NanoUsd>,
+        #[serde(default)]
+        stream_cutoff: Option<NanoUsd>,
+        #[serde(default)]
+        budget_id: Option<String>,
+        #[serde(default)]
+        model: Option<String>,
+        #[serde(default)]
+        reason: Option<DenyReason>,
+        #[serde(default)]
+        retry_after_secs: Option<i64>,
+        #[serde(default)]
+        fail_mode: Option<FailMode>,
+    }
+
+    impl TryFrom<ReserveResponseFields> for ReserveResponse {
+        type Error = String;
+
+        fn try_from(f: ReserveResponseFields) -> Result<ReserveResponse, String> {
+            let decision = match f.decision {
+                Decision::Allow => "allow",
+                Decision::Downgrade => "downgrade",
+                Decision::Deny => "deny",
+            };
+            let required = |name: &str| format!("missing field `{name}` for decision `{decision}`");
+            let foreign = [
+                ("stream_cutoff", f.stream_cutoff.is_some()),
+                ("budget_id", f.budget_id.is_some()),
+                ("model", f.model.is_some()),
+                ("reason", f.reason.is_some()),
+                ("retry_after_secs", f.retry_after_secs.is_some()),
+                ("fail_mode", f.fail_mode.is_some()),
+            ];
+            // The fields each decision may carry besides `remaining` (which all may).
+            let own: &[&str] = match f.decision {
+                Decision::Allow => &["stream_cutoff"],
+                Decision::Downgrade => &["budget_id", "model"],
+                Decision::Deny => &["budget_id", "reason", "retry_after_secs", "fail_mode"],
+            };
+            if let Some((name, _)) = foreign
+                .iter()
+                .find(|(name, present)| *present && !own.contains(name))
+            {
+                return Err(format!("unknown field `{name}` for decision `{decision}`"));
+            }
+            Ok(match f.decision {
+                Decision::Allow => ReserveResponse::Allow {
+                    remaining: f.remaining,
+                    stream_cutoff: f.stream_cutoff,
+                },
+                Decision::Downgrade => ReserveResponse::Downgrade {
+                    budget_id: f.budget_id.ok_or_else(|| required("budget_id"))?,
+                    model: f.model.ok_or_else(|| required("model"))?,
+                    remaining: f.remaining,
+                },
+                Decision::Deny => ReserveResponse::Deny {
+                    budget_id: f.budget_id.ok_or_else(|| required("budget_id"))?,
+                    reason: f.reason.ok_or_else(|| required("reason"))?,
+                    remaining: f.remaining.ok_or_else(|| required("remaining"))?,
+                    retry_after_secs: f.retry_after_secs,
+                    fail_mode: f.fail_mode.ok_or_else(|| required("fail_mode"))?,
+                },
+            })
+        }
     }
 
     /// One call's final charge.
@@ -165,6 +259,91 @@ pub mod v1 {
                     stream_cutoff: None
                 }
             );
+        }
+
+        #[test]
+        fn every_decision_reads_back_what_it_writes() {
+            let answers = [
+                ReserveResponse::Allow {
+                    remaining: None,
+                    stream_cutoff: None,
+                },
+                ReserveResponse::Allow {
+                    remaining: Some(NanoUsd(7)),
+                    stream_cutoff: Some(NanoUsd(3)),
+                },
+                ReserveResponse::Downgrade {
+                    budget_id: "b".into(),
+                    model: "gpt-4o-mini".into(),
+                    remaining: Some(NanoUsd(9)),
+                },
+                ReserveResponse::Downgrade {
+                    budget_id: "b".into(),
+                    model: "gpt-4o-mini".into(),
+                    remaining: None,
+                },
+                ReserveResponse::Deny {
+                    budget_id: "team-a".into(),
+                    reason: DenyReason::Requests,
+                    remaining: NanoUsd(0),
+                    retry_after_secs: None,
+                    fail_mode: FailMode::Open,
+                },
+            ];
+            for answer in answers {
+                let json = serde_json::to_string(&answer).unwrap();
+                assert_eq!(
+                    serde_json::from_str::<ReserveResponse>(&json).unwrap(),
+                    answer,
+                    "{json}"
+                );
+            }
+        }
+
+        #[test]
+        fn the_decision_may_come_after_its_fields() {
+            let json = r#"{"model":"m","remaining":1,"budget_id":"b","decision":"downgrade"}"#;
+            assert_eq!(
+                serde_json::from_str::<ReserveResponse>(json).unwrap(),
+                ReserveResponse::Downgrade {
+                    budget_id: "b".into(),
+                    model: "m".into(),
+                    remaining: Some(NanoUsd(1)),
+                }
+            );
+        }
+
+        #[test]
+        fn answers_with_foreign_missing_or_unknown_fields_are_refused() {
+            for json in [
+                // A field of another decision.
+                r#"{"decision":"allow","budget_id":"b"}"#,
+                r#"{"decision":"allow","model":"m"}"#,
+                r#"{"decision":"downgrade","budget_id":"b","model":"m","stream_cutoff":1}"#,
+                r#"{"decision":"downgrade","budget_id":"b","model":"m","reason":"usd"}"#,
+                r#"{"decision":"deny","budget_id":"b","reason":"usd","remaining":0,"fail_mode":"open","model":"m"}"#,
+                // A field no decision has.
+                r#"{"decision":"allow","extra":1}"#,
+                // A required field missing.
+                r#"{"decision":"downgrade","budget_id":"b"}"#,
+                r#"{"decision":"deny","budget_id":"b","reason":"usd","fail_mode":"open"}"#,
+                r#"{"decision":"deny","budget_id":"b","remaining":0,"fail_mode":"open"}"#,
+                r#"{"decision":"deny","reason":"usd","remaining":0,"fail_mode":"open"}"#,
+                r#"{"decision":"deny","budget_id":"b","reason":"usd","remaining":0}"#,
+                // No decision, or an unknown one.
+                r#"{"remaining":1}"#,
+                r#"{"decision":"maybe"}"#,
+                r#"{"decision":null}"#,
+                // Wrong types.
+                r#"{"decision":"allow","remaining":"1"}"#,
+                r#"{"decision":"deny","budget_id":"b","reason":"usd","remaining":-1.5,"fail_mode":"open"}"#,
+                r#"[]"#,
+            ] {
+                assert!(
+                    serde_json::from_str::<ReserveResponse>(json).is_err(),
+                    "{json}"
+                );
+            }
         }
 
         #[test]

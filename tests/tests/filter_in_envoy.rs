@@ -443,3 +443,56 @@ async fn a_governed_call_without_a_body_passes_and_envoy_keeps_serving() {
     assert_eq!(next.status(), 200);
     assert!(!gw.envoy.log().contains("panic"), "{}", gw.envoy.log());
 }
+
+#[tokio::test]
+async fn an_unknown_paths_answer_passes_whole_without_being_read() {
+    let gw = gateway(json!({}), 1).await;
+    let resp = gw.post("/v1/files", "chat.json", "{}", &[]).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), CHAT_JSON);
+    let streamed = gw.post("/v1/files", "chat-64-events.sse", "{}", &[]).await;
+    assert_eq!(streamed.status(), 200);
+    assert_eq!(
+        streamed.text().await.unwrap(),
+        bench_bodies::chat_stream_64_events()
+    );
+    assert_eq!(
+        gw.wait_stat("tollgate_requests_total.provider.none.outcome.unmatched", 2)
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_scope_header_that_is_not_utf8_is_skipped_and_the_worker_keeps_serving() {
+    let config = json!({"scopes": {"sources": [{"kind": "team", "header": "x-tollgate-team"}], "when_none": "deny"}});
+    let gw = gateway(config, 1).await;
+    let not_utf8 = reqwest::header::HeaderValue::from_bytes(b"pay\xffments").unwrap();
+    let skipped = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", gw.envoy.url()))
+        .header("host", "api.openai.com")
+        .header("x-mock-fixture", "chat.json")
+        .header("x-tollgate-team", not_utf8)
+        .body(SMALL_REQUEST)
+        .send()
+        .await
+        .unwrap();
+    // No usable scope: refused as configured, by the filter (not by a dead VM).
+    assert_eq!(skipped.status(), 403, "{}", gw.envoy.log());
+    let body: Value = serde_json::from_slice(&skipped.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "no_scope", "{body}");
+    let passed = gw
+        .post(
+            "/v1/chat/completions",
+            "chat.json",
+            SMALL_REQUEST,
+            &[("x-tollgate-team", "payments")],
+        )
+        .await;
+    assert_eq!(passed.status(), 200);
+    assert_eq!(
+        gw.wait_stat("tollgate_requests_total.provider.openai.outcome.charged", 1)
+            .await,
+        1
+    );
+}

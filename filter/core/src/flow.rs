@@ -174,6 +174,13 @@ impl Exchange {
         self.request.as_ref()
     }
 
+    /// Whether this exchange still reads the response: `false` for a path it does not govern
+    /// and once it is refused or finished, so that the adapter can skip reading the status
+    /// and copying each chunk out of the host (a hostcall and a copy per chunk).
+    pub fn reads_response(&self) -> bool {
+        matches!(self.phase, Phase::Answered)
+    }
+
     /// Request headers arrived. `lookup` answers the header and property questions of scope
     /// resolution.
     pub fn on_request_headers(

@@ -24,17 +24,39 @@ use tollgate_filter_core::settle::SettleQueue;
 
 use crate::host::EnvoyHost;
 
-/// Answers scope resolution's questions with hostcalls (request phase only). A missing
-/// header or property is `None`; a property that is not UTF-8 is skipped.
-fn lookup(what: Lookup<'_>) -> Option<String> {
-    match what {
-        Lookup::Header(name) => hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten(),
-        Lookup::Property(path) => {
-            let path: Vec<&str> = path.iter().map(String::as_str).collect();
-            let bytes = hostcalls::get_property(path).ok().flatten()?;
-            String::from_utf8(bytes).ok()
+/// The request headers, read with one hostcall in `on_http_request_headers`.
+///
+/// Reading a header by name costs a hostcall and, when it is there, a call from Envoy back
+/// into the VM to allocate its copy: about 1.4 µs each in Envoy 1.40's V8, 0.24 µs for an
+/// absent one. A governed request asks for eleven (`:method`, `:path`, `:authority`, then
+/// one per scope source and four for the API key); all of them at once cost one of each.
+struct RequestHeaders(Vec<(String, Vec<u8>)>);
+
+impl RequestHeaders {
+    /// All of them (request-headers phase only).
+    fn read() -> RequestHeaders {
+        RequestHeaders(hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default())
+    }
+
+    /// The first value of `name`, as Envoy answers a lookup by name; `None` when the header
+    /// is missing or its value is not UTF-8 (skipped, like a property that is not).
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// Answers scope resolution's questions: headers from this map, properties with a
+    /// hostcall (request phase only). A missing header or property is `None`.
+    fn lookup(&self, what: Lookup<'_>) -> Option<String> {
+        match what {
+            Lookup::Header(name) => self.get(name).map(str::to_owned),
+            Lookup::Property(path) => {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                let bytes = hostcalls::get_property(path).ok().flatten()?;
+                String::from_utf8(bytes).ok()
+            }
         }
     }
 }
@@ -264,13 +286,11 @@ impl Context for HttpExchange {
 
 impl HttpContext for HttpExchange {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let method = self.get_http_request_header(":method").unwrap_or_default();
-        let path = self.get_http_request_header(":path").unwrap_or_default();
-        let authority = self.get_http_request_header(":authority");
+        let headers = RequestHeaders::read();
         let head = RequestHead {
-            method: &method,
-            path: &path,
-            authority: authority.as_deref(),
+            method: headers.get(":method").unwrap_or_default(),
+            path: headers.get(":path").unwrap_or_default(),
+            authority: headers.get(":authority"),
         };
         let action = {
             let mut metrics = self.metrics.borrow_mut();
@@ -279,7 +299,7 @@ impl HttpContext for HttpExchange {
                 &mut metrics,
                 &EnvoyHost,
                 head,
-                &mut lookup,
+                &mut |what| headers.lookup(what),
             )
         };
         match action {
@@ -308,6 +328,9 @@ impl HttpContext for HttpExchange {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if !self.exchange.reads_response() {
+            return Action::Continue;
+        }
         let status = self
             .get_http_response_header(":status")
             .and_then(|s| s.parse().ok())
@@ -320,7 +343,7 @@ impl HttpContext for HttpExchange {
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
         // Each chunk is passed on at once; only a copy is scanned for usage.
-        if body_size == 0 {
+        if body_size == 0 || !self.exchange.reads_response() {
             return Action::Continue;
         }
         let Some(chunk) = self.get_http_response_body(0, body_size) else {

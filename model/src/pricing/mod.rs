@@ -19,9 +19,29 @@ pub use file::{LongContextDto, ModelDto, PriceFileError, PriceVersionDto, SCHEMA
 
 use crate::usage::{ServiceTier, Usage};
 
-/// The price table shipped with this build (`model/prices/prices.json`, minified by
-/// `build.rs`).
-pub const SHIPPED_PRICES_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/prices.min.json"));
+/// The price table shipped with this build (`model/prices/prices.json`), minified and
+/// compressed (raw DEFLATE) by `build.rs`; [`shipped_prices_json`] gives the text.
+const SHIPPED_PRICES_DEFLATE: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/prices.min.json.deflate"));
+
+/// The most the shipped table may inflate to: ten times its size today.
+const SHIPPED_PRICES_MAX_BYTES: usize = 1 << 20;
+
+/// The shipped price table's JSON text (minified), as [`PriceTable::shipped`] reads it.
+pub fn shipped_prices_json() -> Result<String, PriceFileError> {
+    let source_name = "shipped prices.json";
+    let invalid = |message: String| PriceFileError::Parse {
+        source_name: source_name.to_owned(),
+        path: ".".to_owned(),
+        message,
+    };
+    let bytes = miniz_oxide::inflate::decompress_to_vec_with_limit(
+        SHIPPED_PRICES_DEFLATE,
+        SHIPPED_PRICES_MAX_BYTES,
+    )
+    .map_err(|e| invalid(format!("cannot inflate the embedded table: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| invalid(e.to_string()))
+}
 
 /// Why a call could not be priced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -277,12 +297,18 @@ pub struct PriceTable {
 impl PriceTable {
     /// The table shipped in this build.
     pub fn shipped() -> Result<PriceTable, PriceFileError> {
-        PriceTable::from_json("shipped prices.json", SHIPPED_PRICES_JSON)
+        let source_name = "shipped prices.json";
+        let dto = file::parse_shipped(source_name, &shipped_prices_json()?)?;
+        PriceTable::from_dto(source_name, dto)
     }
 
     /// Loads and validates a price file. `source_name` appears in error messages.
     pub fn from_json(source_name: &str, text: &str) -> Result<PriceTable, PriceFileError> {
         let dto = file::parse(source_name, text)?;
+        PriceTable::from_dto(source_name, dto)
+    }
+
+    fn from_dto(source_name: &str, dto: file::PriceFileDto) -> Result<PriceTable, PriceFileError> {
         file::validate_header(source_name, &dto)?;
         let mut table = PriceTable {
             table_version: dto.table_version,

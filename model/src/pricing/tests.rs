@@ -459,3 +459,29 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn the_shipped_table_reads_the_same_with_or_without_json_path_tracking() {
+    let shipped = PriceTable::shipped().unwrap();
+    let text = shipped_prices_json().unwrap();
+    let tracked = PriceTable::from_json("shipped prices.json", &text).unwrap();
+    assert_eq!(shipped.table_version(), tracked.table_version());
+    assert_eq!(shipped.models(), tracked.models());
+    assert_eq!(shipped.compiled, tracked.compiled);
+    assert_eq!(shipped.index, tracked.index);
+}
+
+#[test]
+fn a_broken_shipped_style_file_still_fails_with_its_position() {
+    let e = file::parse_shipped("shipped prices.json", r#"{"schema_version": 1, "oops"#)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("shipped prices.json: line 1 column "), "{e}");
+}
+
+#[test]
+fn the_embedded_table_inflates_to_the_minified_file() {
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("../../prices/prices.json")).unwrap();
+    assert_eq!(shipped_prices_json().unwrap(), file.to_string());
+}

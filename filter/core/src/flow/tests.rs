@@ -291,3 +291,27 @@ fn scopes_ride_on_the_charge_and_no_scope_can_be_refused() {
         1
     );
 }
+
+#[test]
+fn only_a_governed_exchange_reads_its_response() {
+    let (f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    let mut unmatched = Exchange::new();
+    assert!(!unmatched.reads_response());
+    assert_eq!(
+        unmatched.on_request_headers(&f, &mut m, &h, head("/v1/files"), &mut no_lookup),
+        HeadersAction::PassThrough
+    );
+    assert!(!unmatched.reads_response());
+
+    let mut x = Exchange::new();
+    x.on_request_headers(&f, &mut m, &h, head(CHAT), &mut no_lookup);
+    assert!(!x.reads_response(), "not before the request is read");
+    let body = r#"{"model":"gpt-4o-mini","messages":[]}"#;
+    let mut read = || Some(body.as_bytes().to_vec());
+    x.on_request_body(&f, &mut m, &h, body.len(), true, &mut read);
+    assert!(x.reads_response());
+    x.on_response_headers(&f, 200);
+    assert!(x.reads_response());
+    x.finish(&f, &mut m, &h);
+    assert!(!x.reads_response(), "not after the charge");
+}

@@ -257,7 +257,11 @@ impl ResponseReader {
         {
             self.finish_seen = true;
         }
-        self.text_counter.count(json, &mut self.output_text);
+        // The text only matters when no usage arrives: a stream may yet end without it, but a
+        // whole body that had it is charged from it.
+        if self.streamed || !self.usage_seen {
+            self.text_counter.count(json, &mut self.output_text);
+        }
         if self.model.is_none() && self.model_tries > 0 {
             self.model_tries -= 1;
             self.model = reported_model(json);

@@ -9,20 +9,13 @@ mod support;
 use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
 use tollgate_control_plane::store::{Line, ReserveOp, ReserveOutcome, SettleOp, Store};
 
-const NOW: i64 = 1_800_000_000_000;
+use support::lines::NOW;
 
+/// [`support::lines::line`] with one alert threshold.
 fn line(id: &str) -> Line {
     Line {
-        budget_id: id.into(),
-        tag: "acme".into(),
-        window_index: 7,
-        expire_at_ms: Some(NOW + 3_600_000),
-        limit_nanos: Some(1_000),
-        limit_tokens: None,
-        limit_requests: None,
-        enforce: true,
-        suspend_on_exceed: false,
         thresholds_pct: vec![50],
+        ..support::lines::line(id)
     }
 }
 

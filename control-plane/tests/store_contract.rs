@@ -15,22 +15,7 @@ use tollgate_control_plane::store::{
 };
 use tollgate_model::wire::v1::DenyReason;
 
-const NOW: i64 = 1_800_000_000_000;
-
-fn line(id: &str) -> Line {
-    Line {
-        budget_id: id.into(),
-        tag: "acme".into(),
-        window_index: 7,
-        expire_at_ms: Some(NOW + 3_600_000),
-        limit_nanos: Some(1_000),
-        limit_tokens: None,
-        limit_requests: None,
-        enforce: true,
-        suspend_on_exceed: false,
-        thresholds_pct: vec![50, 80, 100],
-    }
-}
+use support::lines::{NOW, line};
 
 fn reserve(rid: &str, lines: &[Line], cost: i64) -> ReserveOp {
     ReserveOp {

@@ -165,6 +165,20 @@ impl Config {
         if let Some(v) = env("TOLLGATE_AUTH_DISABLED") {
             config.auth_disabled = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        // The prefix starts every Redis key; the scripts split reservation records on `|`,
+        // spaces and newlines, and a brace would move the Cluster hash tag.
+        let prefix_ok = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+        };
+        if !prefix_ok(&config.redis_key_prefix) {
+            return Err(invalid(
+                "config",
+                "redis_key_prefix",
+                "must be 1 or more of A-Z a-z 0-9 _ - . :",
+            ));
+        }
         Ok(config)
     }
 
@@ -270,6 +284,20 @@ mod tests {
         std::fs::write(&path, r#"{"redis_timeout_ms":"fast"}"#).unwrap();
         let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(e.contains("key 'redis_timeout_ms'"), "{e}");
+    }
+
+    #[test]
+    fn a_redis_key_prefix_that_records_or_hash_tags_cannot_carry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        for bad in ["", "tg prod", "tg|x", "{tg}", "tg\n"] {
+            let json = serde_json::json!({ "redis_key_prefix": bad }).to_string();
+            std::fs::write(&path, json).unwrap();
+            let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+            assert!(e.contains("redis_key_prefix"), "{bad:?}: {e}");
+        }
+        std::fs::write(&path, r#"{"redis_key_prefix":"tollgate.prod:v1"}"#).unwrap();
+        assert!(Config::load(Some(&path), env(&[])).is_ok());
     }
 
     #[test]

@@ -357,10 +357,15 @@ impl Store for MemoryStore {
         let mut generations = Vec::with_capacity(op.lines.len());
         for line in &op.lines {
             let w = inner.window(line);
-            w.counters.reserved_nanos += op.cost_nanos;
-            w.counters.reserved_tokens += op.tokens;
-            w.counters.requests += 1;
-            used_nanos.push(w.counters.spent_nanos + w.counters.reserved_nanos);
+            // Saturating, as the settled counters are: a huge charge must not wrap.
+            w.counters.reserved_nanos = w.counters.reserved_nanos.saturating_add(op.cost_nanos);
+            w.counters.reserved_tokens = w.counters.reserved_tokens.saturating_add(op.tokens);
+            w.counters.requests = w.counters.requests.saturating_add(1);
+            used_nanos.push(
+                w.counters
+                    .spent_nanos
+                    .saturating_add(w.counters.reserved_nanos),
+            );
             generations.push(w.generation);
         }
         inner.seq += 1;

@@ -148,12 +148,12 @@ impl RedisStore {
         format!("{}:docs:{}", self.prefix, coll.as_str())
     }
 
-    /// The window keys of `lines` joined by '\n': what a reservation record and a settlement
+    /// The window keys of `lines` joined by ' ': what a reservation record and a settlement
     /// compare to know they charge the same windows (settle.lua).
     fn signature(&self, lines: &[Line], out: &mut String) {
         for (i, line) in lines.iter().enumerate() {
             if i > 0 {
-                out.push('\n');
+                out.push(' ');
             }
             out.push_str(&self.window_key(line));
         }
@@ -239,17 +239,17 @@ impl Store for RedisStore {
         }
         // The record (which windows this hold is on, and the amounts to take off them) is
         // built here, not in Lua: string building is what the scripts can least afford.
+        // The signature rides on the first line, after the amounts, where the previous
+        // release's scripts (which read "<-cost>|<-tokens" there and a line after each "\n")
+        // do not see it: a rollback or a mixed-version deploy still settles these records.
         let mut record = format!(
-            "{}|{}\n",
+            "{}|{}|",
             op.cost_nanos.saturating_neg(),
             op.tokens.saturating_neg()
         );
         self.signature(&op.lines, &mut record);
-        record.push_str("\n\n");
-        for (i, line) in op.lines.iter().enumerate() {
-            if i > 0 {
-                record.push('\n');
-            }
+        for line in &op.lines {
+            record.push('\n');
             self.line_record(line, &mut record);
         }
         inv.arg(&op.request_id)

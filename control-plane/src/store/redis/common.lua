@@ -49,27 +49,31 @@ local function line_of(s)
   return l
 end
 
--- A reservation record (written by Rust): "<-cost>|<-tokens>\n<sig>\n\n<line>\n<line>...":
--- the amounts to take off again, the signature of its windows (their keys joined by "\n",
--- which settle compares with the signature of the lines it was given, so that the common
--- settle parses no line at all), then one line per window.
--- A record written before the signature existed ("<-cost>|<-tokens>\n<line>...", kept up to
--- the record TTL) has no signature: its lines are always parsed.
+-- A reservation record (written by Rust): "<-cost>|<-tokens>|<sig>" then "\n<line>" per
+-- window: the amounts to take off again, the signature of its windows (their keys joined by
+-- " ", which settle compares with the signature of the lines it was given, so that the
+-- common settle parses no line at all), then one line per window. The signature sits on the
+-- first line, after the amounts, because the previous release's scripts read exactly
+-- "<-cost>|<-tokens" there and a line after each "\n": a rollback or a mixed-version deploy
+-- still settles and releases these records (tests/redis_records.rs runs those scripts).
+-- A record that release wrote ("<-cost>|<-tokens" then lines, kept up to the record TTL) has
+-- no signature (nil): its lines are always parsed.
+-- Returns the amounts, the signature, and where the first line ends.
 local function decode_record(rec)
-  local bar = string.find(rec, '|', 1, true)
   local e1 = string.find(rec, '\n', 1, true) or (#rec + 1)
-  local nc, nt = string.sub(rec, 1, bar - 1), string.sub(rec, bar + 1, e1 - 1)
-  local e2 = string.find(rec, '\n\n', e1, true)
-  if not e2 then
-    return nc, nt, nil, e1 - 1
+  local b1 = string.find(rec, '|', 1, true)
+  local b2 = string.find(rec, '|', b1 + 1, true)
+  if b2 and b2 < e1 then
+    return string.sub(rec, 1, b1 - 1), string.sub(rec, b1 + 1, b2 - 1),
+      string.sub(rec, b2 + 1, e1 - 1), e1
   end
-  return nc, nt, string.sub(rec, e1 + 1, e2 - 1), e2
+  return string.sub(rec, 1, b1 - 1), string.sub(rec, b1 + 1, e1 - 1), nil, e1
 end
 
--- The lines of a record, from the position decode_record returned.
-local function record_lines(rec, e2)
+-- The lines of a record, from where its first line ends (see decode_record).
+local function record_lines(rec, e1)
   local lines = {}
-  for row in string.gmatch(string.sub(rec, e2 + 2), '[^\n]+') do
+  for row in string.gmatch(string.sub(rec, e1 + 1), '[^\n]+') do
     lines[#lines + 1] = line_of(row)
   end
   return lines
@@ -98,8 +102,8 @@ end
 
 -- Takes a reservation's hold off its windows (a window reset or expired since is left alone).
 local function release(rec)
-  local nc, nt, _, e2 = decode_record(rec)
-  for _, l in ipairs(record_lines(rec, e2)) do
+  local nc, nt, _, e1 = decode_record(rec)
+  for _, l in ipairs(record_lines(rec, e1)) do
     local r = redis.call('BITFIELD', l.w, 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1', nc,
       'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', nt, 'GET', 'i64', '#4')
     tidy(l.w, r[1], r[2], r[3], r[4], r[5])

@@ -11,7 +11,7 @@
 --                window keys (the budgets matching the settlement now)
 -- ARGV[1] now_ms  ARGV[2] dedupe ttl ms (how long the settled marker blocks replays)
 -- then per settlement: request_id, cost_nanos, tokens, number of lines n, the lines'
---                signature (their window keys joined by "\n"), then 7 per line:
+--                signature (their window keys joined by " "), then 7 per line:
 --                expire_at_ms, suspend_on_exceed ('1'/'0'), limit_nanos, limit_tokens,
 --                limit_requests ('' = none), "<budget_id>|<window_index>", thresholds csv
 --                (ascending; '' = none)
@@ -92,15 +92,15 @@ while a <= #ARGV do
   else
     local nc, nt, counted, rows = '0', '0', false, nil
     if rec then
-      local sig, e2
-      nc, nt, sig, e2 = decode_record(rec)
+      local sig, e1
+      nc, nt, sig, e1 = decode_record(rec)
       -- Still held (not yet released by expiry)? Then its hold comes off as it is charged.
       if redis.call('ZREM', KEYS[1], rid) == 0 then
         nc, nt = '0', '0'
       end
       counted = true
       if sig ~= ARGV[a + 4] then
-        rows = record_lines(rec, e2)
+        rows = record_lines(rec, e1)
       end
     end
     local alerts = {}

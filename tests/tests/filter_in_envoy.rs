@@ -496,3 +496,34 @@ async fn a_scope_header_that_is_not_utf8_is_skipped_and_the_worker_keeps_serving
         1
     );
 }
+
+#[tokio::test]
+async fn a_path_with_bytes_that_are_not_utf8_is_still_governed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = json!({"scopes": {"sources": [{"kind": "team", "header": "x-tollgate-team"}], "when_none": "deny"}});
+    let gw = gateway(config, 1).await;
+    // Raw bytes: an HTTP client library would percent-encode the 0xFF.
+    let mut request =
+        b"POST /v1/chat/completions?x=\xff HTTP/1.1\r\nhost: api.openai.com\r\n".to_vec();
+    request.extend_from_slice(b"x-mock-fixture: chat.json\r\ncontent-type: application/json\r\n");
+    request.extend_from_slice(
+        format!(
+            "content-length: {}\r\nconnection: close\r\n\r\n{SMALL_REQUEST}",
+            SMALL_REQUEST.len()
+        )
+        .as_bytes(),
+    );
+    let addr = gw.envoy.url().trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.split(' ').nth(1).unwrap_or_default();
+    // Refused, by Envoy's codec or by the filter for want of a scope: never passed through
+    // ungoverned to the provider. (Envoy 1.40's HTTP/1 codec answers 400 itself; the filter
+    // reads `:path` lossily for a codec that lets such bytes through.)
+    assert!(status.starts_with('4'), "{answer}\n{}", gw.envoy.log());
+    assert!(gw.mock.requests().is_empty(), "the provider was not called");
+    eprintln!("a non-UTF-8 path was answered {status}");
+}

@@ -47,6 +47,14 @@ impl RequestHeaders {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// The first value of `name` with any bytes that are not UTF-8 replaced (U+FFFD).
+    fn get_lossy(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v))
+    }
+
     /// Answers scope resolution's questions: headers from this map, properties with a
     /// hostcall (request phase only). A missing header or property is `None`.
     fn lookup(&self, what: Lookup<'_>) -> Option<String> {
@@ -287,10 +295,17 @@ impl Context for HttpExchange {
 impl HttpContext for HttpExchange {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let headers = RequestHeaders::read();
+        // Read lossily: a byte that is not UTF-8 (say in the query) must not make the path
+        // match no route, which would pass the call ungoverned.
+        let (method, path, authority) = (
+            headers.get_lossy(":method"),
+            headers.get_lossy(":path"),
+            headers.get_lossy(":authority"),
+        );
         let head = RequestHead {
-            method: headers.get(":method").unwrap_or_default(),
-            path: headers.get(":path").unwrap_or_default(),
-            authority: headers.get(":authority"),
+            method: method.as_deref().unwrap_or_default(),
+            path: path.as_deref().unwrap_or_default(),
+            authority: authority.as_deref(),
         };
         let action = {
             let mut metrics = self.metrics.borrow_mut();

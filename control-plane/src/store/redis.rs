@@ -319,7 +319,9 @@ impl Store for RedisStore {
     async fn settle_many(&self, ops: &[SettleOp]) -> Result<Vec<SettleOutcome>, StoreError> {
         // One script call per org (its keys share a slot), time and dedupe TTL (the script
         // takes them once), and chunk; outcomes back in the order of `ops`.
-        let group_of = |op: &SettleOp| (op.request_tag.clone(), op.now_ms, op.dedupe_ttl_ms);
+        fn group_of(op: &SettleOp) -> (&str, i64, i64) {
+            (&op.request_tag, op.now_ms, op.dedupe_ttl_ms)
+        }
         let mut order: Vec<usize> = (0..ops.len()).collect();
         order.sort_by_key(|&i| group_of(&ops[i]));
         let mut out: Vec<Option<SettleOutcome>> = vec![None; ops.len()];

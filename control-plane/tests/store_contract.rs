@@ -265,6 +265,28 @@ async fn thresholds_fire_once_per_window(s: Arc<dyn Store>) {
     assert_eq!(listed.len(), 4);
 }
 
+/// A budget edited between a call's reserve and its settle (same window): the charge goes
+/// on the reserved window, and alerts follow the budget's settings as they are now.
+async fn a_settle_applies_the_budgets_current_thresholds(s: Arc<dyn Store>) {
+    let mut at_reserve = line("b");
+    at_reserve.thresholds_pct = vec![80];
+    reserved(
+        s.reserve(&reserve("r1", &[at_reserve.clone()], 100))
+            .await
+            .unwrap(),
+    );
+    let mut now = at_reserve.clone();
+    now.thresholds_pct = vec![50];
+    let SettleOutcome::Applied { alerts } = s.settle(&settle("r1", &[now], 600)).await.unwrap()
+    else {
+        panic!()
+    };
+    let pcts: Vec<u16> = alerts.iter().map(|a| a.threshold_pct).collect();
+    assert_eq!(pcts, vec![50], "60 % spent: the new 50 % threshold fires");
+    let c = s.counters(&at_reserve).await.unwrap();
+    assert_eq!((c.spent_nanos, c.reserved_nanos), (600, 0));
+}
+
 async fn request_and_token_limits_are_checked_in_the_same_step(s: Arc<dyn Store>) {
     let mut rate = line("rate");
     rate.limit_nanos = None;
@@ -495,6 +517,7 @@ contract!(
     a_replayed_reserve_after_its_settlement_reserves_nothing,
     a_settle_batch_charges_each_once_and_a_replayed_batch_charges_nothing,
     request_and_token_limits_are_checked_in_the_same_step,
+    a_settle_applies_the_budgets_current_thresholds,
     shadow_budgets_never_refuse_but_are_reported,
     a_suspended_budget_stays_closed_in_later_windows_until_reopened,
     a_refused_suspend_on_exceed_budget_suspends,

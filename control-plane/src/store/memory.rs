@@ -429,7 +429,14 @@ impl Store for MemoryStore {
                     inner.expiries.remove(&(hold.expires_ms, hold.seq));
                     inner.unhold(&lines, &hold);
                 }
-                for line in lines.iter() {
+                // As in the Redis store: when the settlement names the windows the call
+                // reserved on (the usual case), the budgets' settings as they are now
+                // (thresholds, suspend_on_exceed, limits) apply; when a window has rolled
+                // over since, the reserved windows are charged with their recorded lines.
+                let same_windows = lines.len() == op.lines.len()
+                    && lines.iter().zip(&op.lines).all(|(a, b)| a.same_window(b));
+                let charged: &[Line] = if same_windows { &op.lines } else { &lines };
+                for line in charged {
                     inner.charge(line, op, true, &mut alerts);
                 }
             }

@@ -53,6 +53,16 @@ pub struct Line {
     pub thresholds_pct: Vec<u16>,
 }
 
+impl Line {
+    /// Whether `other` is the same budget window (what a settlement compares with the
+    /// windows its call reserved on).
+    pub fn same_window(&self, other: &Line) -> bool {
+        self.budget_id == other.budget_id
+            && self.tag == other.tag
+            && self.window_index == other.window_index
+    }
+}
+
 /// A window's counters. `reserved_*` are outstanding reservations, not yet settled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {

@@ -8,7 +8,7 @@
 
 mod support;
 
-use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
+use tollgate_control_plane::store::redis::RedisStore;
 use tollgate_control_plane::store::{Line, ReserveOp, ReserveOutcome, SettleOp, Store};
 
 use support::lines::NOW;
@@ -24,23 +24,9 @@ fn line(id: &str) -> Line {
 #[tokio::test]
 async fn a_record_in_the_previous_format_still_settles_and_releases_its_hold() {
     let server = support::RedisServer::start();
-    let store = RedisStore::new(&RedisConfig {
-        url: server.url(),
-        key_prefix: "tg".into(),
-        timeout_ms: 2_000,
-    })
-    .unwrap();
+    let store = support::redis_store(&server);
     let lines = vec![line("a"), line("b")];
-    let op = ReserveOp {
-        request_id: "r1".into(),
-        request_tag: "acme".into(),
-        lines: lines.clone(),
-        cost_nanos: 300,
-        tokens: 10,
-        now_ms: NOW,
-        reservation_ttl_ms: 60_000,
-        record_ttl_ms: 600_000,
-    };
+    let op = reserve_op("r1", &lines, NOW);
     assert!(matches!(
         store.reserve(&op).await.unwrap(),
         ReserveOutcome::Reserved { .. }
@@ -72,7 +58,20 @@ async fn a_record_in_the_previous_format_still_settles_and_releases_its_hold() {
         dedupe_ttl_ms: 3_600_000,
     };
     store.settle(&settle).await.unwrap();
+    assert_charged_once(&store, &lines).await;
     for l in &lines {
+        assert_eq!(
+            store.counters(l).await.unwrap().threshold_pct,
+            50,
+            "thresholds come from the old record's lines"
+        );
+    }
+    drop(server);
+}
+
+/// Each window charged 600 nano-USD and 7 tokens for one request, with no hold left.
+async fn assert_charged_once(store: &RedisStore, lines: &[Line]) {
+    for l in lines {
         let c = store.counters(l).await.unwrap();
         assert_eq!(
             (
@@ -82,14 +81,11 @@ async fn a_record_in_the_previous_format_still_settles_and_releases_its_hold() {
                 c.reserved_tokens,
                 c.requests
             ),
-            (600, 0, 7, 0, 1)
-        );
-        assert_eq!(
-            c.threshold_pct, 50,
-            "thresholds come from the old record's lines"
+            (600, 0, 7, 0, 1),
+            "window {}: charged once, hold released",
+            l.budget_id
         );
     }
-    drop(server);
 }
 
 /// The previous release's reserve or settle script (its `common.lua` prepended, as it loaded
@@ -101,15 +97,6 @@ fn previous_release_script(name: &str) -> redis::Script {
     );
     let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}.lua")).unwrap();
     redis::Script::new(&format!("{}\n{}", read("common"), read(name)))
-}
-
-fn store_on(server: &support::RedisServer) -> RedisStore {
-    RedisStore::new(&RedisConfig {
-        url: server.url(),
-        key_prefix: "tg".into(),
-        timeout_ms: 2_000,
-    })
-    .unwrap()
 }
 
 fn reserve_op(request_id: &str, lines: &[Line], now_ms: i64) -> ReserveOp {
@@ -128,7 +115,7 @@ fn reserve_op(request_id: &str, lines: &[Line], now_ms: i64) -> ReserveOp {
 #[tokio::test]
 async fn the_previous_release_settles_a_record_this_one_wrote() {
     let server = support::RedisServer::start();
-    let store = store_on(&server);
+    let store = support::redis_store(&server);
     let lines = vec![line("a"), line("b")];
     assert!(matches!(
         store.reserve(&reserve_op("r1", &lines, NOW)).await.unwrap(),
@@ -155,21 +142,7 @@ async fn the_previous_release_settles_a_record_this_one_wrote() {
         reply.first(),
         Some(&redis::Value::BulkString(b"ok".to_vec()))
     );
-    for l in &lines {
-        let c = store.counters(l).await.unwrap();
-        assert_eq!(
-            (
-                c.spent_nanos,
-                c.reserved_nanos,
-                c.tokens,
-                c.reserved_tokens,
-                c.requests
-            ),
-            (600, 0, 7, 0, 1),
-            "window {}: charged once, hold released",
-            l.budget_id
-        );
-    }
+    assert_charged_once(&store, &lines).await;
     // And this release sees it as settled: a replay charges nothing.
     let replay = SettleOp {
         request_id: "r1".into(),
@@ -187,7 +160,7 @@ async fn the_previous_release_settles_a_record_this_one_wrote() {
 #[tokio::test]
 async fn the_previous_release_releases_an_expired_hold_this_one_made() {
     let server = support::RedisServer::start();
-    let store = store_on(&server);
+    let store = support::redis_store(&server);
     let lines = vec![line("a"), line("b")];
     assert!(matches!(
         store.reserve(&reserve_op("r1", &lines, NOW)).await.unwrap(),

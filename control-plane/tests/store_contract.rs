@@ -8,7 +8,6 @@ mod support;
 use std::sync::Arc;
 
 use tollgate_control_plane::store::memory::MemoryStore;
-use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
 use tollgate_control_plane::store::{
     Collection, Counters, Expect, Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store,
     WriteConflict,
@@ -491,13 +490,7 @@ macro_rules! contract {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let server = support::RedisServer::start();
-                    let store = RedisStore::new(&RedisConfig {
-                        url: server.url(),
-                        key_prefix: "tg".into(),
-                        timeout_ms: 2_000,
-                    })
-                    .unwrap();
-                    super::$name(Arc::new(store)).await;
+                    super::$name(Arc::new(support::redis_store(&server))).await;
                     drop(server);
                 }
             )*

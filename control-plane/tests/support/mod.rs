@@ -144,3 +144,14 @@ impl Drop for RedisServer {
     }
 }
 pub mod app;
+
+/// The Redis store on `server`, with the default key prefix.
+pub fn redis_store(server: &RedisServer) -> tollgate_control_plane::store::redis::RedisStore {
+    use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
+    RedisStore::new(&RedisConfig {
+        url: server.url(),
+        key_prefix: "tg".into(),
+        timeout_ms: 2_000,
+    })
+    .expect("a Redis store on the test server")
+}

@@ -40,6 +40,8 @@ pub struct StackOptions {
     pub timeout_ms: u64,
     /// Envoy workers.
     pub concurrency: u32,
+    /// `control_plane.settle_max_delay_ms`: how long a partial settle batch waits.
+    pub settle_max_delay_ms: u64,
 }
 
 impl Default for StackOptions {
@@ -49,6 +51,7 @@ impl Default for StackOptions {
             fail_mode: "open",
             timeout_ms: 250,
             concurrency: 1,
+            settle_max_delay_ms: 100,
         }
     }
 }
@@ -68,7 +71,8 @@ pub struct Stack {
 }
 
 /// The plugin configuration under test: the `team` scope from [`TEAM_HEADER`], admission and
-/// settlement through the `tollgate_control_plane` cluster, settle batches every 100 ms.
+/// settlement through the `tollgate_control_plane` cluster, settle batches every 100 ms
+/// unless the options say otherwise.
 pub fn plugin_config(options: &StackOptions) -> Value {
     json!({
         "scopes": { "sources": [{ "kind": "team", "header": TEAM_HEADER }] },
@@ -79,7 +83,7 @@ pub fn plugin_config(options: &StackOptions) -> Value {
             "fail_mode": options.fail_mode,
             "deny_status": 429,
             "settle_max_batch": 200,
-            "settle_max_delay_ms": 100
+            "settle_max_delay_ms": options.settle_max_delay_ms
         },
         "response_headers": true
     })

@@ -197,3 +197,57 @@ async fn each_threshold_crossing_is_recorded_once() {
     crossed.sort_unstable();
     assert_eq!(crossed, vec![50, 100], "{alerts:?}");
 }
+
+#[tokio::test]
+async fn charges_queued_when_envoy_starts_draining_are_posted_during_the_drain() {
+    // docs/enforcement.md: Envoy's drain, not the plugin's `on_done`, is when queued charges
+    // go. A 2 s batch delay: the charges are still queued when the drain starts.
+    let stack = Stack::start(StackOptions {
+        settle_max_delay_ms: 2_000,
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    stack
+        .control_plane
+        .create_budget(&budget("drain-budget", "drain", "10"))
+        .await
+        .unwrap();
+    const CALLS: usize = 3;
+    for _ in 0..CALLS {
+        let resp = stack
+            .post(
+                "/v1/chat/completions",
+                "drain",
+                "chat.json",
+                &openai_chat("gpt-4o-mini", 256, false),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", stack.envoy.log());
+        assert!(resp.bytes().await.is_ok());
+    }
+    assert!(
+        stack.control_plane.settle_batches().is_empty(),
+        "still queued when the drain starts"
+    );
+    let drain = reqwest::Client::new()
+        .post(format!(
+            "http://{}/drain_listeners?graceful",
+            stack.envoy.admin
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(drain.status(), 200);
+    let each = cost_nanos("gpt-4o-mini", &chat_json_usage()).unwrap();
+    let n = i64::try_from(CALLS).unwrap();
+    let u = stack
+        .control_plane
+        .wait_spent("drain-budget", n * each)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", stack.envoy.log()));
+    assert_eq!(u.spent_nanos, n * each);
+    assert_eq!(stack.control_plane.settlements_by_request().len(), CALLS);
+}

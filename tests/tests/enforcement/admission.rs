@@ -9,7 +9,7 @@ use tollgate_e2e::charges::{chat_json_usage, cost_nanos, fixture_usage, usd};
 use tollgate_e2e::stack::{Stack, StackOptions};
 use tollgate_model::{PriceTable, Usage};
 
-use super::{answer, budget, gemini_contents, header, openai_chat};
+use super::{answer, budget, chat_call, gemini_contents, header, openai_chat};
 
 #[tokio::test]
 async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
@@ -159,16 +159,7 @@ async fn with_the_control_plane_down_fail_open_passes_the_call_and_settles_it_la
         .unwrap();
     stack.control_plane.stop().await.unwrap();
 
-    let resp = stack
-        .post(
-            "/v1/chat/completions",
-            "fail-open",
-            "chat.json",
-            &openai_chat("gpt-4o-mini", 256, false),
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = chat_call(&stack, "fail-open").send().await.unwrap();
     let (status, _, body) = answer(resp).await;
     assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
     assert_eq!(stack.mock.requests().len(), 1, "the call went through");
@@ -208,16 +199,7 @@ async fn with_the_control_plane_down_fail_closed_refuses_with_503_in_provider_sh
     .await
     .unwrap();
     stack.control_plane.stop().await.unwrap();
-    let resp = stack
-        .post(
-            "/v1/chat/completions",
-            "fail-closed",
-            "chat.json",
-            &openai_chat("gpt-4o-mini", 256, false),
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = chat_call(&stack, "fail-closed").send().await.unwrap();
     let (status, _, body) = answer(resp).await;
     assert_eq!(status, 503, "{body}\n{}", stack.envoy.log());
     assert!(body["error"]["message"].is_string(), "{body}");
@@ -248,14 +230,7 @@ async fn sixty_four_clients_on_four_workers_get_at_most_the_hundred_calls_a_budg
     let mut tasks = Vec::new();
     for _ in 0..CLIENTS {
         let requests: Vec<_> = (0..CALLS_PER_CLIENT)
-            .map(|_| {
-                stack.post(
-                    "/v1/chat/completions",
-                    "crowd",
-                    "chat.json",
-                    &openai_chat("gpt-4o-mini", 256, false),
-                )
-            })
+            .map(|_| chat_call(&stack, "crowd"))
             .collect();
         tasks.push(tokio::spawn(async move {
             let mut statuses = Vec::new();

@@ -20,6 +20,7 @@ mod settlement;
 mod streams;
 
 use serde_json::{Value, json};
+use tollgate_e2e::stack::Stack;
 
 /// A budget on `team:TEAM` with a USD limit for the current day (daily, so refusals carry a
 /// `retry-after`).
@@ -40,6 +41,26 @@ pub fn openai_chat(model: &str, max_tokens: u32, stream: bool) -> Value {
         "max_tokens": max_tokens,
         "messages": [{"role": "user", "content": "Summarise the quarter."}],
     })
+}
+
+/// The suite's plain call: a non-streamed gpt-4o-mini chat by `team`, which the mock
+/// answers with `chat.json`.
+pub fn chat_call(stack: &Stack, team: &str) -> reqwest::RequestBuilder {
+    stack.post(
+        "/v1/chat/completions",
+        team,
+        "chat.json",
+        &openai_chat("gpt-4o-mini", 256, false),
+    )
+}
+
+/// `n` [`chat_call`]s one after another, each of which must pass (200) and be read to its end.
+pub async fn chat_calls_pass(stack: &Stack, team: &str, n: usize) {
+    for _ in 0..n {
+        let resp = chat_call(stack, team).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{}", stack.envoy.log());
+        assert!(resp.bytes().await.is_ok());
+    }
 }
 
 /// An Anthropic Messages request.

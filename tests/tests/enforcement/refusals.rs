@@ -6,7 +6,7 @@ use serde_json::Value;
 use tollgate_e2e::python;
 use tollgate_e2e::stack::{Stack, StackOptions};
 
-use super::{answer, anthropic_messages, budget, gemini_contents, header, openai_chat, same_usd};
+use super::{answer, anthropic_messages, budget, chat_call, gemini_contents, header, same_usd};
 
 /// Less than any call's worst case: every call on the team is refused.
 const TINY_LIMIT_USD: &str = "0.000001";
@@ -51,16 +51,7 @@ async fn refused(stack: &Stack, resp: reqwest::Response, id: &str) -> Value {
 #[tokio::test]
 async fn an_exhausted_budget_refuses_an_openai_call_with_429_in_openai_error_shape() {
     let stack = exhausted("deny-openai", "deny-openai-budget").await;
-    let resp = stack
-        .post(
-            "/v1/chat/completions",
-            "deny-openai",
-            "chat.json",
-            &openai_chat("gpt-4o-mini", 256, false),
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = chat_call(&stack, "deny-openai").send().await.unwrap();
     let body = refused(&stack, resp, "deny-openai-budget").await;
     let error = &body["error"];
     assert!(

@@ -7,7 +7,7 @@ use tollgate_e2e::redis_server::Persistence;
 use tollgate_e2e::stack::{Stack, StackOptions, StoreKind};
 use tollgate_model::wire::v1::SettleBatch;
 
-use super::{budget, openai_chat};
+use super::{budget, chat_calls_pass, openai_chat};
 
 const LOOPS: usize = 4;
 const CALLS_PER_LOOP: usize = 10;
@@ -114,17 +114,7 @@ async fn a_replayed_settle_batch_is_counted_as_duplicates_and_charged_once() {
         .create_budget(&budget("replay-budget", "replay", "10"))
         .await
         .unwrap();
-    let resp = stack
-        .post(
-            "/v1/chat/completions",
-            "replay",
-            "chat.json",
-            &openai_chat("gpt-4o-mini", 256, false),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", stack.envoy.log());
+    chat_calls_pass(&stack, "replay", 1).await;
     let each = cost_nanos("gpt-4o-mini", &chat_json_usage()).unwrap();
     stack
         .control_plane
@@ -168,20 +158,7 @@ async fn each_threshold_crossing_is_recorded_once() {
     spec["enforcement"] = json!("shadow");
     spec["thresholds_pct"] = json!([50, 100]);
     stack.control_plane.create_budget(&spec).await.unwrap();
-    for _ in 0..4 {
-        let resp = stack
-            .post(
-                "/v1/chat/completions",
-                "threshold",
-                "chat.json",
-                &openai_chat("gpt-4o-mini", 256, false),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "{}", stack.envoy.log());
-        assert!(resp.bytes().await.is_ok());
-    }
+    chat_calls_pass(&stack, "threshold", 4).await;
     let u = stack
         .control_plane
         .wait_spent("threshold-budget", 4 * each)
@@ -214,20 +191,7 @@ async fn charges_queued_when_envoy_starts_draining_are_posted_during_the_drain()
         .await
         .unwrap();
     const CALLS: usize = 3;
-    for _ in 0..CALLS {
-        let resp = stack
-            .post(
-                "/v1/chat/completions",
-                "drain",
-                "chat.json",
-                &openai_chat("gpt-4o-mini", 256, false),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "{}", stack.envoy.log());
-        assert!(resp.bytes().await.is_ok());
-    }
+    chat_calls_pass(&stack, "drain", CALLS).await;
     assert!(
         stack.control_plane.settle_batches().is_empty(),
         "still queued when the drain starts"

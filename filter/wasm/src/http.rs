@@ -41,18 +41,20 @@ impl RequestHeaders {
     /// The first value of `name`, as Envoy answers a lookup by name; `None` when the header
     /// is missing or its value is not UTF-8 (skipped, like a property that is not).
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        std::str::from_utf8(self.bytes(name)?).ok()
     }
 
     /// The first value of `name` with any bytes that are not UTF-8 replaced (U+FFFD).
     fn get_lossy(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        self.bytes(name).map(String::from_utf8_lossy)
+    }
+
+    /// The first value of `name`, as Envoy gave it.
+    fn bytes(&self, name: &str) -> Option<&[u8]> {
         self.0
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| String::from_utf8_lossy(v))
+            .map(|(_, v)| v.as_slice())
     }
 
     /// Answers scope resolution's questions: headers from this map, properties with a

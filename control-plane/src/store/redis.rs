@@ -95,6 +95,13 @@ fn alert_of(c: &[Value], at_ms: i64) -> Option<AlertEvent> {
     })
 }
 
+/// Window keys joined by ' ': what a reservation record and a settlement compare to know they
+/// charge the same windows (settle.lua). Keys never hold a space (the prefix is validated;
+/// scope values and budget ids exclude whitespace).
+fn signature(window_keys: &[String]) -> String {
+    window_keys.join(" ")
+}
+
 fn opt(v: Option<i64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
@@ -148,22 +155,17 @@ impl RedisStore {
         format!("{}:docs:{}", self.prefix, coll.as_str())
     }
 
-    /// The window keys of `lines` joined by ' ': what a reservation record and a settlement
-    /// compare to know they charge the same windows (settle.lua).
-    fn signature(&self, lines: &[Line], out: &mut String) {
-        for (i, line) in lines.iter().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            out.push_str(&self.window_key(line));
-        }
+    /// The window keys of `lines`, each built once per call: they are the script's KEYS, the
+    /// signature and the record's lines.
+    fn window_keys(&self, lines: &[Line]) -> Vec<String> {
+        lines.iter().map(|line| self.window_key(line)).collect()
     }
 
     /// A line as the scripts store it in a reservation record and take it as a settle
     /// fallback line: `<window key>|<expire_at_ms>|<d>[|<detail>]` (see common.lua).
-    fn line_record(&self, line: &Line, out: &mut String) {
+    fn line_record(line: &Line, window_key: &str, out: &mut String) {
         use std::fmt::Write as _;
-        out.push_str(&self.window_key(line));
+        out.push_str(window_key);
         out.push('|');
         out.push_str(&opt(line.expire_at_ms));
         if line.suspend_on_exceed || !line.thresholds_pct.is_empty() {
@@ -234,8 +236,9 @@ impl Store for RedisStore {
         let mut inv = self.reserve.prepare_invoke();
         inv.key(self.record_key(&op.request_tag, &op.request_id));
         inv.key(self.expiries_key(&op.request_tag));
-        for line in &op.lines {
-            inv.key(self.window_key(line));
+        let keys = self.window_keys(&op.lines);
+        for key in &keys {
+            inv.key(key);
         }
         // The record (which windows this hold is on, and the amounts to take off them) is
         // built here, not in Lua: string building is what the scripts can least afford.
@@ -247,10 +250,10 @@ impl Store for RedisStore {
             op.cost_nanos.saturating_neg(),
             op.tokens.saturating_neg()
         );
-        self.signature(&op.lines, &mut record);
-        for line in &op.lines {
+        record.push_str(&signature(&keys));
+        for (line, key) in op.lines.iter().zip(&keys) {
             record.push('\n');
-            self.line_record(line, &mut record);
+            Self::line_record(line, key, &mut record);
         }
         inv.arg(&op.request_id)
             .arg(op.cost_nanos)
@@ -470,19 +473,17 @@ impl RedisStore {
         let mut inv = self.settle.prepare_invoke();
         inv.key(self.expiries_key(&first.request_tag));
         inv.arg(first.now_ms).arg(first.dedupe_ttl_ms.max(1));
-        let mut signature = String::new();
         for op in ops {
             inv.key(self.record_key(&op.request_tag, &op.request_id));
-            for line in &op.lines {
-                inv.key(self.window_key(line));
+            let keys = self.window_keys(&op.lines);
+            for key in &keys {
+                inv.key(key);
             }
-            signature.clear();
-            self.signature(&op.lines, &mut signature);
             inv.arg(&op.request_id)
                 .arg(op.cost_nanos)
                 .arg(op.tokens)
                 .arg(op.lines.len())
-                .arg(&signature);
+                .arg(signature(&keys));
             for line in &op.lines {
                 let thresholds = line
                     .thresholds_pct

@@ -21,6 +21,9 @@ check_clippy_wasm() {
   cargo clippy -p tollgate-filter-core -p tollgate-filter --lib --target wasm32-wasip1 --locked -- -D warnings
   # Benches are native-only (criterion); everything else also builds for wasm.
   cargo clippy -p tollgate-model --lib --tests --examples --target wasm32-wasip1 --locked -- -D warnings
+  # The exchange timing that scripts/bench-exchange-v8.sh runs in node's V8.
+  cargo clippy -p tollgate-filter-core --examples --no-default-features --features testing \
+    --target wasm32-wasip1 --locked -- -D warnings
 }
 # The proxy-wasm filters the Envoy tests load, built (and wasm-opt'ed) as users build them.
 check_wasm() { ./scripts/build-wasm.sh tollgate-filter tollgate-noop-filter; }

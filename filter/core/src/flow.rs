@@ -9,9 +9,9 @@
 //! buffers until the end of the body, then reads it (model, stream flag, output cap, input
 //! estimate) and may replace it (streamed-usage injection);
 //! [`Exchange::on_response_headers`] and [`Exchange::on_response_body`] feed the usage
-//! reader without ever holding a chunk back; [`Exchange::finish`] (from `on_log` or
-//! `on_done`, whichever comes first; the second call does nothing) prices the usage, counts
-//! the metrics and returns the [`Charge`].
+//! reader without ever holding a chunk back; [`Exchange::finish`] (once the stream ended, on
+//! the VM's next tick: see [`crate::charging`]; a second call does nothing) prices the
+//! usage, counts the metrics and returns the [`Charge`].
 //!
 //! With a control plane configured, admission sits in between (see `flow/enforce.rs`): the
 //! exchange asks the adapter to post a reservation ([`HeadersAction::Reserve`] or
@@ -19,6 +19,7 @@
 //! answer lets the call through, downgrades it or refuses it. The charge then becomes a
 //! settlement ([`Charge::settlement`]).
 
+use chrono::{DateTime, Utc};
 use tollgate_model::wire::v1::Settlement;
 use tollgate_model::{Cost, NanoUsd, Scope, Usage};
 
@@ -336,14 +337,24 @@ impl Exchange {
         }
     }
 
-    /// The stream is over (completed, reset or abandoned). Prices what was used, counts the
-    /// metrics and returns the charge; `None` when there is nothing to charge or when this
-    /// exchange was already finished.
+    /// Whether [`Exchange::finish`] still has something to do: a governed stream that was
+    /// not finished yet. The adapter skips keeping anything for the others.
+    pub fn is_open(&self) -> bool {
+        !matches!(self.phase, Phase::New | Phase::Done)
+    }
+
+    /// The stream is over (completed, reset or abandoned) at `ended_at`. Prices what was used
+    /// at the prices of that time, counts the metrics and returns the charge; `None` when
+    /// there is nothing to charge or when this exchange was already finished.
+    ///
+    /// `ended_at` is given rather than read from `host`: the adapter may finish an exchange
+    /// a little after its stream ended (on the next tick, off the request's path).
     pub fn finish(
         &mut self,
         filter: &Filter,
         metrics: &mut Metrics,
         host: &dyn Host,
+        ended_at: DateTime<Utc>,
     ) -> Option<Charge> {
         let phase = std::mem::replace(&mut self.phase, Phase::Done);
         let route = self.route.as_ref()?;
@@ -404,7 +415,7 @@ impl Exchange {
         metrics.tokens(host, provider, &usage);
         let (cost, outcome) = match model.as_deref() {
             None => (None, Outcome::NoModel),
-            Some(m) => match filter.prices.cost(m, &usage, host.now()) {
+            Some(m) => match filter.prices.cost(m, &usage, ended_at) {
                 Ok(cost) => {
                     metrics.cost(host, provider, cost.total.nanos());
                     (

@@ -18,6 +18,7 @@
 //! Nothing here reads the clock or the network: the host, or the caller, passes them in.
 
 pub mod admission;
+pub mod charging;
 pub mod config;
 pub mod estimate;
 pub mod flow;

@@ -6,21 +6,19 @@
 //! held (a header-time reservation), the request body only while it is buffered, the
 //! callout's headers only when the callout produced an answer.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
+use tollgate_filter_core::charging::Charging;
 use tollgate_filter_core::flow::{
     BodyAction, ChunkAction, Exchange, HeadersAction, RequestHead, Resume,
 };
-use tollgate_filter_core::host::{Callout, Host, LogLevel};
-use tollgate_filter_core::metrics::Metrics;
+use tollgate_filter_core::host::{Callout, Host};
 use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::reply::LocalReply;
 use tollgate_filter_core::scopes::Lookup;
-use tollgate_filter_core::settle::SettleQueue;
 
 use crate::host::EnvoyHost;
 
@@ -93,8 +91,7 @@ enum Held {
 /// Per-stream state.
 pub struct HttpExchange {
     filter: Rc<Filter>,
-    metrics: Rc<RefCell<Metrics>>,
-    settlements: Option<Rc<RefCell<SettleQueue>>>,
+    charging: Rc<Charging>,
     exchange: Exchange,
     held: Held,
     /// The request ended with its headers (no body will come).
@@ -102,17 +99,11 @@ pub struct HttpExchange {
 }
 
 impl HttpExchange {
-    /// A stream governed by `filter`, counting into the VM's `metrics` and settling through
-    /// the VM's queue (when a control plane is configured).
-    pub fn new(
-        filter: Rc<Filter>,
-        metrics: Rc<RefCell<Metrics>>,
-        settlements: Option<Rc<RefCell<SettleQueue>>>,
-    ) -> HttpExchange {
+    /// A stream governed by `filter`, counting and charged through the VM's `charging`.
+    pub fn new(filter: Rc<Filter>, charging: Rc<Charging>) -> HttpExchange {
         HttpExchange {
             filter,
-            metrics,
-            settlements,
+            charging,
             exchange: Exchange::new(),
             held: Held::No,
             headers_only: false,
@@ -161,7 +152,7 @@ impl HttpExchange {
             _ => None,
         };
         let resume = {
-            let mut metrics = self.metrics.borrow_mut();
+            let mut metrics = self.charging.metrics.borrow_mut();
             self.exchange.on_reserve_answer(
                 &self.filter,
                 &mut metrics,
@@ -196,7 +187,7 @@ impl HttpExchange {
             buffered_request_body(buffered)
         };
         let action = {
-            let mut metrics = self.metrics.borrow_mut();
+            let mut metrics = self.charging.metrics.borrow_mut();
             self.exchange.on_request_body(
                 &self.filter,
                 &mut metrics,
@@ -222,33 +213,6 @@ impl HttpExchange {
                 }
                 self.reserve(&call, Held::Body { len })
             }
-        }
-    }
-
-    fn settle(&mut self) {
-        let charge = {
-            let mut metrics = self.metrics.borrow_mut();
-            self.exchange.finish(&self.filter, &mut metrics, &EnvoyHost)
-        };
-        let (Some(charge), Some(queue)) = (charge, self.settlements.as_ref()) else {
-            return;
-        };
-        let now = EnvoyHost.now();
-        let Some(settlement) = charge.settlement(now.timestamp_millis()) else {
-            return;
-        };
-        if !queue.borrow_mut().push(settlement, now) {
-            self.metrics
-                .borrow_mut()
-                .settlements_lost(&EnvoyHost, "queue_full", 1);
-            EnvoyHost.log(
-                LogLevel::Error,
-                &format!(
-                    "tollgate: settlement queue full; charge for {} ({:?}) lost",
-                    charge.request_id,
-                    charge.cost.map(|c| c.total)
-                ),
-            );
         }
     }
 }
@@ -310,7 +274,7 @@ impl HttpContext for HttpExchange {
             authority: authority.as_deref(),
         };
         let action = {
-            let mut metrics = self.metrics.borrow_mut();
+            let mut metrics = self.charging.metrics.borrow_mut();
             self.exchange.on_request_headers(
                 &self.filter,
                 &mut metrics,
@@ -367,7 +331,7 @@ impl HttpContext for HttpExchange {
             return Action::Continue;
         };
         let action = {
-            let mut metrics = self.metrics.borrow_mut();
+            let mut metrics = self.charging.metrics.borrow_mut();
             self.exchange
                 .on_response_chunk(&self.filter, &mut metrics, &EnvoyHost, &chunk)
         };
@@ -382,8 +346,9 @@ impl HttpContext for HttpExchange {
     }
 
     fn on_log(&mut self) {
-        // Envoy calls on_log then on_done at every stream end, client resets included;
-        // finish() charges once and ignores the second call.
-        self.settle();
+        // Envoy calls on_log at every stream end, client resets included. The charge waits
+        // for the root's tick: on_log runs before the client has its last byte.
+        self.charging
+            .ended(&EnvoyHost, &self.filter, std::mem::take(&mut self.exchange));
     }
 }

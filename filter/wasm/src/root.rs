@@ -1,20 +1,20 @@
 //! The root context: parses the plugin configuration once per VM, hands each HTTP stream the
-//! validated [`Filter`], the VM's metrics and its settlement queue, and drains that queue.
+//! validated [`Filter`] and the VM's [`Charging`], and on its tick charges the streams that
+//! ended and drains the settlement queue.
 //!
 //! Settlement is per worker: each VM's root context posts its own batches on its own tick
 //! (one post in flight at a time). The control plane de-duplicates by request id, and each
 //! charge enters exactly one worker's queue once, so nothing is charged twice whatever the
 //! number of workers; a shared queue would only add a hop through another worker's VM.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use tollgate_filter_core::admission::AnswerProblem;
+use tollgate_filter_core::charging::{self, Charging};
 use tollgate_filter_core::host::{Callout, Host, LogLevel as CoreLogLevel};
-use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::settle::{PostOutcome, SettleQueue};
 
@@ -28,22 +28,24 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct TollgateRoot {
     filter: Option<Rc<Filter>>,
-    metrics: Rc<RefCell<Metrics>>,
-    settlements: Option<Rc<RefCell<SettleQueue>>>,
+    charging: Rc<Charging>,
     /// The settle post in flight.
     posting: Option<u32>,
 }
 
 impl TollgateRoot {
     fn post_due_batch(&mut self) {
-        let (Some(filter), Some(queue)) = (self.filter.as_ref(), self.settlements.as_ref()) else {
-            return;
-        };
-        let Some(cp) = filter.control_plane.as_ref() else {
+        let Some(cp) = self.filter.as_ref().and_then(|f| f.control_plane.as_ref()) else {
             return;
         };
         let now = EnvoyHost.now();
-        let Some(body) = queue.borrow_mut().due(now) else {
+        let Some(body) = self
+            .charging
+            .settlements
+            .borrow_mut()
+            .as_mut()
+            .and_then(|queue| queue.due(now))
+        else {
             return;
         };
         let headers = SettleQueue::headers(&cp.authority, &cp.authorization);
@@ -56,10 +58,13 @@ impl TollgateRoot {
         match EnvoyHost.dispatch_http_call(&call) {
             Ok(token) => self.posting = Some(token),
             Err(_) => {
-                self.metrics
+                self.charging
+                    .metrics
                     .borrow_mut()
                     .control_plane_problem(&EnvoyHost, "not_sent");
-                queue.borrow_mut().answered(None, now);
+                if let Some(queue) = self.charging.settlements.borrow_mut().as_mut() {
+                    queue.answered(None, now);
+                }
             }
         }
     }
@@ -77,16 +82,19 @@ impl Context for TollgateRoot {
             return;
         }
         self.posting = None;
-        let Some(queue) = self.settlements.as_ref() else {
-            return;
-        };
         // A reset post comes with no headers at all.
         let status = (num_headers > 0)
             .then(|| self.get_http_call_response_header(":status"))
             .flatten()
             .and_then(|s| s.parse::<u16>().ok());
-        let outcome = queue.borrow_mut().answered(status, EnvoyHost.now());
-        let mut metrics = self.metrics.borrow_mut();
+        let mut settlements = self.charging.settlements.borrow_mut();
+        let Some(queue) = settlements.as_mut() else {
+            return;
+        };
+        let outcome = queue.answered(status, EnvoyHost.now());
+        let waiting = queue.len();
+        drop(settlements);
+        let mut metrics = self.charging.metrics.borrow_mut();
         match outcome {
             PostOutcome::Done => metrics.settle_post(&EnvoyHost, "ok"),
             PostOutcome::Retry => {
@@ -96,8 +104,7 @@ impl Context for TollgateRoot {
                 EnvoyHost.log(
                     CoreLogLevel::Warn,
                     &format!(
-                        "tollgate: settle post failed ({status:?}); {} settlements wait for a retry",
-                        queue.borrow().len()
+                        "tollgate: settle post failed ({status:?}); {waiting} settlements wait for a retry"
                     ),
                 );
             }
@@ -114,6 +121,13 @@ impl Context for TollgateRoot {
         // Keep draining a backlog without waiting for the next tick.
         self.post_due_batch();
     }
+
+    fn on_done(&mut self) -> bool {
+        // The VM is shutting down: count what waits and queue its settlements. Posting them
+        // needs the event loop, which may be gone (docs/enforcement.md, shutting down).
+        self.charging.charge_waiting(&EnvoyHost);
+        true
+    }
 }
 
 impl RootContext for TollgateRoot {
@@ -121,16 +135,18 @@ impl RootContext for TollgateRoot {
         let config = self.get_plugin_configuration().unwrap_or_default();
         match Filter::from_json(&config) {
             Ok(filter) => {
+                // The tick charges the streams that ended (at most `charging::TICK` after).
+                let mut tick = charging::TICK;
                 if let Some(cp) = filter.control_plane.as_ref() {
                     // A new configuration keeps the charges still waiting under the old one.
-                    if self.settlements.is_none() {
-                        self.settlements = Some(Rc::new(RefCell::new(SettleQueue::new(cp.settle))));
-                    }
+                    self.charging
+                        .settlements
+                        .borrow_mut()
+                        .get_or_insert_with(|| SettleQueue::new(cp.settle));
                     // Tick often enough that a partial batch waits about its max delay.
-                    let tick = (cp.settle.max_delay / 4)
-                        .clamp(Duration::from_millis(10), Duration::from_millis(250));
-                    self.set_tick_period(tick);
+                    tick = tick.min((cp.settle.max_delay / 4).max(Duration::from_millis(10)));
                 }
+                self.set_tick_period(tick);
                 self.filter = Some(Rc::new(filter));
                 true
             }
@@ -142,6 +158,7 @@ impl RootContext for TollgateRoot {
     }
 
     fn on_tick(&mut self) {
+        self.charging.charge_waiting(&EnvoyHost);
         if self.posting.is_none() {
             self.post_due_batch();
         }
@@ -150,11 +167,7 @@ impl RootContext for TollgateRoot {
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         // Envoy creates streams only after a successful on_configure.
         let filter = self.filter.clone()?;
-        Some(Box::new(HttpExchange::new(
-            filter,
-            self.metrics.clone(),
-            self.settlements.clone(),
-        )))
+        Some(Box::new(HttpExchange::new(filter, self.charging.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

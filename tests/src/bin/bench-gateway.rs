@@ -2,7 +2,7 @@
 //! route through the filter and one with the filter disabled, requests interleaved so both
 //! sides see the same machine state.
 //!
-//! `cargo run --release -p tollgate-e2e --bin bench-gateway -- [--filter noop|noop-buffer|tollgate]
+//! `cargo run --release -p tollgate-e2e --bin bench-gateway -- [--filter noop|noop-buffer|noop-reads|tollgate]
 //!  [--requests N] [--concurrency N]`
 //!
 //! Prints p50/p90/p99 per side and the p50 difference for: a 1 KB request with a 1.4 KB JSON
@@ -66,6 +66,13 @@ async fn main() -> anyhow::Result<()> {
             paths::built_wasm("tollgate_noop_filter")?,
             serde_json::json!("buffer"),
         ),
+        // The do-nothing filter that also makes Tollgate's hostcalls (headers, body, status,
+        // each response chunk, the clock) and ignores their answers: the floor for a filter
+        // that must read what Tollgate reads.
+        "noop-reads" => (
+            paths::built_wasm("tollgate_noop_filter")?,
+            serde_json::json!("reads"),
+        ),
         // $TOLLGATE_WASM picks another build of the filter (another opt-level, say).
         // Measuring only: the filter's own work, no admission round trip.
         "tollgate" => (paths::filter_wasm()?, {
@@ -75,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
             }
             config
         }),
-        other => anyhow::bail!("--filter noop|noop-buffer|tollgate, not {other}"),
+        other => anyhow::bail!("--filter noop|noop-buffer|noop-reads|tollgate, not {other}"),
     };
     let wasm = WasmFilter {
         path,

@@ -52,8 +52,12 @@ fn run(
     for c in chunks {
         x.on_response_body(c.as_bytes());
     }
-    let charge = x.finish(f, m, h);
-    assert_eq!(x.finish(f, m, h), None, "a second finish charges nothing");
+    let charge = x.finish(f, m, h, h.now());
+    assert_eq!(
+        x.finish(f, m, h, h.now()),
+        None,
+        "a second finish charges nothing"
+    );
     (action, charge)
 }
 
@@ -195,7 +199,7 @@ fn unmatched_paths_pass_or_are_denied_as_configured() {
         h.metric("tollgate_requests_total.provider.none.outcome.unmatched"),
         2
     );
-    assert_eq!(x.finish(&filter("{}"), &mut m, &h), None);
+    assert_eq!(x.finish(&filter("{}"), &mut m, &h, h.now()), None);
 }
 
 #[test]
@@ -226,7 +230,7 @@ fn an_oversized_body_is_rejected_with_413_or_passed_and_still_charged() {
     );
     x.on_response_headers(&pass, 200);
     x.on_response_body(OPENAI_JSON.as_bytes());
-    let charge = x.finish(&pass, &mut m, &h).unwrap();
+    let charge = x.finish(&pass, &mut m, &h, h.now()).unwrap();
     // The body was never read: the model the answer reports prices it.
     assert_eq!(charge.outcome, Outcome::Charged);
     assert_eq!(charge.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
@@ -246,7 +250,7 @@ fn a_call_that_never_got_an_answer_charges_nothing() {
     x.on_request_body(&f, &mut m, &h, body.len(), true, &mut || {
         Some(body.to_vec())
     });
-    assert_eq!(x.finish(&f, &mut m, &h), None);
+    assert_eq!(x.finish(&f, &mut m, &h, h.now()), None);
     assert_eq!(
         h.metric("tollgate_requests_total.provider.openai.outcome.no_response"),
         1
@@ -274,7 +278,7 @@ fn scopes_ride_on_the_charge_and_no_scope_can_be_refused() {
     });
     x.on_response_headers(&f, 200);
     x.on_response_body(OPENAI_JSON.as_bytes());
-    let charge = x.finish(&f, &mut m, &h).unwrap();
+    let charge = x.finish(&f, &mut m, &h, h.now()).unwrap();
     assert_eq!(charge.scopes, vec!["team:payments".parse().unwrap()]);
 
     let mut x = Exchange::new();
@@ -312,6 +316,46 @@ fn only_a_governed_exchange_reads_its_response() {
     assert!(x.reads_response());
     x.on_response_headers(&f, 200);
     assert!(x.reads_response());
-    x.finish(&f, &mut m, &h);
+    x.finish(&f, &mut m, &h, h.now());
     assert!(!x.reads_response(), "not after the charge");
+}
+
+#[test]
+fn a_stream_is_priced_at_the_time_it_ended_not_when_it_is_finished() {
+    let (mut f, h, mut m) = (filter("{}"), host(), Metrics::default());
+    f.prices = tollgate_model::PriceTable::from_json(
+        "test",
+        r#"{"schema_version": 1, "table_version": "test", "currency": "USD", "default_max_output_tokens": 4096,
+            "models": [{"id": "repriced", "provider": "openai", "source": "test", "checked": "2026-01-01",
+              "prices": [{"effective_from": "2026-01-01", "input": "10", "output": "30"},
+                         {"effective_from": "2026-11-01", "input": "5", "output": "15"}]}]}"#,
+    )
+    .unwrap();
+    let mut x = Exchange::new();
+    assert!(!x.is_open(), "nothing to finish before the headers");
+    x.on_request_headers(&f, &mut m, &h, head(CHAT), &mut no_lookup);
+    assert!(x.is_open());
+    let body = r#"{"model":"repriced","messages":[]}"#;
+    x.on_request_body(&f, &mut m, &h, body.len(), true, &mut || {
+        Some(body.as_bytes().to_vec())
+    });
+    x.on_response_headers(&f, 200);
+    x.on_response_body(br#"{"usage":{"prompt_tokens":1000,"completion_tokens":100}}"#);
+    assert!(x.is_open());
+
+    // It ended the evening before the price cut; the host's clock is already past it.
+    let ended_at = Utc.with_ymd_and_hms(2026, 10, 31, 23, 59, 59).unwrap();
+    assert!(h.now() > ended_at);
+    let charge = x.finish(&f, &mut m, &h, ended_at).unwrap();
+    assert_eq!(
+        charge.cost.unwrap().total,
+        NanoUsd(1000 * 10_000 + 100 * 30_000)
+    );
+    assert!(!x.is_open(), "finished");
+    let mut unmatched = Exchange::new();
+    unmatched.on_request_headers(&f, &mut m, &h, head("/v1/files"), &mut no_lookup);
+    assert!(
+        !unmatched.is_open(),
+        "an unmatched path has nothing to finish"
+    );
 }

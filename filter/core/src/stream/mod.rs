@@ -12,6 +12,8 @@ pub mod json_array;
 pub mod sse;
 pub mod text;
 
+use std::sync::OnceLock;
+
 use base64::Engine;
 use memchr::memmem;
 use serde::Deserialize;
@@ -99,13 +101,56 @@ pub struct ResponseReader {
     model: Option<String>,
     /// Events left in which to look for the model (providers name it in the first ones).
     model_tries: u8,
-    usage_finder: UsageFinder,
+    searchers: &'static Searchers,
     /// The response is a stream of events (not one JSON body): see [`UsageFinder::find_in_event`].
     streamed: bool,
-    text_counter: text::TextCounter,
-    /// The event that marks a dialect's final usage (see [`ResponseReader::complete`]).
-    finish_finder: Option<memmem::Finder<'static>>,
     stats: ResponseStats,
+}
+
+/// A dialect's searchers, built once per process (once per VM in Envoy), not per response:
+/// building a memchr searcher (its prefilter and two-way tables) costs more than searching a
+/// short answer with it, and a reader uses up to seven.
+#[derive(Debug)]
+struct Searchers {
+    usage: UsageFinder,
+    text: text::TextCounter,
+    /// The event that marks a dialect's final usage (see [`ResponseReader::complete`]).
+    finish: Option<memmem::Finder<'static>>,
+    /// The keys that name the model in an answer (see [`reported_model`]).
+    model: [memmem::Finder<'static>; 2],
+}
+
+impl Searchers {
+    fn new(dialect: Dialect) -> Searchers {
+        Searchers {
+            usage: UsageFinder::new(dialect),
+            text: text::TextCounter::new(dialect),
+            finish: match dialect {
+                Dialect::Anthropic => Some(json_keys::finder(b"\"message_delta\"")),
+                Dialect::Gemini => Some(json_keys::finder(b"\"finishReason\"")),
+                _ => None,
+            },
+            model: MODEL_KEYS.map(json_keys::finder),
+        }
+    }
+
+    fn of(dialect: Dialect) -> &'static Searchers {
+        static OPENAI_CHAT: OnceLock<Searchers> = OnceLock::new();
+        static OPENAI_RESPONSES: OnceLock<Searchers> = OnceLock::new();
+        static ANTHROPIC: OnceLock<Searchers> = OnceLock::new();
+        static GEMINI: OnceLock<Searchers> = OnceLock::new();
+        static CONVERSE: OnceLock<Searchers> = OnceLock::new();
+        static COHERE: OnceLock<Searchers> = OnceLock::new();
+        let cell = match dialect {
+            Dialect::OpenaiChat => &OPENAI_CHAT,
+            Dialect::OpenaiResponses => &OPENAI_RESPONSES,
+            Dialect::Anthropic => &ANTHROPIC,
+            Dialect::Gemini => &GEMINI,
+            Dialect::Converse => &CONVERSE,
+            Dialect::Cohere => &COHERE,
+        };
+        cell.get_or_init(|| Searchers::new(dialect))
+    }
 }
 
 #[derive(Deserialize)]
@@ -135,14 +180,8 @@ impl ResponseReader {
             output_text: TokenEstimator::new(),
             model: None,
             model_tries: 4,
-            usage_finder: UsageFinder::new(dialect),
+            searchers: Searchers::of(dialect),
             streamed: framing != Framing::Json,
-            text_counter: text::TextCounter::new(dialect),
-            finish_finder: match dialect {
-                Dialect::Anthropic => Some(json_keys::finder(b"\"message_delta\"")),
-                Dialect::Gemini => Some(json_keys::finder(b"\"finishReason\"")),
-                _ => None,
-            },
             stats: ResponseStats::default(),
         }
     }
@@ -239,9 +278,9 @@ impl ResponseReader {
         }
         // One search both rules out events without the key and finds the value.
         let report = if self.streamed {
-            self.usage_finder.find_in_event(json)
+            self.searchers.usage.find_in_event(json)
         } else {
-            self.usage_finder.find(json)
+            self.searchers.usage.find(json)
         };
         if let Some(report) = report
             && !report.is_empty()
@@ -251,7 +290,8 @@ impl ResponseReader {
             self.stats.usage_events += 1;
         }
         if self
-            .finish_finder
+            .searchers
+            .finish
             .as_ref()
             .is_some_and(|f| f.find(json).is_some())
         {
@@ -260,11 +300,11 @@ impl ResponseReader {
         // The text only matters when no usage arrives: a stream may yet end without it, but a
         // whole body that had it is charged from it.
         if self.streamed || !self.usage_seen {
-            self.text_counter.count(json, &mut self.output_text);
+            self.searchers.text.count(json, &mut self.output_text);
         }
         if self.model.is_none() && self.model_tries > 0 {
             self.model_tries -= 1;
-            self.model = reported_model(json);
+            self.model = reported_model(&self.searchers.model, json);
         }
     }
 
@@ -290,11 +330,15 @@ impl ResponseReader {
     }
 }
 
-/// The first non-empty `"model"` (or `"modelVersion"`) string value in `json`.
-pub fn reported_model(json: &[u8]) -> Option<String> {
-    for key in [&b"\"model\""[..], b"\"modelVersion\""] {
-        for at in memmem::find_iter(json, key) {
-            let Some(value) = text::string_value_after(json, at + key.len()) else {
+/// The keys that name the model in an answer: `"model"`, and Gemini's `"modelVersion"`.
+const MODEL_KEYS: [&[u8]; 2] = [b"\"model\"", b"\"modelVersion\""];
+
+/// The first non-empty `"model"` (or `"modelVersion"`) string value in `json`; `keys` are
+/// the searchers for [`MODEL_KEYS`].
+fn reported_model(keys: &[memmem::Finder<'static>; 2], json: &[u8]) -> Option<String> {
+    for key in keys {
+        for at in key.find_iter(json) {
+            let Some(value) = text::string_value_after(json, at + key.needle().len()) else {
                 continue;
             };
             match std::str::from_utf8(value) {

@@ -43,11 +43,6 @@ impl UsageFinder {
         }
     }
 
-    /// Whether `json` may carry a usage object at all (a quick pre-filter for events).
-    pub fn may_carry_usage(&self, json: &[u8]) -> bool {
-        self.forward.find(json).is_some()
-    }
-
     /// The last well-formed usage object in the whole body `json`, if any (`null` is
     /// skipped like any non-object). Searched from the end, where a body's usage object is.
     pub fn find(&self, json: &[u8]) -> Option<UsageReport> {
@@ -133,11 +128,6 @@ fn openai_service_tier(dialect: Dialect, json: &[u8]) -> Option<ServiceTier> {
         };
     }
     None
-}
-
-/// Whether `json` may carry a usage object at all (a quick pre-filter for stream events).
-pub fn may_carry_usage(dialect: Dialect, json: &[u8]) -> bool {
-    memmem::find(json, usage_key(dialect)).is_some()
 }
 
 /// The last well-formed usage object in the whole body `json`, if any (one-off: no

@@ -107,8 +107,11 @@ impl Call {
     }
 
     fn finish(&mut self) -> Option<Charge> {
-        let charge = self.x.finish(&self.f, &mut self.m, &self.h);
-        assert_eq!(self.x.finish(&self.f, &mut self.m, &self.h), None);
+        let charge = self.x.finish(&self.f, &mut self.m, &self.h, self.h.now());
+        assert_eq!(
+            self.x.finish(&self.f, &mut self.m, &self.h, self.h.now()),
+            None
+        );
         charge
     }
 }

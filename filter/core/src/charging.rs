@@ -1,0 +1,130 @@
+//! What one VM (one Envoy worker) shares between its root context and its streams: the
+//! metrics, the settlement queue, and the streams that ended and wait to be charged.
+//!
+//! Why streams wait: Envoy calls `on_log` before the client has the response's last byte
+//! (the connection writes it on the next pass of the event loop, after the stream's
+//! callbacks, `on_log` included, have returned), so whatever `on_log` does is added to every
+//! call's latency. Charging there (the usage search and parse, pricing, a hostcall per
+//! counter) was 12–15 µs of VM time per call (`docs/filter.md`). So the adapter's `on_log`
+//! only hands the exchange to [`Charging::ended`] with the time it ended, and the root
+//! context charges what waits ([`Charging::charge_waiting`]) on its tick, at most [`TICK`]
+//! later, off every request's path.
+//!
+//! What that changes: a call's metrics (and its settlement, with a control plane) appear up
+//! to one tick after the client has its answer instead of just before; prices are still
+//! those in force when the stream ended, and a settlement's wait for its batch counts from
+//! then. When [`MAX_WAITING`] streams already wait (a tick held up on a very busy worker),
+//! the next one is charged at once, as before: memory stays bounded and nothing is dropped.
+//! When the VM shuts down, the root's `on_done` charges what still waits.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::flow::Exchange;
+use crate::host::{Host, LogLevel};
+use crate::metrics::Metrics;
+use crate::plugin::Filter;
+use crate::settle::SettleQueue;
+
+/// The longest a stream's charge waits (the root ticks at least this often).
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// The most streams that wait per VM; past it, a stream is charged as it ends. A worker
+/// ends more than that within one tick only above ~10 000 governed calls a second.
+pub const MAX_WAITING: usize = 512;
+
+/// A stream that ended, with what charging it needs.
+#[derive(Debug)]
+struct Ended {
+    /// The configuration that governed it (a new one may have arrived since).
+    filter: Rc<Filter>,
+    exchange: Exchange,
+    at: DateTime<Utc>,
+}
+
+/// The VM's charging state; see the module docs.
+#[derive(Debug, Default)]
+pub struct Charging {
+    /// The VM's metric ids.
+    pub metrics: RefCell<Metrics>,
+    /// The settlement queue, once a configuration named a control plane (it is kept across
+    /// reconfigurations, with the charges still in it).
+    pub settlements: RefCell<Option<SettleQueue>>,
+    waiting: RefCell<Vec<Ended>>,
+}
+
+impl Charging {
+    /// The stream of `exchange` ended now: keep it for the next tick, or charge it at once
+    /// when [`MAX_WAITING`] streams already wait. A stream with nothing to charge (not
+    /// governed, or finished already) is dropped without asking the host anything.
+    pub fn ended(&self, host: &dyn Host, filter: &Rc<Filter>, exchange: Exchange) {
+        if !exchange.is_open() {
+            return;
+        }
+        let ended = Ended {
+            filter: filter.clone(),
+            exchange,
+            at: host.now(),
+        };
+        let mut waiting = self.waiting.borrow_mut();
+        if waiting.len() < MAX_WAITING {
+            waiting.push(ended);
+        } else {
+            drop(waiting);
+            self.charge(host, ended);
+        }
+    }
+
+    /// How many streams wait for [`Charging::charge_waiting`].
+    pub fn waiting(&self) -> usize {
+        self.waiting.borrow().len()
+    }
+
+    /// Charges every stream that waits (the root's tick and `on_done`).
+    pub fn charge_waiting(&self, host: &dyn Host) {
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        for ended in waiting {
+            self.charge(host, ended);
+        }
+    }
+
+    /// Prices one stream, counts its metrics and queues its settlement.
+    fn charge(&self, host: &dyn Host, mut ended: Ended) {
+        let charge = ended.exchange.finish(
+            &ended.filter,
+            &mut self.metrics.borrow_mut(),
+            host,
+            ended.at,
+        );
+        let Some(charge) = charge else {
+            return;
+        };
+        let Some(settlement) = charge.settlement(ended.at.timestamp_millis()) else {
+            return;
+        };
+        let mut queue = self.settlements.borrow_mut();
+        let Some(queue) = queue.as_mut() else {
+            return;
+        };
+        if queue.push(settlement, ended.at) {
+            return;
+        }
+        self.metrics
+            .borrow_mut()
+            .settlements_lost(host, "queue_full", 1);
+        host.log(
+            LogLevel::Error,
+            &format!(
+                "tollgate: settlement queue full; charge for {} ({:?}) lost",
+                charge.request_id,
+                charge.cost.map(|c| c.total)
+            ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,129 @@
+use chrono::{TimeZone, Utc};
+use tollgate_model::NanoUsd;
+use tollgate_model::wire::v1::SettleBatch;
+
+use super::*;
+use crate::flow::RequestHead;
+use crate::settle::SettleLimits;
+use crate::testing::FakeHost;
+
+const CHAT: &str = "/v1/chat/completions";
+const BODY: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}"#;
+const ANSWER: &str = r#"{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500}}"#;
+// gpt-4o-mini: $0.15 input, $0.60 output per million tokens (shipped table).
+const COST_NANOS: i64 = 1000 * 150 + 500 * 600;
+const REQUESTS: &str = "tollgate_requests_total.provider.openai.outcome.charged";
+const COST: &str = "tollgate_cost_nanousd_total.provider.openai";
+
+fn ended_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()
+}
+
+fn filter(json: &str) -> Rc<Filter> {
+    Rc::new(Filter::from_json(json.as_bytes()).unwrap())
+}
+
+/// An exchange that got its whole answer; with a control plane, one the fail mode let
+/// through (the host refuses the reservation's callout, so the adapter answers `None`).
+fn answered(f: &Filter, h: &FakeHost, m: &RefCell<Metrics>) -> Exchange {
+    let m = &mut m.borrow_mut();
+    let mut x = Exchange::new();
+    let head = RequestHead {
+        method: "POST",
+        path: CHAT,
+        authority: Some("api.openai.com"),
+    };
+    x.on_request_headers(f, m, h, head, &mut |_| None);
+    let mut read = || Some(BODY.as_bytes().to_vec());
+    x.on_request_body(f, m, h, BODY.len(), true, &mut read);
+    if f.control_plane.is_some() {
+        x.on_reserve_answer(f, m, h, None, &mut read);
+    }
+    x.on_response_headers(f, 200);
+    x.on_response_body(ANSWER.as_bytes());
+    x
+}
+
+#[test]
+fn a_stream_is_charged_on_the_tick_at_the_time_it_ended() {
+    let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
+    let x = answered(&f, &h, &charging.metrics);
+    charging.ended(&h, &f, x);
+    assert_eq!(charging.waiting(), 1);
+    assert_eq!(h.metric(REQUESTS), 0, "nothing counted before the tick");
+
+    h.set_now(ended_at() + chrono::Duration::milliseconds(49));
+    charging.charge_waiting(&h);
+    assert_eq!(charging.waiting(), 0);
+    assert_eq!(h.metric(REQUESTS), 1);
+    assert_eq!(h.metric(COST), COST_NANOS);
+
+    charging.charge_waiting(&h);
+    assert_eq!(h.metric(REQUESTS), 1, "charged once");
+}
+
+#[test]
+fn a_settlement_carries_the_time_its_stream_ended() {
+    let f = filter(r#"{"control_plane":{"cluster":"tollgate","token":"t0k"}}"#);
+    let (h, charging) = (FakeHost::at(ended_at()), Charging::default());
+    *charging.settlements.borrow_mut() = Some(SettleQueue::new(SettleLimits::default()));
+    h.refuse_callouts(true);
+    let x = answered(&f, &h, &charging.metrics);
+    charging.ended(&h, &f, x);
+    h.set_now(ended_at() + chrono::Duration::milliseconds(40));
+    charging.charge_waiting(&h);
+
+    let mut queue = charging.settlements.borrow_mut();
+    let queue = queue.as_mut().unwrap();
+    assert_eq!(queue.len(), 1);
+    // The batch is due `max_delay` after the stream ended, not after the tick.
+    let max_delay = SettleLimits::default().max_delay;
+    let just_before = ended_at() + max_delay - Duration::from_millis(1);
+    assert_eq!(queue.due(just_before), None);
+    let body = queue.due(ended_at() + max_delay).unwrap();
+    let batch: SettleBatch = serde_json::from_slice(&body).unwrap();
+    let settlement = &batch.settlements[0];
+    assert_eq!(settlement.at_unix_ms, ended_at().timestamp_millis());
+    assert_eq!(settlement.cost, NanoUsd(COST_NANOS));
+    assert!(!settlement.reserved, "let through by the fail mode");
+}
+
+#[test]
+fn past_the_waiting_cap_a_stream_is_charged_as_it_ends() {
+    let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
+    for _ in 0..MAX_WAITING {
+        let x = answered(&f, &h, &charging.metrics);
+        charging.ended(&h, &f, x);
+    }
+    assert_eq!(h.metric(REQUESTS), 0);
+    let x = answered(&f, &h, &charging.metrics);
+    charging.ended(&h, &f, x);
+    assert_eq!(h.metric(REQUESTS), 1, "the one over the cap");
+    assert_eq!(charging.waiting(), MAX_WAITING);
+
+    charging.charge_waiting(&h);
+    let all = i64::try_from(MAX_WAITING).unwrap() + 1;
+    assert_eq!(h.metric(REQUESTS), all, "none lost, none twice");
+    assert_eq!(h.metric(COST), all * COST_NANOS);
+}
+
+#[test]
+fn a_stream_with_nothing_to_charge_is_not_kept() {
+    let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
+    charging.ended(&h, &f, Exchange::new());
+    let mut unmatched = Exchange::new();
+    let head = RequestHead {
+        method: "GET",
+        path: "/healthz",
+        authority: None,
+    };
+    unmatched.on_request_headers(
+        &f,
+        &mut charging.metrics.borrow_mut(),
+        &h,
+        head,
+        &mut |_| None,
+    );
+    charging.ended(&h, &f, unmatched);
+    assert_eq!(charging.waiting(), 0);
+}

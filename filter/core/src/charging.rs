@@ -10,14 +10,18 @@
 //! context charges what waits ([`Charging::charge_waiting`]) on its tick, at most [`TICK`]
 //! later, off every request's path.
 //!
-//! What that changes: a call's metrics (and its settlement, with a control plane) appear up
-//! to one tick after the client has its answer instead of just before; prices are still
+//! What that changes: a call's metrics (and its settlement, with a control plane) appear
+//! about one tick after the client has its answer (later when the worker is busy: Envoy
+//! runs the tick when its event loop gets to it) instead of just before; prices are still
 //! those in force when the stream ended, and a settlement's wait for its batch counts from
-//! then. When [`MAX_WAITING`] streams already wait (a tick held up on a very busy worker),
-//! the next one is charged at once, as before: memory stays bounded and nothing is dropped.
-//! When the VM shuts down, the root's `on_done` charges what still waits.
+//! then. A tick charges everything that waits in one go, with one counter hostcall per
+//! metric touched ([`Metrics::hold`]), so it holds the worker's event loop for about the
+//! charging time of the streams that ended in the last 50 ms (~10 µs each, docs/filter.md).
+//! When [`MAX_WAITING`] streams or [`MAX_WAITING_BYTES`] of their buffers already wait, the
+//! next stream is charged at once, as before: memory and the tick's length stay bounded and
+//! nothing is dropped. When the VM shuts down, the root's `on_done` charges what still waits.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -35,6 +39,10 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// The most streams that wait per VM; past it, a stream is charged as it ends. A worker
 /// ends more than that within one tick only above ~10 000 governed calls a second.
 pub const MAX_WAITING: usize = 512;
+
+/// The most bytes the waiting streams may hold in their readers' buffers (a non-streamed
+/// answer's kept tail, a partial event); past it, a stream is charged as it ends.
+pub const MAX_WAITING_BYTES: usize = 4 << 20;
 
 /// A stream that ended, with what charging it needs.
 #[derive(Debug)]
@@ -54,24 +62,30 @@ pub struct Charging {
     /// reconfigurations, with the charges still in it).
     pub settlements: RefCell<Option<SettleQueue>>,
     waiting: RefCell<Vec<Ended>>,
+    /// What the waiting streams hold ([`Exchange::held_bytes`]).
+    waiting_bytes: Cell<usize>,
 }
 
 impl Charging {
     /// The stream of `exchange` ended now: keep it for the next tick, or charge it at once
-    /// when [`MAX_WAITING`] streams already wait. A stream with nothing to charge (not
-    /// governed, or finished already) is dropped without asking the host anything.
+    /// when [`MAX_WAITING`] streams or [`MAX_WAITING_BYTES`] already wait. A stream with
+    /// nothing to charge (not governed, or finished already) is dropped without asking the
+    /// host anything.
     pub fn ended(&self, host: &dyn Host, filter: &Rc<Filter>, exchange: Exchange) {
         if !exchange.is_open() {
             return;
         }
+        let bytes = exchange.held_bytes();
         let ended = Ended {
             filter: filter.clone(),
             exchange,
             at: host.now(),
         };
         let mut waiting = self.waiting.borrow_mut();
-        if waiting.len() < MAX_WAITING {
+        let total = self.waiting_bytes.get().saturating_add(bytes);
+        if waiting.len() < MAX_WAITING && total <= MAX_WAITING_BYTES {
             waiting.push(ended);
+            self.waiting_bytes.set(total);
         } else {
             drop(waiting);
             self.charge(host, ended);
@@ -79,16 +93,51 @@ impl Charging {
     }
 
     /// How many streams wait for [`Charging::charge_waiting`].
-    pub fn waiting(&self) -> usize {
+    pub fn streams_waiting(&self) -> usize {
         self.waiting.borrow().len()
     }
 
-    /// Charges every stream that waits (the root's tick and `on_done`).
+    /// Charges every stream that waits (the root's tick and `on_done`), with one counter
+    /// increment per metric touched.
     pub fn charge_waiting(&self, host: &dyn Host) {
-        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        for ended in waiting {
+        let mut batch = std::mem::take(&mut *self.waiting.borrow_mut());
+        self.waiting_bytes.set(0);
+        if batch.is_empty() {
+            return;
+        }
+        self.metrics.borrow_mut().hold();
+        for ended in batch.drain(..) {
             self.charge(host, ended);
         }
+        self.metrics.borrow_mut().release(host);
+        // Keep the list's room for the next tick's streams.
+        let mut waiting = self.waiting.borrow_mut();
+        if waiting.is_empty() {
+            *waiting = batch;
+        }
+    }
+
+    /// The settlements still queued: what a VM that shuts down now cannot post any more.
+    /// They are counted (`tollgate_settlements_lost_total{problem="shutdown"}`) and logged,
+    /// and their reservations expire on their own (`reservation_ttl_secs`).
+    pub fn drop_queued(&self, host: &dyn Host) {
+        let Some(queue) = self.settlements.borrow_mut().take() else {
+            return;
+        };
+        let n = queue.len();
+        if n == 0 {
+            return;
+        }
+        self.metrics
+            .borrow_mut()
+            .settlements_lost(host, "shutdown", n as u64);
+        host.log(
+            LogLevel::Error,
+            &format!(
+                "tollgate: shutting down with {n} settlements not posted (or not answered); \
+                 their reservations expire on their own"
+            ),
+        );
     }
 
     /// Prices one stream, counts its metrics and queues its settlement.

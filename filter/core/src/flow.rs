@@ -337,6 +337,11 @@ impl Exchange {
         }
     }
 
+    /// The bytes the exchange holds for its charge (the response reader's buffers).
+    pub fn held_bytes(&self) -> usize {
+        self.reader.as_ref().map_or(0, ResponseReader::held_bytes)
+    }
+
     /// Whether [`Exchange::finish`] still has something to do: a governed stream that was
     /// not finished yet. The adapter skips keeping anything for the others.
     pub fn is_open(&self) -> bool {

@@ -9,11 +9,13 @@
 //!    asked for (then the adapter removes `content-length` and replaces the body);
 //! 3. a [`stream::ResponseReader`] built from the route's dialect and
 //!    [`providers::Route::framing`], fed every response chunk as it passes, then
-//!    [`stream::ResponseReader::finish`]ed at stream end (also on client disconnect) with
-//!    the request's input estimate; its [`tollgate_model::Usage`] goes to
+//!    [`stream::ResponseReader::finish`]ed after the stream ended (also on client
+//!    disconnect) with the request's input estimate; its [`tollgate_model::Usage`] goes to
 //!    `PriceTable::cost` and the settlement batch;
 //! 4. [`flow::Exchange`] ties these together per stream, prices the usage and counts
-//!    [`metrics`] through the [`host::Host`]; [`plugin::Filter`] is the validated plugin config.
+//!    [`metrics`] through the [`host::Host`]; [`charging::Charging`] keeps the streams that
+//!    ended until the root's tick charges them, off the request's path;
+//!    [`plugin::Filter`] is the validated plugin config.
 //!
 //! Nothing here reads the clock or the network: the host, or the caller, passes them in.
 

@@ -30,7 +30,8 @@ pub struct FakeHost {
     shared: RefCell<HashMap<String, (Vec<u8>, Cas)>>,
     callouts: RefCell<Vec<RecordedCallout>>,
     refuse_callouts: Cell<bool>,
-    metrics: RefCell<Vec<(String, MetricKind, i64)>>,
+    /// Name, kind, value and how many increments made it.
+    metrics: RefCell<Vec<(String, MetricKind, i64, u32)>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
 }
 
@@ -62,8 +63,17 @@ impl FakeHost {
         self.metrics
             .borrow()
             .iter()
-            .find(|(n, _, _)| n == name)
-            .map_or(0, |(_, _, v)| *v)
+            .find(|(n, ..)| n == name)
+            .map_or(0, |(_, _, v, _)| *v)
+    }
+
+    /// How many increments (hostcalls) the metric called `name` got.
+    pub fn increments(&self, name: &str) -> u32 {
+        self.metrics
+            .borrow()
+            .iter()
+            .find(|(n, ..)| n == name)
+            .map_or(0, |(.., calls)| *calls)
     }
 
     /// The log lines written so far.
@@ -122,10 +132,10 @@ impl Host for FakeHost {
 
     fn define_metric(&self, kind: MetricKind, name: &str) -> Option<MetricId> {
         let mut metrics = self.metrics.borrow_mut();
-        let index = match metrics.iter().position(|(n, _, _)| n == name) {
+        let index = match metrics.iter().position(|(n, ..)| n == name) {
             Some(i) => i,
             None => {
-                metrics.push((name.to_owned(), kind, 0));
+                metrics.push((name.to_owned(), kind, 0, 0));
                 metrics.len() - 1
             }
         };
@@ -135,6 +145,7 @@ impl Host for FakeHost {
     fn increment_metric(&self, id: MetricId, delta: i64) {
         if let Some(m) = self.metrics.borrow_mut().get_mut(id as usize) {
             m.2 = m.2.saturating_add(delta);
+            m.3 += 1;
         }
     }
 

@@ -123,9 +123,11 @@ impl Context for TollgateRoot {
     }
 
     fn on_done(&mut self) -> bool {
-        // The VM is shutting down: count what waits and queue its settlements. Posting them
-        // needs the event loop, which may be gone (docs/enforcement.md, shutting down).
+        // The plugin is going away (Envoy exits, or a new configuration replaced it): count
+        // what waits, then count and log the settlements that cannot be posted any more. At
+        // exit the event loop is already gone (docs/enforcement.md, "Envoy shutting down").
         self.charging.charge_waiting(&EnvoyHost);
+        self.charging.drop_queued(&EnvoyHost);
         true
     }
 }

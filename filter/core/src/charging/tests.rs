@@ -26,6 +26,11 @@ fn filter(json: &str) -> Rc<Filter> {
 /// An exchange that got its whole answer; with a control plane, one the fail mode let
 /// through (the host refuses the reservation's callout, so the adapter answers `None`).
 fn answered(f: &Filter, h: &FakeHost, m: &RefCell<Metrics>) -> Exchange {
+    answered_with(f, h, m, ANSWER)
+}
+
+/// [`answered`] with this answer body.
+fn answered_with(f: &Filter, h: &FakeHost, m: &RefCell<Metrics>, answer: &str) -> Exchange {
     let m = &mut m.borrow_mut();
     let mut x = Exchange::new();
     let head = RequestHead {
@@ -40,7 +45,7 @@ fn answered(f: &Filter, h: &FakeHost, m: &RefCell<Metrics>) -> Exchange {
         x.on_reserve_answer(f, m, h, None, &mut read);
     }
     x.on_response_headers(f, 200);
-    x.on_response_body(ANSWER.as_bytes());
+    x.on_response_body(answer.as_bytes());
     x
 }
 
@@ -49,12 +54,12 @@ fn a_stream_is_charged_on_the_tick_at_the_time_it_ended() {
     let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
     let x = answered(&f, &h, &charging.metrics);
     charging.ended(&h, &f, x);
-    assert_eq!(charging.waiting(), 1);
+    assert_eq!(charging.streams_waiting(), 1);
     assert_eq!(h.metric(REQUESTS), 0, "nothing counted before the tick");
 
     h.set_now(ended_at() + chrono::Duration::milliseconds(49));
     charging.charge_waiting(&h);
-    assert_eq!(charging.waiting(), 0);
+    assert_eq!(charging.streams_waiting(), 0);
     assert_eq!(h.metric(REQUESTS), 1);
     assert_eq!(h.metric(COST), COST_NANOS);
 
@@ -99,7 +104,7 @@ fn past_the_waiting_cap_a_stream_is_charged_as_it_ends() {
     let x = answered(&f, &h, &charging.metrics);
     charging.ended(&h, &f, x);
     assert_eq!(h.metric(REQUESTS), 1, "the one over the cap");
-    assert_eq!(charging.waiting(), MAX_WAITING);
+    assert_eq!(charging.streams_waiting(), MAX_WAITING);
 
     charging.charge_waiting(&h);
     let all = i64::try_from(MAX_WAITING).unwrap() + 1;
@@ -125,5 +130,108 @@ fn a_stream_with_nothing_to_charge_is_not_kept() {
         &mut |_| None,
     );
     charging.ended(&h, &f, unmatched);
-    assert_eq!(charging.waiting(), 0);
+    assert_eq!(charging.streams_waiting(), 0);
+}
+
+#[test]
+fn the_tick_prices_at_the_time_the_stream_ended() {
+    let mut f = Filter::from_json(b"{}").unwrap();
+    f.prices = tollgate_model::PriceTable::from_json(
+        "test",
+        r#"{"schema_version": 1, "table_version": "test", "currency": "USD", "default_max_output_tokens": 4096,
+            "models": [{"id": "gpt-4o-mini", "provider": "openai", "source": "test", "checked": "2026-01-01",
+              "prices": [{"effective_from": "2026-01-01", "input": "10", "output": "30"},
+                         {"effective_from": "2026-11-02", "input": "5", "output": "15"}]}]}"#,
+    )
+    .unwrap();
+    let f = Rc::new(f);
+    // The stream ends 10 ms before the price change; the tick runs 40 ms after it.
+    let ended = Utc.with_ymd_and_hms(2026, 11, 1, 23, 59, 59).unwrap()
+        + chrono::Duration::milliseconds(990);
+    let (h, charging) = (FakeHost::at(ended), Charging::default());
+    let x = answered(&f, &h, &charging.metrics);
+    charging.ended(&h, &f, x);
+    h.set_now(ended + chrono::Duration::milliseconds(50));
+    charging.charge_waiting(&h);
+    assert_eq!(h.metric(COST), 1000 * 10_000 + 500 * 30_000);
+}
+
+#[test]
+fn past_the_waiting_bytes_a_stream_is_charged_as_it_ends() {
+    let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
+    // A 64 KiB answer: the reader keeps all of it until the charge.
+    let long = format!(
+        r#"{{"choices":[{{"message":{{"content":"{}"}}}}],{}"#,
+        "x".repeat(64 << 10),
+        &ANSWER[ANSWER.find("\"usage\"").unwrap()..]
+    );
+    let x = answered_with(&f, &h, &charging.metrics, &long);
+    let each = x.held_bytes();
+    assert!(each >= long.len(), "the answer is kept: {each}");
+    let fit = MAX_WAITING_BYTES / each;
+    assert!(fit < MAX_WAITING, "the byte cap comes first: {fit}");
+    charging.ended(&h, &f, x);
+    for _ in 1..fit {
+        let x = answered_with(&f, &h, &charging.metrics, &long);
+        charging.ended(&h, &f, x);
+    }
+    assert_eq!(h.metric(REQUESTS), 0);
+    assert_eq!(charging.streams_waiting(), fit);
+    let x = answered_with(&f, &h, &charging.metrics, &long);
+    charging.ended(&h, &f, x);
+    assert_eq!(h.metric(REQUESTS), 1, "the one past the byte cap");
+    assert_eq!(charging.streams_waiting(), fit);
+
+    charging.charge_waiting(&h);
+    let x = answered_with(&f, &h, &charging.metrics, &long);
+    charging.ended(&h, &f, x);
+    assert_eq!(charging.streams_waiting(), 1, "the tick made room again");
+}
+
+#[test]
+fn counters_of_a_tick_are_one_increment_per_metric() {
+    let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
+    for _ in 0..10 {
+        let x = answered(&f, &h, &charging.metrics);
+        charging.ended(&h, &f, x);
+    }
+    charging.charge_waiting(&h);
+    assert_eq!(h.metric(REQUESTS), 10);
+    assert_eq!(h.metric(COST), 10 * COST_NANOS);
+    assert_eq!(
+        h.increments(REQUESTS),
+        1,
+        "ten requests, one hostcall for them"
+    );
+}
+
+#[test]
+fn settlements_a_shutting_down_vm_cannot_post_are_counted_and_logged() {
+    let f = filter(r#"{"control_plane":{"cluster":"tollgate","token":"t0k"}}"#);
+    let (h, charging) = (FakeHost::at(ended_at()), Charging::default());
+    *charging.settlements.borrow_mut() = Some(SettleQueue::new(SettleLimits::default()));
+    h.refuse_callouts(true);
+    for _ in 0..3 {
+        let x = answered(&f, &h, &charging.metrics);
+        charging.ended(&h, &f, x);
+    }
+    charging.charge_waiting(&h);
+    charging.drop_queued(&h);
+    assert_eq!(
+        h.metric("tollgate_settlements_lost_total.problem.shutdown"),
+        3
+    );
+    assert!(
+        h.logs()
+            .iter()
+            .any(|(_, line)| line.contains("3 settlements not posted")),
+        "{:?}",
+        h.logs()
+    );
+    charging.drop_queued(&h);
+    assert_eq!(
+        h.metric("tollgate_settlements_lost_total.problem.shutdown"),
+        3,
+        "counted once"
+    );
 }

@@ -56,6 +56,11 @@ impl EventStreamReader {
         }
     }
 
+    /// The bytes held in buffers (a partial message).
+    pub fn held_bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> EventStreamStats {
         self.stats

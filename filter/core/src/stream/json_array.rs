@@ -38,6 +38,11 @@ impl JsonArrayReader {
         }
     }
 
+    /// The bytes held in buffers (a partial element).
+    pub fn held_bytes(&self) -> usize {
+        self.element.capacity()
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> JsonArrayStats {
         self.stats

@@ -212,6 +212,16 @@ impl ResponseReader {
         self.current(estimated_input_tokens)
     }
 
+    /// The bytes this reader holds in its buffers (a JSON body's tail, a partial event).
+    pub fn held_bytes(&self) -> usize {
+        match &self.framer {
+            Framer::Json(tail) => tail.capacity(),
+            Framer::Sse(reader) => reader.held_bytes(),
+            Framer::JsonArray(reader) => reader.held_bytes(),
+            Framer::EventStream(reader) => reader.held_bytes(),
+        }
+    }
+
     /// The response ended (or the client went away): the final usage.
     ///
     /// `estimated_input_tokens` (from the request reader) stands in for the input count when

@@ -51,6 +51,11 @@ impl SseReader {
         }
     }
 
+    /// The bytes held in buffers (a partial line or event).
+    pub fn held_bytes(&self) -> usize {
+        self.line.capacity() + self.data.capacity() + self.name.capacity()
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> SseStats {
         self.stats

@@ -23,6 +23,22 @@ pub struct RecordedCallout {
     pub body: Vec<u8>,
 }
 
+/// A price table whose one model, `model` (an OpenAI one), costs $10 input and $30 output per
+/// million tokens from 2026-01-01 and half that from `cut` (`YYYY-MM-DD`): for tests of
+/// which price a charge takes.
+pub fn price_cut_table(
+    model: &str,
+    cut: &str,
+) -> Result<tollgate_model::PriceTable, tollgate_model::pricing::PriceFileError> {
+    let json = format!(
+        r#"{{"schema_version": 1, "table_version": "test", "currency": "USD", "default_max_output_tokens": 4096,
+            "models": [{{"id": "{model}", "provider": "openai", "source": "test", "checked": "2026-01-01",
+              "prices": [{{"effective_from": "2026-01-01", "input": "10", "output": "30"}},
+                         {{"effective_from": "{cut}", "input": "5", "output": "15"}}]}}]}}"#
+    );
+    tollgate_model::PriceTable::from_json("test", &json)
+}
+
 /// A deterministic, single-threaded [`Host`] for unit tests.
 #[derive(Debug, Default)]
 pub struct FakeHost {

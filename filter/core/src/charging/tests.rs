@@ -136,14 +136,7 @@ fn a_stream_with_nothing_to_charge_is_not_kept() {
 #[test]
 fn the_tick_prices_at_the_time_the_stream_ended() {
     let mut f = Filter::from_json(b"{}").unwrap();
-    f.prices = tollgate_model::PriceTable::from_json(
-        "test",
-        r#"{"schema_version": 1, "table_version": "test", "currency": "USD", "default_max_output_tokens": 4096,
-            "models": [{"id": "gpt-4o-mini", "provider": "openai", "source": "test", "checked": "2026-01-01",
-              "prices": [{"effective_from": "2026-01-01", "input": "10", "output": "30"},
-                         {"effective_from": "2026-11-02", "input": "5", "output": "15"}]}]}"#,
-    )
-    .unwrap();
+    f.prices = crate::testing::price_cut_table("gpt-4o-mini", "2026-11-02").unwrap();
     let f = Rc::new(f);
     // The stream ends 10 ms before the price change; the tick runs 40 ms after it.
     let ended = Utc.with_ymd_and_hms(2026, 11, 1, 23, 59, 59).unwrap()

@@ -323,14 +323,7 @@ fn only_a_governed_exchange_reads_its_response() {
 #[test]
 fn a_stream_is_priced_at_the_time_it_ended_not_when_it_is_finished() {
     let (mut f, h, mut m) = (filter("{}"), host(), Metrics::default());
-    f.prices = tollgate_model::PriceTable::from_json(
-        "test",
-        r#"{"schema_version": 1, "table_version": "test", "currency": "USD", "default_max_output_tokens": 4096,
-            "models": [{"id": "repriced", "provider": "openai", "source": "test", "checked": "2026-01-01",
-              "prices": [{"effective_from": "2026-01-01", "input": "10", "output": "30"},
-                         {"effective_from": "2026-11-01", "input": "5", "output": "15"}]}]}"#,
-    )
-    .unwrap();
+    f.prices = crate::testing::price_cut_table("repriced", "2026-11-01").unwrap();
     let mut x = Exchange::new();
     assert!(!x.is_open(), "nothing to finish before the headers");
     x.on_request_headers(&f, &mut m, &h, head(CHAT), &mut no_lookup);

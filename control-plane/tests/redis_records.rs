@@ -91,10 +91,11 @@ async fn assert_charged_once(store: &RedisStore, lines: &[Line]) {
 /// The previous release's reserve or settle script (its `common.lua` prepended, as it loaded
 /// them).
 fn previous_release_script(name: &str) -> redis::Script {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/previous-release-scripts"
-    );
+    // This crate's directory as cargo gives it at run time: a test binary reused from a shared
+    // build cache may have been built in another checkout.
+    let crate_dir =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let dir = format!("{crate_dir}/tests/fixtures/previous-release-scripts");
     let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}.lua")).unwrap();
     redis::Script::new(&format!("{}\n{}", read("common"), read(name)))
 }

@@ -6,8 +6,16 @@ use anyhow::{Context, bail};
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let here = manifest_dir();
     here.parent().map_or(here.clone(), PathBuf::from)
+}
+
+/// This crate's directory: as cargo says at run time (`cargo test`, `cargo run`), else as it
+/// was at build time. A binary from a build cache shared by several checkouts (`.ci/run`'s
+/// `CARGO_TARGET_DIR`) may have been built in another one, which cargo does not rebuild for.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// `tests/fixtures`: recorded provider bodies.

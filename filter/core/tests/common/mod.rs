@@ -1,7 +1,7 @@
 //! Loading the named fixtures under the repository's `tests/fixtures/`.
 #![allow(dead_code)] // each test crate uses a different part
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use tollgate_filter_core::providers::{Route, RouteTable};
@@ -44,8 +44,12 @@ impl Fixture {
     }
 }
 
+/// `tests/fixtures`, found from this crate's directory as cargo gives it at run time (a test
+/// binary reused from a shared build cache may have been built in another checkout).
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+    let here = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    here.join("../../tests/fixtures")
 }
 
 /// Every fixture with an expected file, sorted by name.

@@ -86,7 +86,7 @@ impl Gateway {
             .unwrap_or(0)
     }
 
-    /// A call's counters are written on its worker's tick, at most 50 ms after the client has
+    /// A call's counters are written on its worker's tick, about 50 ms after the client has
     /// its last byte, `tollgate_requests_total` last: wait on that one, then read the others.
     async fn wait_stat(&self, name: &str, want: u64) -> u64 {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);

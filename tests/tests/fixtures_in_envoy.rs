@@ -146,7 +146,7 @@ async fn every_fixture_passes_through_byte_identical_and_is_counted_exactly() {
             "{stem}: the answer was altered"
         );
 
-        // Stats are written on the worker's tick after the stream ended (at most 50 ms), the
+        // Stats are written on the worker's tick after the stream ended (about 50 ms), the
         // request count last: once it moved, a new snapshot has all of the call's counters.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut after = snapshot(&envoy).await;

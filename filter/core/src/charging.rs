@@ -33,7 +33,8 @@ use crate::metrics::Metrics;
 use crate::plugin::Filter;
 use crate::settle::SettleQueue;
 
-/// The longest a stream's charge waits (the root ticks at least this often).
+/// The root's tick period, at most: about how long a stream's charge waits (longer when the
+/// worker's event loop is busy, as Envoy runs the tick when it gets to it).
 pub const TICK: Duration = Duration::from_millis(50);
 
 /// The most streams that wait per VM; past it, a stream is charged as it ends. A worker

@@ -137,7 +137,8 @@ impl RootContext for TollgateRoot {
         let config = self.get_plugin_configuration().unwrap_or_default();
         match Filter::from_json(&config) {
             Ok(filter) => {
-                // The tick charges the streams that ended (at most `charging::TICK` after).
+                // The tick charges the streams that ended (about `charging::TICK` after; later
+                // when the worker is busy).
                 let mut tick = charging::TICK;
                 if let Some(cp) = filter.control_plane.as_ref() {
                     // A new configuration keeps the charges still waiting under the old one.

@@ -19,6 +19,8 @@ check_clippy_wasm() {
   # The crates that end up in the filter's .wasm, as the filter builds them.
   cargo clippy -p tollgate-model --no-default-features --target wasm32-wasip1 --locked -- -D warnings
   cargo clippy -p tollgate-filter-core -p tollgate-filter --lib --target wasm32-wasip1 --locked -- -D warnings
+  # The in-Envoy timing build (scripts/bench-in-envoy-vm.sh).
+  cargo clippy -p tollgate-filter --lib --features vm-bench --target wasm32-wasip1 --locked -- -D warnings
   # Benches are native-only (criterion); everything else also builds for wasm.
   cargo clippy -p tollgate-model --lib --tests --examples --target wasm32-wasip1 --locked -- -D warnings
   # The exchange timing that scripts/bench-exchange-v8.sh runs in node's V8.

@@ -202,13 +202,9 @@ async fn a_streamed_call_gets_include_usage_injected_and_streams_chunk_by_chunk(
 #[tokio::test]
 async fn a_truncated_stream_is_charged_an_estimate() {
     let gw = gateway(json!({}), 1).await;
+    let request = bench_bodies::chat_request_streamed(512);
     let resp = gw
-        .post(
-            "/v1/chat/completions",
-            "truncated.sse",
-            &bench_bodies::chat_request_streamed(512),
-            &[],
-        )
+        .post("/v1/chat/completions", "truncated.sse", &request, &[])
         .await;
     assert_eq!(resp.status(), 200);
     let _ = resp.bytes().await.unwrap();
@@ -226,6 +222,14 @@ async fn a_truncated_stream_is_charged_an_estimate() {
         gw.stat("tollgate_tokens_total.provider.openai.kind.output")
             .await
             > 0
+    );
+    // Without a control plane the input estimate is made only now, at the charge, from the
+    // body the client sent (kept since it was read; not the body with `include_usage`).
+    let estimate = tollgate_filter_core::request::estimate_request_tokens(request.as_bytes());
+    assert_eq!(
+        gw.stat("tollgate_tokens_total.provider.openai.kind.uncached_input")
+            .await,
+        estimate
     );
 }
 

@@ -116,7 +116,7 @@ fn benches(c: &mut Criterion) {
             for chunk in stream.chunks(16 * 1024) {
                 reader.feed(black_box(chunk));
             }
-            reader.finish(0)
+            reader.finish(|| 0)
         })
     });
     group.finish();

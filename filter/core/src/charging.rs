@@ -20,6 +20,11 @@
 //! When [`MAX_WAITING`] streams or [`MAX_WAITING_BYTES`] of their buffers already wait, the
 //! next stream is charged at once, as before: memory and the tick's length stay bounded and
 //! nothing is dropped. When the VM shuts down, the root's `on_done` charges what still waits.
+//!
+//! Without a control plane a request's input estimate is made at its charge, and only when
+//! the answer reported no usage ([`crate::request::deferred`]). The VM keeps at most
+//! [`MAX_KEPT_BODY_BYTES`] of request bodies for that ([`Charging::keep_for_estimate`]);
+//! past it a body is estimated as it is read.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -31,6 +36,7 @@ use crate::flow::Exchange;
 use crate::host::{Host, LogLevel};
 use crate::metrics::Metrics;
 use crate::plugin::Filter;
+use crate::request::deferred::DeferredEstimate;
 use crate::settle::SettleQueue;
 
 /// The root's tick period, at most: about how long a stream's charge waits (longer when the
@@ -44,6 +50,11 @@ pub const MAX_WAITING: usize = 512;
 /// The most bytes the waiting streams may hold in their readers' buffers (a non-streamed
 /// answer's kept tail, a partial event); past it, a stream is charged as it ends.
 pub const MAX_WAITING_BYTES: usize = 4 << 20;
+
+/// The most bytes of request bodies a VM keeps for an input estimate that may never be
+/// needed ([`Charging::keep_for_estimate`]); past it, a body is estimated as it is read.
+/// 200 in-flight calls of 20 KB each, or 40 of 100 KB.
+pub const MAX_KEPT_BODY_BYTES: usize = 4 << 20;
 
 /// A stream that ended, with what charging it needs.
 #[derive(Debug)]
@@ -65,6 +76,8 @@ pub struct Charging {
     waiting: RefCell<Vec<Ended>>,
     /// What the waiting streams hold ([`Exchange::held_bytes`]).
     waiting_bytes: Cell<usize>,
+    /// The bytes of request bodies kept for their input estimate.
+    kept_body_bytes: Rc<Cell<usize>>,
 }
 
 impl Charging {
@@ -91,6 +104,20 @@ impl Charging {
             drop(waiting);
             self.charge(host, ended);
         }
+    }
+
+    /// A request body was read without a control plane: keep it for an input estimate made
+    /// only if its charge needs one, or estimate it now when the VM already keeps
+    /// [`MAX_KEPT_BODY_BYTES`]. Handing the same estimate twice does nothing.
+    pub fn keep_for_estimate(&self, estimate: &DeferredEstimate) {
+        if !estimate.count_in(&self.kept_body_bytes, MAX_KEPT_BODY_BYTES) {
+            estimate.tokens();
+        }
+    }
+
+    /// The bytes of request bodies kept for their input estimate.
+    pub fn kept_body_bytes(&self) -> usize {
+        self.kept_body_bytes.get()
     }
 
     /// How many streams wait for [`Charging::charge_waiting`].

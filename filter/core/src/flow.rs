@@ -28,7 +28,10 @@ use crate::metrics::{Metrics, Outcome};
 use crate::plugin::{Filter, OversizedPolicy, UnmatchedPolicy};
 use crate::providers::Route;
 use crate::reply::LocalReply;
-use crate::request::{RequestInfo, RequestProblem, read_request};
+use std::rc::Rc;
+
+use crate::request::deferred::DeferredEstimate;
+use crate::request::{RequestInfo, RequestProblem, read_request, read_request_unestimated};
 use crate::scopes::{Lookup, Resolved};
 use crate::stream::ResponseReader;
 
@@ -146,6 +149,9 @@ pub struct Exchange {
     route: Option<Route>,
     scopes: Vec<Scope>,
     request: Option<RequestInfo>,
+    /// The request's input estimate, when it is made at the charge and only if needed (no
+    /// control plane: see [`crate::request::deferred`]).
+    deferred_estimate: Option<Rc<DeferredEstimate>>,
     /// Set when the body was too large to read: its length stands in for the input estimate.
     unread_body_bytes: Option<u64>,
     reader: Option<ResponseReader>,
@@ -170,9 +176,25 @@ impl Exchange {
         &self.scopes
     }
 
-    /// What the request body said, once read.
+    /// What the request body said, once read. Its `estimated_input_tokens` is 0 when the
+    /// estimate is made later: [`Exchange::input_estimate`] has it either way.
     pub fn request(&self) -> Option<&RequestInfo> {
         self.request.as_ref()
+    }
+
+    /// The request's input estimate, once its body was read (made now if it was deferred).
+    pub fn input_estimate(&self) -> Option<u64> {
+        match (&self.deferred_estimate, &self.request) {
+            (Some(deferred), _) => Some(deferred.tokens()),
+            (None, Some(info)) => Some(info.estimated_input_tokens),
+            (None, None) => None,
+        }
+    }
+
+    /// The request's input estimate while it is not made (no control plane), for the
+    /// adapter to count the body it keeps ([`crate::charging::Charging::keep_for_estimate`]).
+    pub fn deferred_estimate(&self) -> Option<&Rc<DeferredEstimate>> {
+        self.deferred_estimate.as_ref()
     }
 
     /// Whether this exchange still reads the response: `false` for a path it does not govern
@@ -289,7 +311,18 @@ impl Exchange {
             return BodyAction::Buffer;
         }
         let body = read().unwrap_or_default();
-        let mut info = read_request(route, &body, &filter.prices, filter.request_limits);
+        // Without a control plane only the charge needs the input estimate, and only when the
+        // answer reports no usage: most calls never make it.
+        let defer = filter.control_plane.is_none();
+        let (prices, limits) = (&filter.prices, filter.request_limits);
+        let mut info = if defer {
+            read_request_unestimated(route, &body, prices, limits)
+        } else {
+            read_request(route, &body, prices, limits)
+        };
+        if defer && !matches!(info.problem, Some(RequestProblem::TooLarge { .. })) {
+            self.deferred_estimate = Some(DeferredEstimate::new(body));
+        }
         self.phase = Phase::Answered;
         if let Some(problem) = &info.problem {
             let word = match problem {
@@ -383,13 +416,11 @@ impl Exchange {
             metrics.request(host, provider, Outcome::NoResponse);
             return release(self, Outcome::NoResponse);
         };
-        let input_estimate = self
-            .request
-            .as_ref()
-            .map(|r| r.estimated_input_tokens)
-            .or(self.unread_body_bytes)
-            .unwrap_or(0);
-        let outcome = reader.finish(input_estimate);
+        let outcome = reader.finish(|| {
+            self.input_estimate()
+                .or(self.unread_body_bytes)
+                .unwrap_or(0)
+        });
         metrics.dropped_events(host, provider, "oversized", outcome.stats.oversized_events);
         metrics.dropped_events(host, provider, "corrupt", outcome.stats.corrupt_events);
         metrics.invalid_usage_fields(

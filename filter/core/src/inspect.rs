@@ -165,7 +165,7 @@ pub fn inspect(
                 .unwrap_or_else(|| route.framing(request.as_ref().is_some_and(|r| r.streaming)));
             let mut reader = ResponseReader::new(dialect, framing, StreamLimits::default());
             reader.feed(body);
-            let outcome = reader.finish(estimated_input);
+            let outcome = reader.finish(|| estimated_input);
             let readable = match framing {
                 Framing::Json => serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
                 _ => outcome.stats.events > 0,

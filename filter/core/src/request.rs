@@ -68,7 +68,8 @@ pub struct RequestInfo {
     /// The output tokens to reserve for: the requested cap (× `n` choices), else the
     /// model's default from the price table; 0 for embeddings.
     pub max_output_tokens: u64,
-    /// The conservative input-token estimate.
+    /// The conservative input-token estimate ([`estimate_request_tokens`]); 0 from
+    /// [`read_request_unestimated`], whose caller makes it later.
     pub estimated_input_tokens: u64,
     /// A replacement body when the request must ask for streamed usage
     /// (`stream_options.include_usage`); `None` when the body can go as it is.
@@ -159,6 +160,28 @@ pub fn read_request(
     prices: &PriceTable,
     limits: RequestLimits,
 ) -> RequestInfo {
+    let mut info = read_request_unestimated(route, body, prices, limits);
+    if !matches!(info.problem, Some(RequestProblem::TooLarge { .. })) {
+        info.estimated_input_tokens = estimate_request_tokens(body);
+    }
+    info
+}
+
+/// The conservative input-token estimate of a whole request body: the body's text
+/// ([`estimate_body_tokens`]) and the provider's framing ([`REQUEST_OVERHEAD_TOKENS`]).
+pub fn estimate_request_tokens(body: &[u8]) -> u64 {
+    estimate_body_tokens(body).saturating_add(REQUEST_OVERHEAD_TOKENS)
+}
+
+/// [`read_request`] without the input estimate, for a caller that makes it later
+/// ([`deferred`]): `estimated_input_tokens` is 0, except for a body over the cap (its
+/// length, as [`read_request`] gives it).
+pub fn read_request_unestimated(
+    route: &Route,
+    body: &[u8],
+    prices: &PriceTable,
+    limits: RequestLimits,
+) -> RequestInfo {
     let mut info = RequestInfo {
         model: route.path_model.clone(),
         streaming: route.stream_endpoint,
@@ -177,8 +200,6 @@ pub fn read_request(
         info.max_output_tokens = default_cap(route, info.model.as_deref(), prices);
         return info;
     }
-    info.estimated_input_tokens =
-        estimate_body_tokens(body).saturating_add(REQUEST_OVERHEAD_TOKENS);
     match read_envelope(body) {
         Ok(envelope) => apply(&mut info, route, body, &envelope, limits),
         Err(e) => info.problem = Some(RequestProblem::InvalidJson(e)),
@@ -295,6 +316,7 @@ fn splice(body: &[u8], start: usize, end: usize, insert: &[u8]) -> Vec<u8> {
     out
 }
 
+pub mod deferred;
 pub mod rewrite;
 pub mod scan;
 

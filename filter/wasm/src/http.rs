@@ -197,6 +197,10 @@ impl HttpExchange {
                 &mut read,
             )
         };
+        if let Some(estimate) = self.exchange.deferred_estimate() {
+            // Kept for the charge, which needs it only if the answer reports no usage.
+            self.charging.keep_for_estimate(estimate);
+        }
         match action {
             BodyAction::Buffer => Action::Pause,
             BodyAction::Continue => Action::Continue,

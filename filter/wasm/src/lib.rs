@@ -15,6 +15,8 @@
 pub mod host;
 pub mod http;
 pub mod root;
+#[cfg(feature = "vm-bench")]
+mod vm_bench;
 
 use proxy_wasm::traits::RootContext;
 use proxy_wasm::types::LogLevel;

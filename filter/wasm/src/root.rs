@@ -137,6 +137,8 @@ impl RootContext for TollgateRoot {
         let config = self.get_plugin_configuration().unwrap_or_default();
         match Filter::from_json(&config) {
             Ok(filter) => {
+                #[cfg(feature = "vm-bench")]
+                crate::vm_bench::run(&filter);
                 // The tick charges the streams that ended (about `charging::TICK` after; later
                 // when the worker is busy).
                 let mut tick = charging::TICK;

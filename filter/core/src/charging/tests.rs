@@ -228,3 +228,86 @@ fn settlements_a_shutting_down_vm_cannot_post_are_counted_and_logged() {
         "counted once"
     );
 }
+
+/// An answer without usage: its input count is the request's estimate.
+const ANSWER_WITHOUT_USAGE: &str = r#"{"id":"c","object":"chat.completion","model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"}}]}"#;
+const UNCACHED_INPUT: &str = "tollgate_tokens_total.provider.openai.kind.uncached_input";
+
+/// An exchange read without a control plane, its body kept by `charging` as the adapter does.
+fn kept(f: &Filter, h: &FakeHost, charging: &Charging, answer: &str) -> Exchange {
+    let x = answered_with(f, h, &charging.metrics, answer);
+    charging.keep_for_estimate(x.deferred_estimate().unwrap());
+    x
+}
+
+#[test]
+fn without_a_control_plane_an_answer_with_usage_never_estimates_its_request() {
+    let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
+    let x = kept(&f, &h, &charging, ANSWER);
+    let estimate = x.deferred_estimate().unwrap().clone();
+    assert_eq!(x.request().unwrap().estimated_input_tokens, 0);
+    assert_eq!(charging.kept_body_bytes(), BODY.len());
+    charging.keep_for_estimate(&estimate);
+    assert_eq!(charging.kept_body_bytes(), BODY.len(), "counted once");
+
+    charging.ended(&h, &f, x);
+    charging.charge_waiting(&h);
+    assert_eq!(h.metric(UNCACHED_INPUT), 1000, "the provider's count");
+    assert_eq!(estimate.pending_bytes(), BODY.len(), "never estimated");
+    drop(estimate);
+    assert_eq!(
+        charging.kept_body_bytes(),
+        0,
+        "the body went with its exchange"
+    );
+}
+
+#[test]
+fn without_a_control_plane_an_answer_without_usage_is_charged_the_request_estimate() {
+    let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
+    let x = kept(&f, &h, &charging, ANSWER_WITHOUT_USAGE);
+    charging.ended(&h, &f, x);
+    charging.charge_waiting(&h);
+    let want = crate::request::estimate_request_tokens(BODY.as_bytes());
+    assert_eq!(h.metric(UNCACHED_INPUT), i64::try_from(want).unwrap());
+    assert_eq!(charging.kept_body_bytes(), 0);
+}
+
+#[test]
+fn past_the_kept_bytes_a_body_is_estimated_as_it_is_read() {
+    let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
+    let fit = MAX_KEPT_BODY_BYTES / BODY.len();
+    let exchanges: Vec<_> = (0..fit).map(|_| kept(&f, &h, &charging, ANSWER)).collect();
+    assert!(
+        exchanges
+            .iter()
+            .all(|x| x.deferred_estimate().unwrap().pending_bytes() == BODY.len())
+    );
+    let one_more = kept(&f, &h, &charging, ANSWER);
+    assert_eq!(
+        one_more.deferred_estimate().unwrap().pending_bytes(),
+        0,
+        "estimated at once"
+    );
+    assert_eq!(charging.kept_body_bytes(), fit * BODY.len());
+
+    drop(exchanges);
+    assert_eq!(charging.kept_body_bytes(), 0);
+    let after = kept(&f, &h, &charging, ANSWER);
+    assert_eq!(
+        after.deferred_estimate().unwrap().pending_bytes(),
+        BODY.len(),
+        "room again"
+    );
+}
+
+#[test]
+fn with_a_control_plane_the_input_estimate_is_made_on_the_path() {
+    let f = filter(r#"{"control_plane":{"cluster":"tollgate","token":"t0k"}}"#);
+    let (h, charging) = (FakeHost::at(ended_at()), Charging::default());
+    h.refuse_callouts(true);
+    let x = answered(&f, &h, &charging.metrics);
+    assert!(x.deferred_estimate().is_none(), "the reservation needs it");
+    let want = crate::request::estimate_request_tokens(BODY.as_bytes());
+    assert_eq!(x.request().unwrap().estimated_input_tokens, want);
+}

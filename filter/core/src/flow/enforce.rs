@@ -248,7 +248,7 @@ impl Exchange {
         let (model, input, output) = match (&self.request, self.unread_body_bytes) {
             (Some(info), _) => (
                 info.model.clone(),
-                info.estimated_input_tokens,
+                self.input_estimate().unwrap_or(0),
                 info.max_output_tokens,
             ),
             // Too large to read: one token per byte, and the model's default cap.
@@ -448,10 +448,7 @@ impl Exchange {
         ) else {
             return ChunkAction::Pass;
         };
-        let input = self
-            .request
-            .as_ref()
-            .map_or(0, |r| r.estimated_input_tokens);
+        let input = self.input_estimate().unwrap_or(0);
         let running = reader.usage_so_far(input);
         let Ok(cost) = filter.prices.cost(&model, &running, host.now()) else {
             return ChunkAction::Pass;

@@ -209,7 +209,7 @@ impl ResponseReader {
     /// The usage so far (for a mid-stream budget check): the reports seen, with the output
     /// raised to the streamed-text estimate when that is higher.
     pub fn usage_so_far(&self, estimated_input_tokens: u64) -> Usage {
-        self.current(estimated_input_tokens)
+        self.current(|| estimated_input_tokens)
     }
 
     /// The bytes this reader holds in its buffers (a JSON body's tail, a partial event).
@@ -224,9 +224,10 @@ impl ResponseReader {
 
     /// The response ended (or the client went away): the final usage.
     ///
-    /// `estimated_input_tokens` (from the request reader) stands in for the input count when
-    /// the provider never reported one.
-    pub fn finish(mut self, estimated_input_tokens: u64) -> ResponseOutcome {
+    /// `input_estimate` (the request reader's estimate) stands in for the input count when
+    /// the provider never reported one; it is called only then, as making it may cost a pass
+    /// over the request body ([`crate::request::deferred`]).
+    pub fn finish(mut self, input_estimate: impl FnOnce() -> u64) -> ResponseOutcome {
         let framer = std::mem::replace(&mut self.framer, Framer::Json(Vec::new()));
         match framer {
             Framer::Json(tail) => {
@@ -256,7 +257,7 @@ impl ResponseReader {
         }
         self.stats.invalid_usage_fields = self.report.invalid_fields;
         ResponseOutcome {
-            usage: self.current(estimated_input_tokens),
+            usage: self.current(input_estimate),
             report: self.report,
             model: self.model,
             stats: self.stats,
@@ -270,12 +271,12 @@ impl ResponseReader {
         self.usage_seen && (!needs_finish || self.finish_seen)
     }
 
-    fn current(&self, estimated_input_tokens: u64) -> Usage {
+    fn current(&self, input_estimate: impl FnOnce() -> u64) -> Usage {
         let mut usage = self.report.normalize(self.dialect);
         if !self.complete() {
             usage.estimated = true;
             if self.report.input.is_none() {
-                usage.uncached_input_tokens = estimated_input_tokens;
+                usage.uncached_input_tokens = input_estimate();
             }
             usage.output_tokens = usage.output_tokens.max(self.output_text.tokens());
         }

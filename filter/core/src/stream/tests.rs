@@ -5,7 +5,7 @@ fn read(dialect: Dialect, framing: Framing, chunks: &[&[u8]]) -> ResponseOutcome
     for chunk in chunks {
         reader.feed(chunk);
     }
-    reader.finish(1000)
+    reader.finish(|| 1000)
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn a_json_body_longer_than_the_tail_bound_still_yields_its_usage() {
     for chunk in body.chunks(4096) {
         reader.feed(chunk);
     }
-    let out = reader.finish(0);
+    let out = reader.finish(|| 0);
     assert!(!out.usage.estimated);
     assert_eq!(
         (out.usage.uncached_input_tokens, out.usage.output_tokens),

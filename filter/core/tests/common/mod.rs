@@ -36,7 +36,7 @@ impl Fixture {
         for chunk in chunks {
             reader.feed(chunk);
         }
-        reader.finish(self.expected.request_estimate)
+        reader.finish(|| self.expected.request_estimate)
     }
 
     pub fn is_streamed(&self) -> bool {

@@ -1,0 +1,78 @@
+//! Times the filter core's work inside Envoy's own V8 (feature `vm-bench`; never in the
+//! shipped module): `scripts/bench-in-envoy-vm.sh` builds it, starts Envoy and prints the
+//! lines this logs.
+//!
+//! Why: node's V8 (`scripts/bench-exchange-v8.sh`) runs the same code 2.5–3× faster than
+//! Envoy's, so it cannot say what a change saves in Envoy. This runs when a VM is configured,
+//! so each worker prints its own set; the clock is Envoy's (`proxy_get_current_time`).
+
+#![allow(clippy::float_arithmetic)]
+
+use std::hint::black_box;
+
+use tollgate_filter_core::estimate::{estimate_body_tokens, estimate_tokens};
+use tollgate_filter_core::host::{Host, LogLevel};
+use tollgate_filter_core::plugin::Filter;
+use tollgate_filter_core::providers::{Api, Provider, Route};
+use tollgate_filter_core::request::{RequestLimits, read_request, read_request_unestimated, scan};
+
+use crate::host::EnvoyHost;
+
+#[path = "../../core/benches/calls/mod.rs"]
+mod calls;
+
+/// Calls timed per case, after a tenth as many to warm up.
+const CALLS: u32 = 400;
+
+fn time(name: &str, f: &mut dyn FnMut()) {
+    for _ in 0..CALLS / 10 {
+        f();
+    }
+    let start = EnvoyHost.now();
+    for _ in 0..CALLS {
+        f();
+    }
+    let took = EnvoyHost.now() - start;
+    let us = took.num_nanoseconds().unwrap_or(0) as f64 / 1000.0 / f64::from(CALLS);
+    EnvoyHost.log(
+        LogLevel::Warn,
+        &format!("tollgate vm-bench: {name:<40} {us:>8.2} µs"),
+    );
+}
+
+/// Times the request reader's parts on the bench's 1 KB and 100 KB chat bodies.
+pub fn run(filter: &Filter) {
+    let prices = &filter.prices;
+    let route = Route::new(Provider::Openai, Api::ChatCompletions);
+    let limits = RequestLimits::default();
+    for kb in [1, 100] {
+        let body = calls::request(kb * 1024, false);
+        let body = body.as_slice();
+        time(&format!("{kb} KB: copy"), &mut || {
+            black_box(black_box(body).to_vec());
+        });
+        time(&format!("{kb} KB: structural scan"), &mut || {
+            black_box(scan::for_each_member(black_box(body), 0, |_, r| {
+                black_box(r);
+            }))
+            .ok();
+        });
+        time(&format!("{kb} KB: estimate_tokens"), &mut || {
+            black_box(estimate_tokens(black_box(body)));
+        });
+        time(&format!("{kb} KB: estimate_body_tokens"), &mut || {
+            black_box(estimate_body_tokens(black_box(body)));
+        });
+        time(&format!("{kb} KB: read_request_unestimated"), &mut || {
+            black_box(read_request_unestimated(
+                &route,
+                black_box(body),
+                prices,
+                limits,
+            ));
+        });
+        time(&format!("{kb} KB: read_request"), &mut || {
+            black_box(read_request(&route, black_box(body), prices, limits));
+        });
+    }
+}

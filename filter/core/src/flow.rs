@@ -28,8 +28,6 @@ use crate::metrics::{Metrics, Outcome};
 use crate::plugin::{Filter, OversizedPolicy, UnmatchedPolicy};
 use crate::providers::Route;
 use crate::reply::LocalReply;
-use std::rc::Rc;
-
 use crate::request::deferred::DeferredEstimate;
 use crate::request::{RequestInfo, RequestProblem, read_request, read_request_unestimated};
 use crate::scopes::{Lookup, Resolved};
@@ -151,7 +149,7 @@ pub struct Exchange {
     request: Option<RequestInfo>,
     /// The request's input estimate, when it is made at the charge and only if needed (no
     /// control plane: see [`crate::request::deferred`]).
-    deferred_estimate: Option<Rc<DeferredEstimate>>,
+    deferred_estimate: Option<DeferredEstimate>,
     /// Set when the body was too large to read: its length stands in for the input estimate.
     unread_body_bytes: Option<u64>,
     reader: Option<ResponseReader>,
@@ -193,7 +191,7 @@ impl Exchange {
 
     /// The request's input estimate while it is not made (no control plane), for the
     /// adapter to count the body it keeps ([`crate::charging::Charging::keep_for_estimate`]).
-    pub fn deferred_estimate(&self) -> Option<&Rc<DeferredEstimate>> {
+    pub fn deferred_estimate(&self) -> Option<&DeferredEstimate> {
         self.deferred_estimate.as_ref()
     }
 

@@ -243,18 +243,21 @@ fn kept(f: &Filter, h: &FakeHost, charging: &Charging, answer: &str) -> Exchange
 #[test]
 fn without_a_control_plane_an_answer_with_usage_never_estimates_its_request() {
     let (f, h, charging) = (filter("{}"), FakeHost::at(ended_at()), Charging::default());
-    let x = kept(&f, &h, &charging, ANSWER);
-    let estimate = x.deferred_estimate().unwrap().clone();
+    let mut x = kept(&f, &h, &charging, ANSWER);
     assert_eq!(x.request().unwrap().estimated_input_tokens, 0);
     assert_eq!(charging.kept_body_bytes(), BODY.len());
-    charging.keep_for_estimate(&estimate);
+    charging.keep_for_estimate(x.deferred_estimate().unwrap());
     assert_eq!(charging.kept_body_bytes(), BODY.len(), "counted once");
 
-    charging.ended(&h, &f, x);
-    charging.charge_waiting(&h);
+    // Charged as the tick charges it, the exchange kept to look at afterwards.
+    x.finish(&f, &mut charging.metrics.borrow_mut(), &h, ended_at());
     assert_eq!(h.metric(UNCACHED_INPUT), 1000, "the provider's count");
-    assert_eq!(estimate.pending_bytes(), BODY.len(), "never estimated");
-    drop(estimate);
+    assert_eq!(
+        x.deferred_estimate().unwrap().pending_bytes(),
+        BODY.len(),
+        "never estimated"
+    );
+    drop(x);
     assert_eq!(
         charging.kept_body_bytes(),
         0,

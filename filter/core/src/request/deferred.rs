@@ -29,12 +29,12 @@ pub struct DeferredEstimate {
 
 impl DeferredEstimate {
     /// The estimate of `body`, to be made when asked.
-    pub fn new(body: Vec<u8>) -> Rc<DeferredEstimate> {
-        Rc::new(DeferredEstimate {
+    pub fn new(body: Vec<u8>) -> DeferredEstimate {
+        DeferredEstimate {
             body: RefCell::new(Some(body)),
             tokens: Cell::new(0),
             kept: RefCell::new(None),
-        })
+        }
     }
 
     /// The input estimate ([`estimate_request_tokens`]), made now if it was not made yet.

@@ -21,4 +21,4 @@ envoy="${ENVOY:-$ROOT/.venv/bin/envoy}"
 echo "== $("$envoy" --version | grep -o 'version: [^ ]*')"
 # Each VM runs the timings in on_configure; two VMs (main thread, one worker) print a set each.
 timeout 60 "$envoy" -c "$dir/envoy.yaml" --concurrency 1 --disable-hot-restart -l warn 2>&1 |
-  grep --line-buffered -o 'tollgate vm-bench: .*' | head -24 || true
+  grep --line-buffered -o 'tollgate vm-bench: .*' | head -60 || true

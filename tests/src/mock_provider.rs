@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -47,6 +47,15 @@ impl RecordedRequest {
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// The length the request declared for its body: `Some` with a `content-length` and no
+    /// `transfer-encoding`, `None` when it came chunked.
+    pub fn declared_length(&self) -> Option<usize> {
+        if self.header("transfer-encoding").is_some() {
+            return None;
+        }
+        self.header("content-length")?.parse().ok()
+    }
 }
 
 #[derive(Default)]
@@ -54,6 +63,9 @@ struct Shared {
     fixtures: PathBuf,
     requests: Mutex<Vec<RecordedRequest>>,
     streams_finished: AtomicUsize,
+    /// The paced stream that started last: when each piece was handed to the server, and
+    /// its length.
+    last_stream: Mutex<Vec<(Instant, usize)>>,
 }
 
 /// A running mock provider; stops on drop.
@@ -111,6 +123,17 @@ impl MockProvider {
     /// How many paced streams have sent their last byte.
     pub fn streams_finished(&self) -> usize {
         self.shared.streams_finished.load(Ordering::SeqCst)
+    }
+
+    /// The paced stream that started last, piece by piece: when the mock handed it to its
+    /// HTTP server, and how many bytes it was. For one stream at a time (a bench's delay
+    /// per event); streams running at once overwrite each other's.
+    pub fn last_stream_pieces(&self) -> Vec<(Instant, usize)> {
+        self.shared
+            .last_stream
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -271,8 +294,15 @@ fn split(bytes: &Bytes, sse: bool, chunk: Option<usize>) -> Vec<Bytes> {
 fn paced(pieces: Vec<Bytes>, pace: Duration, shared: Arc<Shared>) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
+        if let Ok(mut sent) = shared.last_stream.lock() {
+            sent.clear();
+        }
         let last = pieces.len().saturating_sub(1);
         for (i, piece) in pieces.into_iter().enumerate() {
+            // Noted first, so that a client holding the piece finds it noted.
+            if let Ok(mut sent) = shared.last_stream.lock() {
+                sent.push((Instant::now(), piece.len()));
+            }
             if tx.send(Ok(piece)).await.is_err() {
                 return; // client went away
             }

@@ -35,6 +35,12 @@ async fn gateway(plugin_config: Value, concurrency: u32) -> Gateway {
         "{\"usage\": {\"prompt_tokens\": ",
     )
     .unwrap();
+    let recorded = "anthropic-messages.json";
+    std::fs::copy(
+        paths::fixtures_dir().join(recorded),
+        fixtures.path().join(recorded),
+    )
+    .unwrap();
     let mock = MockProvider::start(fixtures.path().to_path_buf())
         .await
         .unwrap();
@@ -181,9 +187,12 @@ async fn a_streamed_call_gets_include_usage_injected_and_streams_chunk_by_chunk(
     assert_eq!(upstream["stream_options"]["include_usage"], true);
     let original: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(upstream["messages"], original["messages"]);
-    assert!(
-        gw.mock.requests()[0].header("content-length").is_none()
-            || gw.mock.requests()[0].header("transfer-encoding").is_none()
+    let seen = &gw.mock.requests()[0];
+    assert_eq!(
+        seen.declared_length(),
+        None,
+        "the client's length went (the body grew); Envoy sends it chunked: {:?}",
+        seen.headers
     );
     assert_eq!(
         gw.wait_stat("tollgate_requests_total.provider.openai.outcome.charged", 1)
@@ -196,6 +205,36 @@ async fn a_streamed_call_gets_include_usage_injected_and_streams_chunk_by_chunk(
         gw.stat("tollgate_tokens_total.provider.openai.kind.output")
             .await,
         61
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_is_never_rewritten_goes_with_the_clients_length() {
+    let gw = gateway(json!({}), 1).await;
+    // Without a control plane only OpenAI-style chat and completions bodies are rewritten.
+    let body = r#"{"model":"claude-sonnet-4-5","max_tokens":256,"stream":false,"messages":[{"role":"user","content":"Summarise the quarter."}]}"#;
+    let resp = gw
+        .post("/v1/messages", "anthropic-messages.json", body, &[])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await.unwrap();
+    let seen = &gw.mock.requests()[0];
+    assert_eq!(seen.body, body.as_bytes());
+    assert_eq!(
+        seen.declared_length(),
+        Some(body.len()),
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(
+        gw.wait_stat(
+            "tollgate_requests_total.provider.anthropic.outcome.charged",
+            1
+        )
+        .await,
+        1,
+        "{}",
+        gw.envoy.log()
     );
 }
 

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 use tollgate_e2e::envoy::Envoy;
 use tollgate_e2e::gateway_config::GatewayConfig;
@@ -68,6 +70,15 @@ async fn a_paced_stream_reaches_the_client_before_the_provider_finishes() {
     }
     assert_eq!(all, STREAM.as_bytes());
     assert_eq!(mock.streams_finished(), 1);
+    // What bench-gateway times each event's delay from: one piece per event, in order.
+    let pieces = mock.last_stream_pieces();
+    assert_eq!(pieces.len(), STREAM.matches("\n\n").count());
+    assert_eq!(pieces.iter().map(|p| p.1).sum::<usize>(), STREAM.len());
+    assert!(
+        pieces
+            .windows(2)
+            .all(|w| w[1].0 - w[0].0 >= Duration::from_millis(150))
+    );
 }
 
 #[tokio::test]

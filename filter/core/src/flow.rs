@@ -5,7 +5,7 @@
 //! what the answer says, so the whole lifecycle is testable natively.
 //!
 //! Lifecycle: [`Exchange::on_request_headers`] matches the route (and asks the adapter to
-//! drop `content-length`, because the body may be rewritten); [`Exchange::on_request_body`]
+//! drop `content-length` when the body may be rewritten); [`Exchange::on_request_body`]
 //! buffers until the end of the body, then reads it (model, stream flag, output cap, input
 //! estimate) and may replace it (streamed-usage injection);
 //! [`Exchange::on_response_headers`] and [`Exchange::on_response_body`] feed the usage
@@ -29,7 +29,10 @@ use crate::plugin::{Filter, OversizedPolicy, UnmatchedPolicy};
 use crate::providers::Route;
 use crate::reply::LocalReply;
 use crate::request::deferred::DeferredEstimate;
-use crate::request::{RequestInfo, RequestProblem, read_request, read_request_unestimated};
+use crate::request::{
+    RequestInfo, RequestProblem, may_add_stream_usage_option, read_request,
+    read_request_unestimated,
+};
 use crate::scopes::{Lookup, Resolved};
 use crate::stream::ResponseReader;
 
@@ -53,9 +56,13 @@ pub struct RequestHead<'a> {
 pub enum HeadersAction {
     /// Not a provider API: let everything through untouched.
     PassThrough,
-    /// A provider API: remove `content-length` (the body may change size) and continue;
-    /// the body comes next.
-    ReadBody,
+    /// A provider API: continue; the body comes next. When `may_rewrite`, remove
+    /// `content-length` first: the body may change size (streamed-usage injection, a
+    /// downgrade), and the headers leave before the body is read.
+    ReadBody {
+        /// The body may be replaced by one of another length.
+        may_rewrite: bool,
+    },
     /// Answer locally and stop.
     Reply(LocalReply),
     /// Hold the request (headers and body), post this `reserve` body to the control plane,
@@ -229,12 +236,16 @@ impl Exchange {
                         "this gateway cannot tell who is calling: send the headers your platform team configured",
                     ));
                 };
+                // Only a downgrade (with a control plane) or the streamed-usage option
+                // rewrites a body; the other calls keep the length their client sent.
+                let may_rewrite = filter.control_plane.is_some()
+                    || may_add_stream_usage_option(&route, filter.request_limits);
                 self.scopes = scopes;
                 self.route = Some(route);
                 self.phase = Phase::ReadingRequest;
                 match self.reserve_at_headers(filter, host, head, lookup) {
                     Some(call) => HeadersAction::Reserve(call),
-                    None => HeadersAction::ReadBody,
+                    None => HeadersAction::ReadBody { may_rewrite },
                 }
             }
             None => {

@@ -6,7 +6,8 @@
 //!    `:authority`); `None` means "not a metered LLM call: pass through";
 //! 2. [`request::read_request`] on the buffered request body: model, stream flag, output
 //!    cap, conservative input estimate, and `rewritten_body` when streamed usage must be
-//!    asked for (then the adapter removes `content-length` and replaces the body);
+//!    asked for (then the adapter replaces the body; it removed `content-length` at the
+//!    headers for every route where [`request::may_add_stream_usage_option`] holds);
 //! 3. a [`stream::ResponseReader`] built from the route's dialect and
 //!    [`providers::Route::framing`], fed every response chunk as it passes, then
 //!    [`stream::ResponseReader::finish`]ed after the stream ended (also on client

@@ -251,14 +251,19 @@ fn apply(
     // `n` choices each generate up to the cap.
     let choices = envelope.n.get().unwrap_or(1).max(1);
     info.requested_max_output_tokens = requested.map(|cap| cap.saturating_mul(choices));
-    let wants_usage_option = limits.add_stream_usage_option
-        && route.api.dialect() == Dialect::OpenaiChat
-        && matches!(route.api, Api::ChatCompletions | Api::Completions)
-        && info.streaming;
-    if wants_usage_option {
+    if info.streaming && may_add_stream_usage_option(route, limits) {
         info.rewritten_body =
             with_include_usage(body, envelope.object_start, envelope.stream_options.clone());
     }
+}
+
+/// Whether a streamed request on `route` gets `stream_options.include_usage` added (when it
+/// does not ask for it already): the only rewrite of a body without a control plane. Known
+/// from the route alone, at the headers, before the body (and its stream flag) is read.
+pub fn may_add_stream_usage_option(route: &Route, limits: RequestLimits) -> bool {
+    limits.add_stream_usage_option
+        && route.api.dialect() == Dialect::OpenaiChat
+        && matches!(route.api, Api::ChatCompletions | Api::Completions)
 }
 
 /// `body` with `stream_options.include_usage` set to `true`, or `None` when it already is.

@@ -289,9 +289,14 @@ impl HttpContext for HttpExchange {
         };
         match action {
             HeadersAction::PassThrough => Action::Continue,
-            HeadersAction::ReadBody => {
-                // The body may be rewritten (usage injection): a stale length would corrupt it.
-                self.set_http_request_header("content-length", None);
+            HeadersAction::ReadBody { may_rewrite } => {
+                // A body that may be rewritten (usage injection, a downgrade) must not go with
+                // the old length: Envoy sends these headers on before the body is read (a
+                // pause here would hold the body back from this filter too: proxy-wasm turns
+                // it into StopAllIterationAndWatermark). The upstream then gets it chunked.
+                if may_rewrite {
+                    self.set_http_request_header("content-length", None);
+                }
                 if end_of_stream {
                     // No body will come; read the empty one now.
                     return self.request_body(0, true);

@@ -11,7 +11,9 @@
 use std::hint::black_box;
 
 use tollgate_filter_core::estimate::{estimate_body_tokens, estimate_tokens};
+use tollgate_filter_core::flow::{Exchange, RequestHead};
 use tollgate_filter_core::host::{Host, LogLevel};
+use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::providers::{Api, Provider, Route};
 use tollgate_filter_core::request::{RequestLimits, read_request, read_request_unestimated, scan};
@@ -40,8 +42,79 @@ fn time(name: &str, f: &mut dyn FnMut()) {
     );
 }
 
-/// Times the request reader's parts on the bench's 1 KB and 100 KB chat bodies.
+/// The phases of an exchange, in order.
+const PHASES: [&str; 5] = [
+    "request headers",
+    "request body",
+    "response headers",
+    "response body",
+    "finish",
+];
+
+/// One exchange as `bench-gateway` sends it, run up to and including `PHASES[..upto]`.
+fn exchange(filter: &Filter, metrics: &mut Metrics, body: &[u8], chunks: &[&[u8]], upto: usize) {
+    let host = EnvoyHost;
+    let mut x = Exchange::new();
+    let head = RequestHead {
+        method: "POST",
+        path: "/v1/chat/completions",
+        authority: Some("api.openai.com"),
+    };
+    x.on_request_headers(filter, metrics, &host, head, &mut |_| None);
+    if upto > 1 {
+        // The copy the adapter makes out of Envoy's buffer, as in production.
+        x.on_request_body(filter, metrics, &host, body.len(), true, &mut || {
+            Some(body.to_vec())
+        });
+    }
+    if upto > 2 {
+        x.on_response_headers(filter, 200);
+    }
+    if upto > 3 {
+        for c in chunks {
+            x.on_response_body(c);
+        }
+    }
+    if upto > 4 {
+        black_box(x.finish(filter, metrics, &host, host.now()));
+    }
+    black_box(x);
+}
+
+/// Times the exchange phase by phase on the bench's 1 KB call (each line runs one more
+/// phase, so a phase costs the difference of two lines) and on its 64-event stream. The
+/// metrics are Envoy's own (defined on first use), counted as each call is finished: in the
+/// shipped filter the root's tick finishes the call and counts them in batches.
+fn exchange_phases() {
+    let Ok(filter) = Filter::from_json(b"{}") else {
+        return;
+    };
+    let mut metrics = Metrics::default();
+    let small = calls::request(1024, false);
+    let answer = [calls::ANSWER.as_bytes()];
+    for upto in 1..=PHASES.len() {
+        time(&format!("1 KB call: to {}", PHASES[upto - 1]), &mut || {
+            exchange(&filter, &mut metrics, &small, &answer, upto)
+        });
+    }
+    let streamed = calls::request(1024, true);
+    let events = calls::stream_events();
+    let chunks: Vec<&[u8]> = events.iter().map(|e| e.as_bytes()).collect();
+    time("stream: no events, finished", &mut || {
+        exchange(&filter, &mut metrics, &streamed, &[], PHASES.len())
+    });
+    time("stream: 64 events, not finished", &mut || {
+        exchange(&filter, &mut metrics, &streamed, &chunks, PHASES.len() - 1)
+    });
+    time("stream: 64 events, finished", &mut || {
+        exchange(&filter, &mut metrics, &streamed, &chunks, PHASES.len())
+    });
+}
+
+/// Times the request reader's parts on the bench's 1 KB and 100 KB chat bodies, then the
+/// whole exchange's phases.
 pub fn run(filter: &Filter) {
+    exchange_phases();
     let prices = &filter.prices;
     let route = Route::new(Provider::Openai, Api::ChatCompletions);
     let limits = RequestLimits::default();

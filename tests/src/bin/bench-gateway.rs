@@ -3,10 +3,12 @@
 //! sides see the same machine state.
 //!
 //! `cargo run --release -p tollgate-e2e --bin bench-gateway -- [--filter noop|noop-buffer|noop-reads|tollgate]
-//!  [--requests N] [--concurrency N]`
+//!  [--path P] [--requests N] [--concurrency N] [--paced-streams N]`
 //!
 //! Prints p50/p90/p99 per side and the p50 difference for: a 1 KB request with a 1.4 KB JSON
-//! answer, a 100 KB request, and a 64-event SSE stream (time to first byte and to the end).
+//! answer, a 100 KB request, and a 64-event SSE stream sent back to back (time to first byte
+//! and to the end); then the delay of each event of a stream whose events are 2 ms apart,
+//! from the mock provider handing it over to the client having it.
 
 // Latency statistics in floating point: microseconds, not money.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_arithmetic)]
@@ -25,6 +27,8 @@ struct Args {
     path: String,
     requests: usize,
     concurrency: usize,
+    /// Streams for the per-event delays (events 2 ms apart); 0 skips them.
+    paced_streams: Option<usize>,
 }
 
 fn args() -> Args {
@@ -33,6 +37,7 @@ fn args() -> Args {
         path: "/v1/chat/completions".into(),
         requests: 5000,
         concurrency: 1,
+        paced_streams: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -43,6 +48,7 @@ fn args() -> Args {
             "--path" => a.path = value,
             "--requests" => a.requests = value.parse().unwrap_or(a.requests),
             "--concurrency" => a.concurrency = value.parse().unwrap_or(a.concurrency),
+            "--paced-streams" => a.paced_streams = value.parse().ok(),
             other => eprintln!("ignoring unknown flag {other}"),
         }
     }
@@ -131,6 +137,10 @@ async fn main() -> anyhow::Result<()> {
         "  added per event (p50 whole stream / 64): {:.2} µs",
         (f - p) / 64.0
     );
+    let paced = args.paced_streams.unwrap_or((args.requests / 20).max(60));
+    if paced > 0 {
+        per_event_delays(&url, &mock, &streamed, paced).await?;
+    }
     if let Ok(mem) = envoy.admin_get("/memory").await {
         println!(
             "envoy /memory: {}",
@@ -139,6 +149,103 @@ async fn main() -> anyhow::Result<()> {
     }
     envoy.stop().await?;
     Ok(())
+}
+
+/// What each event of a stream costs on its way through.
+///
+/// Sent back to back (above), a stream's 64 events reach Envoy in a few reads, so Envoy
+/// passes them on in a few chunks and the whole stream's time says little about one event.
+/// Here the mock sends an event every 2 ms, as a provider does (tens of ms apart), so each
+/// is its own chunk through Envoy and the filter, and each event's delay is timed: from the
+/// mock handing it to its HTTP server to the client holding its last byte (one clock: the
+/// mock runs in this process). Per stream, the median over the events between the first
+/// (which carries the response headers' work) and the last (the end of the stream's).
+async fn per_event_delays(
+    url: &str,
+    mock: &MockProvider,
+    body: &str,
+    streams: usize,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let warmup = 20;
+    let (mut plain, mut filtered) = (Vec::new(), Vec::new());
+    let (mut plain_last, mut filtered_last) = (Vec::new(), Vec::new());
+    for i in 0..(warmup + streams) {
+        let order = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for bypass in order {
+            let delays = event_delays(&client, url, body, mock, bypass).await?;
+            if i < warmup {
+                continue;
+            }
+            let (middle, last) = match delays.as_slice() {
+                [_, middle @ .., last] if !middle.is_empty() => (percentile(middle, 50.0), *last),
+                _ => anyhow::bail!("a stream of {} events", delays.len()),
+            };
+            let (m, l) = if bypass {
+                (&mut plain, &mut plain_last)
+            } else {
+                (&mut filtered, &mut filtered_last)
+            };
+            m.push(middle);
+            l.push(last);
+        }
+    }
+    report(
+        "64-event SSE stream, events 2 ms apart: an event's delay (median of a stream's 62 middle events)",
+        &plain,
+        &filtered,
+    );
+    report(
+        "64-event SSE stream, events 2 ms apart: the last event's delay (with the stream's end)",
+        &plain_last,
+        &filtered_last,
+    );
+    Ok(())
+}
+
+/// One stream paced 2 ms an event: each event's delay in µs, from the mock's hand-over to
+/// the arrival of the chunk holding its last byte.
+async fn event_delays(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    mock: &MockProvider,
+    bypass: bool,
+) -> anyhow::Result<Vec<f64>> {
+    let mut req = client
+        .post(url)
+        .header("x-mock-fixture", "chat-64-events.sse")
+        .header("x-mock-pace-ms", "2")
+        .body(body.to_owned());
+    if bypass {
+        req = req.header("x-tollgate-bench-bypass", "1");
+    }
+    let resp = req.send().await?;
+    anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
+    let mut stream = resp.bytes_stream();
+    // (arrival, bytes received so far) per chunk.
+    let mut arrivals = Vec::new();
+    let mut received = 0;
+    while let Some(chunk) = stream.next().await {
+        received += chunk?.len();
+        arrivals.push((Instant::now(), received));
+    }
+    let mut delays = Vec::new();
+    let mut sent = 0;
+    for (at, len) in mock.last_stream_pieces() {
+        sent += len;
+        let arrived = arrivals
+            .iter()
+            .find(|(_, upto)| *upto >= sent)
+            .map(|(t, _)| *t)
+            .context("an event the client never got")?;
+        delays.push(micros(arrived.duration_since(at)));
+    }
+    Ok(delays)
 }
 
 /// (time to first body byte, time to last byte) of one request, in µs.

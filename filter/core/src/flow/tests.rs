@@ -39,7 +39,7 @@ fn run(
     let mut x = Exchange::new();
     assert_eq!(
         x.on_request_headers(f, m, h, head(path), &mut no_lookup),
-        HeadersAction::ReadBody
+        HeadersAction::ReadBody { may_rewrite: true }
     );
     let half = body.len() / 2;
     let mut read = || Some(body.as_bytes().to_vec());
@@ -270,7 +270,7 @@ fn scopes_ride_on_the_charge_and_no_scope_can_be_refused() {
     };
     assert_eq!(
         x.on_request_headers(&f, &mut m, &h, head(CHAT), &mut team),
-        HeadersAction::ReadBody
+        HeadersAction::ReadBody { may_rewrite: true }
     );
     let body = br#"{"model":"gpt-4o-mini","messages":[]}"#;
     x.on_request_body(&f, &mut m, &h, body.len(), true, &mut || {
@@ -351,4 +351,44 @@ fn a_stream_is_priced_at_the_time_it_ended_not_when_it_is_finished() {
         !unmatched.is_open(),
         "an unmatched path has nothing to finish"
     );
+}
+
+#[test]
+fn only_a_body_that_may_be_rewritten_loses_its_length_at_the_headers() {
+    let (h, mut m) = (host(), Metrics::default());
+    let on = |path, authority| RequestHead {
+        method: "POST",
+        path,
+        authority: Some(authority),
+    };
+    let default = filter("{}");
+    let no_option = filter(r#"{"add_stream_usage_option":false}"#);
+    let with_cp = filter(r#"{"control_plane":{"cluster":"tollgate","token":"t"}}"#);
+    for (f, path, authority, may_rewrite) in [
+        (&default, CHAT, "api.openai.com", true),
+        (&default, "/v1/completions", "api.openai.com", true),
+        (&default, "/v1/embeddings", "api.openai.com", false),
+        (&default, "/v1/responses", "api.openai.com", false),
+        (&default, "/v1/messages", "api.anthropic.com", false),
+        (&no_option, CHAT, "api.openai.com", false),
+        // A control plane may downgrade any body model.
+        (&with_cp, "/v1/messages", "api.anthropic.com", true),
+    ] {
+        let mut x = Exchange::new();
+        assert_eq!(
+            x.on_request_headers(f, &mut m, &h, on(path, authority), &mut no_lookup),
+            HeadersAction::ReadBody { may_rewrite },
+            "{path}"
+        );
+        if may_rewrite {
+            continue;
+        }
+        // Whatever the body says (streamed, without `include_usage`), it goes as it came.
+        let body = br#"{"model":"gpt-4o-mini","stream":true,"max_tokens":10,"messages":[]}"#;
+        assert_eq!(
+            x.on_request_body(f, &mut m, &h, body.len(), true, &mut || Some(body.to_vec())),
+            BodyAction::Continue,
+            "{path}"
+        );
+    }
 }

@@ -130,7 +130,10 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[test]
 fn without_a_control_plane_nothing_is_reserved_or_settled() {
     let mut c = Call::new("{}");
-    assert_eq!(c.headers(CHAT, &[]), HeadersAction::ReadBody);
+    assert_eq!(
+        c.headers(CHAT, &[]),
+        HeadersAction::ReadBody { may_rewrite: true }
+    );
     assert_eq!(c.body(CHAT_BODY), BodyAction::Continue);
     c.respond(200, &[OPENAI_JSON]);
     let charge = c.finish().unwrap();
@@ -143,7 +146,7 @@ fn a_body_model_call_reserves_its_priced_worst_case_at_the_end_of_the_body() {
     let mut c = Call::new(CP);
     assert_eq!(
         c.headers(CHAT, &[("x-request-id", "abc 123")]),
-        HeadersAction::ReadBody
+        HeadersAction::ReadBody { may_rewrite: true }
     );
     let BodyAction::Reserve {
         replace: None,
@@ -341,7 +344,11 @@ fn a_path_model_call_with_a_length_reserves_at_the_headers_and_a_downgrade_rewri
 fn a_path_model_downgrade_that_cannot_be_carried_out_is_refused_and_released() {
     let mut c = Call::new(CP);
     // No content-length: reserved at the end of the body, where the path cannot change.
-    assert_eq!(c.headers(GEMINI, &[]), HeadersAction::ReadBody);
+    // Not an OpenAI-style body, but a control plane may downgrade any call.
+    assert_eq!(
+        c.headers(GEMINI, &[]),
+        HeadersAction::ReadBody { may_rewrite: true }
+    );
     let BodyAction::Reserve { .. } = c.body(GEMINI_BODY) else {
         panic!()
     };

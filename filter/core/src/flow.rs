@@ -67,7 +67,8 @@ pub enum HeadersAction {
     Reply(LocalReply),
     /// Hold the request (headers and body), post this `reserve` body to the control plane,
     /// and pass its answer to [`Exchange::on_reserve_answer`]. Only for APIs whose model is in
-    /// the path, so that a downgrade can still change the path.
+    /// the path, so that a downgrade can still change the path; their body is never
+    /// rewritten, so `content-length` stays.
     Reserve(Vec<u8>),
 }
 

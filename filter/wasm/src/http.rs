@@ -305,8 +305,8 @@ impl HttpContext for HttpExchange {
             }
             HeadersAction::Reserve(call) => {
                 self.headers_only = end_of_stream;
-                // The length was read for the estimate; the body may still be rewritten later.
-                self.set_http_request_header("content-length", None);
+                // The length stays: only APIs that name the model in the path reserve here, and
+                // their downgrade rewrites the path, never the body.
                 self.reserve(&call, Held::Headers)
             }
             HeadersAction::Reply(reply) => self.reply(&reply),

@@ -155,11 +155,13 @@ async fn main() -> anyhow::Result<()> {
 ///
 /// Sent back to back (above), a stream's 64 events reach Envoy in a few reads, so Envoy
 /// passes them on in a few chunks and the whole stream's time says little about one event.
-/// Here the mock sends an event every 2 ms, as a provider does (tens of ms apart), so each
-/// is its own chunk through Envoy and the filter, and each event's delay is timed: from the
-/// mock handing it to its HTTP server to the client holding its last byte (one clock: the
-/// mock runs in this process). Per stream, the median over the events between the first
-/// (which carries the response headers' work) and the last (the end of the stream's).
+/// Here the mock sends an event every 2 ms (2–3: tokio's timer has 1 ms steps), as a
+/// provider does (tens of ms apart), so each is its own chunk through Envoy and the filter,
+/// and each event's delay is timed: from the mock handing it to its HTTP server to the client
+/// holding its last byte (one clock: the mock runs in this process). The stream is 65 pieces,
+/// the 64 events and `data: [DONE]`; per stream, the median over the 63 between the first
+/// (which carries the response headers' work) and `[DONE]`, and `[DONE]`'s own delay. The
+/// stream's end (`on_log`) may come after `[DONE]` has gone out: no figure here holds it.
 async fn per_event_delays(
     url: &str,
     mock: &MockProvider,
@@ -195,12 +197,12 @@ async fn per_event_delays(
         }
     }
     report(
-        "64-event SSE stream, events 2 ms apart: an event's delay (median of a stream's 62 middle events)",
+        "64-event SSE stream, events 2 ms apart: an event's delay (median of a stream's 63 middle events)",
         &plain,
         &filtered,
     );
     report(
-        "64-event SSE stream, events 2 ms apart: the last event's delay (with the stream's end)",
+        "64-event SSE stream, events 2 ms apart: the delay of its closing `data: [DONE]`",
         &plain_last,
         &filtered_last,
     );

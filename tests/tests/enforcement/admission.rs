@@ -133,6 +133,12 @@ async fn a_downgrade_of_a_path_model_rewrites_the_gemini_path_and_charges_the_ch
         vec![sent],
         "the body is left alone"
     );
+    assert_eq!(
+        upstream[0].declared_length(),
+        Some(upstream[0].body.len()),
+        "and goes with its client's length: {:?}",
+        upstream[0].headers
+    );
 
     let usage = fixture_usage(stem).unwrap();
     let charged = cost_nanos("gemini-2.5-flash", &usage).unwrap();

@@ -383,12 +383,32 @@ fn only_a_body_that_may_be_rewritten_loses_its_length_at_the_headers() {
         if may_rewrite {
             continue;
         }
-        // Whatever the body says (streamed, without `include_usage`), it goes as it came.
-        let body = br#"{"model":"gpt-4o-mini","stream":true,"max_tokens":10,"messages":[]}"#;
-        assert_eq!(
-            x.on_request_body(f, &mut m, &h, body.len(), true, &mut || Some(body.to_vec())),
-            BodyAction::Continue,
-            "{path}"
-        );
+        // Whatever the body says, it goes as it came.
+        for body in [
+            r#"{"model":"gpt-4o-mini","stream":true,"max_tokens":10,"messages":[]}"#,
+            r#"{"model":"gpt-4o-mini","stream":true,"stream_options":null,"messages":[]}"#,
+            r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":false}}"#,
+            r#"{"model":"claude-sonnet-4-5","stream":true,"max_tokens":10,"messages":[]}"#,
+            r#"{"model":"gpt-4o-mini","messages":[]}"#,
+            "not json",
+        ] {
+            let mut x = Exchange::new();
+            x.on_request_headers(f, &mut m, &h, on(path, authority), &mut no_lookup);
+            let mut read = || Some(body.as_bytes().to_vec());
+            assert_eq!(
+                x.on_request_body(f, &mut m, &h, body.len(), true, &mut read),
+                BodyAction::Continue,
+                "{path}: {body}"
+            );
+        }
     }
+    // And where it may, a stream that does not ask for usage is rewritten.
+    let body = br#"{"model":"gpt-4o-mini","stream":true,"stream_options":null,"messages":[]}"#;
+    let mut x = Exchange::new();
+    x.on_request_headers(&default, &mut m, &h, head(CHAT), &mut no_lookup);
+    let mut read = || Some(body.to_vec());
+    assert!(matches!(
+        x.on_request_body(&default, &mut m, &h, body.len(), true, &mut read),
+        BodyAction::Replace(_)
+    ));
 }

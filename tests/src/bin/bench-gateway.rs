@@ -173,12 +173,7 @@ async fn per_event_delays(
     let (mut plain, mut filtered) = (Vec::new(), Vec::new());
     let (mut plain_last, mut filtered_last) = (Vec::new(), Vec::new());
     for i in 0..(warmup + streams) {
-        let order = if i % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for bypass in order {
+        for bypass in sides(i) {
             let delays = event_delays(&client, url, body, mock, bypass).await?;
             if i < warmup {
                 continue;
@@ -218,14 +213,7 @@ async fn event_delays(
     mock: &MockProvider,
     bypass: bool,
 ) -> anyhow::Result<Vec<f64>> {
-    let mut req = client
-        .post(url)
-        .header("x-mock-fixture", "chat-64-events.sse")
-        .header("x-mock-pace-ms", "2")
-        .body(body.to_owned());
-    if bypass {
-        req = req.header("x-tollgate-bench-bypass", "1");
-    }
+    let req = request(client, url, body, "chat-64-events.sse", bypass, Some("2"));
     let resp = req.send().await?;
     anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
     let mut stream = resp.bytes_stream();
@@ -250,6 +238,39 @@ async fn event_delays(
     Ok(delays)
 }
 
+/// The two sides in the order round `i` runs them (`true`: the plain route), alternated so
+/// that neither always follows the other.
+fn sides(i: usize) -> [bool; 2] {
+    if i.is_multiple_of(2) {
+        [true, false]
+    } else {
+        [false, true]
+    }
+}
+
+/// One call to the mock through Envoy: answered with `fixture`, on the plain route when
+/// `bypass`, as a stream paced `pace_ms` an event when given.
+fn request(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    fixture: &str,
+    bypass: bool,
+    pace_ms: Option<&str>,
+) -> reqwest::RequestBuilder {
+    let mut req = client
+        .post(url)
+        .header("x-mock-fixture", fixture)
+        .body(body.to_owned());
+    if bypass {
+        req = req.header("x-tollgate-bench-bypass", "1");
+    }
+    if let Some(pace) = pace_ms {
+        req = req.header("x-mock-pace-ms", pace);
+    }
+    req
+}
+
 /// (time to first body byte, time to last byte) of one request, in µs.
 type Sample = (f64, f64);
 
@@ -272,13 +293,7 @@ async fn interleave(
                 .build()?;
             let (mut plain, mut filtered) = (Vec::new(), Vec::new());
             for i in 0..(warmup + per_task) {
-                // Alternate which side goes first so neither always follows the other.
-                let order = if i % 2 == 0 {
-                    [true, false]
-                } else {
-                    [false, true]
-                };
-                for bypass in order {
+                for bypass in sides(i) {
                     let s = one(&client, &url, &body, &fixture, bypass, pace).await?;
                     if i >= warmup {
                         if bypass {
@@ -309,16 +324,7 @@ async fn one(
     bypass: bool,
     pace: bool,
 ) -> anyhow::Result<Sample> {
-    let mut req = client
-        .post(url)
-        .header("x-mock-fixture", fixture)
-        .body(body.to_owned());
-    if bypass {
-        req = req.header("x-tollgate-bench-bypass", "1");
-    }
-    if pace {
-        req = req.header("x-mock-pace-ms", "0");
-    }
+    let req = request(client, url, body, fixture, bypass, pace.then_some("0"));
     let start = Instant::now();
     let resp = req.send().await?;
     anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());

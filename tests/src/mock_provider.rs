@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,6 +62,8 @@ impl RecordedRequest {
 struct Shared {
     fixtures: PathBuf,
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Requests are not recorded (a bench's hundreds of MB of bodies nobody reads).
+    unrecorded: AtomicBool,
     streams_finished: AtomicUsize,
     /// The paced stream that started last: when each piece was handed to the server, and
     /// its length.
@@ -120,6 +122,12 @@ impl MockProvider {
             .unwrap_or_default()
     }
 
+    /// Stops recording requests: [`MockProvider::requests`] keeps what it has. For a bench,
+    /// whose thousands of bodies would otherwise stay in memory to the end.
+    pub fn stop_recording(&self) {
+        self.shared.unrecorded.store(true, Ordering::SeqCst);
+    }
+
     /// How many paced streams have sent their last byte.
     pub fn streams_finished(&self) -> usize {
         self.shared.streams_finished.load(Ordering::SeqCst)
@@ -144,7 +152,9 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let headers = &parts.headers;
-    if let Ok(mut log) = shared.requests.lock() {
+    if !shared.unrecorded.load(Ordering::SeqCst)
+        && let Ok(mut log) = shared.requests.lock()
+    {
         log.push(RecordedRequest {
             method: parts.method.to_string(),
             path: parts

@@ -342,7 +342,7 @@ impl HttpContext for HttpExchange {
         let action = {
             let mut metrics = self.charging.metrics.borrow_mut();
             self.exchange
-                .on_response_chunk(&self.filter, &mut metrics, &EnvoyHost, &chunk)
+                .on_response_chunk(&self.filter, &mut metrics, &EnvoyHost, chunk)
         };
         match action {
             ChunkAction::Pass => {}

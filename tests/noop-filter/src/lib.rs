@@ -8,8 +8,8 @@
 //!
 //! With `reads` it also makes, and ignores the answers of, every hostcall Tollgate makes on a
 //! non-streamed call without a control plane: all request headers in one read, the
-//! `content-length` removal, the body, the response's `:status`, a copy of each response
-//! chunk, the clock at `on_log`. What Tollgate adds over this is its own computing.
+//! `content-length` removal (on chat and completions paths only, as Tollgate), the body, the
+//! response's `:status`, a copy of each response chunk, the clock at `on_log`. What Tollgate adds over this is its own computing.
 
 // `proxy_wasm::main!` expands to an undocumented `pub extern "C" fn _start`.
 #![allow(missing_docs)]
@@ -86,8 +86,18 @@ impl HttpContext for NoopHttp {
             let _ = hostcalls::increment_metric(id, 1);
         }
         if self.mode == Mode::Reads {
-            let _ = hostcalls::get_map_bytes(MapType::HttpRequestHeaders);
-            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", None);
+            let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+            // As Tollgate without a control plane: only an OpenAI-style chat or completions
+            // body may be rewritten (the streamed-usage option), so only it loses its length.
+            let path = headers
+                .iter()
+                .find(|(name, _)| name == ":path")
+                .map(|(_, value)| value.split(|&b| b == b'?').next().unwrap_or_default())
+                .unwrap_or_default();
+            if path.ends_with(b"/completions") {
+                let _ =
+                    hostcalls::set_map_value(MapType::HttpRequestHeaders, "content-length", None);
+            }
         }
         Action::Continue
     }

@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let fixtures = tempfile::tempdir()?;
     bench_bodies::write_fixtures(fixtures.path())?;
     let mock = MockProvider::start(fixtures.path().to_path_buf()).await?;
+    mock.stop_recording();
     let (path, plugin_config) = match args.filter.as_str() {
         "noop" => (
             paths::built_wasm("tollgate_noop_filter")?,

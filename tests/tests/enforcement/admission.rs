@@ -9,7 +9,7 @@ use tollgate_e2e::charges::{chat_json_usage, cost_nanos, fixture_usage, usd};
 use tollgate_e2e::stack::{Stack, StackOptions};
 use tollgate_model::{PriceTable, Usage};
 
-use super::{answer, budget, chat_call, gemini_contents, header, openai_chat};
+use super::{answer, anthropic_messages, budget, chat_call, gemini_contents, header, openai_chat};
 
 #[tokio::test]
 async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
@@ -77,6 +77,89 @@ async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
         .collect();
     assert_eq!(settled.len(), 1);
     assert_eq!(settled[0].model, "gpt-4o-mini");
+}
+
+#[tokio::test]
+async fn a_downgraded_anthropic_body_goes_without_its_stale_length() {
+    // Without a control plane an Anthropic body keeps its client's content-length (nothing
+    // rewrites it); with one, a downgrade rewrites the model in the body, so the length the
+    // client sent must not reach the provider with the new body.
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let haiku_worst = cost_nanos(
+        "claude-haiku-4-5",
+        &Usage {
+            uncached_input_tokens: 1000,
+            output_tokens: 256,
+            ..Usage::default()
+        },
+    )
+    .unwrap();
+    let sonnet_cap = cost_nanos(
+        "claude-sonnet-4-5",
+        &Usage {
+            output_tokens: 256,
+            ..Usage::default()
+        },
+    )
+    .unwrap();
+    assert!(haiku_worst < sonnet_cap);
+    let mut spec = budget(
+        "claude-downgrade-budget",
+        "claude-downgrade",
+        &usd(haiku_worst),
+    );
+    spec["enforcement"] = json!({"downgrade": {"claude-sonnet-4-5": "claude-haiku-4-5"}});
+    stack.control_plane.create_budget(&spec).await.unwrap();
+
+    let sent = anthropic_messages("claude-sonnet-4-5", 256, false);
+    let resp = stack
+        .post(
+            "/v1/messages",
+            "claude-downgrade",
+            "anthropic-messages.json",
+            &sent,
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, headers, body) = answer(resp).await;
+    assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
+    assert_eq!(
+        header(&headers, "x-tollgate-downgraded-from"),
+        "claude-sonnet-4-5",
+        "{headers:?}"
+    );
+    let mut want = sent.clone();
+    want["model"] = json!("claude-haiku-4-5");
+    assert_eq!(
+        stack.upstream_bodies(),
+        vec![want],
+        "only the model changes"
+    );
+    let upstream = stack.mock.requests();
+    assert_eq!(
+        upstream[0].declared_length(),
+        None,
+        "the rewritten body goes chunked, not with the client's length: {:?}",
+        upstream[0].headers
+    );
+    let charged = cost_nanos(
+        "claude-haiku-4-5",
+        &fixture_usage("anthropic-messages").unwrap(),
+    )
+    .unwrap();
+    stack
+        .control_plane
+        .wait_spent("claude-downgrade-budget", charged)
+        .await
+        .unwrap();
+    let settled: Vec<_> = stack
+        .control_plane
+        .settlements_by_request()
+        .into_values()
+        .collect();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].model, "claude-haiku-4-5");
 }
 
 #[tokio::test]

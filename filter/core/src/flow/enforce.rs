@@ -417,14 +417,15 @@ impl Exchange {
         headers
     }
 
-    /// A response chunk passed: feed the usage reader and, when the budget asked for it, cut
-    /// the stream off once its running cost passes what was left.
+    /// A response chunk passed (the adapter's copy, which the usage reader may keep): feed
+    /// the usage reader and, when the budget asked for it, cut the stream off once its
+    /// running cost passes what was left.
     pub fn on_response_chunk(
         &mut self,
         filter: &Filter,
         metrics: &mut Metrics,
         host: &dyn Host,
-        chunk: &[u8],
+        chunk: Vec<u8>,
     ) -> ChunkAction {
         match self.admission.cut {
             Cut::No => {}
@@ -434,10 +435,13 @@ impl Exchange {
             }
             Cut::Done => return ChunkAction::Pass,
         }
-        self.on_response_body(chunk);
         let Some(cutoff) = self.admission.cutoff else {
+            if let Some(reader) = self.reader.as_mut() {
+                reader.feed_owned(chunk);
+            }
             return ChunkAction::Pass;
         };
+        self.on_response_body(&chunk);
         if self.status.is_some_and(|s| s >= 400) {
             return ChunkAction::Pass;
         }
@@ -470,7 +474,7 @@ impl Exchange {
             "this response was cut off: it reached what is left of its budget ({})",
             cutoff
         );
-        let mut out = chunk.to_vec();
+        let mut out = chunk;
         out.extend_from_slice(&stream_error_event(route, framing, &message));
         ChunkAction::Replace(out)
     }

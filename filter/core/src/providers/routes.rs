@@ -5,6 +5,8 @@
 //! any API. Paths are matched by their endings where providers nest them under varying
 //! prefixes (`/v1/chat/completions`, `/openai/v1/chat/completions`, `/chat/completions`).
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::{Api, Framing, Provider};
@@ -119,7 +121,7 @@ impl TryFrom<RouteConfig> for RouteTable {
                     path: rule.path.clone(),
                 });
             }
-            rule.host = rule.host.as_deref().map(normalise_host);
+            rule.host = rule.host.as_deref().map(|h| normalise_host(h).into_owned());
         }
         Ok(RouteTable {
             rules,
@@ -175,8 +177,9 @@ impl RouteTable {
     }
 }
 
-/// Lower-case, port stripped.
-fn normalise_host(host: &str) -> String {
+/// Lower-case, port stripped. Borrowed when already so (as clients send it): no allocation
+/// on the request's path.
+fn normalise_host(host: &str) -> Cow<'_, str> {
     let host = host.rsplit_once(':').map_or(host, |(h, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {
             h
@@ -184,7 +187,11 @@ fn normalise_host(host: &str) -> String {
             host
         }
     });
-    host.to_ascii_lowercase()
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
 fn builtin_route(path: &str, host: Option<&str>) -> Option<Route> {

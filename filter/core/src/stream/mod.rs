@@ -191,19 +191,39 @@ impl ResponseReader {
         self.stats.bytes = self.stats.bytes.saturating_add(chunk.len() as u64);
         let mut framer = std::mem::replace(&mut self.framer, Framer::Json(Vec::new()));
         match &mut framer {
-            Framer::Json(tail) => {
-                tail.extend_from_slice(chunk);
-                // Keep at most twice the bound, trimming to the bound: amortized O(1) a byte.
-                if tail.len() > 2 * self.limits.max_json_tail_bytes {
-                    let cut = tail.len() - self.limits.max_json_tail_bytes;
-                    tail.drain(..cut);
-                }
-            }
+            Framer::Json(tail) => tail.extend_from_slice(chunk),
             Framer::Sse(reader) => reader.feed(chunk, &mut |_, data| self.on_json(data)),
             Framer::JsonArray(reader) => reader.feed(chunk, &mut |json| self.on_json(json)),
             Framer::EventStream(reader) => reader.feed(chunk, &mut |m| self.on_message(m)),
         }
         self.framer = framer;
+        self.trim_json_tail();
+    }
+
+    /// Reads one chunk the caller no longer needs: the first chunk of a JSON body (most
+    /// answers come whole in one) is kept as it is instead of copied, which spares an
+    /// allocation and a copy of the answer on the request's path. Only a chunk within the
+    /// tail's bound: a larger one would stay allocated in full until the charge.
+    pub fn feed_owned(&mut self, chunk: Vec<u8>) {
+        match &mut self.framer {
+            Framer::Json(tail)
+                if tail.is_empty() && chunk.len() <= self.limits.max_json_tail_bytes =>
+            {
+                self.stats.bytes = self.stats.bytes.saturating_add(chunk.len() as u64);
+                *tail = chunk;
+            }
+            _ => self.feed(&chunk),
+        }
+    }
+
+    /// Keeps at most twice the JSON tail's bound, trimming to the bound: amortized O(1) a byte.
+    fn trim_json_tail(&mut self) {
+        if let Framer::Json(tail) = &mut self.framer
+            && tail.len() > 2 * self.limits.max_json_tail_bytes
+        {
+            let cut = tail.len() - self.limits.max_json_tail_bytes;
+            tail.drain(..cut);
+        }
     }
 
     /// The usage so far (for a mid-stream budget check): the reports seen, with the output

@@ -109,3 +109,38 @@ fn the_model_the_response_reports_is_kept() {
     );
     assert_eq!(gemini.model.as_deref(), Some("gemini-2.5-flash"));
 }
+
+#[test]
+fn a_chunk_handed_over_reads_as_the_same_chunk_copied() {
+    let fixture = |name: &str| {
+        std::fs::read(format!(
+            "{}/../../tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let answer = fixture("openai-chat-cache-reasoning.json");
+    let events = fixture("openai-chat-stream-include-usage.sse");
+    // A bound under the answer's size (its first chunk is copied, not kept) and one over it.
+    for bound in [512, 4096] {
+        let limits = StreamLimits {
+            max_event_bytes: 1024,
+            max_json_tail_bytes: bound,
+        };
+        for (framing, body) in [(Framing::Json, &answer), (Framing::Sse, &events)] {
+            // Whole, in two pieces, and in pieces smaller and larger than the bound.
+            for size in [body.len(), body.len() / 2 + 1, 7, 511, 513] {
+                let mut copied = ResponseReader::new(Dialect::OpenaiChat, framing, limits);
+                let mut owned = ResponseReader::new(Dialect::OpenaiChat, framing, limits);
+                for chunk in body.chunks(size) {
+                    copied.feed(chunk);
+                    owned.feed_owned(chunk.to_vec());
+                }
+                assert!(owned.held_bytes() <= 2 * body.len(), "{framing:?} {size}");
+                let (copied, owned) = (copied.finish(|| 9), owned.finish(|| 9));
+                assert_eq!(owned, copied, "{framing:?} in pieces of {size}");
+                assert!(!owned.usage.estimated, "{framing:?} in pieces of {size}");
+            }
+        }
+    }
+}

@@ -100,7 +100,7 @@ impl Call {
             .iter()
             .map(|c| {
                 self.x
-                    .on_response_chunk(&self.f, &mut self.m, &self.h, c.as_bytes())
+                    .on_response_chunk(&self.f, &mut self.m, &self.h, c.as_bytes().to_vec())
             })
             .collect();
         (headers, actions)

@@ -189,3 +189,26 @@ fn percent_decoding_keeps_invalid_escapes() {
     assert_eq!(percent_decode("a%zzb%"), "a%zzb%");
     assert_eq!(percent_decode("%ff"), "%ff");
 }
+
+#[test]
+fn hosts_match_whatever_their_case_and_port() {
+    for host in [
+        "api.mistral.ai",
+        "API.Mistral.AI",
+        "api.mistral.ai:443",
+        "Api.Mistral.ai:443",
+    ] {
+        assert_eq!(
+            pair("/v1/chat/completions", Some(host)).map(|p| p.0),
+            Some(Provider::Mistral),
+            "{host}"
+        );
+    }
+    assert_eq!(normalise_host("Api.Example.COM:8443"), "api.example.com");
+    assert!(matches!(
+        normalise_host("api.example.com:8443"),
+        Cow::Borrowed("api.example.com")
+    ));
+    // A colon not followed by a port is part of the name (an IPv6 literal's last group).
+    assert_eq!(normalise_host("[::1]"), "[::1]");
+}

@@ -5,7 +5,7 @@
 //! `scripts/footprint.sh` runs this under callgrind's cache simulation, one phase per run:
 //! the VM's first calls are made (lazy tables, metric ids), 128 MiB are written, then the
 //! phase runs once. Callgrind counts are exact and repeatable, so a change that touches
-//! fewer lines shows at once, where timings in Envoy spread by ±20 µs.
+//! fewer lines shows at once, where cold timings of one build spread by a third or more.
 //!
 //! `footprint PHASE`, PHASE one of [`PHASES`].
 

@@ -8,8 +8,9 @@
 //!
 //! With `reads` it also makes, and ignores the answers of, every hostcall Tollgate makes on a
 //! non-streamed call without a control plane: all request headers in one read, the
-//! `content-length` removal (on chat and completions paths only, as Tollgate), the body, the
-//! response's `:status`, a copy of each response chunk, the clock at `on_log`. What Tollgate adds over this is its own computing.
+//! `content-length` removal (on paths ending in `/completions`, as Tollgate on the bench's
+//! OpenAI routes), the body, the response's `:status`, a copy of each response chunk, the
+//! clock at `on_log`. What Tollgate adds over this is its own computing.
 
 // `proxy_wasm::main!` expands to an undocumented `pub extern "C" fn _start`.
 #![allow(missing_docs)]

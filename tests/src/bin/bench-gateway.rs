@@ -3,7 +3,7 @@
 //! sides see the same machine state.
 //!
 //! `cargo run --release -p tollgate-e2e --bin bench-gateway -- [--filter noop|noop-buffer|noop-reads|tollgate]
-//!  [--path P] [--requests N] [--concurrency N] [--paced-streams N]`
+//!  [--path P] [--requests N] [--concurrency N] [--paced-streams N] [--envoy-workers N]`
 //!
 //! Prints p50/p90/p99 per side and the p50 difference for: a 1 KB request with a 1.4 KB JSON
 //! answer, a 100 KB request, and a 64-event SSE stream sent back to back (time to first byte
@@ -29,6 +29,9 @@ struct Args {
     concurrency: usize,
     /// Streams for the per-event delays (events 2 ms apart); 0 skips them.
     paced_streams: Option<usize>,
+    /// Envoy's worker threads (each runs its own Wasm VM): the memory printed at the end,
+    /// run with 1 and with N, gives what a worker adds.
+    envoy_workers: u32,
 }
 
 fn args() -> Args {
@@ -38,6 +41,7 @@ fn args() -> Args {
         requests: 5000,
         concurrency: 1,
         paced_streams: None,
+        envoy_workers: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,6 +53,7 @@ fn args() -> Args {
             "--requests" => a.requests = value.parse().unwrap_or(a.requests),
             "--concurrency" => a.concurrency = value.parse().unwrap_or(a.concurrency),
             "--paced-streams" => a.paced_streams = value.parse().ok(),
+            "--envoy-workers" => a.envoy_workers = value.parse().unwrap_or(a.envoy_workers),
             other => eprintln!("ignoring unknown flag {other}"),
         }
     }
@@ -97,13 +102,13 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut config = GatewayConfig::loopback(mock.addr.port(), 1, Some(wasm));
     config.bench_bypass_route = true;
-    let envoy = Envoy::start(&config.render(), 1)
+    let envoy = Envoy::start(&config.render(), args.envoy_workers)
         .await
         .context("starting envoy")?;
     let url = format!("{}{}", envoy.url(), args.path);
     println!(
-        "bench-gateway: filter={} requests={} concurrency={} envoy_concurrency=1",
-        args.filter, args.requests, args.concurrency
+        "bench-gateway: filter={} requests={} concurrency={} envoy_concurrency={}",
+        args.filter, args.requests, args.concurrency, args.envoy_workers
     );
 
     let small = bench_bodies::chat_request(1024);
@@ -147,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
             "envoy /memory: {}",
             mem.split_whitespace().collect::<Vec<_>>().join(" ")
         );
+    }
+    if let Some(rss) = envoy.resident_bytes() {
+        println!("envoy VmRSS: {rss} bytes");
     }
     envoy.stop().await?;
     Ok(())

@@ -4,70 +4,65 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tollgate_e2e::charges::{chat_json_usage, cost_nanos, fixture_usage, usd};
 use tollgate_e2e::stack::{Stack, StackOptions};
 use tollgate_model::{PriceTable, Usage};
 
 use super::{answer, anthropic_messages, budget, chat_call, gemini_contents, header, openai_chat};
 
-#[tokio::test]
-async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
+/// A stack whose budget `{team}-budget` on `team` downgrades `from` to `to`: room for
+/// `to`'s worst case (1000 input tokens, 256 out), below `from`'s output cap alone, so the
+/// control plane must answer "downgrade" to a call capped at 256 output tokens.
+async fn downgrade_stack(team: &str, from: &str, to: &str) -> Stack {
     let stack = Stack::start(StackOptions::default()).await.unwrap();
-    // Room for gpt-4o-mini's worst case (1000 input tokens, 256 out), far below gpt-4o's
-    // output cap alone: the control plane must answer "downgrade".
-    let mini_worst = cost_nanos(
-        "gpt-4o-mini",
-        &Usage {
-            uncached_input_tokens: 1000,
+    let worst = |model: &str, input| {
+        let usage = Usage {
+            uncached_input_tokens: input,
             output_tokens: 256,
             ..Usage::default()
-        },
-    )
-    .unwrap();
-    let full_cap = cost_nanos(
-        "gpt-4o",
-        &Usage {
-            output_tokens: 256,
-            ..Usage::default()
-        },
-    )
-    .unwrap();
-    assert!(mini_worst < full_cap);
-    let mut spec = budget("downgrade-budget", "downgrade", &usd(mini_worst));
-    spec["enforcement"] = json!({"downgrade": {"gpt-4o": "gpt-4o-mini"}});
+        };
+        cost_nanos(model, &usage).unwrap()
+    };
+    let to_worst = worst(to, 1000);
+    assert!(to_worst < worst(from, 0));
+    let mut spec = budget(&format!("{team}-budget"), team, &usd(to_worst));
+    spec["enforcement"] = json!({"downgrade": {from: to}});
     stack.control_plane.create_budget(&spec).await.unwrap();
+    stack
+}
 
-    let sent = openai_chat("gpt-4o", 256, false);
-    let resp = stack
-        .post("/v1/chat/completions", "downgrade", "chat.json", &sent)
-        .send()
-        .await
-        .unwrap();
+/// A downgraded call, end to end: the client's answer says `from` was downgraded, the
+/// provider got `sent` with only the model changed to `to`, and `usage` was settled once,
+/// at `to`'s price, on `team`'s [`downgrade_stack`] budget.
+async fn assert_downgraded(
+    stack: &Stack,
+    resp: reqwest::Response,
+    sent: &Value,
+    team: &str,
+    (from, to): (&str, &str),
+    usage: &Usage,
+) {
     let (status, headers, body) = answer(resp).await;
     assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
-    // On the client's answer: for a model named in the body, admission runs at the end of
-    // the body, after Envoy has sent the request headers upstream, so the upstream request
-    // cannot carry it.
     assert_eq!(
         header(&headers, "x-tollgate-downgraded-from"),
-        "gpt-4o",
+        from,
         "{headers:?}"
     );
-
     let mut want = sent.clone();
-    want["model"] = json!("gpt-4o-mini");
+    want["model"] = json!(to);
     assert_eq!(
         stack.upstream_bodies(),
         vec![want],
         "only the model changes"
     );
 
-    let charged = cost_nanos("gpt-4o-mini", &chat_json_usage()).unwrap();
-    assert_ne!(charged, cost_nanos("gpt-4o", &chat_json_usage()).unwrap());
+    let charged = cost_nanos(to, usage).unwrap();
+    assert_ne!(charged, cost_nanos(from, usage).unwrap());
     stack
         .control_plane
-        .wait_spent("downgrade-budget", charged)
+        .wait_spent(&format!("{team}-budget"), charged)
         .await
         .unwrap();
     let settled: Vec<_> = stack
@@ -76,7 +71,24 @@ async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
         .into_values()
         .collect();
     assert_eq!(settled.len(), 1);
-    assert_eq!(settled[0].model, "gpt-4o-mini");
+    assert_eq!(settled[0].model, to);
+}
+
+#[tokio::test]
+async fn a_downgrade_budget_rewrites_the_model_and_charges_the_cheaper_price() {
+    let stack = downgrade_stack("downgrade", "gpt-4o", "gpt-4o-mini").await;
+
+    let sent = openai_chat("gpt-4o", 256, false);
+    let resp = stack
+        .post("/v1/chat/completions", "downgrade", "chat.json", &sent)
+        .send()
+        .await
+        .unwrap();
+    // The downgrade is named on the client's answer: for a model named in the body,
+    // admission runs at the end of the body, after Envoy has sent the request headers
+    // upstream, so the upstream request cannot carry it.
+    let models = ("gpt-4o", "gpt-4o-mini");
+    assert_downgraded(&stack, resp, &sent, "downgrade", models, &chat_json_usage()).await;
 }
 
 #[tokio::test]
@@ -84,32 +96,7 @@ async fn a_downgraded_anthropic_body_goes_without_its_stale_length() {
     // Without a control plane an Anthropic body keeps its client's content-length (nothing
     // rewrites it); with one, a downgrade rewrites the model in the body, so the length the
     // client sent must not reach the provider with the new body.
-    let stack = Stack::start(StackOptions::default()).await.unwrap();
-    let haiku_worst = cost_nanos(
-        "claude-haiku-4-5",
-        &Usage {
-            uncached_input_tokens: 1000,
-            output_tokens: 256,
-            ..Usage::default()
-        },
-    )
-    .unwrap();
-    let sonnet_cap = cost_nanos(
-        "claude-sonnet-4-5",
-        &Usage {
-            output_tokens: 256,
-            ..Usage::default()
-        },
-    )
-    .unwrap();
-    assert!(haiku_worst < sonnet_cap);
-    let mut spec = budget(
-        "claude-downgrade-budget",
-        "claude-downgrade",
-        &usd(haiku_worst),
-    );
-    spec["enforcement"] = json!({"downgrade": {"claude-sonnet-4-5": "claude-haiku-4-5"}});
-    stack.control_plane.create_budget(&spec).await.unwrap();
+    let stack = downgrade_stack("claude-downgrade", "claude-sonnet-4-5", "claude-haiku-4-5").await;
 
     let sent = anthropic_messages("claude-sonnet-4-5", 256, false);
     let resp = stack
@@ -122,20 +109,9 @@ async fn a_downgraded_anthropic_body_goes_without_its_stale_length() {
         .send()
         .await
         .unwrap();
-    let (status, headers, body) = answer(resp).await;
-    assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
-    assert_eq!(
-        header(&headers, "x-tollgate-downgraded-from"),
-        "claude-sonnet-4-5",
-        "{headers:?}"
-    );
-    let mut want = sent.clone();
-    want["model"] = json!("claude-haiku-4-5");
-    assert_eq!(
-        stack.upstream_bodies(),
-        vec![want],
-        "only the model changes"
-    );
+    let usage = fixture_usage("anthropic-messages").unwrap();
+    let models = ("claude-sonnet-4-5", "claude-haiku-4-5");
+    assert_downgraded(&stack, resp, &sent, "claude-downgrade", models, &usage).await;
     let upstream = stack.mock.requests();
     assert_eq!(
         upstream[0].declared_length(),
@@ -143,23 +119,6 @@ async fn a_downgraded_anthropic_body_goes_without_its_stale_length() {
         "the rewritten body goes chunked, not with the client's length: {:?}",
         upstream[0].headers
     );
-    let charged = cost_nanos(
-        "claude-haiku-4-5",
-        &fixture_usage("anthropic-messages").unwrap(),
-    )
-    .unwrap();
-    stack
-        .control_plane
-        .wait_spent("claude-downgrade-budget", charged)
-        .await
-        .unwrap();
-    let settled: Vec<_> = stack
-        .control_plane
-        .settlements_by_request()
-        .into_values()
-        .collect();
-    assert_eq!(settled.len(), 1);
-    assert_eq!(settled[0].model, "claude-haiku-4-5");
 }
 
 #[tokio::test]

@@ -417,9 +417,9 @@ impl Exchange {
         headers
     }
 
-    /// A response chunk passed (the adapter's copy, which the usage reader may keep): feed
-    /// the usage reader and, when the budget asked for it, cut the stream off once its
-    /// running cost passes what was left.
+    /// A response chunk passed (the adapter's copy out of Envoy, which the usage reader may
+    /// keep: callers holding only a slice copy it): feed the usage reader and, when the
+    /// budget asked for it, cut the stream off once its running cost passes what was left.
     pub fn on_response_chunk(
         &mut self,
         filter: &Filter,

@@ -191,7 +191,17 @@ impl ResponseReader {
         self.stats.bytes = self.stats.bytes.saturating_add(chunk.len() as u64);
         let mut framer = std::mem::replace(&mut self.framer, Framer::Json(Vec::new()));
         match &mut framer {
-            Framer::Json(tail) => tail.extend_from_slice(chunk),
+            Framer::Json(tail) => {
+                match chunk.len().checked_sub(self.limits.max_json_tail_bytes) {
+                    // Only the body's last `max_json_tail_bytes` are ever read, and this chunk
+                    // alone holds them: nothing before it is needed, nor more of it.
+                    Some(skip) => {
+                        tail.clear();
+                        tail.extend_from_slice(chunk.get(skip..).unwrap_or_default());
+                    }
+                    None => tail.extend_from_slice(chunk),
+                }
+            }
             Framer::Sse(reader) => reader.feed(chunk, &mut |_, data| self.on_json(data)),
             Framer::JsonArray(reader) => reader.feed(chunk, &mut |json| self.on_json(json)),
             Framer::EventStream(reader) => reader.feed(chunk, &mut |m| self.on_message(m)),
@@ -202,12 +212,13 @@ impl ResponseReader {
 
     /// Reads one chunk the caller no longer needs: the first chunk of a JSON body (most
     /// answers come whole in one) is kept as it is instead of copied, which spares an
-    /// allocation and a copy of the answer on the request's path. Only a chunk within the
-    /// tail's bound: a larger one would stay allocated in full until the charge.
+    /// allocation and a copy of the answer on the request's path. Only a chunk whose
+    /// allocation is within the tail's bound: a larger one is cut to its tail, as
+    /// [`ResponseReader::feed`] does, rather than held in full until the charge.
     pub fn feed_owned(&mut self, chunk: Vec<u8>) {
         match &mut self.framer {
             Framer::Json(tail)
-                if tail.is_empty() && chunk.len() <= self.limits.max_json_tail_bytes =>
+                if tail.is_empty() && chunk.capacity() <= self.limits.max_json_tail_bytes =>
             {
                 self.stats.bytes = self.stats.bytes.saturating_add(chunk.len() as u64);
                 *tail = chunk;

@@ -135,12 +135,49 @@ fn a_chunk_handed_over_reads_as_the_same_chunk_copied() {
                 for chunk in body.chunks(size) {
                     copied.feed(chunk);
                     owned.feed_owned(chunk.to_vec());
+                    // What a copy would hold, within one step of the buffer's doubling (a
+                    // kept chunk's allocation starts exact, a copy's rounded up).
+                    assert!(
+                        owned.held_bytes() <= 2 * copied.held_bytes(),
+                        "{framing:?} {size}: {} > {}",
+                        owned.held_bytes(),
+                        copied.held_bytes()
+                    );
                 }
-                assert!(owned.held_bytes() <= 2 * body.len(), "{framing:?} {size}");
                 let (copied, owned) = (copied.finish(|| 9), owned.finish(|| 9));
                 assert_eq!(owned, copied, "{framing:?} in pieces of {size}");
                 assert!(!owned.usage.estimated, "{framing:?} in pieces of {size}");
             }
         }
+    }
+}
+
+#[test]
+fn a_json_chunk_longer_than_the_tail_bound_is_held_only_to_the_bound() {
+    let mut body = b"{\"choices\":[{\"message\":{\"content\":\"".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 100_000));
+    body.extend(b"\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}");
+    let limits = StreamLimits {
+        max_event_bytes: 1024,
+        max_json_tail_bytes: 1024,
+    };
+    let mut copied = ResponseReader::new(Dialect::OpenaiChat, Framing::Json, limits);
+    let mut owned = ResponseReader::new(Dialect::OpenaiChat, Framing::Json, limits);
+    // A small first piece, then the rest whole: what is held stays at the bound.
+    let (head, rest) = body.split_at(10);
+    for reader in [&mut copied, &mut owned] {
+        reader.feed(head);
+    }
+    copied.feed(rest);
+    owned.feed_owned(rest.to_vec());
+    for reader in [copied, owned] {
+        assert!(reader.held_bytes() <= 2 * 1024, "{}", reader.held_bytes());
+        let out = reader.finish(|| 0);
+        assert!(!out.usage.estimated);
+        assert_eq!(out.stats.bytes, body.len() as u64);
+        assert_eq!(
+            (out.usage.uncached_input_tokens, out.usage.output_tokens),
+            (3, 4)
+        );
     }
 }

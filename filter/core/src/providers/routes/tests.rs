@@ -211,4 +211,5 @@ fn hosts_match_whatever_their_case_and_port() {
     ));
     // A colon not followed by a port is part of the name (an IPv6 literal's last group).
     assert_eq!(normalise_host("[::1]"), "[::1]");
+    assert_eq!(normalise_host("api.example.com:"), "api.example.com");
 }

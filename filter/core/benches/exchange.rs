@@ -7,7 +7,7 @@ use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tollgate_filter_core::flow::{Exchange, RequestHead};
+use tollgate_filter_core::flow::Exchange;
 use tollgate_filter_core::host::Host;
 use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
@@ -25,12 +25,7 @@ fn exchange(
     chunks: &[&[u8]],
 ) {
     let mut x = Exchange::new();
-    let head = RequestHead {
-        method: "POST",
-        path: "/v1/chat/completions",
-        authority: Some("api.openai.com"),
-    };
-    x.on_request_headers(filter, metrics, host, head, &mut |_| None);
+    x.on_request_headers(filter, metrics, host, calls::CHAT, &mut |_| None);
     x.on_request_body(filter, metrics, host, body.len(), true, &mut || {
         Some(body.to_vec())
     });

@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use tollgate_filter_core::flow::{Exchange, RequestHead};
+use tollgate_filter_core::flow::Exchange;
 use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::testing::FakeHost;
@@ -49,13 +49,8 @@ fn call(
     chunks: &[&[u8]],
 ) -> [Duration; 6] {
     let mut x = Exchange::new();
-    let head = RequestHead {
-        method: "POST",
-        path: "/v1/chat/completions",
-        authority: Some("api.openai.com"),
-    };
     let t0 = Instant::now();
-    x.on_request_headers(filter, metrics, host, head, &mut |_| None);
+    x.on_request_headers(filter, metrics, host, calls::CHAT, &mut |_| None);
     let t1 = Instant::now();
     x.on_request_body(filter, metrics, host, body.len(), true, &mut || {
         Some(body.to_vec())

@@ -330,7 +330,7 @@ impl Exchange {
         } else {
             read_request(route, &body, prices, limits)
         };
-        if defer && !matches!(info.problem, Some(RequestProblem::TooLarge { .. })) {
+        if defer && info.body_is_estimable() {
             self.deferred_estimate = Some(DeferredEstimate::new(body));
         }
         self.phase = Phase::Answered;

@@ -78,6 +78,14 @@ pub struct RequestInfo {
     pub problem: Option<RequestProblem>,
 }
 
+impl RequestInfo {
+    /// Whether the body was within the cap, so that its input estimate is made from it (for
+    /// a body over the cap, its length stands in).
+    pub fn body_is_estimable(&self) -> bool {
+        !matches!(self.problem, Some(RequestProblem::TooLarge { .. }))
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct GenerationConfig {
@@ -161,7 +169,7 @@ pub fn read_request(
     limits: RequestLimits,
 ) -> RequestInfo {
     let mut info = read_request_unestimated(route, body, prices, limits);
-    if !matches!(info.problem, Some(RequestProblem::TooLarge { .. })) {
+    if info.body_is_estimable() {
         info.estimated_input_tokens = estimate_request_tokens(body);
     }
     info

@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use tollgate_filter_core::estimate::{estimate_body_tokens, estimate_tokens};
-use tollgate_filter_core::flow::{Exchange, RequestHead};
+use tollgate_filter_core::flow::Exchange;
 use tollgate_filter_core::host::{Host, LogLevel};
 use tollgate_filter_core::metrics::Metrics;
 use tollgate_filter_core::plugin::Filter;
@@ -22,6 +22,8 @@ use crate::host::EnvoyHost;
 
 #[path = "../../core/benches/calls/mod.rs"]
 mod calls;
+
+use calls::PHASES;
 
 /// Calls timed per case, after a tenth as many to warm up.
 const CALLS: u32 = 400;
@@ -70,22 +72,6 @@ fn time_cold<T>(name: &str, setup: &mut dyn FnMut() -> T, f: &mut dyn FnMut(&mut
     );
 }
 
-/// The phases of an exchange, in order.
-const PHASES: [&str; 5] = [
-    "request headers",
-    "request body",
-    "response headers",
-    "response body",
-    "finish",
-];
-
-/// The request line `bench-gateway` sends.
-const CHAT: RequestHead<'static> = RequestHead {
-    method: "POST",
-    path: "/v1/chat/completions",
-    authority: Some("api.openai.com"),
-};
-
 /// One exchange as `bench-gateway` sends it, run up to and including `PHASES[..upto]`.
 fn exchange(
     filter: &Filter,
@@ -94,28 +80,7 @@ fn exchange(
     chunks: &[&[u8]],
     upto: usize,
 ) -> Exchange {
-    let host = EnvoyHost;
-    let mut x = Exchange::new();
-    x.on_request_headers(filter, metrics, &host, CHAT, &mut |_| None);
-    if upto > 1 {
-        // The copy the adapter makes out of Envoy's buffer, as in production.
-        x.on_request_body(filter, metrics, &host, body.len(), true, &mut || {
-            Some(body.to_vec())
-        });
-    }
-    if upto > 2 {
-        x.on_response_headers(filter, 200);
-    }
-    if upto > 3 {
-        for c in chunks {
-            // The copy the adapter gets from Envoy, as in production.
-            black_box(x.on_response_chunk(filter, metrics, &host, c.to_vec()));
-        }
-    }
-    if upto > 4 {
-        black_box(x.finish(filter, metrics, &host, host.now()));
-    }
-    x
+    calls::exchange_upto(filter, metrics, &EnvoyHost, body, chunks, upto)
 }
 
 /// Times the exchange phase by phase on the bench's 1 KB call (each line runs one more

@@ -1,8 +1,86 @@
 //! The calls the benches time: the three cases the Envoy bench measures
-//! (`tests/src/bin/bench-gateway.rs`), shared by `benches/exchange.rs` (criterion, native)
-//! and `examples/exchange_phases.rs` (the same in V8).
+//! (`tests/src/bin/bench-gateway.rs`), shared by `benches/exchange.rs` (criterion, native),
+//! `examples/exchange_phases.rs` (the same in V8), `examples/footprint.rs` (the cache lines
+//! each phase touches) and the filter's `vm_bench` (in Envoy's V8).
 
 #![allow(dead_code)]
+
+use std::hint::black_box;
+
+use tollgate_filter_core::flow::{Exchange, RequestHead};
+use tollgate_filter_core::host::Host;
+use tollgate_filter_core::metrics::Metrics;
+use tollgate_filter_core::plugin::Filter;
+
+/// The request line `bench-gateway` sends.
+pub const CHAT: RequestHead<'static> = RequestHead {
+    method: "POST",
+    path: "/v1/chat/completions",
+    authority: Some("api.openai.com"),
+};
+
+/// The phases [`run_phase`] runs, in order.
+pub const PHASES: [&str; 5] = [
+    "request headers",
+    "request body",
+    "response headers",
+    "response body",
+    "finish",
+];
+
+/// Runs `PHASES[phase]` of `x`, the bench's call with `body`, answered with `chunks`, as the
+/// adapter runs it: the body read as a copy out of Envoy's buffer, each chunk handed over as
+/// the adapter's copy.
+pub fn run_phase(
+    x: &mut Exchange,
+    filter: &Filter,
+    metrics: &mut Metrics,
+    host: &dyn Host,
+    phase: usize,
+    body: &[u8],
+    chunks: &[&[u8]],
+) {
+    match phase {
+        0 => drop(black_box(x.on_request_headers(
+            filter,
+            metrics,
+            host,
+            CHAT,
+            &mut |_| None,
+        ))),
+        1 => drop(black_box(x.on_request_body(
+            filter,
+            metrics,
+            host,
+            body.len(),
+            true,
+            &mut || Some(body.to_vec()),
+        ))),
+        2 => drop(black_box(x.on_response_headers(filter, 200))),
+        3 => {
+            for c in chunks {
+                black_box(x.on_response_chunk(filter, metrics, host, c.to_vec()));
+            }
+        }
+        _ => drop(black_box(x.finish(filter, metrics, host, host.now()))),
+    }
+}
+
+/// A new exchange of the bench's call run through its first `phases` phases.
+pub fn exchange_upto(
+    filter: &Filter,
+    metrics: &mut Metrics,
+    host: &dyn Host,
+    body: &[u8],
+    chunks: &[&[u8]],
+    phases: usize,
+) -> Exchange {
+    let mut x = Exchange::new();
+    for phase in 0..phases {
+        run_phase(&mut x, filter, metrics, host, phase, body, chunks);
+    }
+    x
+}
 
 const PROSE: &str =
     "The quarterly report shows steady growth across all regions, with costs held flat. ";

@@ -473,6 +473,51 @@ async fn sixty_four_racing_tasks_admit_exactly_one_hundred(s: Arc<dyn Store>) {
     assert!(c.spent_nanos + c.reserved_nanos <= 100_000);
 }
 
+/// Amounts past what an i64 holds saturate at i64::MAX in both stores, never wrap: two huge
+/// settles leave `spent` at the bound (Redis's BITFIELD would wrap it negative by default and
+/// admit the next call), huge holds saturate `reserved`, and taking them off clamps at zero.
+async fn extreme_amounts_saturate_and_never_wrap(s: Arc<dyn Store>) {
+    let capped = line("capped");
+    for rid in ["huge-1", "huge-2"] {
+        let mut op = settle(rid, std::slice::from_ref(&capped), i64::MAX);
+        op.tokens = i64::MAX;
+        s.settle(&op).await.unwrap();
+    }
+    let c = s.counters(&capped).await.unwrap();
+    assert_eq!(
+        (c.spent_nanos, c.tokens, c.requests),
+        (i64::MAX, i64::MAX, 2)
+    );
+    let o = s
+        .reserve(&reserve("after", std::slice::from_ref(&capped), 1))
+        .await
+        .unwrap();
+    match o {
+        ReserveOutcome::Refused {
+            reason, counters, ..
+        } => {
+            assert_eq!(reason, DenyReason::Usd);
+            assert_eq!(counters.spent_nanos, i64::MAX);
+        }
+        other => panic!("a saturated budget must refuse, got {other:?}"),
+    }
+
+    let mut open = line("open");
+    open.limit_nanos = None;
+    open.thresholds_pct = Vec::new();
+    let l = [open];
+    for rid in ["big-1", "big-2"] {
+        let used = reserved(s.reserve(&reserve(rid, &l, i64::MAX)).await.unwrap());
+        assert_eq!(used, vec![i64::MAX], "{rid}");
+    }
+    assert_eq!(s.counters(&l[0]).await.unwrap().reserved_nanos, i64::MAX);
+    for rid in ["big-1", "big-2"] {
+        s.settle(&settle(rid, &l, 0)).await.unwrap();
+    }
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!((c.spent_nanos, c.reserved_nanos, c.requests), (0, 0, 2));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -518,4 +563,5 @@ contract!(
     documents_are_versioned_for_optimistic_concurrency,
     the_audit_log_lists_newest_first,
     sixty_four_racing_tasks_admit_exactly_one_hundred,
+    extreme_amounts_saturate_and_never_wrap,
 );

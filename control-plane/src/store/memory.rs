@@ -180,8 +180,11 @@ impl Inner {
             if let Some(w) = self.windows.get_mut(line as &dyn KeyView)
                 && w.generation == generation
             {
-                w.counters.reserved_nanos -= hold.cost;
-                w.counters.reserved_tokens -= hold.tokens;
+                // A hold taken on a saturated counter took less than its amount: clamp at
+                // zero, as the Redis scripts do, rather than go negative.
+                let c = &mut w.counters;
+                c.reserved_nanos = c.reserved_nanos.saturating_sub(hold.cost).max(0);
+                c.reserved_tokens = c.reserved_tokens.saturating_sub(hold.tokens).max(0);
             }
         }
     }

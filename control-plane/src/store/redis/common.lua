@@ -13,8 +13,13 @@
 -- so "spent, tok and req all zero after an update" means the update created the key.
 --
 -- Numbers: Lua numbers are doubles, exact for integers below 2^53. Limits are capped at
--- 2^53 - 1 nano-USD by the API and counters stay far below 2^53; Redis does the additions
--- in 64-bit integers itself.
+-- 2^53 - 1 nano-USD by the API; Redis does the additions in 64-bit integers itself.
+--
+-- Overflow: every BITFIELD that adds starts with OVERFLOW SAT (BITFIELD's default is WRAP:
+-- two huge settles would make `spent` negative and let the next reserve through). A counter
+-- saturates at the i64 bounds, as the memory store's do. A saturated counter read into Lua
+-- is 2^63 as a double, which Redis would turn into i64::MIN in a reply: every counter a
+-- script returns or formats goes through `reply` / `int`, which give the bound instead.
 --
 -- A line, as stored in a reservation record and passed as a settle fallback line, is one
 -- string "<window key>|<expire_at_ms>|<d>|<detail>", d = 1 when detail matters (the budget
@@ -24,8 +29,24 @@
 -- are derived from the window key <p>:{tag}:w:<budget_id>:<index> (side_key), so they share
 -- its slot.
 
+local I64_MAX, I64_MIN = '9223372036854775807', '-9223372036854775808'
+
+-- A counter as a reply value: a number, or the i64 bound as a string when it is past it.
+local function reply(x)
+  if x >= 9223372036854775807 then
+    return I64_MAX
+  elseif x <= -9223372036854775808 then
+    return I64_MIN
+  end
+  return x
+end
+
 local function int(x)
-  return string.format('%.0f', x)
+  local r = reply(x)
+  if type(r) == 'string' then
+    return r
+  end
+  return string.format('%.0f', r)
 end
 
 -- The suspended-flag key (what = 'susp') or the alerts key of the window key `w`: built
@@ -104,8 +125,8 @@ end
 local function release(rec)
   local nc, nt, _, e1 = decode_record(rec)
   for _, l in ipairs(record_lines(rec, e1)) do
-    local r = redis.call('BITFIELD', l.w, 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1', nc,
-      'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', nt, 'GET', 'i64', '#4')
+    local r = redis.call('BITFIELD', l.w, 'OVERFLOW', 'SAT', 'GET', 'i64', '#0',
+      'INCRBY', 'i64', '#1', nc, 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', nt, 'GET', 'i64', '#4')
     tidy(l.w, r[1], r[2], r[3], r[4], r[5])
   end
 end

@@ -48,8 +48,9 @@ for i = 1, #KEYS - 2 do
   local ln, lt, lr, flags = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local enforce, susp = flags == '1' or flags == '3', flags == '2' or flags == '3'
   local suspended = susp and redis.call('EXISTS', side_key(w, 'susp')) == 1
-  local c = redis.call('BITFIELD', w, 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1', ARGV[2],
-    'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[3], 'INCRBY', 'i64', '#4', '1')
+  local c = redis.call('BITFIELD', w, 'OVERFLOW', 'SAT', 'GET', 'i64', '#0',
+    'INCRBY', 'i64', '#1', ARGV[2], 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[3],
+    'INCRBY', 'i64', '#4', '1')
   local reason = nil
   if suspended then
     reason = 'suspended'
@@ -64,8 +65,9 @@ for i = 1, #KEYS - 2 do
     -- Take this call's hold off every window it was added to so far.
     local nc, nt = neg(ARGV[2]), neg(ARGV[3])
     for j = 1, i do
-      local u = redis.call('BITFIELD', KEYS[2 + j], 'GET', 'i64', '#0', 'INCRBY', 'i64', '#1',
-        nc, 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', nt, 'INCRBY', 'i64', '#4', '-1')
+      local u = redis.call('BITFIELD', KEYS[2 + j], 'OVERFLOW', 'SAT', 'GET', 'i64', '#0',
+        'INCRBY', 'i64', '#1', nc, 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', nt,
+        'INCRBY', 'i64', '#4', '-1')
       tidy(KEYS[2 + j], u[1], u[2], u[3], u[4], u[5])
     end
     redis.call('DEL', KEYS[1])
@@ -73,8 +75,8 @@ for i = 1, #KEYS - 2 do
       redis.call('SET', side_key(w, 'susp'), '1')
     end
     local thr = redis.call('BITFIELD', w, 'GET', 'i64', '#5')[1]
-    return { 'deny', i, reason, c[1], c[2] - tonumber(ARGV[2]), c[3], c[4] - tonumber(ARGV[3]),
-      c[5] - 1, thr }
+    return { 'deny', i, reason, reply(c[1]), reply(c[2] - tonumber(ARGV[2])), reply(c[3]),
+      reply(c[4] - tonumber(ARGV[3])), reply(c[5] - 1), thr }
   end
   if reason then
     shadow_over = shadow_over and (shadow_over .. ',' .. i) or tostring(i)
@@ -83,7 +85,7 @@ for i = 1, #KEYS - 2 do
   if c[5] == 1 and ARGV[a + 4] ~= '' then
     redis.call('PEXPIREAT', w, ARGV[a + 4])
   end
-  out[#out + 1] = c[1] + c[2]
+  out[#out + 1] = reply(c[1] + c[2])
 end
 if shadow_over then
   out[2] = shadow_over

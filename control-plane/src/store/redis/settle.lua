@@ -38,13 +38,13 @@ local function charge(w, exp, susp, ln, lt, lr, who, th, cost, tokens, nc, nt, c
   local c
   if counted then
     -- Read, don't write, the request counter.
-    c = redis.call('BITFIELD', w, 'INCRBY', 'i64', '#0', cost, 'INCRBY', 'i64', '#1', nc,
-      'INCRBY', 'i64', '#2', tokens, 'INCRBY', 'i64', '#3', nt, 'GET', 'i64', '#4',
-      'GET', 'i64', '#5')
+    c = redis.call('BITFIELD', w, 'OVERFLOW', 'SAT', 'INCRBY', 'i64', '#0', cost,
+      'INCRBY', 'i64', '#1', nc, 'INCRBY', 'i64', '#2', tokens, 'INCRBY', 'i64', '#3', nt,
+      'GET', 'i64', '#4', 'GET', 'i64', '#5')
   else
-    c = redis.call('BITFIELD', w, 'INCRBY', 'i64', '#0', cost, 'INCRBY', 'i64', '#1', nc,
-      'INCRBY', 'i64', '#2', tokens, 'INCRBY', 'i64', '#3', nt, 'INCRBY', 'i64', '#4', '1',
-      'GET', 'i64', '#5')
+    c = redis.call('BITFIELD', w, 'OVERFLOW', 'SAT', 'INCRBY', 'i64', '#0', cost,
+      'INCRBY', 'i64', '#1', nc, 'INCRBY', 'i64', '#2', tokens, 'INCRBY', 'i64', '#3', nt,
+      'INCRBY', 'i64', '#4', '1', 'GET', 'i64', '#5')
   end
   local spent, rsv, tok, rtok, req, thr = c[1], c[2], c[3], c[4], c[5], c[6]
   if rsv < 0 or rtok < 0 then
@@ -71,7 +71,7 @@ local function charge(w, exp, susp, ln, lt, lr, who, th, cost, tokens, nc, nt, c
         redis.call('LTRIM', list, 0, 999)
         alerts[#alerts + 1] = who
         alerts[#alerts + 1] = t
-        alerts[#alerts + 1] = spent
+        alerts[#alerts + 1] = reply(spent)
       end
     end
     if top > thr then

@@ -104,6 +104,9 @@ pub struct ResponseReader {
     searchers: &'static Searchers,
     /// The response is a stream of events (not one JSON body): see [`UsageFinder::find_in_event`].
     streamed: bool,
+    /// The framing is still to be confirmed by the body's first byte (see
+    /// [`ResponseReader::confirm_framing`]).
+    unconfirmed: bool,
     stats: ResponseStats,
 }
 
@@ -182,12 +185,49 @@ impl ResponseReader {
             model_tries: 4,
             searchers: Searchers::of(dialect),
             streamed: framing != Framing::Json,
+            unconfirmed: framing != Framing::EventStream,
             stats: ResponseStats::default(),
+        }
+    }
+
+    /// Reads the framing from what the body is rather than from what the request asked
+    /// for: a server may answer a streamed request with one JSON body (an error, a proxy
+    /// that ignores `stream`) or a plain one with events (a compatible server that always
+    /// streams), whatever its content type says. A JSON body starts with `{` (Gemini's
+    /// streamed array with `[`); an event stream with a field name or a comment. Decided
+    /// once, on the first byte that is not whitespace; the AWS event-stream's binary framing
+    /// is never in question.
+    fn confirm_framing(&mut self, chunk: &[u8]) {
+        let Some(&first) = chunk.iter().find(|b| !b.is_ascii_whitespace()) else {
+            return;
+        };
+        self.unconfirmed = false;
+        let framing = match (first, self.dialect) {
+            (b'[', Dialect::Gemini) => Framing::JsonArray,
+            (b'{' | b'[', _) => Framing::Json,
+            _ => Framing::Sse,
+        };
+        let current = match self.framer {
+            Framer::Json(_) => Framing::Json,
+            Framer::Sse(_) => Framing::Sse,
+            Framer::JsonArray(_) => Framing::JsonArray,
+            Framer::EventStream(_) => Framing::EventStream,
+        };
+        if framing != current {
+            // Only whitespace was fed before: nothing is lost.
+            *self = ResponseReader {
+                stats: self.stats,
+                unconfirmed: false,
+                ..ResponseReader::new(self.dialect, framing, self.limits)
+            };
         }
     }
 
     /// Reads one chunk of the response body.
     pub fn feed(&mut self, chunk: &[u8]) {
+        if self.unconfirmed {
+            self.confirm_framing(chunk);
+        }
         self.stats.bytes = self.stats.bytes.saturating_add(chunk.len() as u64);
         let mut framer = std::mem::replace(&mut self.framer, Framer::Json(Vec::new()));
         match &mut framer {
@@ -216,6 +256,9 @@ impl ResponseReader {
     /// allocation is within the tail's bound: a larger one is cut to its tail, as
     /// [`ResponseReader::feed`] does, rather than held in full until the charge.
     pub fn feed_owned(&mut self, chunk: Vec<u8>) {
+        if self.unconfirmed {
+            self.confirm_framing(&chunk);
+        }
         match &mut self.framer {
             Framer::Json(tail)
                 if tail.is_empty() && chunk.capacity() <= self.limits.max_json_tail_bytes =>
@@ -324,18 +367,26 @@ impl ResponseReader {
         } else {
             self.searchers.usage.find(json)
         };
+        let mut event_output = None;
         if let Some(report) = report
             && !report.is_empty()
         {
+            event_output = report.output;
             self.report.merge(&report);
             self.usage_seen = true;
             self.stats.usage_events += 1;
         }
+        // Anthropic's final output count is the one in `message_delta`: a `message_delta`
+        // without a readable one (cut inside the event, no usage member) leaves
+        // `message_start`'s placeholder (1 token), which is no final count, so the usage
+        // stays estimated. Gemini's cumulative usage rides on every chunk: its finish marks
+        // the last.
         if self
             .searchers
             .finish
             .as_ref()
             .is_some_and(|f| f.find(json).is_some())
+            && (self.dialect != Dialect::Anthropic || event_output.is_some())
         {
             self.finish_seen = true;
         }

@@ -39,6 +39,61 @@ fn an_anthropic_stream_cut_after_message_start_keeps_input_and_estimates_output(
 }
 
 #[test]
+fn an_anthropic_message_delta_without_readable_usage_leaves_the_output_estimated() {
+    let start: &[u8] = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n";
+    let text: &[u8] = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"one two three four five six seven eight\"}}\n\n";
+    let deltas: [&[u8]; 3] = [
+        // Cut inside the event.
+        b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"outp",
+        // No usage member.
+        b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\n",
+        // A text that names the event is no final usage either.
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"message_delta\"}}\n\n",
+    ];
+    for delta in deltas {
+        let out = read(Dialect::Anthropic, Framing::Sse, &[start, text, delta]);
+        assert!(out.usage.estimated, "{}", String::from_utf8_lossy(delta));
+        assert_eq!(out.usage.uncached_input_tokens, 25);
+        assert!(out.usage.output_tokens >= 8, "{:?}", out.usage);
+    }
+    let complete: &[u8] = b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":12}}\n\n";
+    let out = read(Dialect::Anthropic, Framing::Sse, &[start, text, complete]);
+    assert!(!out.usage.estimated);
+    assert_eq!(out.usage.output_tokens, 12);
+}
+
+#[test]
+fn an_answer_is_read_by_what_its_bytes_are_not_by_what_the_request_asked_for() {
+    let sse: &[u8] = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n";
+    let json: &[u8] =
+        b"\n{\"choices\":[{\"message\":{\"content\":\"Hi\"}}],\"usage\":{\"prompt_tokens\":30,\"completion_tokens\":9}}";
+    // A plain request answered with events, and a streamed one answered with one body, each
+    // also split before its first byte that is not whitespace.
+    for (framing, body) in [(Framing::Json, sse), (Framing::Sse, json)] {
+        for cut in [0, 1, 5] {
+            let (a, b) = body.split_at(cut);
+            let out = read(Dialect::OpenaiChat, framing, &[a, b]);
+            assert!(!out.usage.estimated, "{framing:?} cut at {cut}");
+            assert_eq!(
+                (out.usage.uncached_input_tokens, out.usage.output_tokens),
+                (30, 9)
+            );
+        }
+    }
+    // Gemini's streamed array and its SSE are told apart the same way.
+    let array: &[u8] = b"[{\"candidates\":[{\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":4,\"candidatesTokenCount\":2}}]";
+    let out = read(Dialect::Gemini, Framing::Sse, &[array]);
+    assert_eq!(
+        (
+            out.usage.uncached_input_tokens,
+            out.usage.output_tokens,
+            out.usage.estimated
+        ),
+        (4, 2, false)
+    );
+}
+
+#[test]
 fn a_json_body_longer_than_the_tail_bound_still_yields_its_usage() {
     let mut body = b"{\"choices\":[{\"message\":{\"content\":\"".to_vec();
     body.extend(std::iter::repeat_n(b'x', 1_000_000));

@@ -1,103 +1,108 @@
 //! The usage objects of each dialect, deserialized field by field into a [`UsageReport`].
 //!
-//! Every field is optional and every unknown field is skipped, so newer provider fields do
-//! not break parsing; the meaning of each field is fixed in [`UsageReport::normalize`].
+//! Every field is optional, every unknown field is skipped and a repeated one keeps its last
+//! value (see [`super::object`]), so newer provider fields do not break parsing; the meaning
+//! of each field is fixed in [`UsageReport::normalize`].
 
 use serde::Deserialize;
 use tollgate_model::ServiceTier;
 
 use super::UsageReport;
 use super::count::Count;
+use super::object::usage_object;
 use crate::providers::Dialect;
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct OpenaiDetails {
-    cached_tokens: Count,
-    cache_write_tokens: Count,
-    reasoning_tokens: Count,
+usage_object! {
+    struct OpenaiDetails {
+        "cached_tokens" => cached_tokens: Count,
+        "cache_write_tokens" => cache_write_tokens: Count,
+        "reasoning_tokens" => reasoning_tokens: Count,
+    }
 }
 
-/// Chat completions, completions, embeddings, Responses and every OpenAI-compatible server.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct OpenaiUsage {
-    prompt_tokens: Count,
-    completion_tokens: Count,
-    // Responses API spelling (some compatible servers use it on chat too).
-    input_tokens: Count,
-    output_tokens: Count,
-    total_tokens: Count,
-    prompt_tokens_details: Option<OpenaiDetails>,
-    completion_tokens_details: Option<OpenaiDetails>,
-    input_tokens_details: Option<OpenaiDetails>,
-    output_tokens_details: Option<OpenaiDetails>,
-    // Mistral.
-    num_cached_tokens: Count,
-    // DeepSeek: prompt_tokens = hit + miss.
-    prompt_cache_hit_tokens: Count,
+usage_object! {
+    /// Chat completions, completions, embeddings, Responses and every OpenAI-compatible server.
+    struct OpenaiUsage {
+        "prompt_tokens" => prompt_tokens: Count,
+        "completion_tokens" => completion_tokens: Count,
+        // Responses API spelling (some compatible servers use it on chat too).
+        "input_tokens" => input_tokens: Count,
+        "output_tokens" => output_tokens: Count,
+        "total_tokens" => total_tokens: Count,
+        "prompt_tokens_details" => prompt_tokens_details: Option<OpenaiDetails>,
+        "completion_tokens_details" => completion_tokens_details: Option<OpenaiDetails>,
+        "input_tokens_details" => input_tokens_details: Option<OpenaiDetails>,
+        "output_tokens_details" => output_tokens_details: Option<OpenaiDetails>,
+        // Mistral.
+        "num_cached_tokens" => num_cached_tokens: Count,
+        // DeepSeek: prompt_tokens = hit + miss.
+        "prompt_cache_hit_tokens" => prompt_cache_hit_tokens: Count,
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct AnthropicCacheCreation {
-    ephemeral_5m_input_tokens: Count,
-    ephemeral_1h_input_tokens: Count,
+usage_object! {
+    struct AnthropicCacheCreation {
+        "ephemeral_5m_input_tokens" => ephemeral_5m_input_tokens: Count,
+        "ephemeral_1h_input_tokens" => ephemeral_1h_input_tokens: Count,
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct AnthropicUsage {
-    input_tokens: Count,
-    output_tokens: Count,
-    cache_read_input_tokens: Count,
-    cache_creation_input_tokens: Count,
-    cache_creation: Option<AnthropicCacheCreation>,
-    service_tier: Option<String>,
+usage_object! {
+    struct AnthropicUsage {
+        "input_tokens" => input_tokens: Count,
+        "output_tokens" => output_tokens: Count,
+        "cache_read_input_tokens" => cache_read_input_tokens: Count,
+        "cache_creation_input_tokens" => cache_creation_input_tokens: Count,
+        "cache_creation" => cache_creation: Option<AnthropicCacheCreation>,
+        "service_tier" => service_tier: Option<String>,
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct GeminiUsage {
-    prompt_token_count: Count,
-    candidates_token_count: Count,
-    cached_content_token_count: Count,
-    thoughts_token_count: Count,
-    tool_use_prompt_token_count: Count,
+usage_object! {
+    struct GeminiUsage {
+        "promptTokenCount" => prompt_token_count: Count,
+        "candidatesTokenCount" => candidates_token_count: Count,
+        "cachedContentTokenCount" => cached_content_token_count: Count,
+        "thoughtsTokenCount" => thoughts_token_count: Count,
+        "toolUsePromptTokenCount" => tool_use_prompt_token_count: Count,
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct ConverseCacheDetail {
-    ttl: Option<String>,
-    input_tokens: Count,
+usage_object! {
+    struct ConverseCacheDetail {
+        "ttl" => ttl: Option<String>,
+        "inputTokens" => input_tokens: Count,
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
-struct ConverseUsage {
-    #[serde(alias = "inputTokenCount")]
-    input_tokens: Count,
-    #[serde(alias = "outputTokenCount")]
-    output_tokens: Count,
-    #[serde(alias = "cacheReadInputTokenCount")]
-    cache_read_input_tokens: Count,
-    #[serde(alias = "cacheWriteInputTokenCount")]
-    cache_write_input_tokens: Count,
-    cache_details: Option<Vec<ConverseCacheDetail>>,
+usage_object! {
+    struct ConverseUsage {
+        "inputTokens" => input_tokens: Count,
+        "outputTokens" => output_tokens: Count,
+        "cacheReadInputTokens" => cache_read_input_tokens: Count,
+        "cacheWriteInputTokens" => cache_write_input_tokens: Count,
+        // The `…Count` spellings: Bedrock sends them beside the others (the same numbers) in
+        // some answers and alone in others, so each is a field of its own (an alias would
+        // make an object with both spellings a repeated field).
+        "inputTokenCount" => input_token_count: Count,
+        "outputTokenCount" => output_token_count: Count,
+        "cacheReadInputTokenCount" => cache_read_input_token_count: Count,
+        "cacheWriteInputTokenCount" => cache_write_input_token_count: Count,
+        "cacheDetails" => cache_details: Option<Vec<ConverseCacheDetail>>,
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CohereUnits {
-    input_tokens: Count,
-    output_tokens: Count,
+usage_object! {
+    struct CohereUnits {
+        "input_tokens" => input_tokens: Count,
+        "output_tokens" => output_tokens: Count,
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct CohereUsage {
-    billed_units: Option<CohereUnits>,
+usage_object! {
+    struct CohereUsage {
+        "billed_units" => billed_units: Option<CohereUnits>,
+    }
 }
 
 /// Collects counts, remembering how many were present but invalid.
@@ -182,10 +187,10 @@ fn gemini(u: GeminiUsage) -> UsageReport {
 
 fn converse(u: ConverseUsage) -> UsageReport {
     let mut b = Builder::default();
-    b.report.input = b.take(u.input_tokens);
-    b.report.output = b.take(u.output_tokens);
-    b.report.cached = b.take(u.cache_read_input_tokens);
-    b.report.cache_write = b.take(u.cache_write_input_tokens);
+    b.report.input = b.first(&[u.input_tokens, u.input_token_count]);
+    b.report.output = b.first(&[u.output_tokens, u.output_token_count]);
+    b.report.cached = b.first(&[u.cache_read_input_tokens, u.cache_read_input_token_count]);
+    b.report.cache_write = b.first(&[u.cache_write_input_tokens, u.cache_write_input_token_count]);
     for d in u.cache_details.unwrap_or_default() {
         let n = b.take(d.input_tokens);
         let slot = match d.ttl.as_deref() {

@@ -14,6 +14,7 @@
 pub mod count;
 mod dialects;
 pub mod locate;
+mod object;
 
 use tollgate_model::{ServiceTier, Usage};
 

@@ -106,6 +106,64 @@ fn bedrock_converse_accepts_both_spellings_and_splits_writes_by_ttl() {
 }
 
 #[test]
+fn a_bedrock_usage_carrying_both_spellings_of_each_count_is_read_with_its_ttl_split() {
+    // As real Converse answers send it: every count twice, and the writes split by TTL.
+    let u = usage(
+        Dialect::Converse,
+        r#"{"output":{},"usage":{"inputTokens":18,"inputTokenCount":18,"outputTokens":240,
+        "outputTokenCount":240,"totalTokens":5658,"cacheReadInputTokens":3200,
+        "cacheReadInputTokenCount":3200,"cacheWriteInputTokens":2200,"cacheWriteInputTokenCount":2200,
+        "cacheDetails":[{"inputTokens":1800,"ttl":"1h"},{"inputTokens":400,"ttl":"5m"}]}}"#,
+    );
+    assert_eq!(
+        (
+            u.uncached_input_tokens,
+            u.cached_input_tokens,
+            u.output_tokens
+        ),
+        (18, 3200, 240)
+    );
+    assert_eq!(
+        (u.cache_write_5m_tokens, u.cache_write_1h_tokens),
+        (400, 1800)
+    );
+    assert!(!u.estimated);
+}
+
+#[test]
+fn a_usage_object_that_repeats_a_key_is_read_with_the_last_value() {
+    let anthropic = usage(
+        Dialect::Anthropic,
+        r#"{"type":"message_delta","usage":{"output_tokens":3,"input_tokens":9,"output_tokens":41}}"#,
+    );
+    assert_eq!(
+        (anthropic.uncached_input_tokens, anthropic.output_tokens),
+        (9, 41)
+    );
+    let openai = usage(
+        Dialect::OpenaiChat,
+        r#"{"usage":{"prompt_tokens":20,"prompt_tokens":25,"completion_tokens":4,
+        "prompt_tokens_details":{"cached_tokens":5},"prompt_tokens_details":{"cached_tokens":10}}}"#,
+    );
+    assert_eq!(
+        (openai.uncached_input_tokens, openai.cached_input_tokens),
+        (15, 10)
+    );
+}
+
+#[test]
+fn newer_usage_fields_nobody_knows_yet_are_skipped_not_fatal() {
+    let u = usage(
+        Dialect::Anthropic,
+        r#"{"usage":{"input_tokens":7,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,
+        "cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":0,"ephemeral_24h_input_tokens":0},
+        "server_tool_use":{"web_search_requests":1,"web_fetch_requests":0},"output_tokens":12,
+        "service_tier":"standard","inference_geo":"us","future":[1,{"x":null}]}}"#,
+    );
+    assert_eq!((u.uncached_input_tokens, u.output_tokens), (7, 12));
+}
+
+#[test]
 fn mistral_deepseek_and_groq_variants_are_understood() {
     let mistral = usage(
         Dialect::OpenaiChat,

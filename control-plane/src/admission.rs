@@ -37,6 +37,8 @@ pub struct AdmissionSettings {
     pub record_ttl_ms: i64,
     /// How long a settled request id blocks replays.
     pub dedupe_ttl_ms: i64,
+    /// Whether settlements and refusals are written to the ledger.
+    pub ledger: bool,
 }
 
 impl Default for AdmissionSettings {
@@ -45,6 +47,7 @@ impl Default for AdmissionSettings {
             reservation_ttl_ms: 600_000,
             record_ttl_ms: 86_400_000,
             dedupe_ttl_ms: 3_600_000,
+            ledger: true,
         }
     }
 }
@@ -465,6 +468,7 @@ impl Admission<'_> {
             tokens: i64::try_from(s.usage.total_tokens()).unwrap_or(i64::MAX),
             now_ms: self.now.timestamp_millis(),
             dedupe_ttl_ms: self.settings.dedupe_ttl_ms,
+            ledger: None,
         }
     }
 }

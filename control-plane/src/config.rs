@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::admission::AdmissionSettings;
 use crate::auth::Auth;
+use crate::ledger::LedgerLimits;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -60,6 +61,50 @@ pub struct Config {
     pub settle_dedupe_secs: u64,
     /// How long a replica trusts its cached budgets before reloading them.
     pub budget_refresh_ms: u64,
+    /// The spend history (`[ledger]`): docs/ledger.md.
+    pub ledger: LedgerConfig,
+}
+
+/// `[ledger]`: what the ledger keeps and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Write a record and rollups for every settlement and refusal.
+    pub enabled: bool,
+    /// Most request records kept.
+    pub records_max: u64,
+    /// Records older than this many days are dropped (0 = only `records_max` bounds them).
+    pub records_max_age_days: u32,
+    /// Days hourly rollups are kept.
+    pub hourly_retention_days: u32,
+    /// Days daily rollups are kept.
+    pub daily_retention_days: u32,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        let l = LedgerLimits::default();
+        LedgerConfig {
+            enabled: true,
+            records_max: l.records_max,
+            records_max_age_days: 0,
+            hourly_retention_days: 90,
+            daily_retention_days: 400,
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// The store's limits.
+    pub fn limits(&self) -> LedgerLimits {
+        let days = |d: u32| i64::from(d) * 86_400_000;
+        LedgerLimits {
+            records_max: self.records_max,
+            records_max_age_ms: days(self.records_max_age_days),
+            hourly_retention_ms: days(self.hourly_retention_days),
+            daily_retention_ms: days(self.daily_retention_days),
+        }
+    }
 }
 
 impl Default for Config {
@@ -79,6 +124,7 @@ impl Default for Config {
             reservation_ttl_secs: 600,
             settle_dedupe_secs: 3600,
             budget_refresh_ms: 1000,
+            ledger: LedgerConfig::default(),
         }
     }
 }
@@ -179,6 +225,21 @@ impl Config {
                 "must be 1 or more of A-Z a-z 0-9 _ - . :",
             ));
         }
+        let l = &config.ledger;
+        if l.records_max == 0 {
+            return Err(invalid(
+                "config",
+                "ledger.records_max",
+                "must be at least 1",
+            ));
+        }
+        if l.hourly_retention_days == 0 || l.daily_retention_days < l.hourly_retention_days {
+            return Err(invalid(
+                "config",
+                "ledger.daily_retention_days",
+                "hourly_retention_days must be at least 1 and daily_retention_days at least as long",
+            ));
+        }
         Ok(config)
     }
 
@@ -233,6 +294,7 @@ impl Config {
             // and so the lazy release of an expired hold still finds it (docs/redis-keys.md).
             record_ttl_ms: reservation.saturating_mul(6).max(86_400_000),
             dedupe_ttl_ms: ms(self.settle_dedupe_secs.max(1)),
+            ledger: self.ledger.enabled,
         }
     }
 }

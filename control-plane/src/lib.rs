@@ -8,6 +8,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod ledger;
 pub mod metrics;
 pub mod server;
 pub mod state;

@@ -56,6 +56,7 @@ async fn a_record_in_the_previous_format_still_settles_and_releases_its_hold() {
         tokens: 7,
         now_ms: NOW + 1_000,
         dedupe_ttl_ms: 3_600_000,
+        ledger: None,
     };
     store.settle(&settle).await.unwrap();
     assert_charged_once(&store, &lines).await;
@@ -153,6 +154,7 @@ async fn the_previous_release_settles_a_record_this_one_wrote() {
         tokens: 7,
         now_ms: NOW + 2_000,
         dedupe_ttl_ms: 3_600_000,
+        ledger: None,
     };
     store.settle(&replay).await.unwrap();
     assert_eq!(store.counters(&lines[0]).await.unwrap().spent_nanos, 600);

@@ -38,6 +38,7 @@ fn settle(rid: &str, lines: &[Line], cost: i64) -> SettleOp {
         tokens: 7,
         now_ms: NOW + 1_000,
         dedupe_ttl_ms: 3_600_000,
+        ledger: None,
     }
 }
 

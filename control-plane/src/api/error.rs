@@ -139,6 +139,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %msg, "store data corrupt");
                 ApiError::Internal
             }
+            StoreError::BadCursor(c) => ApiError::invalid(
+                "cursor",
+                format!("{c:?} is not a cursor this API handed out"),
+            ),
         }
     }
 }

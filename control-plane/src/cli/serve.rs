@@ -60,7 +60,8 @@ pub async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
                 key_prefix: config.redis_key_prefix.clone(),
                 timeout_ms: config.redis_timeout_ms,
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .with_ledger_limits(config.ledger.limits());
             tracing::info!(prefix = %config.redis_key_prefix, "store: redis");
             Arc::new(s)
         }
@@ -68,7 +69,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
             tracing::info!(
                 "no Redis URL configured: using the embedded in-memory store (counters are lost on restart; one replica only)"
             );
-            Arc::new(MemoryStore::new())
+            Arc::new(MemoryStore::with_ledger_limits(config.ledger.limits()))
         }
     };
     let mut state = AppState::new(store, auth, config.budget_refresh_ms)?;

@@ -17,11 +17,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+mod ledger;
+
 use super::{
     ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
     ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, Versioned, WriteConflict,
     limit_reached, new_thresholds, refusal,
 };
+use crate::ledger::{LedgerLimits, RecordPage, RollupQuery, RollupRow, TimeRange};
 
 /// Sweep expired windows after this many mutating calls (records expire through their own
 /// queue, a few per call, not by a scan: a scan of every record cost more than everything
@@ -127,6 +130,7 @@ struct Inner {
     audit: VecDeque<String>,
     alerts: HashMap<String, VecDeque<AlertEvent>>,
     ops: u64,
+    ledger: ledger::MemLedger,
     /// Last generation / hold sequence number handed out.
     seq: u64,
 }
@@ -283,6 +287,13 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// An empty store keeping the ledger within `limits` (default: [`LedgerLimits::default`]).
+    pub fn with_ledger_limits(limits: LedgerLimits) -> MemoryStore {
+        let store = MemoryStore::default();
+        store.lock().ledger.limits = limits;
+        store
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -449,6 +460,9 @@ impl Store for MemoryStore {
                 }
             }
         }
+        if let Some(record) = &op.ledger {
+            inner.ledger.write(record, op.now_ms);
+        }
         Ok(SettleOutcome::Applied { alerts })
     }
 
@@ -552,5 +566,18 @@ impl Store for MemoryStore {
 
     async fn audit_log(&self, limit: usize) -> Result<Vec<String>, StoreError> {
         Ok(self.lock().audit.iter().take(limit).cloned().collect())
+    }
+
+    async fn rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
+        Ok(self.lock().ledger.rollups(q))
+    }
+
+    async fn records(
+        &self,
+        range: TimeRange,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, StoreError> {
+        self.lock().ledger.records(range, cursor, limit)
     }
 }

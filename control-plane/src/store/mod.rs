@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tollgate_model::wire::v1::DenyReason;
 
+use crate::ledger::{RecordPage, RequestRecord, RollupQuery, RollupRow, TimeRange};
+
 /// A store call that failed. Never turned into an admission answer: the API maps it to
 /// `503 store_unavailable` (or `500` for corrupt data), so a broken store is never a wrong
 /// allow or deny.
@@ -25,6 +27,9 @@ pub enum StoreError {
     /// The backend answered something this code cannot read.
     #[error("store data corrupt: {0}")]
     Corrupt(String),
+    /// A ledger page cursor that this store did not hand out (the API answers 400).
+    #[error("cursor {0:?} is not one this store handed out")]
+    BadCursor(String),
 }
 
 /// One budget's current window, as admission checks and charges it.
@@ -157,6 +162,10 @@ pub struct SettleOp {
     pub now_ms: i64,
     /// How long the "settled" marker that makes replays harmless is kept.
     pub dedupe_ttl_ms: i64,
+    /// The ledger record to write with the charge (`None`: ledger off). Written only when
+    /// the settlement is applied, never for a replay; its `recorded_at_ms` is set to
+    /// `now_ms`. The store also adds it to its hour's and day's rollup rows.
+    pub ledger: Option<RequestRecord>,
 }
 
 /// A threshold crossed by a settlement: recorded once per window per budget.
@@ -313,6 +322,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recent audit records, newest first.
     async fn audit_log(&self, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Ledger rollup rows whose bucket overlaps `q.range` and that pass `q.filter`, sorted
+    /// by (bucket start, scope, provider, model). With `q.granularity` `Hour`: hourly rows
+    /// while the store keeps them (the hourly retention before `q.now_ms`), daily rows for
+    /// older days, never both for the same time; with `Day`: daily rows only. A range edge
+    /// inside a day answered in days takes in the whole day.
+    async fn rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError>;
+
+    /// Up to `limit` request records whose `recorded_at_ms` is in `range`, in the order
+    /// they were written, starting after `cursor` (a previous page's `next_cursor`; `None`
+    /// for the first page). A cursor this store cannot read is [`StoreError::BadCursor`].
+    async fn records(
+        &self,
+        range: TimeRange,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, StoreError>;
 }
 
 /// Most settlements one store call groups (Redis: one script run, which blocks the server

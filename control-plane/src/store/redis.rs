@@ -12,6 +12,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Client, Script, Value};
 use tollgate_model::wire::v1::DenyReason;
 
+use crate::ledger::{RecordPage, RollupQuery, RollupRow, TimeRange};
+
 use super::{
     ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
     ReserveOutcome, SETTLE_CHUNK, SettleOp, SettleOutcome, Store, StoreError, Versioned,
@@ -21,6 +23,9 @@ use super::{
 const COMMON_LUA: &str = include_str!("redis/common.lua");
 const RESERVE_LUA: &str = include_str!("redis/reserve.lua");
 const SETTLE_LUA: &str = include_str!("redis/settle.lua");
+const LEDGER_LUA: &str = include_str!("redis/ledger.lua");
+
+mod ledger;
 const DOCS_LUA: &str = include_str!("redis/docs.lua");
 
 /// How to reach Redis.
@@ -41,6 +46,7 @@ pub struct RedisStore {
     reserve: Script,
     settle: Script,
     docs: Script,
+    ledger: ledger::LedgerState,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -122,8 +128,9 @@ impl RedisStore {
             conn,
             prefix: config.key_prefix.clone(),
             reserve: Script::new(&format!("{COMMON_LUA}\n{RESERVE_LUA}")),
-            settle: Script::new(&format!("{COMMON_LUA}\n{SETTLE_LUA}")),
+            settle: Script::new(&format!("{COMMON_LUA}\n{LEDGER_LUA}\n{SETTLE_LUA}")),
             docs: Script::new(DOCS_LUA),
+            ledger: ledger::LedgerState::default(),
         })
     }
 
@@ -462,6 +469,19 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)
     }
+
+    async fn rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
+        self.read_rollups(q).await
+    }
+
+    async fn records(
+        &self,
+        range: TimeRange,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, StoreError> {
+        self.read_records(range, cursor, limit).await
+    }
 }
 
 impl RedisStore {
@@ -470,6 +490,9 @@ impl RedisStore {
         let Some(first) = ops.first() else {
             return Ok(Vec::new());
         };
+        if ops.iter().any(|op| op.ledger.is_some()) {
+            self.list_ledger_tag(&first.request_tag).await?;
+        }
         let mut inv = self.settle.prepare_invoke();
         inv.key(self.expiries_key(&first.request_tag));
         inv.arg(first.now_ms).arg(first.dedupe_ttl_ms.max(1));
@@ -499,6 +522,7 @@ impl RedisStore {
                     .arg(format!("{}|{}", line.budget_id, line.window_index))
                     .arg(thresholds);
             }
+            self.ledger_args(&mut inv, op);
         }
         let items = self.run("settle", &inv).await?;
         let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));

@@ -8,13 +8,14 @@
 --
 -- KEYS[1]        reservation expiries <p>:{<org>}:exp
 -- then per settlement: its reservation record <p>:{<org>}:r:<request_id>, then its lines'
---                window keys (the budgets matching the settlement now)
+--                window keys (the budgets matching the settlement now), then its ledger
+--                keys (ledger.lua; none when the ledger is off)
 -- ARGV[1] now_ms  ARGV[2] dedupe ttl ms (how long the settled marker blocks replays)
 -- then per settlement: request_id, cost_nanos, tokens, number of lines n, the lines'
 --                signature (their window keys joined by " "), then 7 per line:
 --                expire_at_ms, suspend_on_exceed ('1'/'0'), limit_nanos, limit_tokens,
 --                limit_requests ('' = none), "<budget_id>|<window_index>", thresholds csv
---                (ascending; '' = none)
+--                (ascending; '' = none), then its ledger arguments (ledger.lua; '0' = none)
 --
 -- Which windows are charged: with a record, the windows it reserved on (even if a new window
 -- has begun since); without one (a fail-open admission, or a record long gone), the given
@@ -87,6 +88,7 @@ local k, a = 2, 3
 while a <= #ARGV do
   local rid, cost, tokens, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local rec = redis.call('SET', KEYS[k], 'settled', 'PX', ARGV[2], 'GET')
+  local lk, la = ledger_size(a + 5 + 7 * n)
   if rec == 'settled' then
     out[#out + 1] = 'dup'
   else
@@ -120,12 +122,13 @@ while a <= #ARGV do
           ARGV[b + 5], ARGV[b + 6], cost, tokens, nc, nt, counted, alerts)
       end
     end
+    ledger_write(k + 1 + n, a + 5 + 7 * n)
     out[#out + 1] = 'ok'
     out[#out + 1] = #alerts / 3
     for _, v in ipairs(alerts) do
       out[#out + 1] = v
     end
   end
-  k, a = k + 1 + n, a + 5 + 7 * n
+  k, a = k + 1 + n + lk, a + 5 + 7 * n + la
 end
 return out

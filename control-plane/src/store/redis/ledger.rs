@@ -1,0 +1,494 @@
+//! The Redis store's ledger: the settle script's ledger arguments (ledger.lua writes them in
+//! the settlement's atomic step), the compact stored form of a record, and the readers.
+//!
+//! Keys, all under the org's hash tag so that one settlement's keys share one slot:
+//! `<p>:{tag}:lrec` (stream of records), `<p>:{tag}:lh:<hour>` / `<p>:{tag}:ld:<day>` (set
+//! of the bucket's row fields) and `<p>:{tag}:lh:<hour>:<field>` (one row). The tags that
+//! have a ledger are listed in `<p>:ledger:tags`, written before the script runs (a record
+//! never exists under an unlisted tag; the set is an index, so that write needs no atomicity
+//! with the settlement). Layout and sizes: docs/redis-keys.md.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use redis::{AsyncCommands, Value};
+use serde_json::{Value as Json, json};
+use tollgate_model::scope::Scope;
+use tollgate_model::wire::v1::DenyReason;
+
+use super::{RedisStore, text, unavailable};
+use crate::ledger::row::{self, VALUES, Values};
+use crate::ledger::{
+    CallOutcome, CostParts, Granularity, LedgerLimits, RecordPage, RecordSource, RequestRecord,
+    RollupQuery, RollupRow, TimeRange, TokenCounts,
+};
+use crate::store::{SettleOp, StoreError};
+
+/// How long a tag stays known to be listed before it is listed again (a flushed Redis
+/// relists its tags within this time).
+const TAG_RELIST: Duration = Duration::from_secs(60);
+
+/// Most rollup reads pipelined in one round trip.
+const READ_PIPELINE: usize = 512;
+
+/// The ledger's per-store state.
+#[derive(Default)]
+pub(super) struct LedgerState {
+    pub(super) limits: LedgerLimits,
+    /// Tags listed in `<p>:ledger:tags` lately, and when.
+    listed: Mutex<HashMap<String, Instant>>,
+}
+
+/// Version of the stored record form (its first element).
+const STORED_V1: i64 = 1;
+
+fn outcome_str(o: CallOutcome) -> &'static str {
+    match o {
+        CallOutcome::Allowed => "allowed",
+        CallOutcome::Downgraded => "downgraded",
+        CallOutcome::Denied => "denied",
+        CallOutcome::FailedOpen => "failed_open",
+        CallOutcome::CutOff => "cut_off",
+    }
+}
+
+/// A record as stored in the stream: a JSON array, positions fixed, so a record costs its
+/// values and not its field names. Readers ignore elements past those they know, so a newer
+/// release may append some (`recorded_at_ms` is the entry id's time, not stored).
+pub(super) fn encode_record(r: &RequestRecord) -> String {
+    let scopes: Vec<String> = r.scopes.iter().map(Scope::to_string).collect();
+    let breakdown = r.breakdown.map(|b| {
+        json!([
+            b.uncached_input_nanos,
+            b.cached_input_nanos,
+            b.cache_write_5m_nanos,
+            b.cache_write_1h_nanos,
+            b.output_nanos,
+            b.reasoning_nanos,
+            b.request_fee_nanos,
+            b.images_nanos,
+            b.audio_nanos
+        ])
+    });
+    json!([
+        STORED_V1,
+        r.request_id,
+        r.started_at_ms,
+        r.ended_at_ms,
+        scopes,
+        r.provider,
+        r.api,
+        r.requested_model,
+        r.charged_model,
+        r.tokens.to_array(),
+        r.cost_nanos,
+        breakdown,
+        r.estimated,
+        outcome_str(r.outcome),
+        r.deny_reason,
+        r.budget_id,
+        r.source,
+    ])
+    .to_string()
+}
+
+fn ints<const N: usize>(v: &Json) -> Option<[i64; N]> {
+    let a = v.as_array()?;
+    let mut out = [0i64; N];
+    for (slot, x) in out.iter_mut().zip(a) {
+        *slot = x.as_i64()?;
+    }
+    Some(out)
+}
+
+fn opt_str(v: Option<&Json>) -> Option<String> {
+    v.and_then(Json::as_str).map(str::to_owned)
+}
+
+/// The inverse of [`encode_record`]; `recorded_at_ms` from the entry id.
+pub(super) fn decode_record(raw: &str, recorded_at_ms: i64) -> Option<RequestRecord> {
+    let v: Json = serde_json::from_str(raw).ok()?;
+    let a = v.as_array()?;
+    if a.first()?.as_i64()? != STORED_V1 {
+        return None;
+    }
+    let s = |i: usize| a.get(i).and_then(Json::as_str).map(str::to_owned);
+    let n = |i: usize| a.get(i).and_then(Json::as_i64);
+    let scopes = a
+        .get(4)?
+        .as_array()?
+        .iter()
+        .map(|x| x.as_str()?.parse().ok())
+        .collect::<Option<Vec<Scope>>>()?;
+    let breakdown = match a.get(11) {
+        Some(Json::Null) | None => None,
+        Some(b) => {
+            let p: [i64; 9] = ints(b)?;
+            Some(CostParts {
+                uncached_input_nanos: p[0],
+                cached_input_nanos: p[1],
+                cache_write_5m_nanos: p[2],
+                cache_write_1h_nanos: p[3],
+                output_nanos: p[4],
+                reasoning_nanos: p[5],
+                request_fee_nanos: p[6],
+                images_nanos: p[7],
+                audio_nanos: p[8],
+            })
+        }
+    };
+    Some(RequestRecord {
+        request_id: s(1)?,
+        started_at_ms: n(2)?,
+        ended_at_ms: n(3)?,
+        recorded_at_ms,
+        scopes,
+        provider: s(5)?,
+        api: opt_str(a.get(6)),
+        requested_model: s(7)?,
+        charged_model: s(8)?,
+        tokens: TokenCounts::from_array(ints(a.get(9)?)?),
+        cost_nanos: n(10)?,
+        breakdown,
+        estimated: a.get(12)?.as_bool()?,
+        outcome: serde_json::from_value(a.get(13)?.clone()).ok()?,
+        deny_reason: a
+            .get(14)
+            .and_then(|d| serde_json::from_value::<Option<DenyReason>>(d.clone()).ok())
+            .flatten(),
+        budget_id: opt_str(a.get(15)),
+        source: a
+            .get(16)
+            .and_then(|x| serde_json::from_value::<RecordSource>(x.clone()).ok())
+            .unwrap_or_default(),
+    })
+}
+
+/// A stream entry id `<ms>-<seq>` as numbers.
+fn parse_id(id: &str) -> Option<(i64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+impl RedisStore {
+    /// Keeps the ledger within `limits` (default: [`LedgerLimits::default`]).
+    pub fn with_ledger_limits(mut self, limits: LedgerLimits) -> RedisStore {
+        self.ledger.limits = limits;
+        self
+    }
+
+    fn tags_key(&self) -> String {
+        format!("{}:ledger:tags", self.prefix)
+    }
+
+    fn stream_key(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:lrec", self.prefix)
+    }
+
+    fn bucket_key(&self, tag: &str, g: Granularity, start_ms: i64) -> String {
+        let (what, len) = match g {
+            Granularity::Hour => ("lh", Granularity::Hour.millis()),
+            Granularity::Day => ("ld", Granularity::Day.millis()),
+        };
+        format!(
+            "{}:{{{tag}}}:{what}:{}",
+            self.prefix,
+            start_ms.div_euclid(len)
+        )
+    }
+
+    /// Lists `tag` in the ledger's tag set unless that was done lately. Runs before the
+    /// settle script, so a tag's records are never unlisted.
+    pub(super) async fn list_ledger_tag(&self, tag: &str) -> Result<(), StoreError> {
+        let fresh = {
+            let listed = self.ledger.listed.lock().unwrap_or_else(|e| e.into_inner());
+            listed.get(tag).is_some_and(|at| at.elapsed() < TAG_RELIST)
+        };
+        if fresh {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = conn.sadd(self.tags_key(), tag).await.map_err(unavailable)?;
+        self.ledger
+            .listed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tag.to_owned(), Instant::now());
+        Ok(())
+    }
+
+    /// The ledger's KEYS and ARGV for one settlement (see ledger.lua): just "0" without a
+    /// record.
+    pub(super) fn ledger_args(&self, inv: &mut redis::ScriptInvocation<'_>, op: &SettleOp) {
+        let Some(record) = &op.ledger else {
+            inv.arg(0);
+            return;
+        };
+        let l = self.ledger.limits;
+        let tag = &op.request_tag;
+        let hour = Granularity::Hour.bucket_start(record.ended_at_ms);
+        let day = Granularity::Day.bucket_start(record.ended_at_ms);
+        let hour_key = self.bucket_key(tag, Granularity::Hour, hour);
+        let day_key = self.bucket_key(tag, Granularity::Day, day);
+        let fields: Vec<String> = row::scopes_of(record)
+            .iter()
+            .map(|s| row::field(s, &record.provider, &record.charged_model))
+            .collect();
+        inv.key(self.stream_key(tag));
+        inv.key(&hour_key);
+        inv.key(&day_key);
+        for f in &fields {
+            inv.key(format!("{hour_key}:{f}"));
+            inv.key(format!("{day_key}:{f}"));
+        }
+        let minid = if l.records_max_age_ms > 0 {
+            op.now_ms.saturating_sub(l.records_max_age_ms).to_string()
+        } else {
+            String::new()
+        };
+        inv.arg(fields.len())
+            .arg(encode_record(record))
+            .arg(l.records_max)
+            .arg(minid)
+            .arg(
+                hour.saturating_add(Granularity::Hour.millis())
+                    .saturating_add(l.hourly_retention_ms),
+            )
+            .arg(
+                day.saturating_add(Granularity::Day.millis())
+                    .saturating_add(l.daily_retention_ms),
+            )
+            .arg(format!("{}-*", op.now_ms.max(0)));
+        for v in row::values_of(record) {
+            inv.arg(v);
+        }
+        for f in &fields {
+            inv.arg(f);
+        }
+    }
+
+    async fn ledger_tags(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut tags: Vec<String> = conn.smembers(self.tags_key()).await.map_err(unavailable)?;
+        tags.sort();
+        Ok(tags)
+    }
+
+    /// `Store::rollups` on Redis: the buckets' indexes, then the rows that pass the filter,
+    /// pipelined.
+    pub(super) async fn read_rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
+        let keep = self.ledger.limits.hourly_retention_ms;
+        let hourly = |day: i64| {
+            q.granularity == Granularity::Hour && row::day_is_hourly(day, q.now_ms, keep)
+        };
+        // Every bucket that answers for the range, with its granularity.
+        let mut buckets: Vec<(Granularity, i64)> = Vec::new();
+        let mut day = Granularity::Day.bucket_start(q.range.from_ms);
+        while day < q.range.to_ms {
+            if hourly(day) {
+                let first = Granularity::Hour.bucket_start(q.range.from_ms).max(day);
+                let mut h = first;
+                while h < q.range.to_ms && h < day + Granularity::Day.millis() {
+                    buckets.push((Granularity::Hour, h));
+                    h += Granularity::Hour.millis();
+                }
+            } else {
+                buckets.push((Granularity::Day, day));
+            }
+            day += Granularity::Day.millis();
+        }
+        let mut out = Vec::new();
+        let mut conn = self.conn.clone();
+        for tag in self.ledger_tags().await? {
+            let keys: Vec<(Granularity, i64, String)> = buckets
+                .iter()
+                .map(|&(g, start)| (g, start, self.bucket_key(&tag, g, start)))
+                .collect();
+            // The indexes, then the rows that pass.
+            let mut wanted: Vec<(Granularity, i64, Scope, String, String, String)> = Vec::new();
+            for chunk in keys.chunks(READ_PIPELINE) {
+                let mut pipe = redis::pipe();
+                for (_, _, k) in chunk {
+                    pipe.smembers(k);
+                }
+                let fields: Vec<Vec<String>> =
+                    pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                for ((g, start, k), fs) in chunk.iter().zip(fields) {
+                    for f in fs {
+                        let Some((scope, provider, model)) = row::parse_field(&f) else {
+                            continue;
+                        };
+                        if q.filter.keeps(&scope, &model, &provider) {
+                            wanted.push((*g, *start, scope, provider, model, format!("{k}:{f}")));
+                        }
+                    }
+                }
+            }
+            for chunk in wanted.chunks(READ_PIPELINE) {
+                let mut pipe = redis::pipe();
+                for w in chunk {
+                    pipe.get(&w.5);
+                }
+                let raws: Vec<Option<Vec<u8>>> =
+                    pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                for ((g, start, scope, provider, model, _), raw) in chunk.iter().zip(raws) {
+                    // A row expired between the index read and this one is simply gone.
+                    let Some(raw) = raw else { continue };
+                    let v = parse_row(&raw)?;
+                    out.push(row::rollup_row(
+                        *start,
+                        *g,
+                        scope.clone(),
+                        provider.clone(),
+                        model.clone(),
+                        &v,
+                    ));
+                }
+            }
+        }
+        merge_tags(&mut out);
+        Ok(out)
+    }
+
+    /// `Store::records` on Redis: each tag's stream from the cursor, merged by entry id
+    /// (then tag). The cursor is `<ms>-<seq>/<tag>` of the last record handed out.
+    pub(super) async fn read_records(
+        &self,
+        range: TimeRange,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, StoreError> {
+        let after: Option<((i64, u64), String)> = match cursor {
+            None => None,
+            Some(c) => {
+                let bad = || StoreError::BadCursor(c.to_owned());
+                let (id, tag) = c.split_once('/').ok_or_else(bad)?;
+                Some((parse_id(id).ok_or_else(bad)?, tag.to_owned()))
+            }
+        };
+        let start = match &after {
+            Some(((ms, seq), _)) if *ms >= range.from_ms => format!("{ms}-{seq}"),
+            _ => format!("{}-0", range.from_ms),
+        };
+        let end = format!("{}", range.to_ms.saturating_sub(1));
+        let count = limit.saturating_add(1);
+        let mut conn = self.conn.clone();
+        let mut all: Vec<((i64, u64), String, RequestRecord)> = Vec::new();
+        let mut more = false;
+        for tag in self.ledger_tags().await? {
+            let reply: Value = redis::cmd("XRANGE")
+                .arg(self.stream_key(&tag))
+                .arg(&start)
+                .arg(&end)
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let Value::Array(entries) = reply else {
+                return Err(StoreError::Corrupt(format!("XRANGE reply {reply:?}")));
+            };
+            more |= entries.len() >= count;
+            for e in entries {
+                let (id, rec) =
+                    entry(&e).ok_or_else(|| StoreError::Corrupt(format!("stream entry {e:?}")))?;
+                if after
+                    .as_ref()
+                    .is_some_and(|(a, atag)| (id, tag.as_str()) <= (*a, atag.as_str()))
+                {
+                    continue;
+                }
+                let record = decode_record(&rec, id.0)
+                    .ok_or_else(|| StoreError::Corrupt(format!("ledger record {rec:?}")))?;
+                all.push((id, tag.clone(), record));
+            }
+        }
+        all.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut page = RecordPage::default();
+        if all.len() > limit {
+            more = true;
+            all.truncate(limit);
+        }
+        if more && let Some(((ms, seq), tag, _)) = all.last() {
+            page.next_cursor = Some(format!("{ms}-{seq}/{tag}"));
+        }
+        page.records = all.into_iter().map(|(_, _, r)| r).collect();
+        Ok(page)
+    }
+}
+
+/// One XRANGE entry: its id and its `r` field.
+fn entry(e: &Value) -> Option<((i64, u64), String)> {
+    let Value::Array(parts) = e else { return None };
+    let id = parse_id(&text(parts.first()?)?)?;
+    let Value::Array(fields) = parts.get(1)? else {
+        return None;
+    };
+    let mut it = fields.iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if text(k).as_deref() == Some("r") {
+            return Some((id, text(v)?));
+        }
+    }
+    None
+}
+
+/// A row's value: twelve big-endian i64 (the 11 amounts and the write count).
+fn parse_row(raw: &[u8]) -> Result<Values, StoreError> {
+    if raw.len() > 8 * (VALUES + 1) {
+        return Err(StoreError::Corrupt(format!(
+            "ledger row of {} bytes",
+            raw.len()
+        )));
+    }
+    let mut b = [0u8; 8 * (VALUES + 1)];
+    b[..raw.len()].copy_from_slice(raw);
+    let mut v = [0i64; VALUES];
+    for (i, slot) in v.iter_mut().enumerate() {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[8 * i..8 * i + 8]);
+        *slot = i64::from_be_bytes(x);
+    }
+    Ok(v)
+}
+
+/// Rows of the same bucket and identity from different tags (a scope seen under two orgs,
+/// or `global`) summed into one, then sorted as `Store::rollups` promises.
+fn merge_tags(rows: &mut Vec<RollupRow>) {
+    row::sort_rows(rows);
+    let mut merged: Vec<RollupRow> = Vec::with_capacity(rows.len());
+    for r in rows.drain(..) {
+        match merged.last_mut() {
+            Some(m)
+                if m.bucket_start_ms == r.bucket_start_ms
+                    && m.granularity == r.granularity
+                    && m.scope == r.scope
+                    && m.provider == r.provider
+                    && m.model == r.model =>
+            {
+                let mut a = row_values(m);
+                row::add(&mut a, &row_values(&r));
+                *m = row::rollup_row(
+                    m.bucket_start_ms,
+                    m.granularity,
+                    m.scope.clone(),
+                    m.provider.clone(),
+                    m.model.clone(),
+                    &a,
+                );
+            }
+            _ => merged.push(r),
+        }
+    }
+    *rows = merged;
+}
+
+fn row_values(r: &RollupRow) -> Values {
+    let mut v = [0i64; VALUES];
+    v[0] = r.cost_nanos;
+    v[1] = r.requests;
+    v[2] = r.denied;
+    v[3..].copy_from_slice(&r.tokens.to_array());
+    v
+}

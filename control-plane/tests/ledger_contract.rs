@@ -1,0 +1,520 @@
+//! The ledger's contract, run against the in-memory store and a real redis-server: what a
+//! settlement writes (once), how rollups sum and answer, how records page, and the bounds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::Arc;
+
+use tollgate_control_plane::ledger::{
+    CallOutcome, CostParts, Granularity, LedgerLimits, RecordSource, RequestRecord, RollupFilter,
+    RollupQuery, RollupRow, TimeRange, TokenCounts,
+};
+use tollgate_control_plane::store::memory::MemoryStore;
+use tollgate_control_plane::store::{SettleOp, SettleOutcome, Store, StoreError};
+use tollgate_model::scope::{Scope, ScopeKind};
+use tollgate_model::wire::v1::DenyReason;
+
+use support::lines::{NOW, line};
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+fn scope(s: &str) -> Scope {
+    s.parse().unwrap()
+}
+
+fn record(rid: &str, scopes: &[&str], model: &str, cost: i64, ended: i64) -> RequestRecord {
+    RequestRecord {
+        request_id: rid.into(),
+        started_at_ms: ended - 1_500,
+        ended_at_ms: ended,
+        recorded_at_ms: 0,
+        scopes: scopes.iter().map(|s| scope(s)).collect(),
+        provider: "openai".into(),
+        api: Some("chat_completions".into()),
+        requested_model: model.into(),
+        charged_model: model.into(),
+        tokens: TokenCounts {
+            uncached_input: 100,
+            cached_input: 20,
+            output: 30,
+            reasoning: 10,
+            ..TokenCounts::default()
+        },
+        cost_nanos: cost,
+        breakdown: Some(CostParts {
+            uncached_input_nanos: cost - 1,
+            output_nanos: 1,
+            ..CostParts::default()
+        }),
+        estimated: false,
+        outcome: CallOutcome::Allowed,
+        deny_reason: None,
+        budget_id: None,
+        source: RecordSource::Live,
+    }
+}
+
+fn settle(rid: &str, rec: Option<RequestRecord>, now: i64) -> SettleOp {
+    SettleOp {
+        request_id: rid.into(),
+        request_tag: "acme".into(),
+        lines: vec![line("b")],
+        cost_nanos: rec.as_ref().map_or(0, |r| r.cost_nanos),
+        tokens: 150,
+        now_ms: now,
+        dedupe_ttl_ms: 3_600_000,
+        ledger: rec,
+    }
+}
+
+fn everything(now: i64) -> RollupQuery {
+    RollupQuery {
+        range: TimeRange::new(now - 30 * DAY, now + DAY).unwrap(),
+        filter: RollupFilter::default(),
+        granularity: Granularity::Hour,
+        now_ms: now,
+    }
+}
+
+fn all_time() -> TimeRange {
+    TimeRange::new(0, i64::MAX).unwrap()
+}
+
+/// (scope, model, cost, requests) of each row, in the store's order.
+fn summary(rows: &[RollupRow]) -> Vec<(String, String, i64, i64)> {
+    rows.iter()
+        .map(|r| {
+            (
+                r.scope.to_string(),
+                r.model.clone(),
+                r.cost_nanos,
+                r.requests,
+            )
+        })
+        .collect()
+}
+
+async fn all_records(s: &dyn Store, range: TimeRange, page: usize) -> Vec<RequestRecord> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let p = s.records(range, cursor.as_deref(), page).await.unwrap();
+        assert!(p.records.len() <= page);
+        out.extend(p.records);
+        match p.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+async fn a_settlement_writes_one_record_and_its_rollups_and_a_replay_writes_nothing(
+    s: Arc<dyn Store>,
+) {
+    let rec = record("r1", &["org:acme", "team:a"], "gpt-4o", 700, NOW);
+    let applied = s
+        .settle(&settle("r1", Some(rec.clone()), NOW + 5))
+        .await
+        .unwrap();
+    assert!(matches!(applied, SettleOutcome::Applied { .. }));
+    let replay = s
+        .settle(&settle("r1", Some(rec.clone()), NOW + 9))
+        .await
+        .unwrap();
+    assert_eq!(replay, SettleOutcome::Duplicate);
+    let records = all_records(s.as_ref(), all_time(), 10).await;
+    let mut want = rec;
+    want.recorded_at_ms = NOW + 5;
+    assert_eq!(records, vec![want]);
+    let rows = s.rollups(&everything(NOW)).await.unwrap();
+    assert_eq!(
+        summary(&rows),
+        vec![
+            ("org:acme".into(), "gpt-4o".into(), 700, 1),
+            ("team:a".into(), "gpt-4o".into(), 700, 1),
+            ("global".into(), "gpt-4o".into(), 700, 1),
+        ]
+    );
+    let r = &rows[0];
+    assert_eq!(r.bucket_start_ms, Granularity::Hour.bucket_start(NOW));
+    assert_eq!(r.granularity, Granularity::Hour);
+    assert_eq!(r.provider, "openai");
+    assert_eq!(
+        (
+            r.tokens.uncached_input,
+            r.tokens.cached_input,
+            r.tokens.output,
+            r.tokens.reasoning
+        ),
+        (100, 20, 30, 10)
+    );
+    assert_eq!(r.denied, 0);
+}
+
+async fn a_settlement_without_a_record_writes_no_history(s: Arc<dyn Store>) {
+    s.settle(&settle("r1", None, NOW)).await.unwrap();
+    assert!(all_records(s.as_ref(), all_time(), 10).await.is_empty());
+    assert!(s.rollups(&everything(NOW)).await.unwrap().is_empty());
+}
+
+async fn rollups_sum_by_hour_scope_model_and_provider(s: Arc<dyn Store>) {
+    let hour = Granularity::Hour.bucket_start(NOW);
+    let mut other_provider = record("r4", &["team:a"], "gpt-4o", 4, hour + 5);
+    other_provider.provider = "azure".into();
+    let mut denied = record("r5", &["team:b"], "gpt-4o", 0, hour + 6);
+    denied.outcome = CallOutcome::Denied;
+    denied.deny_reason = Some(DenyReason::Usd);
+    denied.tokens = TokenCounts::default();
+    let ops = vec![
+        settle(
+            "r1",
+            Some(record("r1", &["team:a"], "gpt-4o", 1, hour + 1)),
+            NOW,
+        ),
+        settle(
+            "r2",
+            Some(record("r2", &["team:a"], "gpt-4o", 2, hour + HOUR - 1)),
+            NOW,
+        ),
+        settle(
+            "r3",
+            Some(record("r3", &["team:a"], "o3", 3, hour + 2)),
+            NOW,
+        ),
+        settle("r4", Some(other_provider), NOW),
+        settle("r5", Some(denied), NOW),
+        settle(
+            "r6",
+            Some(record("r6", &["team:a"], "gpt-4o", 6, hour + HOUR)),
+            NOW,
+        ),
+    ];
+    s.settle_many(&ops).await.unwrap();
+    let rows = s.rollups(&everything(NOW)).await.unwrap();
+    let by = |start: i64, sc: &str, provider: &str, model: &str| {
+        rows.iter()
+            .find(|r| {
+                r.bucket_start_ms == start
+                    && r.scope == scope(sc)
+                    && r.provider == provider
+                    && r.model == model
+            })
+            .map(|r| (r.cost_nanos, r.requests, r.denied, r.tokens.output))
+    };
+    assert_eq!(by(hour, "team:a", "openai", "gpt-4o"), Some((3, 2, 0, 60)));
+    assert_eq!(by(hour, "team:a", "openai", "o3"), Some((3, 1, 0, 30)));
+    assert_eq!(by(hour, "team:a", "azure", "gpt-4o"), Some((4, 1, 0, 30)));
+    assert_eq!(by(hour, "team:b", "openai", "gpt-4o"), Some((0, 1, 1, 0)));
+    assert_eq!(by(hour, "global", "openai", "gpt-4o"), Some((3, 3, 1, 60)));
+    assert_eq!(
+        by(hour + HOUR, "team:a", "openai", "gpt-4o"),
+        Some((6, 1, 0, 30))
+    );
+    assert_eq!(rows.len(), 9, "{rows:#?}");
+    // Sorted by bucket, then scope, provider, model.
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.bucket_start_ms,
+                r.scope.clone(),
+                r.provider.clone(),
+                r.model.clone(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    // In days: one row per scope, model and provider, summing both hours.
+    let mut q = everything(NOW);
+    q.granularity = Granularity::Day;
+    let days = s.rollups(&q).await.unwrap();
+    assert!(days.iter().all(|r| r.granularity == Granularity::Day));
+    let day_total: i64 = days
+        .iter()
+        .filter(|r| r.scope == Scope::global())
+        .map(|r| r.cost_nanos)
+        .sum();
+    assert_eq!(day_total, 1 + 2 + 3 + 4 + 6);
+}
+
+async fn rollup_filters_select_scopes_kinds_models_providers_and_time(s: Arc<dyn Store>) {
+    let hour = Granularity::Hour.bucket_start(NOW);
+    let ops = vec![
+        settle(
+            "r1",
+            Some(record("r1", &["team:a", "project:x"], "gpt-4o", 1, hour)),
+            NOW,
+        ),
+        settle("r2", Some(record("r2", &["team:b"], "o3", 2, hour)), NOW),
+        settle(
+            "r3",
+            Some(record("r3", &["team:b"], "o3", 4, hour + 3 * HOUR)),
+            NOW,
+        ),
+    ];
+    s.settle_many(&ops).await.unwrap();
+    let q = |f: RollupFilter| RollupQuery {
+        filter: f,
+        ..everything(NOW)
+    };
+    let teams = s
+        .rollups(&q(RollupFilter {
+            scope_kinds: vec![ScopeKind::Team],
+            ..RollupFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&teams),
+        vec![
+            ("team:a".into(), "gpt-4o".into(), 1, 1),
+            ("team:b".into(), "o3".into(), 2, 1),
+            ("team:b".into(), "o3".into(), 4, 1),
+        ]
+    );
+    let one = s
+        .rollups(&q(RollupFilter {
+            scopes: vec![scope("project:x")],
+            ..RollupFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&one),
+        vec![("project:x".into(), "gpt-4o".into(), 1, 1)]
+    );
+    let o3_global = s
+        .rollups(&q(RollupFilter {
+            scope_kinds: vec![ScopeKind::Global],
+            models: vec!["o3".into()],
+            providers: vec!["openai".into()],
+            ..RollupFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(o3_global.iter().map(|r| r.cost_nanos).sum::<i64>(), 6);
+    let none = s
+        .rollups(&q(RollupFilter {
+            providers: vec!["anthropic".into()],
+            ..RollupFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    // A range covering only the later hour.
+    let later = s
+        .rollups(&RollupQuery {
+            range: TimeRange::new(hour + 3 * HOUR, hour + 4 * HOUR).unwrap(),
+            ..everything(NOW)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        later.iter().map(|r| r.cost_nanos).collect::<Vec<_>>(),
+        vec![4, 4]
+    );
+}
+
+async fn records_page_in_write_order_within_their_recorded_range(s: Arc<dyn Store>) {
+    for i in 0..25 {
+        let now = NOW + i * 1_000;
+        let rec = record(&format!("r{i:02}"), &["team:a"], "gpt-4o", i, now);
+        s.settle(&settle(&format!("r{i:02}"), Some(rec), now))
+            .await
+            .unwrap();
+    }
+    let ids = |rs: &[RequestRecord]| rs.iter().map(|r| r.request_id.clone()).collect::<Vec<_>>();
+    let all = all_records(s.as_ref(), all_time(), 7).await;
+    assert_eq!(
+        ids(&all),
+        (0..25).map(|i| format!("r{i:02}")).collect::<Vec<_>>()
+    );
+    let some = all_records(
+        s.as_ref(),
+        TimeRange::new(NOW + 5_000, NOW + 10_000).unwrap(),
+        2,
+    )
+    .await;
+    assert_eq!(ids(&some), vec!["r05", "r06", "r07", "r08", "r09"]);
+    assert!(some.iter().all(|r| r.recorded_at_ms == r.ended_at_ms));
+    match s.records(all_time(), Some("not a cursor"), 5).await {
+        Err(StoreError::BadCursor(c)) => assert_eq!(c, "not a cursor"),
+        other => panic!("expected BadCursor, got {other:?}"),
+    }
+}
+
+async fn records_are_bounded_by_count_oldest_first(s: Arc<dyn Store>) {
+    // The store under test keeps 200 records (bounded_stores below).
+    let ops: Vec<SettleOp> = (0..600)
+        .map(|i| {
+            let now = NOW + i;
+            settle(
+                &format!("r{i}"),
+                Some(record(&format!("r{i}"), &[], "m", 1, now)),
+                now,
+            )
+        })
+        .collect();
+    s.settle_many(&ops).await.unwrap();
+    let kept = all_records(s.as_ref(), all_time(), 1000).await;
+    // Redis trims whole stream nodes (100 entries): at most one node more than the cap.
+    assert!((200..=300).contains(&kept.len()), "{}", kept.len());
+    let last: Vec<&str> = kept
+        .iter()
+        .rev()
+        .take(200)
+        .map(|r| r.request_id.as_str())
+        .collect();
+    assert_eq!(last.first(), Some(&"r599"));
+    assert_eq!(last.last(), Some(&"r400"));
+    assert!(kept.iter().all(|r| r.request_id != "r0"));
+    // Rollups keep counting what the stream dropped.
+    let rows = s.rollups(&everything(NOW)).await.unwrap();
+    let global: i64 = rows
+        .iter()
+        .filter(|r| r.scope == Scope::global())
+        .map(|r| r.requests)
+        .sum();
+    assert_eq!(global, 600);
+}
+
+async fn records_past_their_age_are_dropped(s: Arc<dyn Store>) {
+    // The store under test keeps records one day (bounded_stores below).
+    let ops: Vec<SettleOp> = (0..250)
+        .map(|i| {
+            settle(
+                &format!("old{i}"),
+                Some(record(&format!("old{i}"), &[], "m", 1, NOW)),
+                NOW,
+            )
+        })
+        .collect();
+    s.settle_many(&ops).await.unwrap();
+    let later = NOW + DAY + 1;
+    s.settle(&settle(
+        "new",
+        Some(record("new", &[], "m", 1, later)),
+        later,
+    ))
+    .await
+    .unwrap();
+    let kept = all_records(s.as_ref(), all_time(), 1000).await;
+    let old = kept
+        .iter()
+        .filter(|r| r.request_id.starts_with("old"))
+        .count();
+    // Redis trims whole stream nodes: up to one node (100) of old entries may linger.
+    assert!(old <= 100, "{old} old records kept");
+    assert_eq!(kept.last().map(|r| r.request_id.as_str()), Some("new"));
+}
+
+fn real_now() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(d.as_millis()).unwrap()
+}
+
+async fn rollups_past_the_hourly_retention_answer_in_days_and_past_the_daily_one_are_gone(
+    s: Arc<dyn Store>,
+) {
+    // Retention runs on real time in Redis (key expiry), so this test uses the real clock.
+    // The store under test keeps hours 2 days and days 5 days (bounded_stores below).
+    let now = real_now();
+    let three_days_ago = now - 3 * DAY;
+    let ten_days_ago = now - 10 * DAY;
+    let ops = vec![
+        settle(
+            "a",
+            Some(record("a", &["team:a"], "m", 5, three_days_ago)),
+            now,
+        ),
+        settle(
+            "b",
+            Some(record("b", &["team:a"], "m", 7, ten_days_ago)),
+            now,
+        ),
+        settle("c", Some(record("c", &["team:a"], "m", 11, now)), now),
+    ];
+    s.settle_many(&ops).await.unwrap();
+    let rows = s.rollups(&everything(now)).await.unwrap();
+    let got: Vec<(i64, Granularity, i64)> = rows
+        .iter()
+        .filter(|r| r.scope == scope("team:a"))
+        .map(|r| (r.bucket_start_ms, r.granularity, r.cost_nanos))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                Granularity::Day.bucket_start(three_days_ago),
+                Granularity::Day,
+                5
+            ),
+            (Granularity::Hour.bucket_start(now), Granularity::Hour, 11),
+        ]
+    );
+    // The records themselves are kept by their own limits.
+    assert_eq!(all_records(s.as_ref(), all_time(), 10).await.len(), 3);
+}
+
+async fn a_call_without_scopes_counts_under_global_only(s: Arc<dyn Store>) {
+    let mut rec = record("r1", &[], "gpt-4o", 9, NOW);
+    rec.scopes = vec![Scope::global()];
+    s.settle(&settle("r1", Some(rec), NOW)).await.unwrap();
+    let rows = s.rollups(&everything(NOW)).await.unwrap();
+    assert_eq!(
+        summary(&rows),
+        vec![("global".into(), "gpt-4o".into(), 9, 1)]
+    );
+}
+
+macro_rules! contract {
+    ($limits:expr; $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_memory() {
+                    super::$name(Arc::new(MemoryStore::with_ledger_limits($limits))).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_redis() {
+                    let server = support::RedisServer::start();
+                    let store = support::redis_store(&server).with_ledger_limits($limits);
+                    super::$name(Arc::new(store)).await;
+                    drop(server);
+                }
+            }
+        )*
+    };
+}
+
+const BOUNDED: LedgerLimits = LedgerLimits {
+    records_max: 200,
+    records_max_age_ms: DAY,
+    hourly_retention_ms: 2 * DAY,
+    daily_retention_ms: 5 * DAY,
+};
+
+contract!(LedgerLimits::default();
+    a_settlement_writes_one_record_and_its_rollups_and_a_replay_writes_nothing,
+    a_settlement_without_a_record_writes_no_history,
+    rollups_sum_by_hour_scope_model_and_provider,
+    rollup_filters_select_scopes_kinds_models_providers_and_time,
+    records_page_in_write_order_within_their_recorded_range,
+    a_call_without_scopes_counts_under_global_only,
+);
+
+contract!(BOUNDED;
+    records_are_bounded_by_count_oldest_first,
+    records_past_their_age_are_dropped,
+    rollups_past_the_hourly_retention_answer_in_days_and_past_the_daily_one_are_gone,
+);

@@ -1,5 +1,5 @@
-//! One contract, two stores: every test here runs against the in-memory store and against
-//! a real redis-server started on a free port.
+//! One contract, two stores: every test here runs against the in-memory store, against a
+//! real redis-server started on a free port, and against a real 3-node Redis Cluster.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -538,6 +538,17 @@ macro_rules! contract {
                     let server = support::RedisServer::start();
                     super::$name(Arc::new(support::redis_store(&server))).await;
                     drop(server);
+                }
+            )*
+        }
+        mod cluster {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let cluster = support::topologies::Cluster::start();
+                    super::$name(Arc::new(support::cluster_store(&cluster))).await;
+                    drop(cluster);
                 }
             )*
         }

@@ -8,8 +8,7 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Client, Script, Value};
+use redis::{AsyncCommands, Script, Value};
 use tollgate_model::wire::v1::DenyReason;
 
 use crate::ledger::{RecordPage, RollupQuery, RollupRow, TimeRange};
@@ -19,6 +18,11 @@ use super::{
     ReserveOutcome, SETTLE_CHUNK, SettleOp, SettleOutcome, Store, StoreError, Versioned,
     WriteConflict,
 };
+
+mod conn;
+
+use conn::Conn;
+pub use conn::{RedisConnect, Topology};
 
 const COMMON_LUA: &str = include_str!("redis/common.lua");
 const RESERVE_LUA: &str = include_str!("redis/reserve.lua");
@@ -31,7 +35,8 @@ const DOCS_LUA: &str = include_str!("redis/docs.lua");
 /// How to reach Redis.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (plain TCP).
+    /// `redis://host:port/db`, or `rediss://` for TLS: the one node [`RedisStore::new`]
+    /// connects to ([`RedisStore::connect`] takes a [`RedisConnect`] instead).
     pub url: String,
     /// Prefix of every key, so several deployments can share one Redis.
     pub key_prefix: String,
@@ -41,7 +46,7 @@ pub struct RedisConfig {
 
 /// The Redis store.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     reserve: Script,
     settle: Script,
@@ -116,14 +121,14 @@ impl RedisStore {
     /// A store on `config.url`. Connects lazily: the service starts even while Redis is
     /// down, and `/readyz` says so.
     pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreError> {
-        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
+        Self::connect(config, &RedisConnect::standalone(&config.url))
+    }
+
+    /// A store on the deployment `connect` describes (standalone, Cluster or Sentinel; TLS;
+    /// credentials); `config.url` is not used. Connects lazily, as [`RedisStore::new`] does.
+    pub fn connect(config: &RedisConfig, connect: &RedisConnect) -> Result<RedisStore, StoreError> {
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, cfg).map_err(unavailable)?;
+        let conn = Conn::open(connect, timeout).map_err(unavailable)?;
         Ok(RedisStore {
             conn,
             prefix: config.key_prefix.clone(),

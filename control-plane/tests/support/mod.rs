@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod lines;
+pub mod topologies;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -154,4 +155,23 @@ pub fn redis_store(server: &RedisServer) -> tollgate_control_plane::store::redis
         timeout_ms: 2_000,
     })
     .expect("a Redis store on the test server")
+}
+
+/// The Redis store on a 3-node `cluster`, with the default key prefix.
+pub fn cluster_store(
+    cluster: &topologies::Cluster,
+) -> tollgate_control_plane::store::redis::RedisStore {
+    use tollgate_control_plane::store::redis::{RedisConfig, RedisConnect, RedisStore, Topology};
+    let config = RedisConfig {
+        url: String::new(),
+        key_prefix: "tg".into(),
+        timeout_ms: 2_000,
+    };
+    let connect = RedisConnect {
+        topology: Some(Topology::Cluster {
+            seeds: cluster.seeds(),
+        }),
+        ..RedisConnect::default()
+    };
+    RedisStore::connect(&config, &connect).expect("a Redis store on the test cluster")
 }

@@ -95,6 +95,11 @@ impl RedisServer {
         self.dir.path()
     }
 
+    /// The server's process id, while it runs (for a test that stalls it with SIGSTOP).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Whether the server is running.
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -405,6 +405,9 @@ impl Exchange {
         ended_at: DateTime<Utc>,
     ) -> Option<Charge> {
         let phase = std::mem::replace(&mut self.phase, Phase::Done);
+        if !matches!(phase, Phase::Done) {
+            self.abandon_admission(metrics, host);
+        }
         let route = self.route.as_ref()?;
         let provider = route.provider.as_str();
         let release = |x: &mut Exchange, outcome| {

@@ -7,6 +7,7 @@
 //! - [`admission`]: downgrade, fail-open and fail-closed with the control plane down, and 64
 //!   concurrent clients against a budget worth 100 calls on 4 Envoy workers;
 //! - [`streams`]: streamed calls charged exactly, a client hanging up, a mid-stream cut-off;
+//! - [`edges`]: unreadable bodies against a spent budget, a reserve answered after the timeout;
 //! - [`settlement`]: a Redis restart mid-run, replayed batches, threshold alerts.
 //!
 //! Amounts are never written down: each is the fixture's usage priced with the shipped table
@@ -15,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admission;
+mod edges;
 mod refusals;
 mod settlement;
 mod streams;

@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use tollgate_model::wire::v1::ReserveRequest;
-use tollgate_model::{NanoUsd, Usage};
+use tollgate_model::{NanoUsd, PriceTable, Usage};
 
 use super::{Exchange, Phase, RequestHead};
-use crate::admission::{Admission, decide};
+use crate::admission::{Admission, AnswerProblem, decide};
 use crate::estimate::REQUEST_OVERHEAD_TOKENS;
 use crate::host::{Host, LogLevel};
 use crate::metrics::{Metrics, Outcome};
@@ -50,6 +50,11 @@ pub(super) enum State {
     FailedOpen,
     /// Refused before anything was reserved: nothing to settle.
     Refused,
+    /// Refused because the control plane gave no usable answer (timed out, failed, answered
+    /// nonsense) after the reserve was sent: it may still have reserved (its store may
+    /// carry the reserve out after the timeout), so the call is settled at zero, which
+    /// releases that reservation or, arriving first, makes it a no-op replay.
+    RefusedUnanswered,
 }
 
 /// How far a cut-off stream has gone.
@@ -85,7 +90,7 @@ impl Admitted {
     pub(super) fn reserved(&self) -> Option<bool> {
         match self.state {
             // A reservation may have been made even if its answer never arrived.
-            State::Waiting | State::Reserved => Some(true),
+            State::Waiting | State::Reserved | State::RefusedUnanswered => Some(true),
             State::FailedOpen => Some(false),
             State::NotAsked | State::Refused => None,
         }
@@ -97,6 +102,20 @@ impl Admitted {
 
     pub(super) fn is_waiting(&self) -> bool {
         self.state == State::Waiting
+    }
+}
+
+impl Exchange {
+    /// The stream ended: a reservation still in flight (the client left, or the upstream
+    /// answered and closed, before the control plane did) is counted as an `abandoned`
+    /// admission, so that every reserve posted is counted once in `tollgate_admission_total`.
+    pub(super) fn abandon_admission(&mut self, metrics: &mut Metrics, host: &dyn Host) {
+        if self.admission.state != State::Waiting {
+            return;
+        }
+        if let Some(route) = self.route.as_ref() {
+            metrics.admission(host, route.provider.as_str(), "abandoned");
+        }
     }
 }
 
@@ -162,6 +181,18 @@ fn model_in_path(route: &Route) -> bool {
         )
 }
 
+/// What `usage` costs at the dearest model of `prices` (the worst case of a call whose model
+/// could not be read). One pricing per model: only for such calls, which are rare.
+fn dearest_cost(prices: &PriceTable, usage: &Usage, now: DateTime<Utc>) -> NanoUsd {
+    prices
+        .models()
+        .iter()
+        .filter_map(|m| prices.cost(m.id(), usage, now).ok())
+        .map(|c| c.total)
+        .max()
+        .unwrap_or(NanoUsd::ZERO)
+}
+
 fn usd(n: NanoUsd) -> String {
     n.to_usd().normalize().to_string()
 }
@@ -186,12 +217,18 @@ impl Exchange {
             ..Usage::default()
         };
         // An unknown model reserves nothing but still counts as a request; its usage is
-        // counted (`unknown_model`) when it ends.
+        // counted (`unknown_model`) when it ends. A call whose model could not be read at all
+        // (a body that is not JSON, names no model or is over the size cap) reserves its
+        // worst case at the dearest prices of the table: it is checked against its budgets
+        // like any other, and a spent budget refuses it.
         self.admission.worst = worst;
-        self.admission.estimate = model
-            .as_deref()
-            .and_then(|m| filter.prices.cost(m, &worst, now).ok())
-            .map_or(NanoUsd::ZERO, |c| c.total);
+        self.admission.estimate = match model.as_deref() {
+            Some(m) => filter
+                .prices
+                .cost(m, &worst, now)
+                .map_or(NanoUsd::ZERO, |c| c.total),
+            None => dearest_cost(&filter.prices, &worst, now),
+        };
         let request = ReserveRequest {
             request_id: self.admission.request_id.clone(),
             scopes: self.scopes.clone(),
@@ -274,7 +311,8 @@ impl Exchange {
         answer: Option<(u16, &[u8])>,
         read_body: &mut dyn FnMut() -> Option<Vec<u8>>,
     ) -> Resume {
-        if self.admission.state != State::Waiting {
+        // Not waiting, or the stream already ended (counted `abandoned`).
+        if self.admission.state != State::Waiting || matches!(self.phase, Phase::Done) {
             return Resume::Continue;
         }
         let (Some(cp), Some(route)) = (filter.control_plane.as_ref(), self.route.as_ref()) else {
@@ -311,15 +349,23 @@ impl Exchange {
                 Resume::Continue
             }
             Admission::Deny(reply) => {
+                metrics.request(host, provider, Outcome::Denied);
+                match problem {
+                    None | Some(AnswerProblem::NotSent) => {
+                        self.admission.state = State::Refused;
+                        self.phase = Phase::Done;
+                    }
+                    Some(_) => {
+                        self.admission.state = State::RefusedUnanswered;
+                        self.phase = Phase::Released;
+                    }
+                }
                 let word = if problem.is_some() {
                     "failed_closed"
                 } else {
                     "deny"
                 };
                 metrics.admission(host, provider, word);
-                metrics.request(host, provider, Outcome::Denied);
-                self.admission.state = State::Refused;
-                self.phase = Phase::Done;
                 Resume::Reply(reply)
             }
             Admission::Downgrade {
@@ -480,5 +526,7 @@ impl Exchange {
     }
 }
 
+#[cfg(test)]
+mod edge_tests;
 #[cfg(test)]
 mod tests;

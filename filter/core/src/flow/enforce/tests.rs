@@ -6,15 +6,15 @@ use super::super::{BodyAction, Charge, Exchange, HeadersAction, RequestHead};
 use super::*;
 use crate::testing::FakeHost;
 
-const CP: &str = r#"{"control_plane":{"cluster":"tollgate","token":"t0k"}}"#;
-const CP_CLOSED: &str =
+pub(super) const CP: &str = r#"{"control_plane":{"cluster":"tollgate","token":"t0k"}}"#;
+pub(super) const CP_CLOSED: &str =
     r#"{"control_plane":{"cluster":"tollgate","token":"t0k","fail_mode":"closed"}}"#;
-const CHAT: &str = "/v1/chat/completions";
+pub(super) const CHAT: &str = "/v1/chat/completions";
 const GEMINI: &str = "/v1beta/models/gemini-2.5-pro:generateContent";
-const CHAT_BODY: &str =
+pub(super) const CHAT_BODY: &str =
     r#"{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"Hello"}]}"#;
 const GEMINI_BODY: &str = r#"{"contents":[{"parts":[{"text":"Hello"}]}]}"#;
-const OPENAI_JSON: &str = r#"{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500}}"#;
+pub(super) const OPENAI_JSON: &str = r#"{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500}}"#;
 
 fn host() -> FakeHost {
     FakeHost::at(Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap())
@@ -37,15 +37,15 @@ fn lookup_with(
     }
 }
 
-struct Call {
-    f: Filter,
-    h: FakeHost,
-    m: Metrics,
-    x: Exchange,
+pub(super) struct Call {
+    pub(super) f: Filter,
+    pub(super) h: FakeHost,
+    pub(super) m: Metrics,
+    pub(super) x: Exchange,
 }
 
 impl Call {
-    fn new(config: &str) -> Call {
+    pub(super) fn new(config: &str) -> Call {
         Call {
             f: filter(config),
             h: host(),
@@ -54,7 +54,7 @@ impl Call {
         }
     }
 
-    fn headers(
+    pub(super) fn headers(
         &mut self,
         path: &str,
         headers: &'static [(&'static str, &'static str)],
@@ -73,13 +73,13 @@ impl Call {
         )
     }
 
-    fn body(&mut self, body: &str) -> BodyAction {
+    pub(super) fn body(&mut self, body: &str) -> BodyAction {
         let mut read = || Some(body.as_bytes().to_vec());
         self.x
             .on_request_body(&self.f, &mut self.m, &self.h, body.len(), true, &mut read)
     }
 
-    fn answer(&mut self, answer: Option<(u16, &str)>, held_body: &str) -> Resume {
+    pub(super) fn answer(&mut self, answer: Option<(u16, &str)>, held_body: &str) -> Resume {
         let mut read = || Some(held_body.as_bytes().to_vec());
         self.x.on_reserve_answer(
             &self.f,
@@ -90,7 +90,7 @@ impl Call {
         )
     }
 
-    fn respond(
+    pub(super) fn respond(
         &mut self,
         status: u16,
         chunks: &[&str],
@@ -106,7 +106,7 @@ impl Call {
         (headers, actions)
     }
 
-    fn finish(&mut self) -> Option<Charge> {
+    pub(super) fn finish(&mut self) -> Option<Charge> {
         let charge = self.x.finish(&self.f, &mut self.m, &self.h, self.h.now());
         assert_eq!(
             self.x.finish(&self.f, &mut self.m, &self.h, self.h.now()),
@@ -116,7 +116,7 @@ impl Call {
     }
 }
 
-fn reserve_request(call: &[u8]) -> ReserveRequest {
+pub(super) fn reserve_request(call: &[u8]) -> ReserveRequest {
     serde_json::from_slice(call).unwrap()
 }
 

@@ -267,9 +267,13 @@ fn apply(
 
 /// Whether a streamed request on `route` gets `stream_options.include_usage` added (when it
 /// does not ask for it already): the only rewrite of a body without a control plane. Known
-/// from the route alone, at the headers, before the body (and its stream flag) is read.
+/// from the route alone, at the headers, before the body (and its stream flag) is read. Only
+/// where the provider accepts the option ([`Route::accepts_stream_options`]); the others
+/// report streamed usage on their own (Mistral on its last chunk, Groq in `x_groq`) or are
+/// charged by estimate.
 pub fn may_add_stream_usage_option(route: &Route, limits: RequestLimits) -> bool {
     limits.add_stream_usage_option
+        && route.accepts_stream_options
         && route.api.dialect() == Dialect::OpenaiChat
         && matches!(route.api, Api::ChatCompletions | Api::Completions)
 }

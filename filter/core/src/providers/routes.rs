@@ -1,9 +1,14 @@
 //! Route matching: method + path (+ host) → provider, API and (for some APIs) the model.
 //!
 //! Built-in rules cover the providers' documented paths; configured [`RouteRule`]s are tried
-//! first, so an operator can map a custom path (a gateway prefix, a private deployment) to
-//! any API. Paths are matched by their endings where providers nest them under varying
-//! prefixes (`/v1/chat/completions`, `/openai/v1/chat/completions`, `/chat/completions`).
+//! first, so an operator can map a custom path (a private deployment) to any API. Paths are
+//! matched by their endings where providers nest them under varying prefixes
+//! (`/v1/chat/completions`, `/openai/v1/chat/completions`, `/chat/completions`).
+//!
+//! A gateway reached under its own host name takes a path prefix per provider
+//! ([`GatewayPrefix`], `/mistral/v1/chat/completions`), the same prefixes its Envoy routes
+//! strip (`envoy/envoy.template.yaml`): on a host that is not a provider's own, the prefix
+//! names the provider and the rest of the path the API.
 
 use std::borrow::Cow;
 
@@ -24,6 +29,9 @@ pub struct Route {
     pub stream_endpoint: bool,
     /// The query string carries `alt=sse` (Gemini's SSE form).
     pub alt_sse: bool,
+    /// The provider accepts `stream_options` on this path (and API version):
+    /// [`accepts_stream_options`].
+    pub accepts_stream_options: bool,
 }
 
 impl Route {
@@ -35,6 +43,7 @@ impl Route {
             path_model: None,
             stream_endpoint: matches!(api, Api::StreamGenerateContent | Api::ConverseStream),
             alt_sse: false,
+            accepts_stream_options: accepts_stream_options(provider, "", ""),
         }
     }
 
@@ -77,6 +86,29 @@ pub struct RouteRule {
     pub model: Option<String>,
 }
 
+/// A path prefix by which a client of the gateway's own host name picks a provider
+/// (filter config DTO): `{"prefix": "/mistral/", "provider": "mistral"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayPrefix {
+    /// Starts and ends with `/`; the path after it is the provider's own.
+    pub prefix: String,
+    /// The provider to report.
+    pub provider: Provider,
+}
+
+/// The prefixes of the reference Envoy config's `gateway` virtual host.
+pub const DEFAULT_GATEWAY_PREFIXES: [(&str, Provider); 8] = [
+    ("/openai/", Provider::Openai),
+    ("/azure/", Provider::AzureOpenai),
+    ("/anthropic/", Provider::Anthropic),
+    ("/gemini/", Provider::Gemini),
+    ("/mistral/", Provider::Mistral),
+    ("/cohere/", Provider::Cohere),
+    ("/groq/", Provider::Groq),
+    ("/compat/", Provider::OpenaiCompatible),
+];
+
 /// The `routes` section of the filter config.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +119,10 @@ pub struct RouteConfig {
     /// Turn the built-in rules off (only `rules` match).
     #[serde(default)]
     pub disable_builtin: bool,
+    /// The gateway's path prefixes per provider; absent: [`DEFAULT_GATEWAY_PREFIXES`]
+    /// (`[]` turns them off). Part of the built-in rules.
+    #[serde(default)]
+    pub gateway_prefixes: Option<Vec<GatewayPrefix>>,
 }
 
 /// A config rule that cannot work.
@@ -100,6 +136,16 @@ pub enum RouteError {
         /// The path given.
         path: String,
     },
+    /// A gateway prefix does not start and end with `/`, or is `/` alone.
+    #[error(
+        "routes.gateway_prefixes[{index}].prefix: must start and end with '/' and name something, got {prefix:?}"
+    )]
+    BadPrefix {
+        /// The prefix's position.
+        index: usize,
+        /// The prefix given.
+        prefix: String,
+    },
 }
 
 /// Validated route rules plus the built-ins.
@@ -107,6 +153,7 @@ pub enum RouteError {
 pub struct RouteTable {
     rules: Vec<RouteRule>,
     builtin: bool,
+    prefixes: Vec<GatewayPrefix>,
 }
 
 impl TryFrom<RouteConfig> for RouteTable {
@@ -123,9 +170,19 @@ impl TryFrom<RouteConfig> for RouteTable {
             }
             rule.host = rule.host.as_deref().map(|h| normalise_host(h).into_owned());
         }
+        let prefixes = config.gateway_prefixes.unwrap_or_else(default_prefixes);
+        for (index, p) in prefixes.iter().enumerate() {
+            if p.prefix.len() < 3 || !p.prefix.starts_with('/') || !p.prefix.ends_with('/') {
+                return Err(RouteError::BadPrefix {
+                    index,
+                    prefix: p.prefix.clone(),
+                });
+            }
+        }
         Ok(RouteTable {
             rules,
             builtin: !config.disable_builtin,
+            prefixes,
         })
     }
 }
@@ -136,6 +193,7 @@ impl RouteTable {
         RouteTable {
             rules: Vec::new(),
             builtin: true,
+            prefixes: default_prefixes(),
         }
     }
 
@@ -165,16 +223,102 @@ impl RouteTable {
                 let mut route = Route::new(rule.provider, rule.api);
                 route.path_model = rule.model.clone();
                 route.alt_sse = alt_sse;
+                route.accepts_stream_options = accepts_stream_options(rule.provider, path, query);
                 return Some(route);
             }
         }
         if !self.builtin {
             return None;
         }
-        let mut route = builtin_route(path, host.as_deref())?;
+        let mut route = self
+            .gateway_route(path, host.as_deref())
+            .unwrap_or_else(|| builtin_route(path, host.as_deref()))?;
         route.alt_sse = alt_sse;
+        route.accepts_stream_options = accepts_stream_options(route.provider, path, query);
         Some(route)
     }
+
+    /// `Some` when `path` starts with a gateway prefix on a host that is not a provider's
+    /// own: the prefix's provider and the rest's API (`Some(None)` when the rest is no API).
+    fn gateway_route(&self, path: &str, host: Option<&str>) -> Option<Option<Route>> {
+        if host.is_some_and(|h| provider_of_host(h).is_some()) {
+            return None;
+        }
+        let p = self.prefixes.iter().find(|p| path.starts_with(&p.prefix))?;
+        // Keep the prefix's last `/`: the provider's own path starts with it.
+        let rest = path.get(p.prefix.len() - 1..).unwrap_or("/");
+        Some(builtin_route(rest, None).map(|mut route| {
+            route.provider = match (p.provider, route.provider) {
+                // Bedrock, Vertex: the path says who, whatever the prefix.
+                (_, Provider::Bedrock | Provider::VertexAi) => route.provider,
+                (provider, _) => provider,
+            };
+            route
+        }))
+    }
+}
+
+/// Whether `provider` accepts `stream_options` in a request body on `path` (without its
+/// query) with `query`. Mistral refuses any field it does not know (422 `extra_forbidden`)
+/// and Groq reports usage in `x_groq` on its own, so neither gets it; Azure OpenAI takes it
+/// from api-version 2024-09-01 (dated and `-preview` versions alike) and on its `/openai/v1/`
+/// API, which has no api-version; it refuses it before (400). The others take it.
+pub fn accepts_stream_options(provider: Provider, path: &str, query: &str) -> bool {
+    match provider {
+        Provider::Mistral | Provider::Groq => false,
+        Provider::AzureOpenai => match query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("api-version="))
+        {
+            // `YYYY-MM-DD[-preview]` compares as text; a named version (`preview`,
+            // `latest`) is a current one.
+            Some(version) => match version.get(..10) {
+                Some(date) if date.bytes().next().is_some_and(|b| b.is_ascii_digit()) => {
+                    date >= "2024-09-01"
+                }
+                _ => true,
+            },
+            None => path.contains("/openai/v1/"),
+        },
+        _ => true,
+    }
+}
+
+fn default_prefixes() -> Vec<GatewayPrefix> {
+    DEFAULT_GATEWAY_PREFIXES
+        .iter()
+        .map(|(prefix, provider)| GatewayPrefix {
+            prefix: (*prefix).to_owned(),
+            provider: *provider,
+        })
+        .collect()
+}
+
+/// The provider whose own API host `host` (normalised) is, if any.
+pub fn provider_of_host(host: &str) -> Option<Provider> {
+    let provider = match host {
+        "api.openai.com" => Provider::Openai,
+        "api.anthropic.com" => Provider::Anthropic,
+        "generativelanguage.googleapis.com" => Provider::Gemini,
+        "api.mistral.ai" => Provider::Mistral,
+        "api.groq.com" => Provider::Groq,
+        "api.deepseek.com" => Provider::Deepseek,
+        "api.x.ai" => Provider::Xai,
+        "api.together.xyz" | "api.together.ai" => Provider::Together,
+        "api.cohere.com" | "api.cohere.ai" => Provider::Cohere,
+        h if h.ends_with(".openai.azure.com")
+            || h.ends_with(".cognitiveservices.azure.com")
+            || h.ends_with(".services.ai.azure.com") =>
+        {
+            Provider::AzureOpenai
+        }
+        h if h.ends_with("-aiplatform.googleapis.com") || h == "aiplatform.googleapis.com" => {
+            Provider::VertexAi
+        }
+        h if h.starts_with("bedrock-runtime") && h.ends_with(".amazonaws.com") => Provider::Bedrock,
+        _ => return None,
+    };
+    Some(provider)
 }
 
 /// Lower-case, port stripped. Borrowed when already so (as clients send it): no allocation
@@ -235,16 +379,16 @@ fn openai_family_provider(path: &str, host: Option<&str>) -> Provider {
             Provider::Openai
         };
     };
-    match host {
-        "api.openai.com" => Provider::Openai,
-        "api.mistral.ai" => Provider::Mistral,
-        "api.groq.com" => Provider::Groq,
-        "api.deepseek.com" => Provider::Deepseek,
-        "api.x.ai" => Provider::Xai,
-        "api.together.xyz" | "api.together.ai" => Provider::Together,
-        h if h.ends_with(".openai.azure.com") || h.ends_with(".cognitiveservices.azure.com") => {
-            Provider::AzureOpenai
-        }
+    match provider_of_host(host) {
+        Some(
+            p @ (Provider::Openai
+            | Provider::Mistral
+            | Provider::Groq
+            | Provider::Deepseek
+            | Provider::Xai
+            | Provider::Together
+            | Provider::AzureOpenai),
+        ) => p,
         _ if path.starts_with("/openai/deployments/") => Provider::AzureOpenai,
         _ => Provider::OpenaiCompatible,
     }

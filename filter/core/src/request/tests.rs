@@ -202,3 +202,26 @@ fn the_usage_option_rewrite_can_be_turned_off() {
     assert!(info.streaming);
     assert_eq!(info.rewritten_body, None);
 }
+
+#[test]
+fn a_streamed_mistral_or_old_azure_request_goes_without_stream_options() {
+    let body = br#"{"model":"mistral-small-latest","stream":true,"messages":[]}"#;
+    for (path, host) in [
+        ("/v1/chat/completions", "api.mistral.ai"),
+        (
+            "/openai/deployments/d/chat/completions?api-version=2024-06-01",
+            "acme.openai.azure.com",
+        ),
+    ] {
+        let route = RouteTable::builtin()
+            .match_request("POST", path, Some(host))
+            .unwrap();
+        assert!(!may_add_stream_usage_option(
+            &route,
+            RequestLimits::default()
+        ));
+        let info = read_request(&route, body, &prices(), RequestLimits::default());
+        assert!(info.streaming);
+        assert_eq!(info.rewritten_body, None, "{host}");
+    }
+}

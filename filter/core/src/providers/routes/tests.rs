@@ -213,3 +213,132 @@ fn hosts_match_whatever_their_case_and_port() {
     assert_eq!(normalise_host("[::1]"), "[::1]");
     assert_eq!(normalise_host("api.example.com:"), "api.example.com");
 }
+
+#[test]
+fn a_gateway_prefix_names_the_provider_on_the_gateways_own_host() {
+    let on_gateway = |path: &str| pair(path, Some("llm-gateway.internal:10000"));
+    assert_eq!(
+        on_gateway("/mistral/v1/chat/completions"),
+        Some((Provider::Mistral, Api::ChatCompletions, None))
+    );
+    assert_eq!(
+        on_gateway("/groq/openai/v1/chat/completions"),
+        Some((Provider::Groq, Api::ChatCompletions, None))
+    );
+    assert_eq!(
+        on_gateway("/openai/v1/responses"),
+        Some((Provider::Openai, Api::Responses, None))
+    );
+    assert_eq!(
+        on_gateway("/azure/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21"),
+        Some((
+            Provider::AzureOpenai,
+            Api::ChatCompletions,
+            Some("gpt-4o-prod".into())
+        ))
+    );
+    assert_eq!(
+        on_gateway("/anthropic/v1/messages").map(|p| p.0),
+        Some(Provider::Anthropic)
+    );
+    assert_eq!(
+        on_gateway("/gemini/v1beta/models/gemini-2.5-flash:generateContent").map(|p| p.0),
+        Some(Provider::Gemini)
+    );
+    assert_eq!(
+        on_gateway("/cohere/v2/chat").map(|p| (p.0, p.1)),
+        Some((Provider::Cohere, Api::CohereChat))
+    );
+    assert_eq!(
+        on_gateway("/compat/v1/chat/completions").map(|p| p.0),
+        Some(Provider::OpenaiCompatible)
+    );
+    // A prefix with no API after it is not metered; without a prefix, the old labels.
+    assert_eq!(on_gateway("/mistral/v1/files"), None);
+    assert_eq!(
+        on_gateway("/v1/chat/completions").map(|p| p.0),
+        Some(Provider::OpenaiCompatible)
+    );
+}
+
+#[test]
+fn a_providers_own_host_is_never_read_as_a_gateway_prefix() {
+    // Groq's and Azure's own paths start with `/openai/`, the gateway's OpenAI prefix.
+    assert_eq!(
+        pair("/openai/v1/chat/completions", Some("api.groq.com")).map(|p| p.0),
+        Some(Provider::Groq)
+    );
+    assert_eq!(
+        pair(
+            "/openai/deployments/d/chat/completions?api-version=2024-10-21",
+            Some("acme.openai.azure.com")
+        )
+        .map(|p| p.0),
+        Some(Provider::AzureOpenai)
+    );
+    assert_eq!(provider_of_host("api.cohere.com"), Some(Provider::Cohere));
+    assert_eq!(
+        provider_of_host("bedrock-runtime.eu-west-1.amazonaws.com"),
+        Some(Provider::Bedrock)
+    );
+    assert_eq!(provider_of_host("llm-gateway.internal"), None);
+}
+
+#[test]
+fn gateway_prefixes_can_be_configured_and_bad_ones_are_refused() {
+    let config: RouteConfig = serde_json::from_str(
+        r#"{"gateway_prefixes":[{"prefix":"/llm/mistral/","provider":"mistral"}]}"#,
+    )
+    .unwrap();
+    let table = RouteTable::try_from(config).unwrap();
+    let r = table
+        .match_request("POST", "/llm/mistral/v1/chat/completions", Some("gw"))
+        .unwrap();
+    assert_eq!(r.provider, Provider::Mistral);
+    // The configured list replaces the default one.
+    let r = table
+        .match_request("POST", "/mistral/v1/chat/completions", Some("gw"))
+        .unwrap();
+    assert_eq!(r.provider, Provider::OpenaiCompatible);
+    for bad in ["mistral/", "/mistral", "/"] {
+        let config: RouteConfig = serde_json::from_value(serde_json::json!(
+            {"gateway_prefixes": [{"prefix": bad, "provider": "mistral"}]}
+        ))
+        .unwrap();
+        assert!(
+            matches!(
+                RouteTable::try_from(config),
+                Err(RouteError::BadPrefix { index: 0, .. })
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn stream_options_go_only_where_the_provider_accepts_them() {
+    let accepts = |path: &str, host: &str| route(path, Some(host)).unwrap().accepts_stream_options;
+    assert!(accepts("/v1/chat/completions", "api.openai.com"));
+    assert!(!accepts("/v1/chat/completions", "api.mistral.ai"));
+    assert!(!accepts("/mistral/v1/chat/completions", "gateway"));
+    assert!(!accepts("/openai/v1/chat/completions", "api.groq.com"));
+    assert!(accepts("/v1/chat/completions", "vllm.internal:8000"));
+    let azure = |query: &str| {
+        accepts(
+            &format!("/openai/deployments/d/chat/completions{query}"),
+            "acme.openai.azure.com",
+        )
+    };
+    assert!(azure("?api-version=2024-10-21"));
+    assert!(azure("?api-version=2024-09-01-preview"));
+    assert!(azure("?api-version=2025-04-01-preview"));
+    assert!(!azure("?api-version=2024-08-01-preview"));
+    assert!(!azure("?api-version=2024-06-01"));
+    assert!(!azure("?x=1&api-version=2024-02-15-preview"));
+    assert!(!azure(""));
+    assert!(azure("?api-version=preview"));
+    assert!(accepts(
+        "/openai/v1/chat/completions",
+        "acme.openai.azure.com"
+    ));
+}

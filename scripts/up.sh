@@ -92,7 +92,7 @@ smoke_budget() {
 {"id": "smoke-tiny", "scopes": ["team:smoke"], "limit_usd": "0.0001", "period": "daily"}
 JSON
   call() {
-    curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions" \
+    curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$GATEWAY_PORT/openai/v1/chat/completions" \
       -H 'content-type: application/json' -H 'x-tollgate-team: smoke' \
       -d '{"model":"gpt-4o-mini","max_tokens":16,"messages":[{"role":"user","content":"Hi"}]}'
   }
@@ -127,20 +127,21 @@ cat <<EOF
 
 Tollgate is up: Envoy + the Tollgate filter in front of $upstream.
 
-  gateway        http://127.0.0.1:$GATEWAY_PORT     (OpenAI /v1/..., Anthropic /v1/messages, Gemini /v1beta/...)
+  gateway        http://127.0.0.1:$GATEWAY_PORT     (/openai/v1/..., /anthropic/v1/messages, /gemini/v1beta/...: docs/providers/)
   metrics        http://127.0.0.1:$ADMIN_PORT/stats/prometheus   (tollgate_* series)
   control plane  http://127.0.0.1:$CP_PORT   (in-memory store; admin token below)
   logs, config   $STATE/
 
 Try it (team "demo" has the sample budget demo-monthly: \$25 a month):
-  curl -si http://127.0.0.1:$GATEWAY_PORT/v1/chat/completions -H 'content-type: application/json' \\
+  curl -si http://127.0.0.1:$GATEWAY_PORT/openai/v1/chat/completions -H 'content-type: application/json' \\
     -H "authorization: Bearer \$OPENAI_API_KEY" -H 'x-tollgate-team: demo' \\
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
   (x-tollgate-reserved-usd / x-tollgate-remaining-usd in the answer; 429 once the budget is spent)
   curl -s http://127.0.0.1:$ADMIN_PORT/stats/prometheus | grep ^tollgate_
 
   # the official SDKs: point them at the gateway
-  OPENAI_BASE_URL=http://127.0.0.1:$GATEWAY_PORT/v1 python3 your_app.py
+  OPENAI_BASE_URL=http://127.0.0.1:$GATEWAY_PORT/openai/v1 python3 your_app.py
+  ANTHROPIC_BASE_URL=http://127.0.0.1:$GATEWAY_PORT/anthropic python3 your_app.py
 
 Admin CLI:
   export TOLLGATE_ADMIN_TOKEN=$ADMIN_TOKEN

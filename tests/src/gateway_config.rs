@@ -68,6 +68,61 @@ pub struct WasmFilter {
     pub plugin_config: serde_json::Value,
 }
 
+/// Each provider's cluster: where Envoy sends the calls of its virtual host and path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderUpstreams {
+    /// api.openai.com.
+    pub openai: Upstream,
+    /// The Azure OpenAI resource ([`GatewayConfig::azure_openai_host`]).
+    pub azure_openai: Upstream,
+    /// api.anthropic.com.
+    pub anthropic: Upstream,
+    /// generativelanguage.googleapis.com.
+    pub gemini: Upstream,
+    /// The Bedrock runtime endpoint ([`GatewayConfig::bedrock_host`]).
+    pub bedrock: Upstream,
+    /// api.mistral.ai.
+    pub mistral: Upstream,
+    /// api.cohere.com.
+    pub cohere: Upstream,
+    /// api.groq.com.
+    pub groq: Upstream,
+    /// The self-hosted OpenAI-compatible server ([`GatewayConfig::openai_compatible_host`]).
+    pub openai_compatible: Upstream,
+}
+
+impl ProviderUpstreams {
+    /// Every provider at one upstream (the tests' mock).
+    pub fn all_at(upstream: &Upstream) -> ProviderUpstreams {
+        ProviderUpstreams {
+            openai: upstream.clone(),
+            azure_openai: upstream.clone(),
+            anthropic: upstream.clone(),
+            gemini: upstream.clone(),
+            bedrock: upstream.clone(),
+            mistral: upstream.clone(),
+            cohere: upstream.clone(),
+            groq: upstream.clone(),
+            openai_compatible: upstream.clone(),
+        }
+    }
+
+    /// Cluster name and upstream, in the template's order.
+    pub fn clusters(&self) -> [(&'static str, &Upstream); 9] {
+        [
+            ("openai", &self.openai),
+            ("azure_openai", &self.azure_openai),
+            ("anthropic", &self.anthropic),
+            ("gemini", &self.gemini),
+            ("bedrock", &self.bedrock),
+            ("mistral", &self.mistral),
+            ("cohere", &self.cohere),
+            ("groq", &self.groq),
+            ("openai_compatible", &self.openai_compatible),
+        ]
+    }
+}
+
 /// Everything that differs between deployments of the template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
@@ -79,21 +134,30 @@ pub struct GatewayConfig {
     pub listen_port: u16,
     /// The filter, or `None` for a plain proxy (the latency baseline).
     pub wasm: Option<WasmFilter>,
-    /// OpenAI (and OpenAI-compatible) upstream.
-    pub openai: Upstream,
-    /// Anthropic upstream.
-    pub anthropic: Upstream,
-    /// Gemini upstream.
-    pub gemini: Upstream,
+    /// Where each provider's cluster sends its calls.
+    pub providers: ProviderUpstreams,
+    /// The Azure OpenAI resource's host name, as clients call it (`NAME.openai.azure.com`).
+    pub azure_openai_host: String,
+    /// The Bedrock runtime host name, as clients call it (one region).
+    pub bedrock_host: String,
+    /// The self-hosted OpenAI-compatible server's host name, as clients call it, with its
+    /// port when not the scheme's default.
+    pub openai_compatible_host: String,
     /// Tollgate's control plane.
     pub control_plane: Upstream,
     /// Benchmarks only: requests carrying `x-tollgate-bench-bypass` go to the OpenAI cluster
     /// with the Wasm filter disabled, so one Envoy serves both sides of a comparison.
     pub bench_bypass_route: bool,
-    /// Tests only: send every other path to the OpenAI cluster too (the mock), so Bedrock,
-    /// Azure, Cohere and other paths the reference routes leave out reach the provider.
+    /// Tests only: send every path the reference routes leave out (other paths of the
+    /// gateway's own name, providers' hosts without a cluster) to the OpenAI cluster too (the
+    /// mock), so that recordings of every provider reach it.
     pub catch_all_route: bool,
 }
+
+/// The production Azure resource host: a placeholder the operator replaces.
+pub const PRODUCTION_AZURE_OPENAI_HOST: &str = "your-resource.openai.azure.com";
+/// The production Bedrock region's runtime host.
+pub const PRODUCTION_BEDROCK_HOST: &str = "bedrock-runtime.us-east-1.amazonaws.com";
 
 impl GatewayConfig {
     /// What `envoy/envoy.yaml` ships: the real providers over TLS, the control plane on
@@ -107,16 +171,29 @@ impl GatewayConfig {
                 path: PathBuf::from("/etc/envoy/tollgate/tollgate_filter.wasm"),
                 plugin_config,
             }),
-            openai: Upstream::https("api.openai.com"),
-            anthropic: Upstream::https("api.anthropic.com"),
-            gemini: Upstream::https("generativelanguage.googleapis.com"),
+            providers: ProviderUpstreams {
+                openai: Upstream::https("api.openai.com"),
+                azure_openai: Upstream::https(PRODUCTION_AZURE_OPENAI_HOST),
+                anthropic: Upstream::https("api.anthropic.com"),
+                gemini: Upstream::https("generativelanguage.googleapis.com"),
+                bedrock: Upstream::https(PRODUCTION_BEDROCK_HOST),
+                mistral: Upstream::https("api.mistral.ai"),
+                cohere: Upstream::https("api.cohere.com"),
+                groq: Upstream::https("api.groq.com"),
+                openai_compatible: Upstream::http("vllm.internal", 8000),
+            },
+            azure_openai_host: PRODUCTION_AZURE_OPENAI_HOST.into(),
+            bedrock_host: PRODUCTION_BEDROCK_HOST.into(),
+            openai_compatible_host: "vllm.internal:8000".into(),
             control_plane: Upstream::http("127.0.0.1", 8080),
             bench_bypass_route: false,
             catch_all_route: false,
         }
     }
 
-    /// Every provider at one loopback mock, free ports, the given filter (or none).
+    /// Every provider at one loopback mock, free ports, the given filter (or none). The
+    /// providers' host names are the production ones, except Azure's resource (`acme`, as in
+    /// the recordings).
     pub fn loopback(
         mock_port: u16,
         control_plane_port: u16,
@@ -128,9 +205,10 @@ impl GatewayConfig {
             listen_address: "127.0.0.1".into(),
             listen_port: 0,
             wasm,
-            openai: mock.clone(),
-            anthropic: mock.clone(),
-            gemini: mock,
+            providers: ProviderUpstreams::all_at(&mock),
+            azure_openai_host: "acme.openai.azure.com".into(),
+            bedrock_host: PRODUCTION_BEDROCK_HOST.into(),
+            openai_compatible_host: "vllm.internal:8000".into(),
             control_plane: Upstream::http("127.0.0.1", control_plane_port),
             bench_bypass_route: false,
             catch_all_route: false,
@@ -152,21 +230,40 @@ impl GatewayConfig {
                     .to_owned()
             }
         };
-        let clusters = [
-            ("openai", &self.openai, "5s"),
-            ("anthropic", &self.anthropic, "5s"),
-            ("gemini", &self.gemini, "5s"),
-            // The admission call waits on this; it must fail fast so the fail mode decides.
-            ("tollgate_control_plane", &self.control_plane, "0.25s"),
-        ]
-        .iter()
-        .map(|(name, up, timeout)| cluster(name, up, timeout))
-        .collect::<Vec<_>>()
-        .join("\n");
+        let mut clusters: Vec<String> = self
+            .providers
+            .clusters()
+            .iter()
+            .map(|(name, up)| cluster(name, up, "5s"))
+            .collect();
+        // The admission call waits on this; it must fail fast so the fail mode decides.
+        clusters.push(cluster(
+            "tollgate_control_plane",
+            &self.control_plane,
+            "0.25s",
+        ));
+        let clusters = clusters.join("\n");
+        let compat_domains = match self.openai_compatible_host.split_once(':') {
+            Some((name, _)) => {
+                format!("{}, {}", quoted(name), quoted(&self.openai_compatible_host))
+            }
+            None => quoted(&self.openai_compatible_host),
+        };
         GATEWAY
             .replace("{{ADMIN_PORT}}", &self.admin_port.to_string())
             .replace("{{LISTEN_ADDRESS}}", &self.listen_address)
             .replace("{{LISTEN_PORT}}", &self.listen_port.to_string())
+            .replace("{{AZURE_OPENAI_DOMAINS}}", &quoted(&self.azure_openai_host))
+            .replace("{{BEDROCK_DOMAINS}}", &quoted(&self.bedrock_host))
+            .replace("{{OPENAI_COMPATIBLE_DOMAINS}}", &compat_domains)
+            .replace(
+                "{{UNSERVED_ROUTES}}\n",
+                if self.catch_all_route {
+                    CATCH_ALL_ROUTE
+                } else {
+                    ""
+                },
+            )
             .replace(
                 "{{WASM_FILTER}}\n",
                 &if wasm.is_empty() { wasm } else { wasm + "\n" },
@@ -194,6 +291,11 @@ impl GatewayConfig {
 /// The plugin configuration shipped in `envoy/envoy.yaml` (`envoy/plugin-config.json`).
 pub fn reference_plugin_config() -> serde_json::Value {
     serde_json::from_str(include_str!("../../envoy/plugin-config.json")).unwrap_or_default()
+}
+
+/// A YAML double-quoted string (host names need no escapes).
+fn quoted(s: &str) -> String {
+    format!("\"{s}\"")
 }
 
 fn cluster(name: &str, up: &Upstream, connect_timeout: &str) -> String {
@@ -239,7 +341,8 @@ mod tests {
     #[test]
     fn tls_only_where_asked() {
         let prod = GatewayConfig::production(serde_json::json!({})).render();
-        assert_eq!(prod.matches("UpstreamTlsContext").count(), 3);
+        // Every provider but the self-hosted server.
+        assert_eq!(prod.matches("UpstreamTlsContext").count(), 8);
         assert!(prod.contains("sni: api.anthropic.com"));
         let plain = GatewayConfig::loopback(1, 2, None).render();
         assert!(!plain.contains("UpstreamTlsContext"));

@@ -9,7 +9,9 @@
 
 use std::path::PathBuf;
 
-use tollgate_e2e::gateway_config::{GatewayConfig, Upstream, WasmFilter, reference_plugin_config};
+use tollgate_e2e::gateway_config::{
+    GatewayConfig, ProviderUpstreams, Upstream, WasmFilter, reference_plugin_config,
+};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,9 +45,7 @@ fn main() -> anyhow::Result<()> {
         }
         if let Some(mock) = flag("--mock-port") {
             let mock = Upstream::http("127.0.0.1", mock.parse()?);
-            config.openai = mock.clone();
-            config.anthropic = mock.clone();
-            config.gemini = mock;
+            config.providers = ProviderUpstreams::all_at(&mock);
         }
     }
     print!("{}", config.render());

@@ -111,7 +111,10 @@ if [ -n "$smoke" ]; then
     -H 'host: api.openai.com' \
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}' > /dev/null
   for _ in $(seq 1 50); do
-    if curl -fsS "http://127.0.0.1:$ADMIN_PORT/stats/prometheus" | grep -q 'tollgate_requests_total{provider="openai",outcome="charged"} 1'; then
+    # Read whole before grep: `grep -q` stops reading at its match, and with pipefail the
+    # writer's broken pipe would fail the test (more likely the more stats Envoy has).
+    stats="$(curl -fsS "http://127.0.0.1:$ADMIN_PORT/stats/prometheus")"
+    if grep -q 'tollgate_requests_total{provider="openai",outcome="charged"} 1' <<< "$stats"; then
       say "smoke: a call went through Envoy and the filter charged it"
       smoke_budget
       exit 0

@@ -5,6 +5,11 @@
 //! |---|---|
 //! | `TOLLGATE_LISTEN` | `listen` |
 //! | `TOLLGATE_REDIS_URL`, else `REDIS_URL` | `redis_url` |
+//! | `TOLLGATE_REDIS_MODE`, `TOLLGATE_REDIS_SENTINEL_MASTER` | `redis_mode`, `redis_sentinel_master` |
+//! | `TOLLGATE_REDIS_USERNAME`, `TOLLGATE_REDIS_PASSWORD_FILE` | `redis_username`, `redis_password_file` |
+//! | `TOLLGATE_REDIS_PASSWORD` | the password itself (overrides the file) |
+//! | `TOLLGATE_REDIS_TLS_CA_FILE`, `…_TLS_CERT_FILE`, `…_TLS_KEY_FILE` | `redis_tls_ca_file`, `redis_tls_cert_file`, `redis_tls_key_file` |
+//! | `TOLLGATE_REDIS_ALLOW_EVICTION` (`true`) | `redis_allow_eviction` |
 //! | `TOLLGATE_ADMIN_TOKEN` (comma-separated) / `TOLLGATE_ADMIN_TOKEN_FILE` | `admin_tokens` / `admin_token_file` |
 //! | `TOLLGATE_DATAPLANE_TOKEN` / `TOLLGATE_DATAPLANE_TOKEN_FILE` | `dataplane_token` / `dataplane_token_file` |
 //! | `TOLLGATE_LOG_FORMAT` (`text`/`json`) | `log_format` |
@@ -17,6 +22,10 @@ use serde::Deserialize;
 use crate::admission::AdmissionSettings;
 use crate::auth::Auth;
 use crate::ledger::LedgerLimits;
+
+mod redis_deploy;
+
+pub use redis_deploy::{RedisMode, Secret};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -35,8 +44,28 @@ pub enum LogFormat {
 pub struct Config {
     /// Address to listen on.
     pub listen: String,
-    /// Redis URL; none means the embedded in-memory store.
+    /// Redis URL; none means the embedded in-memory store. Cluster seeds and Sentinels are
+    /// several URLs separated by commas.
     pub redis_url: Option<String>,
+    /// `standalone`, `cluster` or `sentinel`.
+    pub redis_mode: RedisMode,
+    /// The primary's name the Sentinels monitor (`sentinel` mode).
+    pub redis_sentinel_master: Option<String>,
+    /// ACL user for Redis (6+).
+    pub redis_username: Option<String>,
+    /// File holding the Redis password (trailing newline ignored).
+    pub redis_password_file: Option<PathBuf>,
+    /// PEM CA bundle to trust for `rediss://` instead of the system's roots.
+    pub redis_tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate chain, for servers that require one.
+    pub redis_tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `redis_tls_cert_file`.
+    pub redis_tls_key_file: Option<PathBuf>,
+    /// Run on a Redis whose `maxmemory-policy` may evict keys (logged as an error).
+    pub redis_allow_eviction: bool,
+    /// The Redis password from `TOLLGATE_REDIS_PASSWORD` (never from the file: a secret).
+    #[serde(skip)]
+    pub redis_password: Option<Secret>,
     /// Prefix of every Redis key.
     pub redis_key_prefix: String,
     /// Longest a Redis command may take before admission answers 503.
@@ -112,6 +141,15 @@ impl Default for Config {
         Config {
             listen: "0.0.0.0:8080".into(),
             redis_url: None,
+            redis_mode: RedisMode::Standalone,
+            redis_sentinel_master: None,
+            redis_username: None,
+            redis_password_file: None,
+            redis_tls_ca_file: None,
+            redis_tls_cert_file: None,
+            redis_tls_key_file: None,
+            redis_allow_eviction: false,
+            redis_password: None,
             redis_key_prefix: "tg".into(),
             redis_timeout_ms: 250,
             admin_tokens: Vec::new(),
@@ -183,6 +221,7 @@ impl Config {
         if let Some(v) = env("TOLLGATE_REDIS_URL").or_else(|| env("REDIS_URL")) {
             config.redis_url = Some(v).filter(|v| !v.trim().is_empty());
         }
+        config.redis_env(&env)?;
         if let Some(v) = env("TOLLGATE_ADMIN_TOKEN") {
             config.admin_tokens = v.split(',').map(str::to_owned).collect();
         }

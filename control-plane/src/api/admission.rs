@@ -39,7 +39,7 @@ fn admission<'a>(state: &'a AppState, snap: &'a Snapshot) -> Admission<'a> {
         (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
         (status = 403, description = "forbidden (admin token)", body = super::error::ErrorBody),
         (status = 413, description = "payload_too_large", body = super::error::ErrorBody),
-        (status = 503, description = "store_unavailable: apply the budget's fail mode", body = super::error::ErrorBody),
+        (status = 503, description = "store_unavailable or store_full: apply the budget's fail mode", body = super::error::ErrorBody),
     ),
     security(("dataplane" = []))
 )]
@@ -64,7 +64,7 @@ pub async fn reserve(
         (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
         (status = 403, description = "forbidden", body = super::error::ErrorBody),
         (status = 413, description = "payload_too_large", body = super::error::ErrorBody),
-        (status = 503, description = "store_unavailable: retry the whole batch later (replays are harmless)", body = super::error::ErrorBody),
+        (status = 503, description = "store_unavailable or store_full: retry the whole batch later (replays are harmless)", body = super::error::ErrorBody),
     ),
     security(("dataplane" = []))
 )]

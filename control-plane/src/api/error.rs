@@ -62,6 +62,9 @@ pub enum ApiError {
     /// The store cannot be reached: nothing was decided.
     #[error("store unavailable")]
     StoreUnavailable,
+    /// The store refuses writes because it is full: nothing was decided or written.
+    #[error("store full: it refuses writes until memory is freed or its limit raised")]
+    StoreFull,
     /// A bug or corrupt data; details are in the log.
     #[error("internal error")]
     Internal,
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::Invalid { .. } => "invalid_field",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::StoreUnavailable => "store_unavailable",
+            ApiError::StoreFull => "store_full",
             ApiError::Internal => "internal",
         }
     }
@@ -114,7 +118,7 @@ impl ApiError {
             ApiError::InvalidJson { .. } | ApiError::Invalid { .. } | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable | ApiError::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -134,6 +138,10 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(msg) => {
                 tracing::warn!(error = %msg, "store unavailable");
                 ApiError::StoreUnavailable
+            }
+            StoreError::Full(msg) => {
+                tracing::error!(error = %msg, "store full: writes refused");
+                ApiError::StoreFull
             }
             StoreError::Corrupt(msg) => {
                 tracing::error!(error = %msg, "store data corrupt");
@@ -176,7 +184,7 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if matches!(self, ApiError::StoreUnavailable) {
+        if matches!(self, ApiError::StoreUnavailable | ApiError::StoreFull) {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -11,7 +11,7 @@ use crate::config::{Config, LogFormat};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::{RedisConfig, RedisStore};
+use crate::store::redis::{RedisConfig, RedisStore, ServerCheckError};
 
 fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -44,6 +44,26 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// Refuses to start on a Redis that may evict keys (unless `redis_allow_eviction`); a Redis
+/// that cannot be reached yet is checked by `/readyz` once it answers.
+async fn check_redis(store: &RedisStore) -> Result<(), String> {
+    match store.check_server().await {
+        Ok(facts) => {
+            for f in facts {
+                tracing::info!(node = %f.node, maxmemory_policy = %f.maxmemory_policy,
+                    maxmemory_bytes = f.maxmemory_bytes, aof = f.aof_enabled, "redis primary");
+            }
+            Ok(())
+        }
+        Err(ServerCheckError::Store(e)) => {
+            tracing::warn!(error = %e,
+                "Redis not reachable at start: serving 503 until it is; its eviction policy is checked then (/readyz)");
+            Ok(())
+        }
+        Err(e @ ServerCheckError::Evicts { .. }) => Err(e.to_string()),
+    }
+}
+
 /// Runs the service.
 pub async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
     let config = Config::load(config_path.as_deref(), |k| std::env::var(k).ok())
@@ -53,16 +73,21 @@ pub async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
     if auth.is_disabled() {
         tracing::warn!("authentication is DISABLED: every caller is admin; local use only");
     }
-    let store: Arc<dyn Store> = match &config.redis_url {
-        Some(url) => {
-            let s = RedisStore::new(&RedisConfig {
-                url: url.clone(),
-                key_prefix: config.redis_key_prefix.clone(),
-                timeout_ms: config.redis_timeout_ms,
-            })
+    let store: Arc<dyn Store> = match config.redis_connect().map_err(|e| e.to_string())? {
+        Some(connect) => {
+            let s = RedisStore::connect(
+                &RedisConfig {
+                    url: String::new(),
+                    key_prefix: config.redis_key_prefix.clone(),
+                    timeout_ms: config.redis_timeout_ms,
+                },
+                &connect,
+            )
             .map_err(|e| e.to_string())?
-            .with_ledger_limits(config.ledger.limits());
-            tracing::info!(prefix = %config.redis_key_prefix, "store: redis");
+            .with_ledger_limits(config.ledger.limits())
+            .with_eviction_allowed(config.redis_allow_eviction);
+            tracing::info!(prefix = %config.redis_key_prefix, mode = ?config.redis_mode, "store: redis");
+            check_redis(&s).await?;
             Arc::new(s)
         }
         None => {

@@ -24,6 +24,10 @@ pub enum StoreError {
     /// The backend cannot be reached or timed out.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The backend refuses writes because it is full (Redis at `maxmemory` with
+    /// `noeviction`): nothing was written; the caller answers 503 and the fail mode applies.
+    #[error("store full: {0}")]
+    Full(String),
     /// The backend answered something this code cannot read.
     #[error("store data corrupt: {0}")]
     Corrupt(String),

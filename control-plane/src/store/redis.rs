@@ -3,7 +3,9 @@
 //! Redis restart empties the script cache). Key scheme: `docs/redis-keys.md`.
 //!
 //! Every Redis failure (refused, reset, timed out, still loading its AOF) becomes
-//! [`StoreError::Unavailable`]: the caller answers `503 store_unavailable`, never a guess.
+//! [`StoreError::Unavailable`]: the caller answers `503 store_unavailable`, never a guess; a
+//! Redis at `maxmemory` is [`StoreError::Full`] (`503 store_full`). Connections: `conn.rs`;
+//! the eviction and persistence checks: `health.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -20,9 +22,11 @@ use super::{
 };
 
 mod conn;
+mod health;
 
 use conn::Conn;
 pub use conn::{RedisConnect, Topology};
+pub use health::{NodeFacts, ServerCheckError};
 
 const COMMON_LUA: &str = include_str!("redis/common.lua");
 const RESERVE_LUA: &str = include_str!("redis/reserve.lua");
@@ -52,11 +56,22 @@ pub struct RedisStore {
     settle: Script,
     docs: Script,
     ledger: ledger::LedgerState,
+    guard: health::Guard,
 }
 
+/// A Redis error as the store reports it. `OOM` (Redis at `maxmemory` under `noeviction`)
+/// is [`StoreError::Full`]: Redis refuses a script whose first write meets the limit before
+/// anything is written, so nothing is half-applied; the API logs why and answers 503.
 fn unavailable(e: redis::RedisError) -> StoreError {
-    metrics::counter!("tollgate_store_errors_total", "store" => "redis").increment(1);
-    StoreError::Unavailable(e.to_string())
+    let full = e.code() == Some("OOM") || e.to_string().contains("OOM command not allowed");
+    let reason = if full { "full" } else { "unavailable" };
+    metrics::counter!("tollgate_store_errors_total", "store" => "redis", "reason" => reason)
+        .increment(1);
+    if full {
+        StoreError::Full(e.to_string())
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
 }
 
 fn corrupt(what: &str, v: &Value) -> StoreError {
@@ -136,6 +151,7 @@ impl RedisStore {
             settle: Script::new(&format!("{COMMON_LUA}\n{LEDGER_LUA}\n{SETTLE_LUA}")),
             docs: Script::new(DOCS_LUA),
             ledger: ledger::LedgerState::default(),
+            guard: health::Guard::default(),
         })
     }
 
@@ -241,7 +257,7 @@ impl Store for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        Ok(())
+        self.checked().await
     }
 
     async fn reserve(&self, op: &ReserveOp) -> Result<ReserveOutcome, StoreError> {

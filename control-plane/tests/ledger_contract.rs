@@ -492,6 +492,14 @@ macro_rules! contract {
                     super::$name(Arc::new(store)).await;
                     drop(server);
                 }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn on_cluster() {
+                    let cluster = support::topologies::Cluster::start();
+                    let store = support::cluster_store(&cluster).with_ledger_limits($limits);
+                    super::$name(Arc::new(store)).await;
+                    drop(cluster);
+                }
             }
         )*
     };

@@ -533,7 +533,11 @@ async fn emergency_switches_deny_or_downgrade_a_scope_at_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(error_of(r).await.1, "invalid_json");
+    // A well-typed value its type refuses (an unknown variant) is a bad field, not bad JSON.
+    assert_eq!(
+        error_of(r).await,
+        (400, "invalid_field".into(), Some("mode".into()))
+    );
     let audit: Value = app
         .admin(Method::GET, "/v1/audit")
         .send()

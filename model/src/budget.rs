@@ -23,6 +23,7 @@ pub const DEFAULT_THRESHOLDS_PCT: [u16; 4] = [50, 80, 90, 100];
 
 /// What happens to a request that would pass the limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {
     /// Refuse it (429 in the provider's error shape).
@@ -36,6 +37,7 @@ pub enum Enforcement {
 
 /// A budget as written in the API or a config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
     /// Stable id: 1-64 of `A-Z a-z 0-9 . _ -`.

@@ -18,6 +18,7 @@ pub const NANOS_PER_USD: i64 = 1_000_000_000;
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct NanoUsd(pub i64);
 

@@ -29,6 +29,7 @@ pub const MAX_PERIOD_SECS: u32 = 366 * 24 * 3600;
 
 /// How often a budget's counters start again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     /// Each local clock hour.

@@ -13,6 +13,7 @@ pub const MAX_SCOPE_VALUE_LEN: usize = 200;
 
 /// What a scope names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeKind {
     /// An organisation; also the Redis Cluster hash tag, so one org's counters share a slot.
@@ -176,12 +177,18 @@ impl Serialize for Scope {
 impl<'de> Deserialize<'de> for Scope {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // `invalid_value`, not `custom`: a well-formed string that is no scope is a bad value
+        // (the API's `invalid_field`), not a bad shape.
+        s.parse().map_err(|e: ScopeError| {
+            let expected = format!("a scope ({e})");
+            serde::de::Error::invalid_value(serde::de::Unexpected::Str(&s), &expected.as_str())
+        })
     }
 }
 
 /// What to do when the control plane (or its store) cannot answer in time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailMode {
     /// Let the request through and charge it when the control plane is back.
@@ -190,6 +197,24 @@ pub enum FailMode {
     /// Refuse the request (503 in the provider's error shape).
     Closed,
 }
+
+/// A scope is written as one string (`team:payments`, `global`) in every API body.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "`kind:value` (kinds: org, team, project, user, key, model, provider, tag) or `global`",
+            ))
+            .examples(["team:payments"])
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Scope {}
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// How the provider scheduled the call; it scales the price (see `PriceVersion`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceTier {
     /// The ordinary, synchronous tier.
@@ -22,6 +23,7 @@ pub enum ServiceTier {
 
 /// Token and unit counts for one call, in the one meaning Tollgate prices.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Usage {
     /// Input tokens billed at the plain input price: neither read from nor written to a cache.

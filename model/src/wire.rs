@@ -20,6 +20,7 @@ pub mod v1 {
 
     /// Ask to reserve a call's worst-case cost against every budget that applies.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(deny_unknown_fields)]
     pub struct ReserveRequest {
         /// Unique per call (Envoy's `x-request-id`); the reservation's and settlement's key.
@@ -42,6 +43,7 @@ pub mod v1 {
 
     /// Why a call was refused.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(rename_all = "snake_case")]
     pub enum DenyReason {
         /// The USD limit would be passed.
@@ -64,6 +66,7 @@ pub mod v1 {
     /// object into its generic `Content` tree first, which made this one type a twentieth of
     /// the filter's `.wasm`.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(
         tag = "decision",
         rename_all = "snake_case",
@@ -191,6 +194,7 @@ pub mod v1 {
 
     /// One call's final charge.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(deny_unknown_fields)]
     pub struct Settlement {
         /// The same id as the reservation.
@@ -213,6 +217,7 @@ pub mod v1 {
 
     /// Settlements posted together.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(deny_unknown_fields)]
     pub struct SettleBatch {
         /// At most [`MAX_SETTLE_BATCH`].
@@ -221,6 +226,7 @@ pub mod v1 {
 
     /// What the control plane did with a batch. Replays are counted, never charged twice.
     #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
     #[serde(deny_unknown_fields)]
     pub struct SettleResponse {
         /// Settlements charged now.

@@ -32,9 +32,9 @@ fn admission<'a>(state: &'a AppState, snap: &'a Snapshot) -> Admission<'a> {
 /// Reserve a call's estimate against every matching budget.
 #[utoipa::path(
     post, path = "/v1/admission/reserve", tag = "admission",
-    request_body(content = Object, description = "wire::v1::ReserveRequest"),
+    request_body(content = ReserveRequest, description = "The call's worst-case estimate"),
     responses(
-        (status = 200, description = "Decision: allow, downgrade or deny (wire::v1::ReserveResponse)", body = Object),
+        (status = 200, description = "Decision: allow, downgrade or deny", body = ReserveResponse),
         (status = 400, description = "invalid_json / invalid_field", body = super::error::ErrorBody),
         (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
         (status = 403, description = "forbidden (admin token)", body = super::error::ErrorBody),
@@ -57,9 +57,9 @@ pub async fn reserve(
 /// Settle a batch of calls with their actual cost, idempotently by request id.
 #[utoipa::path(
     post, path = "/v1/admission/settle", tag = "admission",
-    request_body(content = Object, description = "wire::v1::SettleBatch"),
+    request_body(content = SettleBatch, description = "Finished calls with their exact cost"),
     responses(
-        (status = 200, description = "wire::v1::SettleResponse: applied and duplicate counts", body = Object),
+        (status = 200, description = "Applied and duplicate counts", body = SettleResponse),
         (status = 400, description = "invalid_json / invalid_field", body = super::error::ErrorBody),
         (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
         (status = 403, description = "forbidden", body = super::error::ErrorBody),

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -13,6 +13,7 @@ use tollgate_model::scope::Scope;
 
 use super::error::{ApiError, ErrorBody};
 use super::json::JsonBody;
+use super::path::Path;
 use super::views::{BudgetPage, BudgetView, ReopenView, UsageView};
 use super::{audit, conflict, if_match};
 use crate::admission::{MAX_LIMIT_NANOS, line_for};
@@ -67,7 +68,7 @@ async fn load(state: &AppState, id: &str) -> Result<(Budget, u64), ApiError> {
 
 /// Create a budget.
 #[utoipa::path(post, path = "/v1/budgets", tag = "budgets",
-    request_body(content = Object, description = "BudgetSpec"),
+    request_body(content = BudgetSpec, description = "The budget"),
     responses((status = 201, body = BudgetView, description = "Created; ETag holds the version"),
         (status = 400, body = ErrorBody, description = "invalid_json / invalid_field"),
         (status = 409, body = ErrorBody, description = "already_exists")),
@@ -175,7 +176,7 @@ pub async fn get(
 #[utoipa::path(put, path = "/v1/budgets/{id}", tag = "budgets",
     params(("id" = String, Path, description = "Budget id"),
         ("If-Match" = Option<String>, Header, description = "ETag from a read")),
-    request_body(content = Object, description = "BudgetSpec (same id)"),
+    request_body(content = BudgetSpec, description = "The budget (same id)"),
     responses((status = 200, body = BudgetView), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 412, body = ErrorBody, description = "precondition_failed")),
     security(("admin" = [])))]

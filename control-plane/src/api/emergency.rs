@@ -3,12 +3,13 @@
 //! audited.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use tollgate_model::scope::Scope;
 
 use super::error::{ApiError, ErrorBody};
 use super::json::JsonBody;
+use super::path::Path;
 use super::views::SwitchView;
 use super::{audit, conflict};
 use crate::catalog::{Switch, SwitchMode};

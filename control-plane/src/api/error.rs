@@ -56,6 +56,9 @@ pub enum ApiError {
         /// The rule.
         message: String,
     },
+    /// The route exists, but not for this method (`Allow` lists those it has).
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// A header or query parameter is malformed.
     #[error("{0}")]
     BadRequest(String),
@@ -99,6 +102,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::InvalidJson { .. } => "invalid_json",
             ApiError::Invalid { .. } => "invalid_field",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::StoreUnavailable => "store_unavailable",
             ApiError::StoreFull => "store_full",
@@ -115,6 +119,7 @@ impl ApiError {
             ApiError::AlreadyExists(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidJson { .. } | ApiError::Invalid { .. } | ApiError::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }

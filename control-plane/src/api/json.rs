@@ -14,13 +14,23 @@ use crate::state::AppState;
 pub struct JsonBody<T>(pub T);
 
 /// Parses `bytes` as `T`, naming the field path on error.
+///
+/// A body of the wrong shape (not JSON, a value of the wrong type, a missing or unknown field)
+/// is `invalid_json`; a well-typed value its type refuses (a string that is no scope, an unknown
+/// enum variant) is `invalid_field`, the same code a bad value in a path or a rule broken after
+/// parsing gets. serde words the two through `de::Error::invalid_value` and `unknown_variant`,
+/// whose messages start as matched here (stable since serde 1.0).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        ApiError::InvalidJson {
-            field: path,
-            message: e.inner().to_string(),
+        let field = e.path().to_string();
+        let message = e.inner().to_string();
+        let bad_value = e.inner().is_data()
+            && (message.starts_with("invalid value: ") || message.starts_with("unknown variant "));
+        if bad_value {
+            ApiError::Invalid { field, message }
+        } else {
+            ApiError::InvalidJson { field, message }
         }
     })
 }

@@ -6,6 +6,7 @@ pub mod emergency;
 pub mod error;
 pub mod json;
 pub mod ops;
+pub mod path;
 pub mod prices;
 pub mod views;
 
@@ -101,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(dataplane)
         .merge(open)
+        // After every route: it applies to the routes already added. axum keeps its `Allow`.
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound("route".into()) })
         .layer(DefaultBodyLimit::max(state.body_limit_bytes))
         .layer(middleware::from_fn(crate::metrics::track))
@@ -137,14 +140,18 @@ pub(crate) fn conflict(c: WriteConflict, what: &str) -> ApiError {
 
 /// Records an admin change. A failed audit write is logged, not fatal: the change is done.
 pub(crate) async fn audit(state: &AppState, action: &str, target: &str, detail: serde_json::Value) {
-    let record = serde_json::json!({
-        "at": state.now().to_rfc3339(),
-        "action": action,
-        "target": target,
-        "detail": detail,
-    });
+    let record = views::AuditRecord {
+        at: state.now().to_rfc3339(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail,
+    };
     tracing::info!(action, target, "audit");
-    if let Err(e) = state.store.audit(&record.to_string()).await {
+    let Ok(json) = serde_json::to_string(&record) else {
+        tracing::error!(action, target, "audit record not serializable");
+        return;
+    };
+    if let Err(e) = state.store.audit(&json).await {
         tracing::error!(error = %e, action, target, "audit record not written");
     }
 }

@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 
 use super::error::{ApiError, ErrorBody};
+use super::views::AuditRecord;
 use crate::admission::budget_tag;
 use crate::state::AppState;
 use crate::store::AlertEvent;
@@ -70,11 +71,11 @@ pub async fn alerts(
 
 /// Audit records (admin changes), newest first.
 #[utoipa::path(get, path = "/v1/audit", tag = "ops", params(LimitQuery),
-    responses((status = 200, body = [Object])), security(("admin" = [])))]
+    responses((status = 200, body = [AuditRecord])), security(("admin" = [])))]
 pub async fn audit(
     State(state): State<AppState>,
     q: Result<Query<LimitQuery>, QueryRejection>,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<Json<Vec<AuditRecord>>, ApiError> {
     let n = limit(q)?;
     let raw = state.store.audit_log(n).await?;
     Ok(Json(

@@ -3,28 +3,29 @@
 //! entry in force.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use tollgate_model::pricing::{ModelPrices, PriceFileError};
+use axum::extract::State;
+use tollgate_model::pricing::{ModelDto, ModelPrices, PriceFileError};
 
 use super::error::{ApiError, ErrorBody};
 use super::json::JsonBody;
+use super::path::Path;
 use super::views::PriceView;
 use super::{audit, conflict};
 use crate::state::AppState;
 use crate::store::{Collection, Expect};
 
-fn view(model: &ModelPrices, source: &str) -> Result<PriceView, ApiError> {
-    Ok(PriceView {
+fn view(model: &ModelPrices, source: &str) -> PriceView {
+    PriceView {
         model: model.id().to_owned(),
         source: source.to_owned(),
-        entry: serde_json::to_value(model.entry()).map_err(|_| ApiError::Internal)?,
-    })
+        entry: model.entry().clone(),
+    }
 }
 
 /// Set (or replace) a model's prices.
 #[utoipa::path(put, path = "/v1/prices/{model}", tag = "prices",
     params(("model" = String, Path, description = "Canonical model id; must equal the entry's id")),
-    request_body(content = Object, description = "One entry of the price file (docs/prices.md)"),
+    request_body(content = ModelDto, description = "One entry of the price file (docs/prices.md)"),
     responses((status = 200, body = PriceView), (status = 400, body = ErrorBody)),
     security(("admin" = [])))]
 pub async fn put(
@@ -57,7 +58,7 @@ pub async fn put(
         .map_err(|c| conflict(c, &format!("price {model:?}")))?;
     state.catalog.invalidate();
     audit(&state, "price.set", &model, body).await;
-    Ok(Json(view(&prices, "override")?))
+    Ok(Json(view(&prices, "override")))
 }
 
 /// The prices in force for a model name (resolved like admission does).
@@ -82,5 +83,5 @@ pub async fn get(
     Ok(Json(view(
         found,
         if overridden { "override" } else { "shipped" },
-    )?))
+    )))
 }

@@ -3,14 +3,14 @@
 use serde::{Deserialize, Serialize};
 use tollgate_model::NanoUsd;
 use tollgate_model::budget::{Budget, BudgetSpec};
+use tollgate_model::pricing::ModelDto;
 
 use crate::store::Counters;
 
 /// A budget as stored, with its version (also sent as `ETag`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BudgetView {
-    /// The budget as written (BudgetSpec).
-    #[schema(value_type = Object)]
+    /// The budget as written.
     pub budget: BudgetSpec,
     /// Increases with every write; send it back in `If-Match`.
     pub version: u64,
@@ -110,8 +110,7 @@ pub struct PriceView {
     /// `override` when an admin set it, else `shipped`.
     pub source: String,
     /// The entry, as in the price file.
-    #[schema(value_type = Object)]
-    pub entry: serde_json::Value,
+    pub entry: ModelDto,
 }
 
 /// An emergency switch on a scope.
@@ -128,4 +127,18 @@ pub struct SwitchView {
 pub struct ReopenView {
     /// True when the budget was suspended.
     pub reopened: bool,
+}
+
+/// One admin change, as `/v1/audit` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditRecord {
+    /// When (RFC 3339).
+    pub at: String,
+    /// What was done (`budget.create`, `price.set`, `emergency.clear`…).
+    pub action: String,
+    /// What it was done to (a budget id, a model, a scope).
+    pub target: String,
+    /// The change's body, as the admin sent it (`null` for deletes).
+    #[schema(value_type = Object, nullable)]
+    pub detail: serde_json::Value,
 }

@@ -50,6 +50,7 @@ pub(super) struct PriceFileDto {
 
 /// One model entry exactly as the file (or a price override) writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ModelDto {
     /// Canonical lowercase model id.
@@ -75,6 +76,7 @@ pub struct ModelDto {
 
 /// One dated price version as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PriceVersionDto {
     effective_from: NaiveDate,
@@ -142,6 +144,7 @@ pub struct PriceVersionDto {
 
 /// A long-context tier as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LongContextDto {
     threshold_input_tokens: u64,

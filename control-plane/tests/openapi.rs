@@ -1,0 +1,543 @@
+//! The served OpenAPI document against the real answers: every operation it lists is called
+//! over real HTTP, and each JSON body sent and received (successes and errors alike) must
+//! validate against the schema the document gives for that operation and status.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::app::{ADMIN, DATAPLANE, TestApp, reserve_req, settlement};
+
+/// The document and the operations exercised so far.
+struct Contract {
+    doc: Value,
+    called: BTreeSet<(String, String)>,
+}
+
+impl Contract {
+    async fn fetch(app: &TestApp) -> Contract {
+        let doc: Value = app
+            .http
+            .get(app.url("/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Contract {
+            doc,
+            called: BTreeSet::new(),
+        }
+    }
+
+    /// A schema of the document, with its components beside it so `#/components/…` resolves.
+    fn validator(&self, schema: &Value) -> jsonschema::Validator {
+        let mut root = schema.clone();
+        if let Some(obj) = root.as_object_mut() {
+            obj.insert("components".into(), self.doc["components"].clone());
+        }
+        jsonschema::draft202012::new(&root)
+            .unwrap_or_else(|e| panic!("the document's schema does not compile: {e}\n{schema}"))
+    }
+
+    fn check(&self, what: &str, schema: &Value, body: &Value) {
+        assert!(
+            schema.is_object(),
+            "{what}: the document gives no JSON schema"
+        );
+        let v = self.validator(schema);
+        let errors: Vec<String> = v.iter_errors(body).map(|e| e.to_string()).collect();
+        assert!(
+            errors.is_empty(),
+            "{what}: the body does not match the document:\n{}\nbody: {body}\nschema: {schema}",
+            errors.join("\n")
+        );
+    }
+
+    /// Sends `method template` (with `path` filled in), checks the JSON answer against the
+    /// operation's response for its status and, when the call succeeded, the request body
+    /// against its `requestBody` (what the server accepts must be what the document says).
+    async fn call(
+        &mut self,
+        app: &TestApp,
+        token: &str,
+        method: Method,
+        template: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let m = method.as_str().to_ascii_lowercase();
+        let op = &self.doc["paths"][template][&m];
+        assert!(op.is_object(), "{m} {template} is not in the document");
+        let what = format!("{m} {template}");
+        let mut req = app.http.request(method, app.url(path)).bearer_auth(token);
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let is_json = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        let text = r.text().await.unwrap();
+        let documented = &op["responses"][status.to_string()];
+        assert!(
+            documented.is_object(),
+            "{what} answered {status}, a status the document does not list: {text}"
+        );
+        if let Some(b) = body.as_ref().filter(|_| status < 300) {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            self.check(&format!("{what} request"), schema, b);
+        }
+        let answer = if is_json {
+            let v: Value = serde_json::from_str(&text).unwrap();
+            let schema = &documented["content"]["application/json"]["schema"];
+            self.check(&format!("{what} → {status}"), schema, &v);
+            v
+        } else {
+            Value::String(text)
+        };
+        self.called.insert((m, template.to_owned()));
+        (status, answer)
+    }
+
+    /// Every operation of the document was called at least once.
+    fn assert_all_called(&self) {
+        let mut missing = Vec::new();
+        for (path, item) in self.doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                if !self.called.contains(&(method.clone(), path.clone())) {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "operations in the document that tests/openapi.rs never calls (add a call): {missing:?}"
+        );
+    }
+}
+
+fn budget(id: &str, scopes: &[&str], limit_usd: &str) -> Value {
+    json!({ "id": id, "scopes": scopes, "limit_usd": limit_usd, "period": "monthly" })
+}
+
+#[tokio::test]
+async fn every_operation_answers_as_the_document_says() {
+    let app = TestApp::memory().await;
+    let mut c = Contract::fetch(&app).await;
+    use Method as M;
+
+    // Open routes.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (s, _) = c.call(&app, "", M::GET, path, path, None).await;
+        assert_eq!(s, 200, "{path}");
+    }
+
+    // Budgets: create, list, read, update, usage, reset, reopen, delete, and their errors.
+    let mut spec = budget("team-a", &["team:a"], "1");
+    spec["thresholds_pct"] = json!([50, 100]);
+    spec["suspend_on_exceed"] = json!(true);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/budgets",
+            "/v1/budgets",
+            Some(spec.clone()),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let mut dg = budget("dg", &["team:d"], "0.000001");
+    dg["enforcement"] = json!({ "downgrade": { "gpt-5": "gpt-5-mini" } });
+    dg["description"] = json!("downgrades gpt-5");
+    let (s, _) = c
+        .call(&app, ADMIN, M::POST, "/v1/budgets", "/v1/budgets", Some(dg))
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/budgets",
+            "/v1/budgets",
+            Some(spec.clone()),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let mut bad = spec.clone();
+    bad["period"] = json!("fortnightly");
+    let (s, e) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/budgets",
+            "/v1/budgets",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/budgets",
+            "/v1/budgets?limit=1",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/budgets/{id}",
+            "/v1/budgets/team-a",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/budgets/{id}",
+            "/v1/budgets/nope",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    spec["limit_usd"] = json!("2");
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::PUT,
+            "/v1/budgets/{id}",
+            "/v1/budgets/team-a",
+            Some(spec.clone()),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/usage/{scope}",
+            "/v1/usage/team:a",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/budgets/{id}/reset",
+            "/v1/budgets/team-a/reset",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/budgets/{id}/reopen",
+            "/v1/budgets/team-a/reopen",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // Admission: allow, downgrade and deny answers; settle; a malformed body.
+    let (s, d) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/reserve",
+            "/v1/admission/reserve",
+            Some(reserve_req("r1", &["team:a"], "gpt-4o-mini", 1_000)),
+        )
+        .await;
+    assert_eq!((s, d["decision"].as_str()), (200, Some("allow")));
+    let (s, d) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/reserve",
+            "/v1/admission/reserve",
+            Some(reserve_req("r2", &["team:d"], "gpt-5", 5_000_000)),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        matches!(d["decision"].as_str(), Some("downgrade" | "deny")),
+        "{d}"
+    );
+    let (s, d) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/reserve",
+            "/v1/admission/reserve",
+            Some(reserve_req("r3", &["team:a"], "gpt-4o-mini", 9_000_000_000)),
+        )
+        .await;
+    assert_eq!((s, d["decision"].as_str()), (200, Some("deny")));
+    let (s, _) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/settle",
+            "/v1/admission/settle",
+            Some(
+                json!({ "settlements": [settlement("r1", &["team:a"], "gpt-4o-mini", 900, true)] }),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/reserve",
+            "/v1/admission/reserve",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
+    // Prices.
+    let (s, entry) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/prices/{model}",
+            "/v1/prices/gpt-4o-mini",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, e) = c
+        .call(
+            &app,
+            ADMIN,
+            M::PUT,
+            "/v1/prices/{model}",
+            "/v1/prices/gpt-4o-mini",
+            Some(entry["entry"].clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/prices/{model}",
+            "/v1/prices/no-such-model",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    // Emergency switches.
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::PUT,
+            "/v1/emergency/{scope}",
+            "/v1/emergency/team:a",
+            Some(json!({ "mode": "deny_all" })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(&app, ADMIN, M::GET, "/v1/emergency", "/v1/emergency", None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::DELETE,
+            "/v1/emergency/{scope}",
+            "/v1/emergency/team:a",
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+
+    // Alerts and the audit trail of everything above.
+    let (s, _) = c
+        .call(&app, ADMIN, M::GET, "/v1/alerts", "/v1/alerts", None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, audit) = c
+        .call(&app, ADMIN, M::GET, "/v1/audit", "/v1/audit", None)
+        .await;
+    assert_eq!(s, 200);
+    assert!(audit.as_array().is_some_and(|a| !a.is_empty()), "{audit}");
+
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::DELETE,
+            "/v1/budgets/{id}",
+            "/v1/budgets/team-a",
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+
+    c.assert_all_called();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_error_is_a_json_error_body() {
+    let app = TestApp::memory().await;
+    let get = |path: &str| app.http.get(app.url(path)).bearer_auth(ADMIN);
+    let error = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        let allow = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert!(ct.starts_with("application/json"), "{status}: {ct}");
+        (
+            status,
+            body["error"]["code"].as_str().unwrap_or("").to_owned(),
+            body,
+            allow,
+        )
+    };
+
+    // A path parameter that is not UTF-8 once decoded names the parameter.
+    let (s, code, body, _) = error(get("/v1/budgets/%FF%FE").send().await.unwrap()).await;
+    assert_eq!((s, code.as_str()), (400, "invalid_field"));
+    assert_eq!(body["error"]["field"], "id");
+    let (s, code, _, _) = error(get("/v1/usage/%FF").send().await.unwrap()).await;
+    assert_eq!((s, code.as_str()), (400, "invalid_field"));
+
+    // A method the route does not have: 405 with a body and the methods it has.
+    let r = app
+        .http
+        .patch(app.url("/v1/budgets"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let (s, code, _, allow) = error(r).await;
+    assert_eq!((s, code.as_str()), (405, "method_not_allowed"));
+    let allow = allow.expect("Allow header");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+
+    // An unknown route.
+    let (s, code, _, _) = error(get("/v1/nothing-here").send().await.unwrap()).await;
+    assert_eq!((s, code.as_str()), (404, "not_found"));
+
+    // The same bad scope is the same error in a path, a query and a body.
+    let (s, code, body, _) = error(get("/v1/usage/squad:x").send().await.unwrap()).await;
+    assert_eq!(
+        (s, code.as_str(), body["error"]["field"].as_str()),
+        (400, "invalid_field", Some("scope"))
+    );
+    let (s, code, body, _) = error(get("/v1/budgets?scope=squad:x").send().await.unwrap()).await;
+    assert_eq!(
+        (s, code.as_str(), body["error"]["field"].as_str()),
+        (400, "invalid_field", Some("scope"))
+    );
+    let r = app
+        .http
+        .post(app.url("/v1/admission/reserve"))
+        .bearer_auth(DATAPLANE)
+        .json(&reserve_req("r1", &["team:a", "squad:x"], "gpt-4o", 1))
+        .send()
+        .await
+        .unwrap();
+    let (s, code, body, _) = error(r).await;
+    assert_eq!(
+        (s, code.as_str(), body["error"]["field"].as_str()),
+        (400, "invalid_field", Some("scopes[1]"))
+    );
+    app.stop().await;
+}
+
+/// Schemas that say only "an object" (what the document used to give the budget, the wire
+/// bodies, price entries and audit items) check nothing. Listed here are the only places where
+/// an open object is the truth.
+#[tokio::test]
+async fn no_schema_in_the_document_is_an_opaque_object() {
+    const OPEN_BY_DESIGN: &[&str] = &[
+        // The admin's own request body, echoed as sent.
+        "/components/schemas/AuditRecord/properties/detail",
+    ];
+    fn walk(v: &Value, at: &str, found: &mut Vec<String>) {
+        match v {
+            Value::Object(o) => {
+                let is_object = o.get("type") == Some(&json!("object"))
+                    || o.get("type")
+                        .and_then(Value::as_array)
+                        .is_some_and(|t| t.contains(&json!("object")));
+                let described = [
+                    "properties",
+                    "additionalProperties",
+                    "$ref",
+                    "oneOf",
+                    "allOf",
+                    "anyOf",
+                ]
+                .iter()
+                .any(|k| o.contains_key(*k));
+                if is_object && !described && !OPEN_BY_DESIGN.contains(&at) {
+                    found.push(at.to_owned());
+                }
+                for (k, child) in o {
+                    walk(child, &format!("{at}/{}", k.replace('/', "~1")), found);
+                }
+            }
+            Value::Array(a) => {
+                for (i, child) in a.iter().enumerate() {
+                    walk(child, &format!("{at}/{i}"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let app = TestApp::memory().await;
+    let c = Contract::fetch(&app).await;
+    let mut found = Vec::new();
+    walk(&c.doc, "", &mut found);
+    assert!(found.is_empty(), "opaque object schemas: {found:#?}");
+    app.stop().await;
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The filter core's per-call work, phase by phase, natively and in V8 (node runs the
 # wasm32-wasip1 build with Liftoff off, as Envoy's V8 does), with hot and with cold caches.
-# See filter/core/examples/exchange_phases.rs; figures in docs/filter.md.
+# See filter/core/examples/exchange_phases.rs; figures in docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET="${CARGO_TARGET_DIR:-target}"

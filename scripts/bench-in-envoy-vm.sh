@@ -2,7 +2,7 @@
 # Times the filter core's request reading inside Envoy's own V8 (filter/wasm/src/vm_bench.rs):
 # builds the filter with the `vm-bench` feature (as build-wasm.sh builds it, into a separate
 # directory), starts Envoy from the venv with one worker, and prints what each VM logs
-# (the main thread's and the worker's). Figures in docs/filter.md.
+# (the main thread's and the worker's). Figures in docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"

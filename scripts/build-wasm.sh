@@ -7,7 +7,7 @@
 # Why a post-link pass: cargo's module is ~680 KB (Cargo.toml's [profile.wasm] says why its
 # opt-levels); wasm-opt's whole-module passes (dead code, duplicate functions, local
 # coalescing) take ~13 % off (~588 KB; issue 5's target is 600 KB), and it is no slower in
-# Envoy (bench-gateway figures in docs/filter.md). -O3 rather than -Oz: ~8 KB larger,
+# Envoy (bench-gateway figures in docs/benchmarks.md.. -O3 rather than -Oz: ~8 KB larger,
 # measured faster in Envoy (the filter's own time in V8 is about a third lower). scripts/setup.sh installs wasm-opt (Debian `binaryen`; version 108 works).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -11,8 +11,8 @@
 //!
 //! `exchange_phases [cold]` prints µs per call, the mean over the timed calls, per phase.
 //!
-//! Envoy's own V8 runs the same code 2.5–3× slower than node's (docs/filter.md, "Where the
-//! rest went"): read these as the guest's share, not as what Envoy pays.
+//! Envoy's own V8 runs the same code 2.5–3× slower than node's (docs/benchmarks.md): read
+//! these as the guest's share, not as what Envoy pays.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::float_arithmetic)]
 

@@ -1,6 +1,6 @@
 //! What one phase of an exchange touches when it finds the caches cold: the cache lines of
 //! code and data it fetches from memory. In Envoy that, not the instruction count, is most
-//! of what the filter costs on a busy worker (docs/filter.md, "Per event, event by event").
+//! of what the filter costs on a busy worker (docs/benchmarks.md).
 //!
 //! `scripts/footprint.sh` runs this under callgrind's cache simulation, one phase per run:
 //! the VM's first calls are made (lazy tables, metric ids), 128 MiB are written, then the

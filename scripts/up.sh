@@ -124,6 +124,13 @@ if [ -n "$smoke" ]; then
   say "smoke: the call was not counted"; tail -20 "$STATE/envoy.log" >&2; exit 1
 fi
 
+# The store the control plane picked: the same variables, in the same order, as `tollgate serve`.
+redis_url="${TOLLGATE_REDIS_URL:-${REDIS_URL:-}}"
+if [ -n "$redis_url" ]; then
+  store="Redis at $(printf '%s' "$redis_url" | sed -E 's#//[^@/]*@#//***@#')"
+else
+  store="in-memory store: counters are lost when it stops"
+fi
 upstream="the real providers (your API keys go through untouched)"
 [ -n "$mock" ] && upstream="the mock provider (recorded answers; no keys needed)"
 cat <<EOF
@@ -132,7 +139,7 @@ Tollgate is up: Envoy + the Tollgate filter in front of $upstream.
 
   gateway        http://127.0.0.1:$GATEWAY_PORT     (/openai/v1/..., /anthropic/v1/messages, /gemini/v1beta/...: docs/providers/)
   metrics        http://127.0.0.1:$ADMIN_PORT/stats/prometheus   (tollgate_* series)
-  control plane  http://127.0.0.1:$CP_PORT   (in-memory store; admin token below)
+  control plane  http://127.0.0.1:$CP_PORT   ($store; admin token below)
   logs, config   $STATE/
 
 Try it (team "demo" has the sample budget demo-monthly: \$25 a month):

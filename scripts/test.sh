@@ -2,7 +2,7 @@
 # The whole test suite, the same locally and in CI (.ci/run calls this).
 #   scripts/test.sh            every check below, in order
 #   scripts/test.sh CHECK...   only those checks
-# Checks: fmt clippy clippy-wasm wasm test test-wasm doc prices up
+# Checks: fmt clippy clippy-wasm wasm test test-wasm doc prices helm up
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -37,13 +37,21 @@ check_test_wasm() {
 }
 check_doc() { RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked; }
 check_prices() { python3 model/prices/check_prices.py; }
+# The Helm chart, images and Istio install (helm/tests): lint, golden renders, Kubernetes and CRD
+# schemas, refused values, the filter's own config check, envoy --mode validate, the wasm OCI
+# layout, the control plane on a read-only root. Needs the .wasm and two native binaries.
+check_helm() {
+  check_wasm &&
+    cargo build --locked -p tollgate-filter-core --bin tollgate-inspect -p tollgate-control-plane --bin tollgate &&
+    .venv/bin/python -m pytest -q -p no:cacheprovider helm/tests
+}
 # The README's main command, end to end against the mock provider, on ports tests do not use.
 check_up() {
   TOLLGATE_GATEWAY_PORT=19000 TOLLGATE_ENVOY_ADMIN_PORT=19901 TOLLGATE_CP_PORT=19080 TOLLGATE_MOCK_PORT=19081 \
     ./scripts/up.sh --smoke
 }
 
-all=(fmt clippy clippy-wasm wasm test test-wasm doc prices up)
+all=(fmt clippy clippy-wasm wasm test test-wasm doc prices helm up)
 checks=("$@")
 ((${#checks[@]})) || checks=("${all[@]}")
 log="$(mktemp)"
@@ -52,6 +60,6 @@ for c in "${checks[@]}"; do
   printf '\n== %s ==\n' "$c"
   "check_${c//-/_}" 2>&1 | tee -a "$log"
 done
-# One closing line for the whole run: the sum of every `cargo test` summary above.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+# One closing line for the whole run: the sum of every `cargo test` and pytest summary above.
+awk '/^test result:/ || /^=* ?[0-9]+ (passed|failed).* in [0-9.]+s/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\nall checks passed: '"${checks[*]}"'\ntests: %d passed, %d failed\n", p, f }' "$log"

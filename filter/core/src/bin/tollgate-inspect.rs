@@ -3,9 +3,12 @@
 //! ```text
 //! tollgate-inspect --path /v1/messages --request req.json --response resp.sse
 //! tollgate-inspect --provider gemini --api stream_generate_content --response - < body
+//! tollgate-inspect --check-config plugin-config.json
 //! ```
 //! Prints one JSON object; exits 0 for a parsed call (also when the model has no price: then
 //! `cost_usd` is null and `error` says why), 1 with a one-line message on unreadable input.
+//! `--check-config` runs the validation the filter's `on_configure` runs on a plugin
+//! configuration (`-` for stdin): `ok` and exit 0, or the error naming the field and exit 1.
 
 #[cfg(not(target_family = "wasm"))]
 mod cli {
@@ -41,6 +44,9 @@ mod cli {
         /// The request's host (with --path).
         #[arg(long)]
         host: Option<String>,
+        /// Only validate this plugin configuration (`-` for stdin), as `on_configure` does.
+        #[arg(long, conflicts_with_all = ["request", "response", "provider", "api", "path", "host"])]
+        check_config: Option<String>,
     }
 
     fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
@@ -60,6 +66,12 @@ mod cli {
     }
 
     fn run(args: &Args) -> Result<String, String> {
+        if let Some(name) = &args.check_config {
+            let config = read(name)?;
+            return tollgate_filter_core::plugin::Filter::from_json(&config)
+                .map(|_| "ok".to_owned())
+                .map_err(|e| e.to_string());
+        }
         if args.request.as_deref() == Some("-") && args.response.as_deref() == Some("-") {
             return Err("only one of --request and --response can be stdin".into());
         }

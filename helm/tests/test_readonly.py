@@ -126,4 +126,5 @@ def test_the_control_plane_serves_readyz_as_non_root_on_a_read_only_root(tmp_pat
     finally:
         proc.terminate()
         output = proc.communicate(timeout=10)[0]
+        shutil.rmtree(root)  # a copy of the binary: ~100 MB in a debug build
     assert proc.returncode == 0, output

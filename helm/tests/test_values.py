@@ -2,11 +2,12 @@
 the chart's own checks for rules across keys)."""
 
 import copy
+import json
 
 import pytest
 from helm_python.errors import HelmError
 
-from chart import render, values
+from chart import CHART, render, values
 
 
 def refusal(change) -> str:
@@ -94,3 +95,30 @@ def test_a_fail_strategy_istio_does_not_know_is_refused():
 def test_an_unknown_filter_config_key_is_refused():
     message = refusal(lambda v: v.update(filter={"config": {"unmatched_paths": "deny"}}))
     assert "at '/filter/config': additional properties 'unmatched_paths' not allowed" in message
+
+
+# Objects the schema leaves open on purpose: Helm's `global` (a parent chart's business) and
+# the Kubernetes affinity terms passed through as they are (the Kubernetes schemas check them
+# in test_schemas.py).
+OPEN_OBJECTS = {"global", "controlPlane.affinity.nodeAffinity", "controlPlane.affinity.podAffinity",
+                "controlPlane.affinity.podAntiAffinity"}
+
+
+def test_every_object_in_the_values_schema_refuses_unknown_keys():
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    open_objects = []
+
+    def walk(node, path):
+        if node.get("type") == "object" and "additionalProperties" not in node:
+            open_objects.append(path)
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{key}".lstrip("."))
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                walk(node[key], f"{path}[]")
+        for key in ("oneOf", "anyOf", "allOf"):
+            for child in node.get(key, []):
+                walk(child, path)
+
+    walk(schema, "")
+    assert set(open_objects) == OPEN_OBJECTS

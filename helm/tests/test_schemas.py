@@ -57,13 +57,16 @@ def test_istio_and_servicemonitor_objects_match_their_crd_schemas(name):
     assert all(not errs for errs in results.values()), results
 
 
-def test_the_crd_check_catches_a_bad_enum_and_an_unknown_field():
+def test_the_crd_check_catches_a_bad_enum_and_unknown_or_misplaced_fields():
     obj = {"apiVersion": "extensions.istio.io/v1alpha1", "kind": "WasmPlugin",
            "metadata": {"name": "t", "namespace": "istio-system"},
-           "spec": {"url": "oci://r/x:1", "failStrategy": "FAIL_SOMETIMES", "phaze": "STATS"}}
+           "spec": {"url": "oci://r/x:1", "failStrategy": "FAIL_SOMETIMES", "phaze": "STATS",
+                    "match": [{"number": 443}]}}
     errors = validate_crds([obj])["extensions.istio.io/v1alpha1/WasmPlugin t"]
     assert any("failStrategy" in e for e in errors), errors
     assert "spec.phaze: unknown field" in errors, errors
+    # A real field name in the wrong place (it belongs in match[].ports[]).
+    assert "spec.match.number: unknown field" in errors, errors
 
 
 EG_SCHEMA = json.loads((TESTS / "crd" / "envoy-gateway.schema.json").read_text())

@@ -6,7 +6,10 @@
 //! - `x-mock-status: 503` — the status (default 200);
 //! - `x-mock-pace-ms: 20` — send a stream event by event (SSE: split after each blank line;
 //!   other files: `x-mock-chunk-bytes` pieces) with this pause between them (0: one write
-//!   per event, no pause).
+//!   per event, no pause);
+//! - `x-mock-encoding: gzip` (or `deflate`, `br`) — compress the answer that way, as
+//!   providers do, when the request's `accept-encoding` allows it (a paced answer is
+//!   compressed whole and sent in pieces).
 //!
 //! The content type follows the file's extension: `.sse` → `text/event-stream`, `.bin` →
 //! `application/vnd.amazon.eventstream`, anything else → `application/json`. Every request
@@ -192,6 +195,14 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Some("bin") => "application/vnd.amazon.eventstream",
         _ => "application/json",
     };
+    let encoding = text(headers, "x-mock-encoding").filter(|e| accepts(headers, e));
+    let bytes = match encoding.as_deref() {
+        Some(e) => match compress(e, &bytes) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        },
+        None => bytes,
+    };
     let pace = text(headers, "x-mock-pace-ms")
         .and_then(|s| s.parse().ok())
         .map(Duration::from_millis)
@@ -208,9 +219,13 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             paced(pieces, pace, shared.clone())
         }
     };
-    Response::builder()
+    let mut response = Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_TYPE, content_type);
+    if let Some(e) = &encoding {
+        response = response.header(header::CONTENT_ENCODING, e.as_str());
+    }
+    response
         .body(body)
         .unwrap_or_else(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response())
 }
@@ -255,6 +270,49 @@ pub fn default_fixture(uri: &str, body: &[u8]) -> Option<String> {
         return None;
     };
     Some(name.to_owned())
+}
+
+/// Whether the request's `accept-encoding` lists `encoding` (without `;q=0`).
+fn accepts(headers: &HeaderMap, encoding: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+            (name.eq_ignore_ascii_case(encoding) || name == "*") && !refused
+        })
+}
+
+/// `body` compressed as `encoding` (`gzip`, `deflate`: zlib, as HTTP means it, or `br`).
+fn compress(encoding: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    match encoding {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(body)?;
+            e.finish()
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(body)?;
+            e.finish()
+        }
+        "br" => {
+            let mut out = Vec::new();
+            {
+                let mut e = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+                e.write_all(body)?;
+            }
+            Ok(out)
+        }
+        other => Err(std::io::Error::other(format!(
+            "mock provider: unknown encoding {other}"
+        ))),
+    }
 }
 
 fn text(headers: &HeaderMap, name: &str) -> Option<String> {

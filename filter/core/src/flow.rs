@@ -51,6 +51,13 @@ pub struct RequestHead<'a> {
     pub authority: Option<&'a str>,
 }
 
+/// The `accept-encoding` a governed request goes upstream with, replacing the client's: the
+/// usage reader reads plain bytes only, and providers compress when allowed (OpenAI's JSON
+/// in gzip or brotli, Anthropic's SSE streams in gzip). `identity` asks for exactly what the
+/// filter can read; the client still gets a valid answer (an encoding it listed is a
+/// permission, not a demand), and the filter spends no CPU or `.wasm` size on decompressing.
+pub const UPSTREAM_ACCEPT_ENCODING: &str = "identity";
+
 /// What to do after the request headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadersAction {

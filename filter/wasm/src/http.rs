@@ -13,7 +13,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use tollgate_filter_core::charging::Charging;
 use tollgate_filter_core::flow::{
-    BodyAction, ChunkAction, Exchange, HeadersAction, RequestHead, Resume,
+    BodyAction, ChunkAction, Exchange, HeadersAction, RequestHead, Resume, UPSTREAM_ACCEPT_ENCODING,
 };
 use tollgate_filter_core::host::{Callout, Host};
 use tollgate_filter_core::plugin::Filter;
@@ -287,6 +287,13 @@ impl HttpContext for HttpExchange {
                 &mut |what| headers.lookup(what),
             )
         };
+        if matches!(
+            action,
+            HeadersAction::ReadBody { .. } | HeadersAction::Reserve(_)
+        ) {
+            // The answer must come in bytes the usage reader can read.
+            self.set_http_request_header("accept-encoding", Some(UPSTREAM_ACCEPT_ENCODING));
+        }
         match action {
             HeadersAction::PassThrough => Action::Continue,
             HeadersAction::ReadBody { may_rewrite } => {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tollgate_model::PriceTable;
-use tollgate_model::budget::{Budget, BudgetSpec};
+use tollgate_model::budget::Budget;
 use tollgate_model::pricing::ModelPrices;
 use tollgate_model::scope::Scope;
 
@@ -106,14 +106,14 @@ impl Catalog {
 
     async fn load(&self, store: &dyn Store) -> Result<Snapshot, StoreError> {
         let mut budgets = Vec::new();
+        let profiles = crate::profiles::load(store).await?;
         for (id, doc) in store.list_docs(Collection::Budgets).await? {
             // Stored specs were validated on write; one that no longer validates (a newer
-            // build's field, say) is skipped loudly rather than taking admission down.
-            match serde_json::from_str::<BudgetSpec>(&doc.json)
-                .map_err(|e| e.to_string())
-                .and_then(|s| Budget::try_from(s).map_err(|e| e.to_string()))
-            {
-                Ok(b) => budgets.push(Arc::new(b)),
+            // build's field, say, or a profile gone) is skipped loudly rather than taking
+            // admission down. Profiled budgets are merged over their profile here, so a
+            // changed profile reaches every budget that names it.
+            match crate::profiles::resolve_json(&doc.json, &profiles) {
+                Ok(r) => budgets.push(Arc::new(r.budget)),
                 Err(e) => tracing::error!(budget = %id, error = %e, "stored budget skipped"),
             }
         }

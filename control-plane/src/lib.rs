@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod ledger;
 pub mod metrics;
+pub mod profiles;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -15,6 +15,8 @@ pub mod wire;
 pub mod budget;
 #[cfg(feature = "calendar")]
 pub mod period;
+#[cfg(feature = "calendar")]
+pub mod profile;
 
 pub use money::{MoneyError, NanoUsd};
 pub use pricing::{Cost, CostBreakdown, PriceTable, PricingError};

@@ -17,29 +17,69 @@ use super::path::Path;
 use super::views::{BudgetPage, BudgetView, ReopenView, UsageView};
 use super::{audit, conflict, if_match};
 use crate::admission::{MAX_LIMIT_NANOS, line_for};
+use crate::profiles::{self, BudgetDoc, Profiles, Resolved};
 use crate::state::AppState;
 use crate::store::{Collection, Expect, Versioned};
 
-fn validate(spec: BudgetSpec) -> Result<Budget, ApiError> {
-    let b = Budget::try_from(spec).map_err(|e| ApiError::invalid(e.field, e.reason))?;
-    if b.limit.is_some_and(|l| l.nanos() > MAX_LIMIT_NANOS) {
+/// The body of a budget write, for the OpenAPI document: a plain budget or one naming a
+/// profile (read by `BudgetDoc::from_value`, which tells them apart by the `profile` field).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // A schema only.
+pub enum BudgetBody {
+    /// Every setting written on the budget.
+    Plain(BudgetSpec),
+    /// A profile's settings, some overridden.
+    Profiled(tollgate_model::profile::ProfiledBudgetSpec),
+}
+
+/// A request body as a budget document (plain, or naming a profile), resolved over the
+/// current profiles; errors name the field.
+async fn validate(
+    state: &AppState,
+    body: serde_json::Value,
+) -> Result<(BudgetDoc, Resolved), ApiError> {
+    let doc = BudgetDoc::from_value(body).map_err(|e| ApiError::InvalidJson {
+        field: e.field,
+        message: e.message,
+    })?;
+    let profiles = profiles::load(state.store.as_ref()).await?;
+    let r = doc
+        .resolve(&profiles)
+        .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    if r.budget.limit.is_some_and(|l| l.nanos() > MAX_LIMIT_NANOS) {
         return Err(ApiError::invalid(
             "limit_usd",
             "must be at most 9007199.254740991 USD per window",
         ));
     }
-    Ok(b)
+    Ok((doc, r))
 }
 
-fn to_json(b: &Budget) -> Result<String, ApiError> {
-    serde_json::to_string(&BudgetSpec::from(b)).map_err(|_| ApiError::Internal)
+/// The document stored for `doc`: a plain budget in its normalised form, a profiled one as
+/// written (so it keeps inheriting what it does not override).
+fn to_json(doc: &BudgetDoc, r: &Resolved) -> Result<String, ApiError> {
+    match doc {
+        BudgetDoc::Plain(_) => serde_json::to_string(&BudgetSpec::from(&r.budget)),
+        BudgetDoc::Profiled(_) => doc.to_json(),
+    }
+    .map_err(|_| ApiError::Internal)
 }
 
-fn parse_doc(doc: &Versioned) -> Result<Budget, ApiError> {
-    serde_json::from_str::<BudgetSpec>(&doc.json)
-        .ok()
-        .and_then(|s| Budget::try_from(s).ok())
-        .ok_or(ApiError::Internal)
+fn parse_doc(doc: &Versioned, profiles: &Profiles) -> Result<Resolved, ApiError> {
+    profiles::resolve_json(&doc.json, profiles).map_err(|e| {
+        tracing::error!(error = %e, "stored budget does not resolve");
+        ApiError::Internal
+    })
+}
+
+fn view(r: Resolved, version: u64, usage: Option<UsageView>) -> BudgetView {
+    BudgetView {
+        budget: BudgetSpec::from(&r.budget),
+        version,
+        usage,
+        profile: r.profile,
+    }
 }
 
 fn with_etag(status: StatusCode, version: u64, view: BudgetView) -> Response {
@@ -57,30 +97,37 @@ async fn usage_of(state: &AppState, b: &Budget) -> Result<UsageView, ApiError> {
     Ok(UsageView::new(b, &window, &c, suspended))
 }
 
-async fn load(state: &AppState, id: &str) -> Result<(Budget, u64), ApiError> {
+async fn load(state: &AppState, id: &str) -> Result<(Resolved, u64), ApiError> {
     let doc = state
         .store
         .get_doc(Collection::Budgets, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("budget {id:?}")))?;
-    Ok((parse_doc(&doc)?, doc.version))
+    let profiles = profiles::load(state.store.as_ref()).await?;
+    Ok((parse_doc(&doc, &profiles)?, doc.version))
 }
 
 /// Create a budget.
 #[utoipa::path(post, path = "/v1/budgets", tag = "budgets",
-    request_body(content = BudgetSpec, description = "The budget"),
+    request_body(content = BudgetBody, description = "A budget: every setting written, or a `profile` and the settings it overrides"),
     responses((status = 201, body = BudgetView, description = "Created; ETag holds the version"),
         (status = 400, body = ErrorBody, description = "invalid_json / invalid_field"),
         (status = 409, body = ErrorBody, description = "already_exists")),
     security(("admin" = [])))]
 pub async fn create(
     State(state): State<AppState>,
-    JsonBody(spec): JsonBody<BudgetSpec>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    let b = validate(spec)?;
+    let (doc, r) = validate(&state, body).await?;
+    let b = &r.budget;
     let version = state
         .store
-        .put_doc(Collection::Budgets, &b.id, &to_json(&b)?, Expect::Absent)
+        .put_doc(
+            Collection::Budgets,
+            &b.id,
+            &to_json(&doc, &r)?,
+            Expect::Absent,
+        )
         .await?
         .map_err(|c| conflict(c, &format!("budget {:?}", b.id)))?;
     state.catalog.invalidate();
@@ -91,13 +138,12 @@ pub async fn create(
         serde_json::json!({ "version": version }),
     )
     .await;
-    let usage = Some(usage_of(&state, &b).await?);
-    let view = BudgetView {
-        budget: BudgetSpec::from(&b),
+    let usage = Some(usage_of(&state, b).await?);
+    Ok(with_etag(
+        StatusCode::CREATED,
         version,
-        usage,
-    };
-    Ok(with_etag(StatusCode::CREATED, version, view))
+        view(r, version, usage),
+    ))
 }
 
 /// Query of `GET /v1/budgets`.
@@ -133,28 +179,26 @@ pub async fn list(
     }
     let mut items = Vec::new();
     let mut next_cursor = None;
+    let profiles = profiles::load(state.store.as_ref()).await?;
     for (id, doc) in state.store.list_docs(Collection::Budgets).await? {
         if q.cursor.as_deref().is_some_and(|c| id.as_str() <= c) {
             continue;
         }
-        let b = parse_doc(&doc)?;
-        if scope.as_ref().is_some_and(|s| !b.scopes.contains(s)) {
+        let r = parse_doc(&doc, &profiles)?;
+        if scope.as_ref().is_some_and(|s| !r.budget.scopes.contains(s)) {
             continue;
         }
         if items.len() == limit {
             next_cursor = items.last().map(|v: &BudgetView| v.budget.id.clone());
             break;
         }
-        items.push(BudgetView {
-            budget: BudgetSpec::from(&b),
-            version: doc.version,
-            usage: None,
-        });
+        items.push(view(r, doc.version, None));
     }
     Ok(Json(BudgetPage { items, next_cursor }))
 }
 
-/// A budget with its current window's usage.
+/// A budget with its current window's usage; for a budget naming a profile, the effective
+/// settings and where each came from.
 #[utoipa::path(get, path = "/v1/budgets/{id}", tag = "budgets",
     params(("id" = String, Path, description = "Budget id")),
     responses((status = 200, body = BudgetView), (status = 404, body = ErrorBody)),
@@ -163,20 +207,16 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (b, version) = load(&state, &id).await?;
-    let view = BudgetView {
-        budget: BudgetSpec::from(&b),
-        version,
-        usage: Some(usage_of(&state, &b).await?),
-    };
-    Ok(with_etag(StatusCode::OK, version, view))
+    let (r, version) = load(&state, &id).await?;
+    let usage = Some(usage_of(&state, &r.budget).await?);
+    Ok(with_etag(StatusCode::OK, version, view(r, version, usage)))
 }
 
 /// Replace a budget; with `If-Match`, only if it is still at that version.
 #[utoipa::path(put, path = "/v1/budgets/{id}", tag = "budgets",
     params(("id" = String, Path, description = "Budget id"),
         ("If-Match" = Option<String>, Header, description = "ETag from a read")),
-    request_body(content = BudgetSpec, description = "The budget (same id)"),
+    request_body(content = BudgetBody, description = "The budget (same id), plain or naming a profile"),
     responses((status = 200, body = BudgetView), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 412, body = ErrorBody, description = "precondition_failed")),
     security(("admin" = [])))]
@@ -184,16 +224,16 @@ pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    JsonBody(spec): JsonBody<BudgetSpec>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    if spec.id != id {
+    let (doc, r) = validate(&state, body).await?;
+    if doc.id() != id {
         return Err(ApiError::invalid("id", "must equal the id in the path"));
     }
     let expect = if_match(&headers)?;
-    let b = validate(spec)?;
     let version = state
         .store
-        .put_doc(Collection::Budgets, &id, &to_json(&b)?, expect)
+        .put_doc(Collection::Budgets, &id, &to_json(&doc, &r)?, expect)
         .await?
         .map_err(|c| conflict(c, &format!("budget {id:?}")))?;
     state.catalog.invalidate();
@@ -204,12 +244,8 @@ pub async fn update(
         serde_json::json!({ "version": version }),
     )
     .await;
-    let view = BudgetView {
-        budget: BudgetSpec::from(&b),
-        version,
-        usage: Some(usage_of(&state, &b).await?),
-    };
-    Ok(with_etag(StatusCode::OK, version, view))
+    let usage = Some(usage_of(&state, &r.budget).await?);
+    Ok(with_etag(StatusCode::OK, version, view(r, version, usage)))
 }
 
 /// Delete a budget (its counters expire on their own).
@@ -244,7 +280,8 @@ pub async fn reset(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<UsageView>, ApiError> {
-    let (b, _) = load(&state, &id).await?;
+    let (r, _) = load(&state, &id).await?;
+    let b = r.budget;
     let (line, window) = line_for(&b, state.now());
     let before = state.store.counters(&line).await?;
     state.store.reset_window(&line).await?;
@@ -266,8 +303,8 @@ pub async fn reopen(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ReopenView>, ApiError> {
-    let (b, _) = load(&state, &id).await?;
-    let (line, _) = line_for(&b, state.now());
+    let (r, _) = load(&state, &id).await?;
+    let (line, _) = line_for(&r.budget, state.now());
     let reopened = state.store.reopen(&line).await?;
     audit(
         &state,
@@ -294,8 +331,9 @@ pub async fn usage(
             ApiError::invalid("scope", e.to_string())
         })?;
     let mut out = Vec::new();
+    let profiles = profiles::load(state.store.as_ref()).await?;
     for (_, doc) in state.store.list_docs(Collection::Budgets).await? {
-        let b = parse_doc(&doc)?;
+        let b = parse_doc(&doc, &profiles)?.budget;
         if b.scopes.contains(&scope) {
             out.push(usage_of(&state, &b).await?);
         }

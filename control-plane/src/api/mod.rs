@@ -8,6 +8,7 @@ pub mod json;
 pub mod ops;
 pub mod path;
 pub mod prices;
+pub mod profiles;
 pub mod views;
 
 use axum::extract::DefaultBodyLimit;
@@ -33,10 +34,15 @@ use error::ApiError;
         prices::put, prices::get,
         emergency::put, emergency::delete, emergency::list,
         ops::healthz, ops::readyz, ops::metrics, ops::alerts, ops::audit,
+        profiles::list, profiles::get, profiles::put, profiles::delete,
     ),
     components(schemas(views::BudgetView, views::BudgetPage, views::UsageView, views::PriceView,
         views::SwitchView, views::ReopenView, error::ErrorBody, error::ErrorDetail,
-        crate::catalog::Switch, crate::catalog::SwitchMode, crate::store::AlertEvent)),
+        crate::catalog::Switch, crate::catalog::SwitchMode, crate::store::AlertEvent,
+        profiles::ProfileView, crate::profiles::ProfileUse, crate::profiles::ProfileOrigin,
+        tollgate_model::profile::ProfileSpec, tollgate_model::profile::Settings,
+        tollgate_model::profile::ProfiledBudgetSpec, tollgate_model::profile::SettingSource,
+        budgets::BudgetBody)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;
@@ -76,6 +82,13 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/emergency/{scope}",
             put(emergency::put).delete(emergency::delete),
+        )
+        .route("/v1/profiles", get(profiles::list))
+        .route(
+            "/v1/profiles/{id}",
+            get(profiles::get)
+                .put(profiles::put)
+                .delete(profiles::delete),
         )
         .route("/v1/alerts", get(ops::alerts))
         .route("/v1/audit", get(ops::audit))

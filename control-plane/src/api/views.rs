@@ -17,6 +17,10 @@ pub struct BudgetView {
     /// The current window's usage (on single-budget reads).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<UsageView>,
+    /// For a budget that names a profile: the profile, where each effective setting came
+    /// from, and the budget as written (`budget` above is the effective one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::profiles::ProfileUse>,
 }
 
 /// A page of budgets.

@@ -242,6 +242,8 @@ pub enum Collection {
     Prices,
     /// Emergency switches, by scope.
     Switches,
+    /// Budget profiles (`ProfileSpec`), by profile id.
+    Profiles,
 }
 
 impl Collection {
@@ -251,6 +253,7 @@ impl Collection {
             Collection::Budgets => "budgets",
             Collection::Prices => "prices",
             Collection::Switches => "switches",
+            Collection::Profiles => "profiles",
         }
     }
 }

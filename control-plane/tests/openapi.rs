@@ -417,6 +417,92 @@ async fn every_operation_answers_as_the_document_says() {
         .await;
     assert_eq!(s, 204);
 
+    // Budget profiles, and a budget naming one.
+    let (s, _) = c
+        .call(&app, ADMIN, M::GET, "/v1/profiles", "/v1/profiles", None)
+        .await;
+    assert_eq!(s, 200);
+    let tier = json!({"id": "tier", "description": "custom",
+        "settings": {"limit_usd": "5", "period": {"seconds": 60}, "enforcement": {"downgrade": {"gpt-5": "gpt-5-mini"}}}});
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::PUT,
+            "/v1/profiles/{id}",
+            "/v1/profiles/tier",
+            Some(tier),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let profiled = json!({"id": "p", "scopes": ["team:p"], "profile": "tier", "limit_usd": "2"});
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/budgets",
+            "/v1/budgets",
+            Some(profiled),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, b) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/budgets/{id}",
+            "/v1/budgets/p",
+            None,
+        )
+        .await;
+    assert_eq!((s, b["profile"]["id"].as_str()), (200, Some("tier")), "{b}");
+    let (s, p) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/profiles/{id}",
+            "/v1/profiles/tier",
+            None,
+        )
+        .await;
+    assert_eq!((s, p["budgets"].clone()), (200, json!(["p"])));
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::DELETE,
+            "/v1/profiles/{id}",
+            "/v1/profiles/tier",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "a profile a budget names is not deleted");
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::DELETE,
+            "/v1/budgets/{id}",
+            "/v1/budgets/p",
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::DELETE,
+            "/v1/profiles/{id}",
+            "/v1/profiles/tier",
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+
     c.assert_all_called();
     app.stop().await;
 }

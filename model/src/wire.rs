@@ -2,12 +2,21 @@
 //!
 //! Versioned by module: `v1` is served under `/v1/admission/…`. A new incompatible shape
 //! gets a new module and path; the old one keeps working until every filter has moved.
+//!
+//! Within a version, messages evolve by adding optional fields, and every reader ignores
+//! fields it does not know (protobuf's rule), so a rolling upgrade mixes releases without
+//! losing a settlement: an older control plane reads a newer filter's settlement as far as it
+//! knows it, a newer control plane reads an older filter's with the new fields at their
+//! defaults. Releases before the ledger refused unknown fields; a newer filter whose settle
+//! batch one of those answers 400 sends it again without the new fields (see
+//! [`v1::Settlement::previous_release_form`]). Tests: `control-plane/tests/wire_versions.rs`.
 
 /// Version 1 of the admission API.
 pub mod v1 {
     use serde::{Deserialize, Serialize};
 
     use crate::money::NanoUsd;
+    use crate::pricing::CostBreakdown;
     use crate::scope::{FailMode, Scope};
     use crate::usage::Usage;
 
@@ -21,7 +30,6 @@ pub mod v1 {
     /// Ask to reserve a call's worst-case cost against every budget that applies.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-    #[serde(deny_unknown_fields)]
     pub struct ReserveRequest {
         /// Unique per call (Envoy's `x-request-id`); the reservation's and settlement's key.
         pub request_id: String,
@@ -59,7 +67,8 @@ pub mod v1 {
     }
 
     /// The control plane's answer: an object whose `decision` names the variant, beside the
-    /// variant's own fields (`{"decision":"deny","budget_id":…}`).
+    /// variant's own fields (`{"decision":"deny","budget_id":…}`). Fields no decision has are
+    /// ignored (a newer control plane may add some); a field of another decision is refused.
     ///
     /// Written as serde's internally tagged enum; read through `ReserveResponseFields`
     /// (the same JSON), because serde reads an internally tagged enum by buffering the whole
@@ -120,9 +129,9 @@ pub mod v1 {
     /// A [`ReserveResponse`] as read: every variant's fields side by side, each optional,
     /// then [`TryFrom`] checks that the fields present are exactly the named variant's (a
     /// field of another variant is refused, as an unknown field, and a missing required one
-    /// too). Only `null` for a field another variant owns reads as absent.
+    /// too). Only `null` for a field another variant owns reads as absent. Fields no variant
+    /// has are ignored.
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     struct ReserveResponseFields {
         decision: Decision,
         #[serde(default)]
@@ -192,10 +201,11 @@ pub mod v1 {
         }
     }
 
-    /// One call's final charge.
+    /// One call's final charge. The fields after `at_unix_ms` came with the ledger: optional,
+    /// left out when unset, so that a settlement without them is byte for byte what the
+    /// previous release sent.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-    #[serde(deny_unknown_fields)]
     pub struct Settlement {
         /// The same id as the reservation.
         pub request_id: String,
@@ -213,12 +223,50 @@ pub mod v1 {
         pub reserved: bool,
         /// When the call ended, Unix milliseconds.
         pub at_unix_ms: i64,
+        /// When the call began (its reservation), Unix milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub started_at_unix_ms: Option<i64>,
+        /// The model the client asked for, when a downgrade changed it (`model` is the one
+        /// called).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub requested_model: Option<String>,
+        /// The budget (or `emergency:<scope>` switch) that asked for the downgrade.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub downgraded_by: Option<String>,
+        /// The provider API (`chat_completions`, `messages`…).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub api: Option<String>,
+        /// The cost by priced dimension (sums to `cost`), when the filter priced the call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub breakdown: Option<CostBreakdown>,
+        /// The stream was cut off mid-way by a budget's cut-off.
+        #[serde(default, skip_serializing_if = "is_false")]
+        pub cut_off: bool,
+    }
+
+    fn is_false(b: &bool) -> bool {
+        !*b
+    }
+
+    impl Settlement {
+        /// This settlement as the previous release's control plane reads it: the fields it
+        /// does not know left out (it refused unknown fields). The charge is the same.
+        pub fn previous_release_form(&self) -> Settlement {
+            Settlement {
+                started_at_unix_ms: None,
+                requested_model: None,
+                downgraded_by: None,
+                api: None,
+                breakdown: None,
+                cut_off: false,
+                ..self.clone()
+            }
+        }
     }
 
     /// Settlements posted together.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-    #[serde(deny_unknown_fields)]
     pub struct SettleBatch {
         /// At most [`MAX_SETTLE_BATCH`].
         pub settlements: Vec<Settlement>,
@@ -227,7 +275,6 @@ pub mod v1 {
     /// What the control plane did with a batch. Replays are counted, never charged twice.
     #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
     #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-    #[serde(deny_unknown_fields)]
     pub struct SettleResponse {
         /// Settlements charged now.
         pub applied: u32,
@@ -328,8 +375,6 @@ pub mod v1 {
                 r#"{"decision":"downgrade","budget_id":"b","model":"m","stream_cutoff":1}"#,
                 r#"{"decision":"downgrade","budget_id":"b","model":"m","reason":"usd"}"#,
                 r#"{"decision":"deny","budget_id":"b","reason":"usd","remaining":0,"fail_mode":"open","model":"m"}"#,
-                // A field no decision has.
-                r#"{"decision":"allow","extra":1}"#,
                 // A required field missing.
                 r#"{"decision":"downgrade","budget_id":"b"}"#,
                 r#"{"decision":"deny","budget_id":"b","reason":"usd","fail_mode":"open"}"#,
@@ -353,6 +398,22 @@ pub mod v1 {
         }
 
         #[test]
+        fn fields_no_release_knows_are_ignored_and_foreign_ones_still_refused() {
+            let allow: ReserveResponse =
+                serde_json::from_str(r#"{"decision":"allow","next_release":{"x":1}}"#).unwrap();
+            assert_eq!(
+                allow,
+                ReserveResponse::Allow {
+                    remaining: None,
+                    stream_cutoff: None
+                }
+            );
+            let r: SettleResponse =
+                serde_json::from_str(r#"{"applied":1,"duplicates":0,"later":true}"#).unwrap();
+            assert_eq!(r.applied, 1);
+        }
+
+        #[test]
         fn settlements_round_trip() {
             let s = Settlement {
                 request_id: "r1".into(),
@@ -366,6 +427,12 @@ pub mod v1 {
                 },
                 reserved: true,
                 at_unix_ms: 1,
+                started_at_unix_ms: None,
+                requested_model: None,
+                downgraded_by: None,
+                api: None,
+                breakdown: None,
+                cut_off: false,
             };
             let batch = SettleBatch {
                 settlements: vec![s],

@@ -92,6 +92,17 @@ fn settlement(id: &str) -> SettleBatch {
             },
             reserved: true,
             at_unix_ms: 0,
+            started_at_unix_ms: None,
+            requested_model: None,
+            downgraded_by: None,
+            api: Some("chat_completions".into()),
+            // What a filter sends: the parts of `cost`.
+            breakdown: Some(tollgate_model::CostBreakdown {
+                uncached_input: NanoUsd(2_000_000),
+                output: NanoUsd(4_000_000),
+                ..Default::default()
+            }),
+            cut_off: false,
         }],
     }
 }

@@ -7,6 +7,7 @@
 //! `Store::settle`), and reads them back with `Store::rollups` and `Store::records`.
 //! Retention and layout: `docs/ledger.md`, `docs/redis-keys.md`.
 
+pub mod entry;
 pub mod row;
 
 use serde::{Deserialize, Serialize};

@@ -121,6 +121,16 @@ pub struct Charge {
     /// not be asked and the fail mode let the call through; `None` without a control plane
     /// (nothing to settle).
     pub reserved: Option<bool>,
+    /// The API called, when a route matched.
+    pub api: Option<&'static str>,
+    /// When the reservation was asked for, Unix ms.
+    pub started_at_ms: Option<i64>,
+    /// The model asked for, when a downgrade replaced it.
+    pub requested_model: Option<String>,
+    /// Who asked for the downgrade.
+    pub downgraded_by: Option<String>,
+    /// Whether a budget's cut-off stopped the stream.
+    pub cut_off: bool,
 }
 
 impl Charge {
@@ -136,6 +146,12 @@ impl Charge {
             usage: self.usage,
             reserved: self.reserved?,
             at_unix_ms,
+            started_at_unix_ms: self.started_at_ms,
+            requested_model: self.requested_model.clone(),
+            downgraded_by: self.downgraded_by.clone(),
+            api: self.api.map(str::to_owned),
+            breakdown: self.cost.as_ref().map(|c| c.breakdown),
+            cut_off: self.cut_off,
         })
     }
 }
@@ -507,7 +523,14 @@ impl Exchange {
         cost: Option<Cost>,
         outcome: Outcome,
     ) -> Charge {
+        let (started_at_ms, requested_model, downgraded_by, cut_off) =
+            self.admission.ledger_facts();
         Charge {
+            api: self.route.as_ref().map(|r| r.api.as_str()),
+            started_at_ms,
+            requested_model,
+            downgraded_by,
+            cut_off,
             provider,
             scopes: std::mem::take(&mut self.scopes),
             model,

@@ -8,12 +8,22 @@
 //! refuses as invalid) halves it too, down to the one settlement at fault, which is then
 //! dropped and counted: one bad record must not block every later one. The queue is bounded:
 //! when full, the new charge is dropped and counted, never silently.
+//!
+//! Mixed releases: a control plane older than the ledger refuses settlement fields it does
+//! not know with a 400. So the first 400 of a batch sent in the current form is answered by
+//! sending the same batch again at once in the previous release's form (the same charges
+//! without the ledger's extra fields), and later batches go in that form for
+//! [`LEGACY_HOLD`]; only a 400 to that form starts the halving.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tollgate_model::wire::v1::{MAX_SETTLE_BATCH, SETTLE_PATH, SettleBatch, Settlement};
+
+/// How long batches go in the previous release's form after a control plane refused the
+/// current one (then the current form is tried again: the upgrade may have finished).
+pub const LEGACY_HOLD: Duration = Duration::from_secs(300);
 
 /// Queue limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +72,10 @@ pub struct SettleQueue {
     retry_at: Option<DateTime<Utc>>,
     dropped: u64,
     rejected: u64,
+    /// Until when batches go in the previous release's form.
+    legacy_until: Option<DateTime<Utc>>,
+    /// Whether the batch in flight went in that form.
+    in_flight_legacy: bool,
 }
 
 impl SettleQueue {
@@ -77,6 +91,8 @@ impl SettleQueue {
             retry_at: None,
             dropped: 0,
             rejected: 0,
+            legacy_until: None,
+            in_flight_legacy: false,
         }
     }
 
@@ -128,8 +144,16 @@ impl SettleQueue {
         }
         let n = self.pending.len().min(self.batch_size);
         self.in_flight = self.pending.drain(..n).collect();
+        self.in_flight_legacy = self.legacy_until.is_some_and(|t| now < t);
         let batch = SettleBatch {
-            settlements: self.in_flight.iter().map(|(_, s)| s.clone()).collect(),
+            settlements: self
+                .in_flight
+                .iter()
+                .map(|(_, s)| match self.in_flight_legacy {
+                    true => s.previous_release_form(),
+                    false => s.clone(),
+                })
+                .collect(),
         };
         Some(serde_json::to_vec(&batch).unwrap_or_default())
     }
@@ -144,6 +168,17 @@ impl SettleQueue {
             self.retry_at = None;
             self.batch_size = self.limits.max_batch.clamp(1, MAX_SETTLE_BATCH);
             return PostOutcome::Done;
+        }
+        if status == Some(400) && !self.in_flight_legacy {
+            // Perhaps an older control plane refusing the new fields: the same batch again,
+            // now, in the form it knows.
+            self.legacy_until = chrono::TimeDelta::from_std(LEGACY_HOLD)
+                .ok()
+                .map(|d| now + d);
+            for item in self.in_flight.drain(..).rev() {
+                self.pending.push_front(item);
+            }
+            return PostOutcome::Retry;
         }
         if status == Some(400) {
             if self.in_flight.len() == 1 {

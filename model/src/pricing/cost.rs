@@ -1,15 +1,18 @@
 //! The cost of one call: a per-dimension breakdown whose sum is the total.
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{CompiledVersion, tier_index};
 use crate::money::NanoUsd;
 use crate::usage::{ServiceTier, Usage};
 
 /// The charge per priced dimension. Each is rounded up to a whole nano-USD on its own;
-/// [`Cost::total`] is their exact sum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// [`Cost::total`] is their exact sum. On the wire (a settlement's breakdown) missing parts
+/// read as zero and unknown ones are ignored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
 pub struct CostBreakdown {
     /// Plain input tokens.
     pub uncached_input: NanoUsd,

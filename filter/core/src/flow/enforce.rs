@@ -82,6 +82,10 @@ pub(super) struct Admitted {
     remaining: Option<NanoUsd>,
     cutoff: Option<NanoUsd>,
     downgraded_from: Option<String>,
+    /// The budget or switch that asked for the downgrade (the ledger's `downgraded_by`).
+    downgraded_by: Option<String>,
+    /// When the reservation was asked for, Unix ms (the ledger's start time).
+    started_at_ms: Option<i64>,
     cut: Cut,
 }
 
@@ -102,6 +106,17 @@ impl Admitted {
 
     pub(super) fn is_waiting(&self) -> bool {
         self.state == State::Waiting
+    }
+
+    /// What the ledger records of admission: (start time, model asked for before a
+    /// downgrade, who downgraded, whether the stream was cut off).
+    pub(super) fn ledger_facts(&self) -> (Option<i64>, Option<String>, Option<String>, bool) {
+        (
+            self.started_at_ms,
+            self.downgraded_from.clone(),
+            self.downgraded_by.clone(),
+            self.cut != Cut::No,
+        )
     }
 }
 
@@ -240,6 +255,7 @@ impl Exchange {
             at_unix_ms: now.timestamp_millis(),
         };
         self.admission.state = State::Waiting;
+        self.admission.started_at_ms = Some(request.at_unix_ms);
         Some(cp.reserve_body(&request))
     }
 
@@ -440,6 +456,7 @@ impl Exchange {
             .cost(model, &self.admission.worst, host.now())
             .map_or(NanoUsd::ZERO, |c| c.total);
         self.admission.downgraded_from = Some(original);
+        self.admission.downgraded_by = Some(budget_id.to_owned());
         resume
     }
 

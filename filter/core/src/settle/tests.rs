@@ -20,6 +20,15 @@ fn charge(id: u32) -> Settlement {
         },
         reserved: true,
         at_unix_ms: 0,
+        started_at_unix_ms: Some(-5),
+        requested_model: Some("gpt-4o".into()),
+        downgraded_by: Some("team-a".into()),
+        api: Some("chat_completions".into()),
+        breakdown: Some(tollgate_model::CostBreakdown {
+            output: NanoUsd(100),
+            ..Default::default()
+        }),
+        cut_off: true,
     }
 }
 
@@ -119,4 +128,45 @@ fn a_400_is_bisected_down_to_the_bad_settlement_which_alone_is_dropped() {
     }
     assert_eq!(posted, ["r0", "r1", "r3"]);
     assert_eq!((q.rejected(), q.len()), (1, 0));
+}
+
+#[test]
+fn a_control_plane_that_refuses_the_ledger_fields_gets_the_same_charges_without_them() {
+    let mut q = SettleQueue::new(limits(100, 2));
+    for i in 0..4 {
+        q.push(charge(i), t(0));
+    }
+    // An older control plane: any field it does not know is a 400.
+    let older = |body: &[u8]| {
+        let text = String::from_utf8_lossy(body);
+        if text.contains("breakdown") || text.contains("requested_model") {
+            400
+        } else {
+            200
+        }
+    };
+    let mut posted = Vec::new();
+    let mut statuses = Vec::new();
+    while let Some(body) = q.due(t(0)) {
+        let status = older(&body);
+        statuses.push(status);
+        if q.answered(Some(status), t(0)) == PostOutcome::Done {
+            let batch: SettleBatch = serde_json::from_slice(&body).unwrap();
+            // The previous release's form: the charge whole, the ledger's fields gone.
+            assert!(batch.settlements.iter().all(|s| s.cost == NanoUsd(100)
+                && s.usage.output_tokens == 1
+                && s.breakdown.is_none()
+                && !s.cut_off));
+            posted.extend(ids(&body));
+        }
+    }
+    // One refused post, then every batch (the refused one first) in the older form.
+    assert_eq!(statuses, [400, 200, 200]);
+    assert_eq!(posted, ["r0", "r1", "r2", "r3"]);
+    assert_eq!(q.rejected(), 0);
+    // After the hold, the current form is tried again.
+    q.push(charge(9), t(0));
+    let later = t(0) + TimeDelta::from_std(LEGACY_HOLD).unwrap();
+    let body = q.due(later).unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("breakdown"));
 }

@@ -502,6 +502,27 @@ async fn the_cli_prints_reports_chargebacks_invoices_and_profiles() {
     app.stop().await;
 }
 
+async fn a_call_settled_through_admission_is_in_the_report(app: TestApp) {
+    use support::app::{reserve_req, settlement};
+    let (s, _) = app
+        .reserve(&reserve_req("live-1", &["team:live"], "gpt-4o", 2_000))
+        .await;
+    assert_eq!(s, 200);
+    let batch =
+        json!({ "settlements": [settlement("live-1", &["team:live"], "gpt-4o", 1_234, true)] });
+    let (s, b) = app.settle(&batch).await;
+    assert_eq!(s, 200, "{b}");
+    // The test clock is 2027-01-15T08:00Z.
+    let (s, r) = get(
+        &app,
+        "/v1/reports/spend?from=2027-01-15&to=2027-01-16&scope=team:live&group_by=model",
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(rows(&r), vec![(json!({"model":"gpt-4o"}), 1_234)]);
+    app.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -533,4 +554,5 @@ on_both_stores!(
     chargeback_shares_the_unallocated_spend_exactly,
     an_invoice_renders_the_same_totals_as_json_html_and_pdf,
     bad_report_parameters_get_400_naming_the_field,
+    a_call_settled_through_admission_is_in_the_report,
 );

@@ -4,7 +4,8 @@
 //! per scope it carries plus one `global` row, so rows of different kinds overlap. A report
 //! reads the rows that count each call once:
 //! - no scope grouped or filtered: the `global` rows;
-//! - one scope filtered (`scope=team:a`), grouping at most by its kind: that scope's rows;
+//! - one scope filtered (`scope=team:a`), grouping at most by its kind (not `tag`): that
+//!   scope's rows;
 //! - grouped by one scope kind other than `tag`, nothing filtered by scope: that kind's rows,
 //!   plus per (bucket, model, provider) the `global` row minus their sum as the kind's `null`
 //!   group (calls without such a scope). If that difference is ever negative, some calls
@@ -296,7 +297,11 @@ pub async fn load(
             };
             Ok((facts(rollups(store, need, filter, now).await?), source))
         }
-        (kinds, [one]) if kinds.iter().all(|k| *k == one.kind()) => {
+        // Grouping tags by tag stays on the records, where a call's other tags show (`a+x`).
+        (kinds, [one])
+            if kinds.iter().all(|k| *k == one.kind())
+                && (kinds.is_empty() || one.kind() != ScopeKind::Tag) =>
+        {
             let filter = RollupFilter {
                 scopes: vec![one.clone()],
                 ..RollupFilter::default()

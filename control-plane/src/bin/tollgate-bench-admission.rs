@@ -5,9 +5,15 @@
 //!
 //! Run: `cargo run --release -p tollgate-control-plane --bin tollgate-bench-admission
 //! [-- --secs 3 --redis-server /usr/bin/redis-server]`
+//!
+//! `-- --cluster`: instead, reserve+settle on one node against a local 3-node Redis Cluster
+//! in the same run, calls spread over 12 orgs (one hash tag each), see `cluster.rs`.
 
 // Rates and latencies are timing statistics, not money.
 #![allow(clippy::float_arithmetic)]
+
+#[path = "tollgate-bench-admission/cluster.rs"]
+mod cluster;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -34,6 +40,8 @@ struct Args {
     redis_server: String,
     /// Pin redis-server to this core (with `taskset`), away from the bench's own core.
     redis_cpu: Option<String>,
+    /// Compare one node with a 3-node cluster (`cluster.rs`) instead.
+    cluster: bool,
 }
 
 fn args() -> Args {
@@ -41,10 +49,16 @@ fn args() -> Args {
         secs: 3,
         redis_server: "/usr/bin/redis-server".into(),
         redis_cpu: None,
+        cluster: false,
     };
     let v: Vec<String> = std::env::args().collect();
+    a.cluster = v.iter().any(|x| x == "--cluster");
     let mut i = 1;
     while i + 1 < v.len() {
+        if v[i] == "--cluster" {
+            i += 1;
+            continue;
+        }
         match v[i].as_str() {
             "--secs" => a.secs = v[i + 1].parse().unwrap_or(3),
             "--redis-server" => a.redis_server = v[i + 1].clone(),
@@ -60,10 +74,11 @@ fn now() -> DateTime<Utc> {
     DateTime::<Utc>::from(std::time::SystemTime::now())
 }
 
-fn request(id: &str) -> ReserveRequest {
+/// A call of org `org` (its hash tag in Redis), team `a`, user `u`.
+fn request_in(id: &str, org: &str) -> ReserveRequest {
     ReserveRequest {
         request_id: id.to_owned(),
-        scopes: ["org:acme", "team:a", "user:u"]
+        scopes: [format!("org:{org}").as_str(), "team:a", "user:u"]
             .iter()
             .filter_map(|s| s.parse().ok())
             .collect(),
@@ -76,8 +91,8 @@ fn request(id: &str) -> ReserveRequest {
     }
 }
 
-fn settlement(id: &str) -> SettleBatch {
-    let r = request(id);
+fn settlement_in(id: &str, org: &str) -> SettleBatch {
+    let r = request_in(id, org);
     SettleBatch {
         settlements: vec![Settlement {
             request_id: r.request_id,
@@ -144,6 +159,7 @@ async fn run_level(
     secs: u64,
     work: Work,
     tag: &str,
+    orgs: Option<usize>,
 ) -> Level {
     let started = Instant::now();
     let cpu0 = own_cpu_us();
@@ -153,8 +169,9 @@ async fn run_level(
         let (store, snap, tag, work) = (store.clone(), snap.clone(), tag.to_owned(), work.clone());
         tasks.push(tokio::task::spawn_local(async move {
             // Built once: the loop measures admission, not scope parsing.
-            let template = request("x");
-            let settle_template = settlement("x");
+            let org = orgs.map_or_else(|| "acme".to_owned(), |n| format!("o{}", t % n));
+            let template = request_in("x", &org);
+            let settle_template = settlement_in("x", &org);
             let mut reserve_us = Vec::new();
             let mut pair_us = Vec::new();
             let mut n = 0u64;
@@ -297,7 +314,12 @@ fn evalsha_stats(conn: &mut redis::Connection) -> Option<(f64, u64)> {
 }
 
 async fn setup(store: &Arc<dyn Store>) -> Result<Arc<Snapshot>, String> {
-    for b in BUDGETS {
+    setup_with(store, &BUDGETS.map(str::to_owned)).await
+}
+
+/// Stores `budgets` (JSON specs) and loads the catalog snapshot admission reads.
+async fn setup_with(store: &Arc<dyn Store>, budgets: &[String]) -> Result<Arc<Snapshot>, String> {
+    for b in budgets {
         let spec: serde_json::Value = serde_json::from_str(b).map_err(|e| e.to_string())?;
         let id = spec["id"].as_str().unwrap_or_default().to_owned();
         let _ = store
@@ -346,6 +368,9 @@ impl Drop for Server {
 }
 
 async fn bench(a: Args) -> Result<(), String> {
+    if a.cluster {
+        return cluster::compare(&a).await;
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
@@ -390,7 +415,7 @@ async fn bench(a: Args) -> Result<(), String> {
         a.secs
     );
     // Warm up: loads the scripts.
-    run_level(redis.clone(), snap.clone(), 4, 1, Work::Pair, "warm").await;
+    run_level(redis.clone(), snap.clone(), 4, 1, Work::Pair, "warm", None).await;
     for c in [1, 16, 64] {
         let _: () = redis::cmd("CONFIG")
             .arg("RESETSTAT")
@@ -404,6 +429,7 @@ async fn bench(a: Args) -> Result<(), String> {
             a.secs,
             Work::Pair,
             &format!("rs{c}"),
+            None,
         )
         .await;
         let cpu = redis_cpu_us(&mut conn) - cpu0;
@@ -440,6 +466,7 @@ async fn bench(a: Args) -> Result<(), String> {
                 a.secs,
                 work,
                 &format!("ro{c}x{batch}"),
+                None,
             )
             .await;
             let cpu = redis_cpu_us(&mut conn) - cpu0;
@@ -465,6 +492,7 @@ async fn bench(a: Args) -> Result<(), String> {
             a.secs,
             Work::Pair,
             &format!("m{c}"),
+            None,
         )
         .await;
         print_level("memory reserve+settle", c, &l, None);
@@ -476,6 +504,7 @@ async fn bench(a: Args) -> Result<(), String> {
         a.secs,
         Work::Reserve,
         "mo",
+        None,
     )
     .await;
     print_level("memory reserve only", 16, &l, None);

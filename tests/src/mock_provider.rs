@@ -7,6 +7,8 @@
 //! - `x-mock-pace-ms: 20` — send a stream event by event (SSE: split after each blank line;
 //!   other files: `x-mock-chunk-bytes` pieces) with this pause between them (0: one write
 //!   per event, no pause);
+//! - `x-mock-answer-early: 1` — answer at the request headers, without waiting for the body
+//!   (an error page, a proxy, a misbehaving server); the request is recorded without it;
 //! - `x-mock-encoding: gzip` (or `deflate`, `br`) — compress the answer that way, as
 //!   providers do, when the request's `accept-encoding` allows it (a paced answer is
 //!   compressed whole and sent in pieces).
@@ -150,9 +152,15 @@ impl MockProvider {
 
 async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body_bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
-        Ok(b) => b,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    let body_bytes = if parts.headers.contains_key("x-mock-answer-early") {
+        // The body is left unread: the answer goes before it arrives.
+        drop(body);
+        Bytes::new()
+    } else {
+        match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
+            Ok(b) => b,
+            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        }
     };
     let headers = &parts.headers;
     if !shared.unrecorded.load(Ordering::SeqCst)

@@ -96,6 +96,18 @@ pub struct HttpExchange {
     held: Held,
     /// The request ended with its headers (no body will come).
     headers_only: bool,
+    /// The answer is held until admission is decided (see `hold_answer`).
+    answer: HeldAnswer,
+}
+
+/// An upstream's answer that arrived before the call's admission was decided.
+#[derive(Debug, Default, PartialEq, Eq)]
+enum HeldAnswer {
+    /// Not held.
+    #[default]
+    No,
+    /// Its headers are held; `body` is a copy of the body Envoy buffers meanwhile.
+    Held { body: Vec<u8> },
 }
 
 impl HttpExchange {
@@ -107,6 +119,37 @@ impl HttpExchange {
             exchange: Exchange::new(),
             held: Held::No,
             headers_only: false,
+            answer: HeldAnswer::No,
+        }
+    }
+
+    /// Admission is decided and allowed the call: an answer held meanwhile goes on, read
+    /// like any other (its headers, then the body buffered so far as one chunk).
+    fn release_answer(&mut self) {
+        if self.exchange.answer_waits_for_admission() {
+            return;
+        }
+        let HeldAnswer::Held { body } = std::mem::take(&mut self.answer) else {
+            return;
+        };
+        if self.exchange.reads_response() {
+            self.response_headers();
+            // Read as one chunk: buffered whole, it goes on whole (no cut-off applies).
+            self.exchange.on_response_body(&body);
+        }
+        self.resume_http_response();
+    }
+
+    /// Reads the status and adds the exchange's response headers. Not inlined: it has two
+    /// callers, and a copy in each cost the `.wasm` ~10 KB.
+    #[inline(never)]
+    fn response_headers(&mut self) {
+        let status = self
+            .get_http_response_header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        for (name, value) in self.exchange.on_response_headers(&self.filter, status) {
+            self.add_http_response_header(&name, &value);
         }
     }
 
@@ -203,9 +246,13 @@ impl HttpExchange {
         }
         match action {
             BodyAction::Buffer => Action::Pause,
-            BodyAction::Continue => Action::Continue,
+            BodyAction::Continue => {
+                self.release_answer();
+                Action::Continue
+            }
             BodyAction::Replace(body) => {
                 self.set_http_request_body(0, buffered, &body);
+                self.release_answer();
                 Action::Continue
             }
             BodyAction::Reply(reply) => self.reply(&reply),
@@ -249,6 +296,8 @@ impl Context for HttpExchange {
         let held = self.held;
         match self.answer(answer.as_ref().map(|(s, b)| (*s, b.as_slice()))) {
             Some(reply) => {
+                // Also when the upstream already answered: its held answer is replaced.
+                self.answer = HeldAnswer::No;
                 self.reply(&reply);
             }
             None => {
@@ -257,6 +306,7 @@ impl Context for HttpExchange {
                     self.request_body(0, true);
                 }
                 self.resume_http_request();
+                self.release_answer();
             }
         }
     }
@@ -325,20 +375,29 @@ impl HttpContext for HttpExchange {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if self.exchange.answer_waits_for_admission() {
+            // The upstream answered before the call was admitted: hold the answer (Envoy
+            // buffers its body) until the control plane decides.
+            self.answer = HeldAnswer::Held { body: Vec::new() };
+            return Action::Pause;
+        }
         if !self.exchange.reads_response() {
             return Action::Continue;
         }
-        let status = self
-            .get_http_response_header(":status")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        for (name, value) in self.exchange.on_response_headers(&self.filter, status) {
-            self.add_http_response_header(&name, &value);
-        }
+        self.response_headers();
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        if matches!(self.answer, HeldAnswer::Held { .. }) {
+            // Held: Envoy keeps the body; the copy is what the usage reader gets on release.
+            if body_size > 0
+                && let Some(buffered) = self.get_http_response_body(0, body_size)
+            {
+                self.answer = HeldAnswer::Held { body: buffered };
+            }
+            return Action::Pause;
+        }
         // Each chunk is passed on at once; only a copy is scanned for usage.
         if body_size == 0 || !self.exchange.reads_response() {
             return Action::Continue;

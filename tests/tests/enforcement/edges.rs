@@ -1,13 +1,15 @@
 //! The edges of admission in real Envoy: a body the filter cannot read is still checked
-//! against its budgets, and a reserve the control plane answers too late (Redis stalled)
-//! leaves nothing reserved.
+//! against its budgets, a reserve the control plane answers too late (Redis stalled) leaves
+//! nothing reserved, and an upstream that answers before the call is admitted does not get
+//! its answer to the client first.
 
 use std::process::Command;
 use std::time::Duration;
 
 use tollgate_e2e::stack::{Stack, StackOptions, TEAM_HEADER, provider_host};
 
-use super::{answer, budget, chat_call};
+use super::{answer, budget, chat_call, openai_chat};
+use tollgate_e2e::charges::{chat_json_usage, cost_nanos};
 
 /// Less than any call's worst case: every call on the team is refused.
 const TINY_LIMIT_USD: &str = "0.000001";
@@ -112,4 +114,105 @@ async fn a_reserve_answered_after_the_timeout_under_fail_closed_leaves_nothing_r
     let s = settled.values().next().unwrap();
     assert_eq!((s.cost.nanos(), s.reserved), (0, true), "{s:?}");
     assert!(stack.mock.requests().is_empty());
+}
+
+/// Sends an OpenAI chat call by `team` to an upstream that answers at the request headers
+/// (the body goes whole, at once), in the background.
+fn call_answered_early(
+    stack: &Stack,
+    team: &str,
+) -> tokio::task::JoinHandle<reqwest::Result<reqwest::Response>> {
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", stack.envoy.url()))
+        .header("host", provider_host("/v1/chat/completions"))
+        .header(TEAM_HEADER, team)
+        .header("x-mock-fixture", "chat.json")
+        .header("x-mock-answer-early", "1")
+        .header("content-type", "application/json")
+        .body(openai_chat("gpt-4o-mini", 256, false).to_string());
+    tokio::spawn(request.send())
+}
+
+/// With the control plane's Redis stopped (so admission cannot be decided), makes a call
+/// whose upstream answers at once, waits until that answer reached Envoy and checks that it
+/// did not reach the client; then lets Redis go on and returns the call's answer.
+async fn answered_before_admission(stack: &Stack, team: &str) -> reqwest::Response {
+    let pid = stack.redis.as_ref().and_then(|r| r.pid()).unwrap();
+    let stalled = Stopped::new(pid);
+    let call = call_answered_early(stack, team);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answered = stack.envoy.stat("cluster.openai.upstream_rq_200").await;
+        if answered.unwrap().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            stack.envoy.log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if call.is_finished() {
+        let early = call.await.unwrap().map(|r| r.status());
+        panic!("the answer went out before admission: {early:?}");
+    }
+    drop(stalled);
+    call.await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn an_answer_that_comes_before_admission_is_replaced_by_the_refusal() {
+    let stack = Stack::start(StackOptions {
+        fail_mode: "closed",
+        timeout_ms: 5000,
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    stack
+        .control_plane
+        .create_budget(&budget("early-spent", "early-spent", TINY_LIMIT_USD))
+        .await
+        .unwrap();
+    let resp = answered_before_admission(&stack, "early-spent").await;
+    // Refused by the spent budget (429), or, when Redis came back after the control plane's
+    // own timeout, by the fail mode (503): never the upstream's 200.
+    let (status, _, body) = answer(resp).await;
+    assert!(
+        [429, 503].contains(&status),
+        "{status} {body}\n{}",
+        stack.envoy.log()
+    );
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    assert!(
+        ["budget_exceeded", "budget_check_unavailable"].contains(&code),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_that_comes_before_admission_goes_on_once_admitted_and_is_charged() {
+    let stack = Stack::start(StackOptions {
+        fail_mode: "open",
+        timeout_ms: 5000,
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    stack
+        .control_plane
+        .create_budget(&budget("early-ok", "early-ok", "100"))
+        .await
+        .unwrap();
+    let resp = answered_before_admission(&stack, "early-ok").await;
+    let (status, _, body) = answer(resp).await;
+    assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
+    assert_eq!(body["usage"]["completion_tokens"], 103, "{body}");
+    let charged = cost_nanos("gpt-4o-mini", &chat_json_usage()).unwrap();
+    stack
+        .control_plane
+        .wait_spent("early-ok", charged)
+        .await
+        .unwrap();
 }

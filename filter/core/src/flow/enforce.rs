@@ -72,6 +72,8 @@ enum Cut {
 #[derive(Debug, Default)]
 pub(super) struct Admitted {
     pub(super) state: State,
+    /// A control plane decides this call: its answer must wait for that decision.
+    decides: bool,
     request_id: String,
     reserved_at_headers: bool,
     /// The request path, kept while a header-time reservation may rewrite it.
@@ -121,6 +123,25 @@ impl Admitted {
 }
 
 impl Exchange {
+    /// Whether an answer arriving now must be held back from the client: its admission is
+    /// not decided yet (the request is still being read, or its reservation is in flight).
+    /// An upstream may answer before it has the whole request (an error page, a proxy, a
+    /// misbehaving server); passing that answer on would let a call through that its
+    /// budgets may refuse. The adapter holds the response (headers and body) and, once
+    /// admission is decided, releases it ([`Exchange::on_response_headers`] then) or
+    /// replaces it with the refusal.
+    pub fn answer_waits_for_admission(&self) -> bool {
+        self.admission.decides
+            && match self.admission.state {
+                State::Waiting => true,
+                State::NotAsked => matches!(self.phase, Phase::ReadingRequest),
+                // Reserved at the headers, the body still being read: decided.
+                State::Reserved | State::FailedOpen | State::Refused | State::RefusedUnanswered => {
+                    false
+                }
+            }
+    }
+
     /// The stream ended: a reservation still in flight (the client left, or the upstream
     /// answered and closed, before the control plane did) is counted as an `abandoned`
     /// admission, so that every reserve posted is counted once in `tollgate_admission_total`.
@@ -269,6 +290,7 @@ impl Exchange {
         lookup: &mut dyn FnMut(Lookup<'_>) -> Option<String>,
     ) -> Option<Vec<u8>> {
         filter.control_plane.as_ref()?;
+        self.admission.decides = true;
         let client_id = lookup(Lookup::Header("x-request-id"));
         self.admission.request_id = new_request_id(client_id.as_deref(), host.now());
         let route = self.route.as_ref()?;

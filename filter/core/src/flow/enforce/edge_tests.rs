@@ -155,3 +155,29 @@ fn every_reserve_posted_is_counted_once_as_an_admission_decision() {
         );
     }
 }
+
+#[test]
+fn an_answer_waits_until_the_calls_admission_is_decided() {
+    // Body model: from the headers until the control plane answered.
+    let mut c = Call::new(CP);
+    c.headers(CHAT, &[]);
+    assert!(c.x.answer_waits_for_admission(), "request still being read");
+    c.body(CHAT_BODY);
+    assert!(c.x.answer_waits_for_admission(), "reservation in flight");
+    c.answer(Some((200, r#"{"decision":"allow"}"#)), "");
+    assert!(!c.x.answer_waits_for_admission());
+
+    // Refused: nothing to release, the refusal replaces the answer.
+    let mut c = Call::new(CP);
+    c.headers(CHAT, &[]);
+    c.body(CHAT_BODY);
+    let deny =
+        r#"{"decision":"deny","budget_id":"b","reason":"usd","remaining":0,"fail_mode":"closed"}"#;
+    assert!(matches!(c.answer(Some((200, deny)), ""), Resume::Reply(_)));
+    assert!(!c.x.answer_waits_for_admission());
+
+    // Without a control plane nothing is decided, nothing waits.
+    let mut c = Call::new("{}");
+    c.headers(CHAT, &[]);
+    assert!(!c.x.answer_waits_for_admission());
+}

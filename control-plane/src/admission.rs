@@ -23,7 +23,8 @@ use tollgate_model::wire::v1::{
 use crate::catalog::{Snapshot, SwitchMode};
 use crate::ledger::{RequestRecord, entry};
 use crate::store::{
-    Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, left_under,
+    AlertEvent, Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError,
+    left_under,
 };
 
 /// Longest request id accepted (Envoy's are 36-character UUIDs).
@@ -433,6 +434,14 @@ impl Admission<'_> {
 
     /// Charges a batch of settlements; replays count as duplicates.
     pub async fn settle(&self, batch: &SettleBatch) -> Result<SettleResponse, AdmissionError> {
+        self.settle_with_alerts(batch).await.map(|(resp, _)| resp)
+    }
+
+    /// [`Admission::settle`], and the threshold events its charges raised (for delivery).
+    pub async fn settle_with_alerts(
+        &self,
+        batch: &SettleBatch,
+    ) -> Result<(SettleResponse, Vec<AlertEvent>), AdmissionError> {
         if batch.settlements.len() > MAX_SETTLE_BATCH {
             return Err(invalid(
                 "settlements",
@@ -449,6 +458,7 @@ impl Admission<'_> {
             }
         }
         let mut out = SettleResponse::default();
+        let mut raised = Vec::new();
         let ops: Vec<SettleOp> = batch
             .settlements
             .iter()
@@ -466,12 +476,13 @@ impl Admission<'_> {
                             spent_nanos = a.spent_nanos,
                             "budget threshold crossed"
                         );
+                        raised.push(a);
                     }
                 }
                 SettleOutcome::Duplicate => out.duplicates += 1,
             }
         }
-        Ok(out)
+        Ok((out, raised))
     }
 
     /// The filter's cost, or this side's price for it when the filter could not price the

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::admission::AdmissionSettings;
+use crate::alerts::worker::DeliverySettings;
 use crate::auth::Auth;
 use crate::ledger::LedgerLimits;
 
@@ -92,6 +93,8 @@ pub struct Config {
     pub budget_refresh_ms: u64,
     /// The spend history (`[ledger]`): docs/ledger.md.
     pub ledger: LedgerConfig,
+    /// Alert delivery retries and timeouts (`[alerts]`): docs/alerts.md.
+    pub alerts: DeliverySettings,
 }
 
 /// `[ledger]`: what the ledger keeps and for how long.
@@ -163,6 +166,7 @@ impl Default for Config {
             settle_dedupe_secs: 3600,
             budget_refresh_ms: 1000,
             ledger: LedgerConfig::default(),
+            alerts: DeliverySettings::default(),
         }
     }
 }
@@ -279,6 +283,9 @@ impl Config {
                 "hourly_retention_days must be at least 1 and daily_retention_days at least as long",
             ));
         }
+        if let Err((key, message)) = config.alerts.check() {
+            return Err(invalid("config", key, message));
+        }
         Ok(config)
     }
 
@@ -385,6 +392,31 @@ mod tests {
         std::fs::write(&path, r#"{"redis_timeout_ms":"fast"}"#).unwrap();
         let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(e.contains("key 'redis_timeout_ms'"), "{e}");
+    }
+
+    #[test]
+    fn the_alerts_section_sets_delivery_and_a_bad_value_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, "[alerts]\nmax_attempts = 2\nbackoff_base_ms = 5\n").unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.alerts.max_attempts, 2);
+        assert_eq!(c.alerts.backoff_base_ms, 5);
+        assert_eq!(c.alerts.timeout_ms, DeliverySettings::default().timeout_ms);
+        for (bad, key) in [
+            ("max_attempts = 0", "alerts.max_attempts"),
+            (
+                "backoff_base_ms = 9\nbackoff_max_ms = 8",
+                "alerts.backoff_base_ms",
+            ),
+            ("timeout_ms = 0", "alerts.timeout_ms"),
+            ("sweep_interval_ms = 0", "alerts.sweep_interval_ms"),
+            ("retries = 3", "retries"),
+        ] {
+            std::fs::write(&path, format!("[alerts]\n{bad}\n")).unwrap();
+            let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

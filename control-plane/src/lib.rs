@@ -2,6 +2,7 @@
 //! Redis store, and the `tollgate` CLI.
 
 pub mod admission;
+pub mod alerts;
 pub mod analytics;
 pub mod api;
 pub mod auth;

@@ -1,5 +1,6 @@
 //! The HTTP server: `run(listener, state, shutdown)` serves until `shutdown` resolves, then
 //! lets in-flight requests finish (tests bind port 0 and pass their own shutdown future).
+//! Alert delivery runs beside it as a background task, stopped when serving ends.
 
 use std::future::Future;
 
@@ -14,8 +15,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     crate::metrics::install();
+    let delivery = crate::alerts::worker::start(&state);
     let app = crate::api::router(state);
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    if let Some(d) = delivery {
+        d.abort();
+    }
+    served
 }

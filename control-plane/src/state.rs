@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::admission::AdmissionSettings;
+use crate::alerts::worker::{AlertHub, DeliverySettings};
 use crate::auth::Auth;
 use crate::catalog::Catalog;
 use crate::store::Store;
@@ -27,6 +28,10 @@ pub struct AppState {
     pub body_limit_bytes: usize,
     /// The time source.
     pub clock: Clock,
+    /// The queue feeding alert delivery (started by `server::run`).
+    pub alerts: Arc<AlertHub>,
+    /// Alert delivery retries and timeouts, read when delivery starts.
+    pub alert_settings: DeliverySettings,
 }
 
 impl AppState {
@@ -44,6 +49,8 @@ impl AppState {
             settings: AdmissionSettings::default(),
             body_limit_bytes: 1 << 20,
             clock: Arc::new(|| DateTime::<Utc>::from(std::time::SystemTime::now())),
+            alerts: Arc::new(AlertHub::default()),
+            alert_settings: DeliverySettings::default(),
         })
     }
 

@@ -145,3 +145,112 @@ fn serve_runs_on_the_memory_store_the_cli_manages_budgets_and_sigterm_stops_it()
         "JSON logs: {logs}"
     );
 }
+
+#[test]
+fn the_cli_manages_alert_channels_and_never_shows_their_secrets() {
+    let port = support::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        "[alerts]\nmax_attempts = 2\nbackoff_base_ms = 50\n",
+    )
+    .unwrap();
+    let mut server = Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .env("TOLLGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TOLLGATE_ADMIN_TOKEN", "adm")
+        .env("TOLLGATE_DATAPLANE_TOKEN", "dp")
+        .env_remove("REDIS_URL")
+        .env_remove("TOLLGATE_REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let spec = dir.path().join("c.json");
+    let write = |json: &str| std::fs::write(&spec, json).unwrap();
+    write(
+        r#"{"id":"ops","target":{"kind":"webhook","url":"https://hooks.example.com/t?token=QUERYSECRET","secret":"SIGNINGSECRET-0123"}}"#,
+    );
+    let out = ok(&cli(
+        &url,
+        &["channel", "create", "-f", spec.to_str().unwrap()],
+    ));
+    assert!(
+        out.contains("target.url: https://hooks.example.com/t"),
+        "{out}"
+    );
+    write(
+        r#"{"id":"mail","target":{"kind":"email","host":"smtp.example.com","username":"u","password":"MAILSECRET","from":"a@example.com","to":["b@example.com"]}}"#,
+    );
+    ok(&cli(
+        &url,
+        &["channel", "create", "-f", spec.to_str().unwrap()],
+    ));
+    let out = ok(&cli(&url, &["channel", "list"]));
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows[0].starts_with("ID"), "{out}");
+    assert!(
+        rows[1].starts_with("mail") && rows[1].contains("email"),
+        "{out}"
+    );
+    assert!(
+        rows[2].starts_with("ops") && rows[2].contains("webhook"),
+        "{out}"
+    );
+    for id in ["ops", "mail"] {
+        let out = ok(&cli(&url, &["--output", "json", "channel", "show", id]));
+        for secret in ["QUERYSECRET", "SIGNINGSECRET", "MAILSECRET"] {
+            assert!(!out.contains(secret), "{secret} shown: {out}");
+        }
+    }
+    let bad = cli(
+        &url,
+        &[
+            "channel",
+            "update",
+            "mail",
+            "-f",
+            spec.to_str().unwrap(),
+            "--if-match",
+            "7",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("412 precondition_failed"));
+    write(
+        r#"{"id":"mail","target":{"kind":"email","host":"smtp.example.com","from":"nope","to":["b@example.com"]}}"#,
+    );
+    let bad = cli(
+        &url,
+        &["channel", "update", "mail", "-f", spec.to_str().unwrap()],
+    );
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("400 invalid_field: not an email address"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("(field target.from)"));
+    ok(&cli(&url, &["channel", "delete", "mail"]));
+    let out = ok(&cli(&url, &["alert", "list"]));
+    assert!(out.starts_with("ID"), "{out}");
+    let out = ok(&cli(&url, &["alert", "dead-letters"]));
+    assert!(out.starts_with("ALERT"), "{out}");
+    let out = ok(&cli(
+        &url,
+        &["--output", "json", "alert", "deliveries", "team-a.w1.t50.1"],
+    ));
+    assert_eq!(out.trim(), "[]");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.wait().unwrap().success());
+}

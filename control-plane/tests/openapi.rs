@@ -140,6 +140,23 @@ async fn every_operation_answers_as_the_document_says() {
         assert_eq!(s, 200, "{path}");
     }
 
+    // An alert channel first, so the threshold crossed below leaves a delivery record to list
+    // (nothing listens at its URL: the attempt fails and is recorded).
+    let hook = format!("http://127.0.0.1:{}/hook", support::free_port());
+    let channel = json!({ "id": "ops", "min_severity": "info",
+        "target": { "kind": "webhook", "url": hook, "secret": "whsec-0123456789abcdef" } });
+    let (s, e) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/channels",
+            "/v1/channels",
+            Some(channel.clone()),
+        )
+        .await;
+    assert_eq!(s, 201, "{e}");
+
     // Budgets: create, list, read, update, usage, reset, reopen, delete, and their errors.
     let mut spec = budget("team-a", &["team:a"], "1");
     spec["thresholds_pct"] = json!([50, 100]);
@@ -394,11 +411,145 @@ async fn every_operation_answers_as_the_document_says() {
         .await;
     assert_eq!(s, 204);
 
-    // Alerts and the audit trail of everything above.
-    let (s, _) = c
+    // Alerts (a 60 % crossing on team-a's $2), their deliveries, the channels, and the audit
+    // trail of everything above.
+    let (s, _) = app
+        .settle(&json!({ "settlements": [settlement("r-alert", &["team:a"], "gpt-4o-mini", 1_200_000_000, false)] }))
+        .await;
+    assert_eq!(s, 200);
+    let (s, alerts) = c
         .call(&app, ADMIN, M::GET, "/v1/alerts", "/v1/alerts", None)
         .await;
     assert_eq!(s, 200);
+    let alert = alerts[0]["id"].as_str().expect("an alert").to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (s, d) = c
+            .call(
+                &app,
+                ADMIN,
+                M::GET,
+                "/v1/alerts/{id}/deliveries",
+                &format!("/v1/alerts/{alert}/deliveries"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200);
+        if d[0]["attempts"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no attempt recorded: {d}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/alerts/dead-letters",
+            "/v1/alerts/dead-letters",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/channels",
+            "/v1/channels",
+            Some(channel.clone()),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let mut short = channel.clone();
+    short["target"]["secret"] = json!("short");
+    let (s, e) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/channels",
+            "/v1/channels",
+            Some(short),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("target.secret"))
+    );
+    let (s, _) = c
+        .call(&app, ADMIN, M::GET, "/v1/channels", "/v1/channels", None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/channels/{id}",
+            "/v1/channels/ops",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/channels/{id}",
+            "/v1/channels/nope",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let slack = json!({ "id": "ops", "target": { "kind": "slack", "url": "https://hooks.slack.com/services/T/B/X" } });
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::PUT,
+            "/v1/channels/{id}",
+            "/v1/channels/ops",
+            Some(slack),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let mail = json!({ "id": "mail", "target": { "kind": "email", "host": "smtp.example.com",
+        "username": "u", "password": "p", "from": "a@example.com", "to": ["b@example.com"] } });
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/channels",
+            "/v1/channels",
+            Some(mail),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = c
+        .call(&app, ADMIN, M::GET, "/v1/channels", "/v1/channels", None)
+        .await;
+    assert_eq!(s, 200);
+    for id in ["ops", "mail"] {
+        let (s, _) = c
+            .call(
+                &app,
+                ADMIN,
+                M::DELETE,
+                "/v1/channels/{id}",
+                &format!("/v1/channels/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 204);
+    }
     let (s, audit) = c
         .call(&app, ADMIN, M::GET, "/v1/audit", "/v1/audit", None)
         .await;

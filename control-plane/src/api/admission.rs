@@ -74,7 +74,9 @@ pub async fn settle(
 ) -> Result<Json<SettleResponse>, ApiError> {
     let snap = state.catalog.snapshot(state.store.as_ref()).await?;
     let adm = admission(&state, &snap);
-    let resp = adm.settle(&batch).await?;
+    let (resp, alerts) = adm.settle_with_alerts(&batch).await?;
+    // Never waits: delivery runs on its own task (alerts::worker).
+    state.alerts.notify(&alerts);
     metrics::counter!("tollgate_settlements_total", "result" => "applied")
         .increment(u64::from(resp.applied));
     metrics::counter!("tollgate_settlements_total", "result" => "duplicate")

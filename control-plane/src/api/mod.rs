@@ -1,7 +1,9 @@
 //! The HTTP API: routes, auth layers, the OpenAPI document, and helpers shared by handlers.
 
 pub mod admission;
+pub mod alerts;
 pub mod budgets;
+pub mod channels;
 pub mod emergency;
 pub mod error;
 pub mod json;
@@ -37,10 +39,12 @@ use error::ApiError;
         ops::healthz, ops::readyz, ops::metrics, ops::alerts, ops::audit,
         profiles::list, profiles::get, profiles::put, profiles::delete,
         reports::spend, reports::chargeback, reports::invoice,
+        channels::create, channels::list, channels::get, channels::update, channels::delete,
+        alerts::deliveries, alerts::dead_letters,
     ),
     components(schemas(views::BudgetView, views::BudgetPage, views::UsageView, views::PriceView,
         views::SwitchView, views::ReopenView, error::ErrorBody, error::ErrorDetail,
-        crate::catalog::Switch, crate::catalog::SwitchMode, crate::store::AlertEvent,
+        crate::catalog::Switch, crate::catalog::SwitchMode, crate::alerts::Alert,
         profiles::ProfileView, crate::profiles::ProfileUse, crate::profiles::ProfileOrigin,
         tollgate_model::profile::ProfileSpec, tollgate_model::profile::Settings,
         tollgate_model::profile::ProfiledBudgetSpec, tollgate_model::profile::SettingSource,
@@ -49,7 +53,13 @@ use error::ApiError;
         crate::analytics::report::ReportRow, crate::analytics::Totals, crate::analytics::Tokens,
         crate::analytics::buckets::Bucket, crate::analytics::chargeback::Chargeback,
         crate::analytics::chargeback::ChargebackRow, crate::analytics::chargeback::Allocation,
-        crate::analytics::invoice::Invoice, crate::analytics::invoice::InvoiceLine)),
+        crate::analytics::invoice::Invoice, crate::analytics::invoice::InvoiceLine,
+        crate::alerts::Severity,
+        crate::alerts::AlertKind, crate::alerts::channel::ChannelSpec,
+        crate::alerts::channel::Target, crate::alerts::channel::SmtpTls,
+        crate::alerts::channel::ChannelView, crate::alerts::channel::TargetView,
+        crate::alerts::record::DeliveryRecord, crate::alerts::record::DeliveryState,
+        crate::alerts::record::Attempt)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;
@@ -101,6 +111,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/reports/chargeback", get(reports::chargeback))
         .route("/v1/reports/invoice", get(reports::invoice))
         .route("/v1/alerts", get(ops::alerts))
+        .route("/v1/alerts/dead-letters", get(alerts::dead_letters))
+        .route("/v1/alerts/{id}/deliveries", get(alerts::deliveries))
+        .route("/v1/channels", post(channels::create).get(channels::list))
+        .route(
+            "/v1/channels/{id}",
+            get(channels::get)
+                .put(channels::update)
+                .delete(channels::delete),
+        )
         .route("/v1/audit", get(ops::audit))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let dataplane = Router::new()

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use super::error::{ApiError, ErrorBody};
 use super::views::AuditRecord;
 use crate::admission::budget_tag;
+use crate::alerts::Alert;
 use crate::state::AppState;
-use crate::store::AlertEvent;
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "ok")))]
@@ -54,19 +54,21 @@ fn limit(q: Result<Query<LimitQuery>, QueryRejection>) -> Result<usize, ApiError
     Ok(n)
 }
 
-/// Threshold alerts, newest first.
+/// Alert events (threshold crossings), newest first, each with the id its deliveries are
+/// listed under (`/v1/alerts/{id}/deliveries`).
 #[utoipa::path(get, path = "/v1/alerts", tag = "ops", params(LimitQuery),
-    responses((status = 200, body = [AlertEvent])), security(("admin" = [])))]
+    responses((status = 200, body = [Alert])), security(("admin" = [])))]
 pub async fn alerts(
     State(state): State<AppState>,
     q: Result<Query<LimitQuery>, QueryRejection>,
-) -> Result<Json<Vec<AlertEvent>>, ApiError> {
+) -> Result<Json<Vec<Alert>>, ApiError> {
     let n = limit(q)?;
     let snap = state.catalog.snapshot(state.store.as_ref()).await?;
     let mut tags: Vec<String> = snap.budgets.iter().map(|b| budget_tag(b)).collect();
     tags.sort();
     tags.dedup();
-    Ok(Json(state.store.alerts(&tags, n).await?))
+    let events = state.store.alerts(&tags, n).await?;
+    Ok(Json(events.iter().map(Alert::from).collect()))
 }
 
 /// Audit records (admin changes), newest first.

@@ -70,6 +70,65 @@ enum Command {
     /// Budget profiles.
     #[command(subcommand)]
     Profile(reports::ProfileCmd),
+    /// Alert channels (webhook, Slack, email).
+    #[command(subcommand)]
+    Channel(ChannelCmd),
+    /// Alert events and their deliveries.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ChannelCmd {
+    /// Create a channel from a JSON file (`-` for stdin): a ChannelSpec, secrets included.
+    Create {
+        /// The ChannelSpec JSON.
+        #[arg(long, short)]
+        file: PathBuf,
+    },
+    /// List channels (secrets are never shown).
+    List,
+    /// Show a channel.
+    Show {
+        /// Channel id.
+        id: String,
+    },
+    /// Replace a channel from a JSON file (the whole spec, secrets included).
+    Update {
+        /// Channel id.
+        id: String,
+        /// The ChannelSpec JSON.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Only if still at this version.
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+    /// Delete a channel.
+    Delete {
+        /// Channel id.
+        id: String,
+        /// Only if still at this version.
+        #[arg(long)]
+        if_match: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertCmd {
+    /// Recent alert events, newest first.
+    List {
+        /// How many (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Every channel's delivery attempts at one alert.
+    Deliveries {
+        /// Alert id (from `tollgate alert list`).
+        id: String,
+    },
+    /// Deliveries that failed every attempt.
+    DeadLetters,
 }
 
 #[derive(Debug, Subcommand)]
@@ -373,7 +432,67 @@ async fn admin(url: &str, out: Output, cmd: Command) -> Result<(), String> {
                 output::Kind::Object,
             ),
         },
+        Command::Channel(ch) => channel(&c, ch).await?,
+        Command::Alert(a) => match a {
+            AlertCmd::List { limit } => (
+                c.send(
+                    Method::GET,
+                    &format!("/v1/alerts?limit={limit}"),
+                    None,
+                    None,
+                )
+                .await?,
+                output::Kind::Alerts,
+            ),
+            AlertCmd::Deliveries { id } => (
+                c.send(
+                    Method::GET,
+                    &format!("/v1/alerts/{}/deliveries", enc(&id)),
+                    None,
+                    None,
+                )
+                .await?,
+                output::Kind::Deliveries,
+            ),
+            AlertCmd::DeadLetters => (
+                c.send(Method::GET, "/v1/alerts/dead-letters", None, None)
+                    .await?,
+                output::Kind::Deliveries,
+            ),
+        },
     };
     print!("{}", output::render(out, kind, &value));
     Ok(())
+}
+
+async fn channel(
+    c: &client::Client,
+    cmd: ChannelCmd,
+) -> Result<(serde_json::Value, output::Kind), String> {
+    use reqwest::Method;
+    let path = |id: &str| format!("/v1/channels/{}", id.replace('/', "%2F"));
+    Ok(match cmd {
+        ChannelCmd::Create { file } => (
+            c.send(Method::POST, "/v1/channels", Some(read_json(&file)?), None)
+                .await?,
+            output::Kind::Object,
+        ),
+        ChannelCmd::List => (
+            c.send(Method::GET, "/v1/channels", None, None).await?,
+            output::Kind::Channels,
+        ),
+        ChannelCmd::Show { id } => (
+            c.send(Method::GET, &path(&id), None, None).await?,
+            output::Kind::Object,
+        ),
+        ChannelCmd::Update { id, file, if_match } => (
+            c.send(Method::PUT, &path(&id), Some(read_json(&file)?), if_match)
+                .await?,
+            output::Kind::Object,
+        ),
+        ChannelCmd::Delete { id, if_match } => (
+            c.send(Method::DELETE, &path(&id), None, if_match).await?,
+            output::Kind::Done,
+        ),
+    })
 }

@@ -15,6 +15,12 @@ pub enum Kind {
     Usage,
     /// A list of UsageView.
     UsageList,
+    /// A list of ChannelView.
+    Channels,
+    /// A list of Alert.
+    Alerts,
+    /// A list of DeliveryRecord.
+    Deliveries,
     /// Anything else: key/value lines.
     Object,
     /// No body.
@@ -92,6 +98,14 @@ fn key_values(v: &Value, prefix: &str, out: &mut String) {
     }
 }
 
+fn rows_of(v: &Value, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) -> String {
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .map(|a| a.iter().map(row).collect())
+        .unwrap_or_default();
+    table(headers, &rows)
+}
+
 /// The text to print.
 pub fn render(out: Output, kind: Kind, v: &Value) -> String {
     if out == Output::Json {
@@ -133,6 +147,59 @@ pub fn render(out: Output, kind: Kind, v: &Value) -> String {
                 .unwrap_or_default();
             table(&USAGE_HEADERS, &rows)
         }
+        Kind::Channels => rows_of(
+            v,
+            &["ID", "KIND", "MIN_SEVERITY", "ENABLED", "VERSION"],
+            |c| {
+                vec![
+                    cell(&c["id"]),
+                    cell(&c["target"]["kind"]),
+                    cell(&c["min_severity"]),
+                    cell(&c["enabled"]),
+                    cell(&c["version"]),
+                ]
+            },
+        ),
+        Kind::Alerts => rows_of(
+            v,
+            &["ID", "SEVERITY", "BUDGET", "THRESHOLD_PCT", "AT_MS"],
+            |a| {
+                vec![
+                    cell(&a["id"]),
+                    cell(&a["severity"]),
+                    cell(&a["budget_id"]),
+                    cell(&a["threshold_pct"]),
+                    cell(&a["at_ms"]),
+                ]
+            },
+        ),
+        Kind::Deliveries => rows_of(
+            v,
+            &[
+                "ALERT",
+                "CHANNEL",
+                "KIND",
+                "STATE",
+                "ATTEMPTS",
+                "LAST_ERROR",
+            ],
+            |d| {
+                let attempts = d["attempts"]
+                    .as_array()
+                    .map(|a| a.as_slice())
+                    .unwrap_or_default();
+                vec![
+                    cell(&d["alert"]["id"]),
+                    cell(&d["channel_id"]),
+                    cell(&d["channel_kind"]),
+                    cell(&d["state"]),
+                    attempts.len().to_string(),
+                    attempts
+                        .last()
+                        .map_or_else(|| "-".into(), |a| cell(&a["error"])),
+                ]
+            },
+        ),
         Kind::Budget | Kind::Object => {
             let mut s = String::new();
             key_values(v, "", &mut s);

@@ -100,6 +100,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
     let mut state = AppState::new(store, auth, config.budget_refresh_ms)?;
     state.settings = config.admission();
     state.body_limit_bytes = config.body_limit_bytes;
+    state.alert_settings = config.alerts;
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("bind {}: {e}", config.listen))?;

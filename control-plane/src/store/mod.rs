@@ -244,6 +244,10 @@ pub enum Collection {
     Switches,
     /// Budget profiles (`ProfileSpec`), by profile id.
     Profiles,
+    /// Alert channels, by channel id (`alerts::channel::StoredChannel`).
+    Channels,
+    /// Alert delivery records, by `<alert id>@<channel id>` (`alerts::record`).
+    Deliveries,
 }
 
 impl Collection {
@@ -254,6 +258,8 @@ impl Collection {
             Collection::Prices => "prices",
             Collection::Switches => "switches",
             Collection::Profiles => "profiles",
+            Collection::Channels => "channels",
+            Collection::Deliveries => "deliveries",
         }
     }
 }

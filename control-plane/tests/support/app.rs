@@ -22,6 +22,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub now_ms: Arc<AtomicI64>,
+    /// The alert queue of the app's state (tests wait on its sweeps).
+    pub alerts: Arc<tollgate_control_plane::alerts::worker::AlertHub>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -56,6 +58,7 @@ impl TestApp {
         });
         state.body_limit_bytes = 1 << 20;
         tweak(&mut state);
+        let alerts = state.alerts.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -66,6 +69,7 @@ impl TestApp {
             base,
             http: reqwest::Client::new(),
             now_ms,
+            alerts,
             stop: Some(tx),
             task: Some(task),
         }

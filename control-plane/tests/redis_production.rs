@@ -284,3 +284,32 @@ async fn the_control_plane_follows_a_sentinel_failover_without_a_restart() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_a_call_whose_budgets_name_another_org_is_refused_and_writes_nothing() {
+    use tollgate_control_plane::store::ReserveOp;
+    let cluster = support::topologies::Cluster::start();
+    let store = support::cluster_store(&cluster);
+    let mut other_org = support::lines::line("b");
+    // "beta" and "acme" hash to different slots (the first key names the node).
+    other_org.tag = "beta".into();
+    let op = ReserveOp {
+        request_id: "r1".into(),
+        request_tag: "acme".into(),
+        lines: vec![other_org.clone()],
+        cost_nanos: 100,
+        tokens: 1,
+        now_ms: support::lines::NOW,
+        reservation_ttl_ms: 60_000,
+        record_ttl_ms: 600_000,
+    };
+    match store.reserve(&op).await {
+        Err(StoreError::Unavailable(m)) => {
+            assert!(m.to_ascii_lowercase().contains("crossslot"), "{m}");
+        }
+        other => panic!("expected a cross-slot refusal, got {other:?}"),
+    }
+    let c = store.counters(&other_org).await.unwrap();
+    assert_eq!(c, Default::default(), "nothing was reserved");
+    drop(cluster);
+}

@@ -523,6 +523,59 @@ async fn a_call_settled_through_admission_is_in_the_report(app: TestApp) {
     app.stop().await;
 }
 
+async fn a_team_report_where_calls_carry_one_team_reads_the_rollups(app: TestApp) {
+    // Team rows plus (global minus their sum) answer; compare
+    // `a_call_carrying_two_teams_is_counted_once_from_the_records`.
+    let (_, before) = get(
+        &app,
+        "/v1/reports/spend?from=2027-01-13&to=2027-01-15&group_by=team",
+    )
+    .await;
+    assert_eq!(before["source"], "day_rollups");
+    app.stop().await;
+}
+
+async fn two_teams_store() -> TestApp {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    write(
+        store.as_ref(),
+        "t1",
+        &["team:a"],
+        "gpt-4o",
+        10,
+        "2027-01-14T10:00:00Z",
+    )
+    .await;
+    write(
+        store.as_ref(),
+        "t2",
+        &["team:a", "team:b"],
+        "gpt-4o",
+        5,
+        "2027-01-14T11:00:00Z",
+    )
+    .await;
+    TestApp::start(store, |_| {}).await
+}
+
+#[tokio::test]
+async fn a_call_carrying_two_teams_is_counted_once_from_the_records() {
+    let app = two_teams_store().await;
+    let (s, r) = get(
+        &app,
+        "/v1/reports/spend?from=2027-01-13&to=2027-01-15&group_by=team",
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["source"], "records");
+    assert_eq!(
+        rows(&r),
+        vec![(json!({"team":"a"}), 10), (json!({"team":"a+b"}), 5)]
+    );
+    assert_eq!(r["total"]["cost_nanos"], 15);
+    app.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -555,4 +608,5 @@ on_both_stores!(
     an_invoice_renders_the_same_totals_as_json_html_and_pdf,
     bad_report_parameters_get_400_naming_the_field,
     a_call_settled_through_admission_is_in_the_report,
+    a_team_report_where_calls_carry_one_team_reads_the_rollups,
 );

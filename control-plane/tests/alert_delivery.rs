@@ -384,3 +384,73 @@ async fn two_replicas_on_redis_deliver_a_dead_replicas_alert_exactly_once() {
 fn app_sweeps(app: &TestApp) -> tokio::sync::watch::Receiver<u64> {
     app.alerts.sweeps()
 }
+
+/// STARTTLS to a relay whose certificate a private CA signed: trusted through the channel's
+/// `ca_pem` (AUTH only after STARTTLS, as the server requires); the same relay without
+/// `ca_pem` fails verification against the system roots; a server that does not offer
+/// STARTTLS is refused rather than sent to in the clear.
+#[tokio::test]
+async fn starttls_trusts_the_channels_ca_and_never_falls_back_to_plain_text() {
+    let pki = support::topologies::TestPki::new();
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let tls_smtp = SmtpSink::start_with(Some(("tollgate", "mail-pass")), Some((&cert, &key)));
+    let plain_smtp = SmtpSink::start(None);
+    let ca = std::fs::read_to_string(pki.path("ca.pem")).unwrap();
+    let app = app_on(Arc::new(MemoryStore::new()), fast(3_600_000)).await;
+    budget(&app, &[50]).await;
+    let mail = |id: &str, port: u16, ca: Option<&str>| {
+        let mut c = json!({ "id": id, "target": { "kind": "email", "host": "127.0.0.1", "port": port,
+            "tls": "starttls", "username": "tollgate", "password": "mail-pass",
+            "from": "alerts@example.com", "to": ["finops@example.com"] } });
+        if let Some(ca) = ca {
+            c["target"]["ca_pem"] = json!(ca);
+        }
+        c
+    };
+    post(
+        &app,
+        "/v1/channels",
+        mail("private-ca", tls_smtp.port, Some(&ca)),
+    )
+    .await;
+    post(
+        &app,
+        "/v1/channels",
+        mail("system-roots", tls_smtp.port, None),
+    )
+    .await;
+    post(
+        &app,
+        "/v1/channels",
+        mail("no-starttls", plain_smtp.port, Some(&ca)),
+    )
+    .await;
+    let ids = spend(&app, "r1", 600_000_000).await;
+    let d = settled_deliveries(&app, &ids[0], 3).await;
+    let state = |id: &str| {
+        let r = d.iter().find(|r| r["channel_id"] == id).unwrap();
+        (
+            r["state"].as_str().unwrap().to_owned(),
+            r["attempts"][0]["error"].clone(),
+        )
+    };
+    assert_eq!(state("private-ca").0, "delivered", "{d:?}");
+    let (s, e) = state("system-roots");
+    assert_eq!(s, "dead", "{d:?}");
+    assert!(
+        e.as_str()
+            .unwrap()
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "{e}"
+    );
+    let (s, e) = state("no-starttls");
+    assert_eq!(s, "dead", "{d:?}");
+    assert!(
+        e.as_str().unwrap().contains("STARTTLS is not supported"),
+        "{e}"
+    );
+    assert_eq!(tls_smtp.messages().len(), 1);
+    assert!(tls_smtp.messages()[0].contains(&ids[0]));
+    assert!(plain_smtp.messages().is_empty(), "sent in the clear");
+    app.stop().await;
+}

@@ -1,14 +1,17 @@
 """A real SMTP server for the alert email tests: aiosmtpd, storing each message it accepts as a
 file in a maildir. Started by control-plane/tests/alert_delivery.rs as
 
-    smtp_sink.py MAILDIR [USER PASSWORD]
+    smtp_sink.py MAILDIR [--user USER --password PASSWORD] [--cert PEM --key PEM]
 
 It listens on 127.0.0.1 on a free port, prints "ready <port>" once it accepts connections, and
-stops when its stdin closes (the test dropping it). With USER and PASSWORD it requires SMTP AUTH
-(PLAIN or LOGIN) with exactly those, over the plain connection (the test has no certificate).
+stops when its stdin closes (the test dropping it). With --user and --password it requires SMTP
+AUTH with exactly those; with --cert and --key it offers STARTTLS and requires it before
+anything else (AUTH included). Without a certificate, AUTH is allowed on the plain connection.
 """
 
+import argparse
 import socket
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
@@ -17,26 +20,35 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def main() -> None:
-    maildir = sys.argv[1]
-    creds = (sys.argv[2], sys.argv[3]) if len(sys.argv) == 4 else None
+    ap = argparse.ArgumentParser()
+    ap.add_argument("maildir")
+    ap.add_argument("--user")
+    ap.add_argument("--password")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    args = ap.parse_args()
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         ok = (
-            creds is not None
-            and isinstance(auth_data, LoginPassword)
-            and auth_data.login.decode() == creds[0]
-            and auth_data.password.decode() == creds[1]
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == args.user
+            and auth_data.password.decode() == args.password
         )
         return AuthResult(success=ok)
 
     kwargs = {}
-    if creds is not None:
-        kwargs = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+    if args.user is not None:
+        kwargs.update(authenticator=authenticator, auth_required=True)
+        kwargs.update(auth_require_tls=args.cert is not None)
+    if args.cert is not None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.cert, args.key)
+        kwargs.update(tls_context=ctx, require_starttls=True)
     # aiosmtpd connects to its own port to know it is up, so it needs the number beforehand.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    controller = Controller(Mailbox(maildir), hostname="127.0.0.1", port=port, **kwargs)
+    controller = Controller(Mailbox(args.maildir), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     print(f"ready {port}", flush=True)
     sys.stdin.read()

@@ -61,6 +61,10 @@ pub enum Target {
         /// Transport security (default `starttls`).
         #[serde(default)]
         tls: SmtpTls,
+        /// PEM CA certificates to trust instead of the system's roots (a relay with a private
+        /// CA); only with `tls` `starttls` or `tls`.
+        #[serde(default)]
+        ca_pem: Option<String>,
         /// SMTP AUTH user; with `password`, or neither.
         #[serde(default)]
         username: Option<String>,
@@ -140,6 +144,21 @@ fn mailbox(field: &'static str, raw: &str) -> Result<(), ChannelError> {
         .map_err(|e| bad(field, format!("not an email address: {e}")))
 }
 
+/// The certificates of a PEM bundle (at least one).
+pub fn ca_certificates(
+    pem: &str,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    Ok(certs)
+}
+
 /// Whether `id` follows the budget id rule (`[A-Za-z0-9._-]{1,64}`).
 pub fn valid_id(id: &str) -> bool {
     let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -168,14 +187,21 @@ impl ChannelSpec {
             Target::Email {
                 host,
                 port,
+                tls,
+                ca_pem,
                 username,
                 password,
                 from,
                 to,
-                ..
             } => {
                 if host.trim().is_empty() || host.contains(char::is_whitespace) {
                     return Err(bad("target.host", "must be a host name or address"));
+                }
+                if let Some(pem) = ca_pem {
+                    if *tls == SmtpTls::None {
+                        return Err(bad("target.ca_pem", "only with tls starttls or tls"));
+                    }
+                    ca_certificates(pem).map_err(|m| bad("target.ca_pem", m))?;
                 }
                 if *port == Some(0) {
                     return Err(bad("target.port", "must be 1-65535"));
@@ -250,6 +276,9 @@ pub enum TargetView {
         port: u16,
         /// Transport security.
         tls: SmtpTls,
+        /// The CA certificates trusted instead of the system's roots, when set (public data).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ca_pem: Option<String>,
         /// SMTP AUTH user, when set.
         #[serde(skip_serializing_if = "Option::is_none")]
         username: Option<String>,
@@ -288,6 +317,7 @@ impl ChannelView {
                 host,
                 port,
                 tls,
+                ca_pem,
                 username,
                 from,
                 to,
@@ -296,6 +326,7 @@ impl ChannelView {
                 host: host.clone(),
                 port: port.unwrap_or(tls.default_port()),
                 tls: *tls,
+                ca_pem: ca_pem.clone(),
                 username: username.clone(),
                 from: from.clone(),
                 to: to.clone(),
@@ -367,6 +398,14 @@ mod tests {
             (
                 serde_json::json!({"kind": "email", "host": "h", "username": "u", "from": "a@example.com", "to": ["b@example.com"]}),
                 "target.password",
+            ),
+            (
+                serde_json::json!({"kind": "email", "host": "h", "tls": "starttls", "ca_pem": "nothing", "from": "a@example.com", "to": ["b@example.com"]}),
+                "target.ca_pem",
+            ),
+            (
+                serde_json::json!({"kind": "email", "host": "h", "tls": "none", "ca_pem": "x", "from": "a@example.com", "to": ["b@example.com"]}),
+                "target.ca_pem",
             ),
         ];
         for (t, field) in cases {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
 
@@ -140,6 +141,7 @@ impl Senders {
                 host,
                 port,
                 tls,
+                ca_pem,
                 username,
                 password,
                 from,
@@ -148,15 +150,25 @@ impl Senders {
                 let message = email(alert, from, to)?;
                 let port = port.unwrap_or(tls.default_port());
                 let smtp = |e: lettre::transport::smtp::Error| SendError::Smtp(error_chain(&e));
-                let mut builder = match tls {
-                    SmtpTls::None => {
-                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-                    }
-                    SmtpTls::Starttls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(smtp)?
-                    }
-                    SmtpTls::Tls => {
-                        AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(smtp)?
+                type Smtp = AsyncSmtpTransport<Tokio1Executor>;
+                let mut builder = match (tls, ca_pem) {
+                    (SmtpTls::None, _) => Smtp::builder_dangerous(host.as_str()),
+                    (SmtpTls::Starttls, None) => Smtp::starttls_relay(host).map_err(smtp)?,
+                    (SmtpTls::Tls, None) => Smtp::relay(host).map_err(smtp)?,
+                    (mode, Some(pem)) => {
+                        // Only the channel's CA: a private relay's certificate.
+                        let ca = Certificate::from_pem(pem.as_bytes()).map_err(smtp)?;
+                        let params = TlsParameters::builder(host.clone())
+                            .certificate_store(CertificateStore::None)
+                            .add_root_certificate(ca)
+                            .build_rustls()
+                            .map_err(smtp)?;
+                        let tls = if *mode == SmtpTls::Tls {
+                            Tls::Wrapper(params)
+                        } else {
+                            Tls::Required(params)
+                        };
+                        Smtp::builder_dangerous(host.as_str()).tls(tls)
                     }
                 }
                 .port(port)
@@ -214,8 +226,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
+        // Some errors (lettre's) already print their source: say each cause once.
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         cause = c.source();
     }
     out

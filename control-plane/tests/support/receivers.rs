@@ -220,6 +220,12 @@ fn venv_python() -> PathBuf {
 impl SmtpSink {
     /// A server that accepts any sender (`auth` None) or requires SMTP AUTH with `auth`.
     pub fn start(auth: Option<(&str, &str)>) -> SmtpSink {
+        Self::start_with(auth, None)
+    }
+
+    /// [`SmtpSink::start`], offering and requiring STARTTLS with `tls` (certificate and key
+    /// PEM files) when given.
+    pub fn start_with(auth: Option<(&str, &str)>, tls: Option<(&Path, &Path)>) -> SmtpSink {
         use std::io::{BufRead, BufReader};
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("mail");
@@ -227,7 +233,10 @@ impl SmtpSink {
         let mut cmd = Command::new(venv_python());
         cmd.arg(&script).arg(&maildir);
         if let Some((u, p)) = auth {
-            cmd.arg(u).arg(p);
+            cmd.args(["--user", u, "--password", p]);
+        }
+        if let Some((cert, key)) = tls {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
         let mut child = cmd
             .stdin(Stdio::piped())

@@ -36,6 +36,11 @@ impl<'de> Deserialize<'de> for Key<'de> {
     }
 }
 
+/// What a usage object visitor expects (one function for all of them: the `.wasm` keeps one).
+pub(super) fn expecting(f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("a usage object")
+}
+
 /// Declares a `Default` struct whose `Deserialize` reads a JSON object: each `"key" =>
 /// field: Type` sets its field (the last occurrence wins); other keys are skipped.
 macro_rules! usage_object {
@@ -52,7 +57,7 @@ macro_rules! usage_object {
                 impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
                     type Value = $name;
                     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                        f.write_str(concat!("a ", stringify!($name), " object"))
+                        $crate::usage::object::expecting(f)
                     }
                     fn visit_map<A: serde::de::MapAccess<'de>>(
                         self,

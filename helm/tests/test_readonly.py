@@ -15,9 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from chart import binary, render_objects
+from urllib.parse import quote
+
+from chart import binary, objects, render, values
 
 USER = 65532
+
+
+def render_objects_with(name, extra):
+    vals = values(name)
+    for key, value in extra.items():
+        vals[key] = value
+    return objects(render(vals))
 
 
 def free_port():
@@ -42,13 +51,17 @@ def wait_http(url, headers=None, timeout=20.0, proc=None):
             time.sleep(0.05)
 
 
+REDIS_PASSWORD = "s3cret/with:chars@that#urls-mangle"
+
+
 @pytest.fixture
 def redis(tmp_path):
     server = shutil.which("redis-server")
     assert server, "redis-server is missing: scripts/setup.sh installs it"
     port = free_port()
     proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+                             "--appendonly", "no", "--dir", str(tmp_path),
+                             "--requirepass", REDIS_PASSWORD], stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
@@ -60,7 +73,7 @@ def redis(tmp_path):
         proc.wait(10)
 
 
-def rootfs(tmp_path, objs):
+def rootfs(tmp_path, objs, redis_password=None):
     """What the pod's filesystem holds: the binary (with the shared libraries a native build
     needs; the image's is static), the ConfigMap's file and the Secret's token files."""
     root = tmp_path / "rootfs"
@@ -79,26 +92,43 @@ def rootfs(tmp_path, objs):
     secret = next(o for o in objs if o["kind"] == "Secret")["data"]
     for key in ("admin-token", "dataplane-token"):
         (root / "etc/tollgate/secrets" / key).write_bytes(base64.b64decode(secret[key]))
+    if redis_password is not None:  # the user's Secret, mounted where the chart mounts it
+        (root / "etc/tollgate/redis").mkdir(parents=True)
+        (root / "etc/tollgate/redis/password").write_text(redis_password + "\n")
     for path in [root, *root.rglob("*")]:
         executable = path.is_dir() or path.name == "tollgate" or ".so" in path.name
         path.chmod(0o555 if executable else 0o444)
     return root
 
 
-def deployment_args_and_env(objs, redis_port):
+def deployment_args_and_env(objs):
     container = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    # The bundled Redis's Service name, pointed at the test's redis-server.
-    env["TOLLGATE_REDIS_URL"] = env["TOLLGATE_REDIS_URL"].replace("tollgate-redis:6379", f"127.0.0.1:{redis_port}")
-    return container, env
+    return container, {e["name"]: e["value"] for e in container["env"]}
 
 
-def test_the_control_plane_serves_readyz_as_non_root_on_a_read_only_root(tmp_path, redis):
+# The bundled Redis (its Service name pointed at the test's redis-server; the bundled one has no
+# password, so the test's is given as the URL's), and an external one whose password the chart
+# mounts from a Secret as a file.
+CASES = {
+    "bundled": ("defaults", lambda port: {}),
+    "external with a password file": ("defaults", lambda port: {"redis": {"mode": "external", "external": {
+        "url": f"redis://127.0.0.1:{port}/0", "passwordSecret": {"name": "redis-auth"}}}}),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_control_plane_serves_readyz_as_non_root_on_a_read_only_root(tmp_path, redis, case):
     assert os.geteuid() == 0, "needs root (mount namespace and chroot); CI runs as root"
-    objs = render_objects("defaults")
-    container, env = deployment_args_and_env(objs, redis)
+    name, extra = CASES[case]
+    objs = render_objects_with(name, extra(redis))
+    container, env = deployment_args_and_env(objs)
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    root = rootfs(tmp_path, objs)
+    if case == "bundled":
+        assert env["TOLLGATE_REDIS_URL"] == "redis://tollgate-redis:6379/0"
+        env["TOLLGATE_REDIS_URL"] = f"redis://:{quote(REDIS_PASSWORD, safe='')}@127.0.0.1:{redis}/0"
+        root = rootfs(tmp_path, objs)
+    else:
+        root = rootfs(tmp_path, objs, REDIS_PASSWORD)
     port = free_port()
     env["TOLLGATE_LISTEN"] = f"127.0.0.1:{port}"
     command = " ".join(["/usr/local/bin/tollgate", *container["args"]])

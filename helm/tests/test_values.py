@@ -78,13 +78,25 @@ def test_the_memory_store_with_two_replicas_is_refused():
 
 def test_external_redis_without_a_url_is_refused():
     message = refusal(lambda v: v.update(redis={"mode": "external"}))
-    assert "redis.external.url is required with redis.mode=external" in message
+    assert "redis.mode=external needs exactly one of redis.external.url (standalone)" in message
 
 
-def test_sentinel_is_refused_until_the_control_plane_supports_it():
+def test_external_redis_with_a_url_and_sentinels_is_refused():
     message = refusal(lambda v: v.update(redis={"mode": "external", "external": {
-        "url": "redis://r:6379/0", "sentinel": {"masterName": "m", "nodes": ["s1:26379"]}}}))
-    assert "the control plane does not support Redis Sentinel or Cluster yet" in message
+        "url": "redis://r:6379/0", "sentinel": {"masterName": "m", "nodes": ["redis://s1:26379"]}}}))
+    assert "needs exactly one of redis.external.url" in message
+
+
+def test_sentinels_without_a_master_name_are_refused():
+    message = refusal(lambda v: v.update(redis={"mode": "external", "external": {
+        "sentinel": {"nodes": ["redis://s1:26379"]}}}))
+    assert "redis.external.sentinel.masterName is required" in message
+
+
+def test_a_cluster_node_that_is_not_a_redis_url_is_refused():
+    message = refusal(lambda v: v.update(redis={"mode": "external", "external": {
+        "cluster": {"nodes": ["node-a:6379"]}}}))
+    assert "at '/redis/external/cluster/nodes/0'" in message
 
 
 def test_a_fail_strategy_istio_does_not_know_is_refused():

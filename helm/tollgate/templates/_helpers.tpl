@@ -72,11 +72,14 @@ Cross-field rules the schema cannot say readably; each message names the values 
 {{- fail "redis.mode=memory keeps counters in each pod: set controlPlane.replicas=1 and controlPlane.autoscaling.enabled=false, or use redis.mode=bundled|external" -}}
 {{- end -}}
 {{- if eq $r.mode "external" -}}
-{{- if or $r.external.sentinel.nodes $r.external.cluster.nodes -}}
-{{- fail "redis.external.sentinel / redis.external.cluster: the control plane does not support Redis Sentinel or Cluster yet; use redis.external.url" -}}
+{{- $e := $r.external -}}
+{{- $given := 0 -}}
+{{- range (list $e.url $e.sentinel.nodes $e.cluster.nodes) }}{{ if . }}{{ $given = add1 $given }}{{ end }}{{ end -}}
+{{- if ne $given 1 -}}
+{{- fail "redis.mode=external needs exactly one of redis.external.url (standalone), redis.external.sentinel.nodes or redis.external.cluster.nodes" -}}
 {{- end -}}
-{{- if not $r.external.url -}}
-{{- fail "redis.external.url is required with redis.mode=external (redis://host:port/db or rediss://…)" -}}
+{{- if and $e.sentinel.nodes (not $e.sentinel.masterName) -}}
+{{- fail "redis.external.sentinel.masterName is required with redis.external.sentinel.nodes" -}}
 {{- end -}}
 {{- end -}}
 {{- if and .Values.controlPlane.autoscaling.enabled (gt (int .Values.controlPlane.autoscaling.minReplicas) (int .Values.controlPlane.autoscaling.maxReplicas)) -}}
@@ -121,4 +124,16 @@ at install (Istio and Envoy Gateway have no Secret reference for plugin configur
   "settle_max_batch" $cp.settleMaxBatch
   "settle_max_delay_ms" $cp.settleMaxDelayMs) -}}
 {{- toJson $config -}}
+{{- end -}}
+
+{{/* The external Redis's deployment kind and URL(s), as the control plane's config takes them. */}}
+{{- define "tollgate.redis.external" -}}
+{{- $e := .Values.redis.external -}}
+{{- if $e.sentinel.nodes -}}
+{{- dict "mode" "sentinel" "url" (join "," $e.sentinel.nodes) | toJson -}}
+{{- else if $e.cluster.nodes -}}
+{{- dict "mode" "cluster" "url" (join "," $e.cluster.nodes) | toJson -}}
+{{- else -}}
+{{- dict "mode" "standalone" "url" $e.url | toJson -}}
+{{- end -}}
 {{- end -}}

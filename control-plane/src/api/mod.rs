@@ -7,6 +7,7 @@ pub mod channels;
 pub mod emergency;
 pub mod error;
 pub mod json;
+pub mod ledger;
 pub mod ops;
 pub mod path;
 pub mod prices;
@@ -41,8 +42,12 @@ use error::ApiError;
         reports::spend, reports::chargeback, reports::invoice,
         channels::create, channels::list, channels::get, channels::update, channels::delete,
         alerts::deliveries, alerts::dead_letters,
+        ledger::records, ledger::rollups, ledger::import,
     ),
-    components(schemas(views::BudgetView, views::BudgetPage, views::UsageView, views::PriceView,
+    components(schemas(ledger::ImportSummary, crate::ledger::RequestRecord,
+        crate::ledger::RollupRow, crate::ledger::TokenCounts, crate::ledger::CostParts,
+        crate::ledger::CallOutcome, crate::ledger::RecordSource, crate::ledger::Granularity,
+        views::BudgetView, views::BudgetPage, views::UsageView, views::PriceView,
         views::SwitchView, views::ReopenView, error::ErrorBody, error::ErrorDetail,
         crate::catalog::Switch, crate::catalog::SwitchMode, crate::alerts::Alert,
         profiles::ProfileView, crate::profiles::ProfileUse, crate::profiles::ProfileOrigin,
@@ -121,6 +126,12 @@ pub fn router(state: AppState) -> Router {
                 .delete(channels::delete),
         )
         .route("/v1/audit", get(ops::audit))
+        .route("/v1/ledger/records", get(ledger::records))
+        .route("/v1/ledger/rollups", get(ledger::rollups))
+        .route(
+            "/v1/ledger/import",
+            post(ledger::import).layer(DefaultBodyLimit::max(ledger::MAX_IMPORT_BYTES)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let dataplane = Router::new()
         .route(

@@ -8,6 +8,8 @@
 //! Retention and layout: `docs/ledger.md`, `docs/redis-keys.md`.
 
 pub mod entry;
+pub mod export;
+pub mod import;
 pub mod row;
 
 use serde::{Deserialize, Serialize};

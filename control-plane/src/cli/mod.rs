@@ -2,6 +2,7 @@
 //! admin client of its REST API.
 
 mod client;
+mod ledger;
 mod output;
 mod reports;
 mod serve;
@@ -76,6 +77,10 @@ enum Command {
     /// Alert events and their deliveries.
     #[command(subcommand)]
     Alert(AlertCmd),
+    /// Export ledger records or rollups (CSV or JSON lines), streamed, with a progress bar.
+    Export(ledger::ExportArgs),
+    /// Import past calls into the ledger (Tollgate CSV / JSON lines, LiteLLM spend logs).
+    Import(ledger::ImportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,6 +287,8 @@ async fn admin(url: &str, out: Output, cmd: Command) -> Result<(), String> {
         Command::Chargeback(a) => return reports::chargeback(&c, out, a).await,
         Command::Invoice(a) => return reports::invoice(&c, out, a).await,
         Command::Profile(p) => return reports::profile(&c, out, p).await,
+        Command::Export(a) => return ledger::export(url, a).await,
+        Command::Import(a) => return ledger::import(url, out, a).await,
         Command::Budget(b) => match b {
             BudgetCmd::Create { file } => (
                 c.send(Method::POST, "/v1/budgets", Some(read_json(&file)?), None)

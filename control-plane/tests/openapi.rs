@@ -684,6 +684,38 @@ async fn every_operation_answers_as_the_document_says() {
         .await;
     assert_eq!(s, 400);
 
+    // The ledger: streamed exports (CSV, not JSON), an empty import, a refused range.
+    for (template, path) in [
+        (
+            "/v1/ledger/records",
+            "/v1/ledger/records?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z",
+        ),
+        (
+            "/v1/ledger/rollups",
+            "/v1/ledger/rollups?from=2020-01-01T00:00:00Z&to=2020-02-01T00:00:00Z&format=jsonl",
+        ),
+        ("/v1/ledger/import", "/v1/ledger/import?format=tollgate_csv"),
+    ] {
+        let method = if template.ends_with("import") {
+            M::POST
+        } else {
+            M::GET
+        };
+        let (s, body) = c.call(&app, ADMIN, method, template, path, None).await;
+        assert_eq!(s, 200, "{path}: {body}");
+    }
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/ledger/records",
+            "/v1/ledger/records?from=2020-02-01T00:00:00Z&to=2020-01-01T00:00:00Z",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
     c.assert_all_called();
     app.stop().await;
 }

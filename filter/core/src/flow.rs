@@ -35,7 +35,9 @@ use crate::request::{
 };
 use crate::scopes::{Lookup, Resolved};
 use crate::stream::ResponseReader;
+use crate::stream::usage_chunk::UsageChunkFilter;
 
+mod client_stream;
 mod enforce;
 
 pub use enforce::{ChunkAction, Resume};
@@ -187,6 +189,8 @@ pub struct Exchange {
     status: Option<u16>,
     /// Admission's state (see `flow/enforce.rs`).
     admission: enforce::Admitted,
+    /// Takes out the usage chunk the client did not ask for (`flow/client_stream.rs`).
+    usage_chunk: Option<UsageChunkFilter>,
 }
 
 impl Exchange {
@@ -367,6 +371,10 @@ impl Exchange {
             host.log(LogLevel::Info, &format!("tollgate: {problem}"));
         }
         let replace = info.rewritten_body.take();
+        if replace.is_some() {
+            // The filter asked for streamed usage: the client did not.
+            self.usage_chunk = Some(UsageChunkFilter::new());
+        }
         self.request = Some(info);
         if let Some(call) = self.reserve_at_body(filter, host) {
             return BodyAction::Reserve { replace, call };
@@ -388,6 +396,9 @@ impl Exchange {
         };
         let streaming = self.request.as_ref().is_some_and(|r| r.streaming) || route.stream_endpoint;
         self.status = Some(status);
+        if !(200..300).contains(&status) {
+            self.usage_chunk = None; // an error body is no stream
+        }
         self.reader = Some(ResponseReader::new(
             route.api.dialect(),
             route.framing(streaming),
@@ -406,6 +417,10 @@ impl Exchange {
     /// The bytes the exchange holds for its charge (the response reader's buffers).
     pub fn held_bytes(&self) -> usize {
         self.reader.as_ref().map_or(0, ResponseReader::held_bytes)
+            + self
+                .usage_chunk
+                .as_ref()
+                .map_or(0, UsageChunkFilter::held_bytes)
     }
 
     /// Whether [`Exchange::finish`] still has something to do: a governed stream that was

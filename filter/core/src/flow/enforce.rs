@@ -505,7 +505,8 @@ impl Exchange {
     /// A response chunk passed (the adapter's copy out of Envoy, which the usage reader may
     /// keep: callers holding only a slice copy it): feed the usage reader and, when the
     /// budget asked for it, cut the stream off once its running cost passes what was left.
-    pub fn on_response_chunk(
+    /// Called by [`Exchange::on_response_chunk`] (`flow/client_stream.rs`).
+    pub(super) fn read_response_chunk(
         &mut self,
         filter: &Filter,
         metrics: &mut Metrics,

@@ -11,6 +11,7 @@ pub mod event_stream;
 pub mod json_array;
 pub mod sse;
 pub mod text;
+pub mod usage_chunk;
 
 use std::sync::OnceLock;
 

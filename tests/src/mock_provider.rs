@@ -16,6 +16,9 @@
 //! The content type follows the file's extension: `.sse` → `text/event-stream`, `.bin` →
 //! `application/vnd.amazon.eventstream`, anything else → `application/json`. Every request
 //! is recorded (method, path, headers, body) so tests can check what reached the provider.
+//! [`MockProvider::start_strict`] also refuses what the real providers refuse ([`strict`]).
+
+pub mod strict;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +72,8 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     /// Requests are not recorded (a bench's hundreds of MB of bodies nobody reads).
     unrecorded: AtomicBool,
+    /// Refuse what the real providers refuse, answer as each provider ([`strict`]).
+    strict: bool,
     streams_finished: AtomicUsize,
     /// The paced stream that started last: when each piece was handed to the server, and
     /// its length.
@@ -89,8 +94,22 @@ impl MockProvider {
         MockProvider::start_on(fixtures, ([127, 0, 0, 1], 0).into()).await
     }
 
+    /// Serves `fixtures` on a free loopback port, as strict as the real providers
+    /// ([`strict`]): for clients that call it as they would call the provider.
+    pub async fn start_strict(fixtures: PathBuf) -> anyhow::Result<MockProvider> {
+        MockProvider::serve(fixtures, ([127, 0, 0, 1], 0).into(), true).await
+    }
+
     /// Serves `fixtures` on `addr`.
     pub async fn start_on(fixtures: PathBuf, addr: SocketAddr) -> anyhow::Result<MockProvider> {
+        MockProvider::serve(fixtures, addr, false).await
+    }
+
+    async fn serve(
+        fixtures: PathBuf,
+        addr: SocketAddr,
+        strict: bool,
+    ) -> anyhow::Result<MockProvider> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         // Streams are many small writes: without TCP_NODELAY, Nagle and delayed ACKs hold
@@ -100,6 +119,7 @@ impl MockProvider {
         });
         let shared = Arc::new(Shared {
             fixtures,
+            strict,
             ..Shared::default()
         });
         let app = Router::new().fallback(replay).with_state(shared.clone());
@@ -180,8 +200,21 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         });
     }
     let named = text(headers, "x-mock-fixture");
-    let uri = parts.uri.to_string();
-    let Some(name) = named.clone().or_else(|| default_fixture(&uri, &body_bytes)) else {
+    // A proxied request's target is absolute (`http://host/path`): the path is what counts.
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.to_string(), ToString::to_string);
+    if shared.strict
+        && let Some(refused) = strict::refusal(parts.method.as_str(), &uri, headers, &body_bytes)
+    {
+        return refused;
+    }
+    let default = |uri: &str| match shared.strict {
+        true => strict::default_fixture(uri, headers, &body_bytes),
+        false => default_fixture(uri, &body_bytes),
+    };
+    let Some(name) = named.clone().or_else(|| default(&uri)) else {
         let msg = "mock provider: no x-mock-fixture header and no default answer for this path";
         return (StatusCode::NOT_FOUND, msg).into_response();
     };
@@ -193,6 +226,10 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Err(e) => {
             return (StatusCode::NOT_FOUND, format!("mock provider: {name}: {e}")).into_response();
         }
+    };
+    let bytes = match shared.strict {
+        true => strict::as_asked(&body_bytes, bytes, name.ends_with(".sse")),
+        false => bytes,
     };
     let status = text(headers, "x-mock-status")
         .and_then(|s| s.parse().ok())

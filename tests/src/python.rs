@@ -1,6 +1,5 @@
-//! Python from the project's `.venv` (scripts/setup.sh installs the official `openai` and
-//! `anthropic` SDKs there, pinned in `scripts/requirements.txt`), to drive the gateway the way
-//! real clients do.
+//! Python from the project's `.venv` (scripts/setup.sh installs the official provider SDKs
+//! there, pinned in `scripts/requirements.txt`), to drive the gateway the way real clients do.
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -42,6 +42,9 @@ pub struct StackOptions {
     pub concurrency: u32,
     /// `control_plane.settle_max_delay_ms`: how long a partial settle batch waits.
     pub settle_max_delay_ms: u64,
+    /// The mock refuses what the real providers refuse and answers as each of them
+    /// ([`MockProvider::start_strict`]): for clients that call it as they call a provider.
+    pub strict_provider: bool,
 }
 
 impl Default for StackOptions {
@@ -52,6 +55,7 @@ impl Default for StackOptions {
             timeout_ms: 250,
             concurrency: 1,
             settle_max_delay_ms: 100,
+            strict_provider: false,
         }
     }
 }
@@ -103,7 +107,11 @@ impl Stack {
         let control_plane = ControlPlane::start(store).await?;
         let fixtures = tempfile::tempdir()?;
         write_fixtures(fixtures.path())?;
-        let mock = MockProvider::start(fixtures.path().to_path_buf()).await?;
+        let mock = if options.strict_provider {
+            MockProvider::start_strict(fixtures.path().to_path_buf()).await?
+        } else {
+            MockProvider::start(fixtures.path().to_path_buf()).await?
+        };
         let wasm = WasmFilter {
             path: paths::filter_wasm()?,
             plugin_config: plugin_config(&options),

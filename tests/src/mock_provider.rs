@@ -240,7 +240,14 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Some("bin") => "application/vnd.amazon.eventstream",
         _ => "application/json",
     };
-    let encoding = text(headers, "x-mock-encoding").filter(|e| accepts(headers, e));
+    // Strict: gzip whenever the client allows it, as OpenAI, Anthropic and Google do (not
+    // AWS's event streams).
+    let encoding = text(headers, "x-mock-encoding")
+        .or_else(|| {
+            (shared.strict && content_type != "application/vnd.amazon.eventstream")
+                .then(|| "gzip".to_owned())
+        })
+        .filter(|e| accepts(headers, e));
     let bytes = match encoding.as_deref() {
         Some(e) => match compress(e, &bytes) {
             Ok(b) => Bytes::from(b),

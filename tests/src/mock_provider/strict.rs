@@ -5,6 +5,8 @@
 //! - Azure OpenAI refuses `stream_options` before api-version 2024-09-01 (400);
 //! - Bedrock refuses a request whose SigV4 signature does not verify with the test
 //!   credentials ([`TEST_AWS_ACCESS_KEY_ID`]), or that carries none (403);
+//! - answers are gzipped whenever the request's `accept-encoding` allows it (the SDKs ask
+//!   for gzip; the gateway asks for `identity`, `docs/filter.md`);
 //! - an OpenAI-style stream carries a usage chunk only when the request asked for it
 //!   (`stream_options.include_usage`: [`as_asked`]), and each provider's default answer is
 //!   its own recording ([`default_fixture`]).

@@ -10,8 +10,8 @@
 //!
 //! Every script runs twice: straight to the mock (what the client sends) and through Envoy.
 //! Each test checks that the client got the content the upstream sent; that the upstream
-//! received what the client sent, but for the one rewrite `docs/filter.md` announces
-//! (`stream_options.include_usage`); that each call was charged exactly its recorded usage at
+//! received what the client sent, but for the rewrites `docs/filter.md` announces
+//! (`stream_options.include_usage`, `accept-encoding: identity`); that each call was charged exactly its recorded usage at
 //! the shipped prices; and that it carries the provider's label.
 //!
 //! [`MockProvider::start_strict`]: tollgate_e2e::mock_provider::MockProvider::start_strict
@@ -111,6 +111,13 @@ fn same_request(direct: &RecordedRequest, gateway: &RecordedRequest, label: &str
         let added: Value = serde_json::from_slice(&gateway.body).unwrap();
         assert_eq!(added["stream_options"]["include_usage"], true, "{label}");
     }
+    // The other announced rewrite: the gateway asks for what it can read (docs/filter.md);
+    // the clients but boto3 ask for gzip, which the strict mock then sends them.
+    assert_eq!(
+        gateway.header("accept-encoding"),
+        Some("identity"),
+        "{label}"
+    );
     for name in AUTH_HEADERS {
         let (d, g) = (direct.header(name), gateway.header(name));
         if name == "authorization" && d.is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256")) {

@@ -12,8 +12,6 @@
 //! event the upstream never finishes is not passed: an SSE client discards an unfinished
 //! event at the end of a stream anyway.
 
-use memchr::memmem;
-
 /// The longest unfinished event held back: a usage-only chunk is well under 1 KiB.
 pub const MAX_HELD_BYTES: usize = 4096;
 
@@ -25,9 +23,8 @@ pub struct UsageChunkFilter {
     /// The unfinished event is too long to be a usage chunk and has been passed in part:
     /// pass the rest of it as it comes.
     passing: bool,
-    /// The last two bytes of the unfinished event, so that an event end split across
-    /// chunks is found.
-    tail: Vec<u8>,
+    /// The last two bytes seen, so that an event end split across chunks is found.
+    last: [u8; 2],
 }
 
 impl UsageChunkFilter {
@@ -37,111 +34,55 @@ impl UsageChunkFilter {
     }
 
     /// What the client gets instead of `chunk`, or `None` when it gets `chunk` unchanged.
+    /// An event ends with a blank line: `\n\n`, or `\n\r\n` (which covers `\r\n\r\n`).
     pub fn filter(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(chunk.len());
-        let mut changed = false;
-        let mut rest = chunk;
-        loop {
-            let end = event_end(&self.tail, rest);
-            match end {
-                Some(at) => {
-                    let (event, after) = rest.split_at(at);
-                    if self.passing {
-                        out.extend_from_slice(event);
-                        self.passing = false;
-                    } else if self.held.is_empty() {
-                        if is_usage_only(event) {
-                            changed = true;
-                        } else {
-                            out.extend_from_slice(event);
-                        }
-                    } else {
-                        changed = true; // the held bytes join this chunk's output (or go)
-                        self.held.extend_from_slice(event);
-                        if !is_usage_only(&self.held) {
-                            out.extend_from_slice(&self.held);
-                        }
-                        self.held.clear();
-                    }
-                    self.tail.clear();
-                    rest = after;
-                }
-                None => {
-                    self.remember_tail(rest);
-                    if self.passing {
-                        out.extend_from_slice(rest);
-                    } else if self.held.len() + rest.len() > MAX_HELD_BYTES {
-                        changed |= !self.held.is_empty();
-                        out.append(&mut self.held);
-                        out.extend_from_slice(rest);
-                        self.passing = true;
-                    } else if !rest.is_empty() {
-                        changed = true;
-                        self.held.extend_from_slice(rest);
-                    }
-                    break;
-                }
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (i, &b) in chunk.iter().enumerate() {
+            let [before, prev] = self.last;
+            self.last = [prev, b];
+            if b != b'\n' || !(prev == b'\n' || (prev == b'\r' && before == b'\n')) {
+                continue;
             }
+            let event = chunk.get(start..i + 1).unwrap_or_default();
+            start = i + 1;
+            if self.passing {
+                out.extend_from_slice(event);
+                self.passing = false;
+                continue;
+            }
+            self.held.extend_from_slice(event);
+            if !is_usage_only(&self.held) {
+                out.extend_from_slice(&self.held);
+            }
+            self.held.clear();
         }
-        changed.then_some(out)
+        let rest = chunk.get(start..).unwrap_or_default();
+        if self.passing || self.held.len() + rest.len() > MAX_HELD_BYTES {
+            out.append(&mut self.held);
+            out.extend_from_slice(rest);
+            self.passing = true;
+        } else {
+            self.held.extend_from_slice(rest);
+        }
+        (out != chunk).then_some(out)
     }
 
     /// Bytes held back now (bounded by [`MAX_HELD_BYTES`]).
     pub fn held_bytes(&self) -> usize {
         self.held.len()
     }
-
-    fn remember_tail(&mut self, rest: &[u8]) {
-        self.tail.extend_from_slice(rest);
-        let excess = self.tail.len().saturating_sub(2);
-        self.tail.drain(..excess);
-    }
 }
 
-/// Where the first event of `rest` ends (just after its blank line: `\n\n` or `\n\r\n`,
-/// which covers `\r\n\r\n`), given the last bytes before `rest` (`tail`).
-fn event_end(tail: &[u8], rest: &[u8]) -> Option<usize> {
-    let before = |i: usize, back: usize| -> Option<u8> {
-        match i.checked_sub(back) {
-            Some(j) => rest.get(j).copied(),
-            None => tail
-                .len()
-                .checked_sub(back - i)
-                .and_then(|j| tail.get(j).copied()),
-        }
-    };
-    memchr::memchr_iter(b'\n', rest)
-        .find(|&i| {
-            before(i, 1) == Some(b'\n')
-                || (before(i, 1) == Some(b'\r') && before(i, 2) == Some(b'\n'))
-        })
-        .map(|i| i + 1)
-}
-
-/// Whether an SSE event is a usage-only chunk: its data is a JSON object with an empty
-/// `choices` array and a `usage` object.
+/// Whether an SSE event is a usage-only chunk: an empty `choices` array and a `usage`
+/// object. Matched on the bytes, not parsed (a JSON parser for it would grow the `.wasm` by
+/// 5 KB): OpenAI, Azure and vLLM write compact JSON (no spaces), and inside a string value a quote is
+/// escaped (`\"choices\"`), so `"choices":[]` can only be a key and its value.
 fn is_usage_only(event: &[u8]) -> bool {
-    if memmem::find(event, b"\"choices\"").is_none() || memmem::find(event, b"\"usage\"").is_none()
-    {
-        return false;
-    }
-    let mut data = Vec::new();
-    for line in event.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if let Some(value) = line.strip_prefix(b"data:") {
-            if !data.is_empty() {
-                data.push(b'\n');
-            }
-            data.extend_from_slice(value.strip_prefix(b" ").unwrap_or(value));
-        }
-    }
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&data) else {
-        return false;
-    };
-    json.get("choices")
-        .and_then(serde_json::Value::as_array)
-        .is_some_and(Vec::is_empty)
-        && json.get("usage").is_some_and(serde_json::Value::is_object)
+    // A plain window search: `memmem::find` with needles built at run time would bring its
+    // searcher construction into the `.wasm` (3 KB); events are short.
+    let has = |needle: &[u8]| event.windows(needle.len()).any(|w| w == needle);
+    has(br#""choices":[]"#) && has(br#""usage":{"#)
 }
 
 #[cfg(test)]
@@ -222,6 +163,21 @@ mod tests {
         let mut f = UsageChunkFilter::new();
         assert_eq!(f.filter(plain.as_bytes()), None);
         assert_eq!(f.held_bytes(), 0);
+    }
+
+    #[test]
+    fn only_an_event_with_empty_choices_and_a_usage_object_is_usage_only() {
+        assert!(is_usage_only(
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n"
+        ));
+        assert!(!is_usage_only(b"data: {\"choices\":[],\"usage\":null}\n\n"));
+        assert!(!is_usage_only(
+            b"data: {\"choices\":[{\"delta\":{}}],\"usage\":{\"a\":1}}\n\n"
+        ));
+        // Quoted in a content string, the keys are escaped.
+        let quoted =
+            br#"data: {"choices":[{"delta":{"content":"{\"choices\":[],\"usage\":{}}"}}]}"#;
+        assert!(!is_usage_only(quoted));
     }
 
     #[test]

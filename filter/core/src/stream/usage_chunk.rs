@@ -8,7 +8,7 @@
 //!
 //! Events pass as soon as they are complete. The unfinished event at the end of a chunk is
 //! held until its end arrives, while it is short enough to be a usage chunk
-//! ([`MAX_HELD_BYTES`]); a longer one is passed at once, and the rest of it after it. An
+//! ([`MAX_HELD_BYTES`]); a longer one is passed in pieces of that size. An
 //! event the upstream never finishes is not passed: an SSE client discards an unfinished
 //! event at the end of a stream anyway.
 
@@ -20,9 +20,6 @@ pub const MAX_HELD_BYTES: usize = 4096;
 pub struct UsageChunkFilter {
     /// The unfinished event held back.
     held: Vec<u8>,
-    /// The unfinished event is too long to be a usage chunk and has been passed in part:
-    /// pass the rest of it as it comes.
-    passing: bool,
     /// The last two bytes seen, so that an event end split across chunks is found.
     last: [u8; 2],
 }
@@ -37,33 +34,18 @@ impl UsageChunkFilter {
     /// An event ends with a blank line: `\n\n`, or `\n\r\n` (which covers `\r\n\r\n`).
     pub fn filter(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
         let mut out = Vec::new();
-        let mut start = 0;
-        for (i, &b) in chunk.iter().enumerate() {
+        for &b in chunk {
             let [before, prev] = self.last;
             self.last = [prev, b];
-            if b != b'\n' || !(prev == b'\n' || (prev == b'\r' && before == b'\n')) {
-                continue;
+            self.held.push(b);
+            let end = b == b'\n' && (prev == b'\n' || (prev == b'\r' && before == b'\n'));
+            // A long unfinished event cannot be a usage chunk: it passes as it comes.
+            if end || self.held.len() > MAX_HELD_BYTES {
+                if !(end && is_usage_only(&self.held)) {
+                    out.extend_from_slice(&self.held);
+                }
+                self.held.clear();
             }
-            let event = chunk.get(start..i + 1).unwrap_or_default();
-            start = i + 1;
-            if self.passing {
-                out.extend_from_slice(event);
-                self.passing = false;
-                continue;
-            }
-            self.held.extend_from_slice(event);
-            if !is_usage_only(&self.held) {
-                out.extend_from_slice(&self.held);
-            }
-            self.held.clear();
-        }
-        let rest = chunk.get(start..).unwrap_or_default();
-        if self.passing || self.held.len() + rest.len() > MAX_HELD_BYTES {
-            out.append(&mut self.held);
-            out.extend_from_slice(rest);
-            self.passing = true;
-        } else {
-            self.held.extend_from_slice(rest);
         }
         (out != chunk).then_some(out)
     }
@@ -181,17 +163,19 @@ mod tests {
     }
 
     #[test]
-    fn a_long_unfinished_event_is_passed_at_once_not_held() {
+    fn a_long_unfinished_event_is_passed_in_pieces_not_held() {
         let long = format!(
             "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
             "x".repeat(3 * MAX_HELD_BYTES)
         );
-        let mut f = UsageChunkFilter::new();
-        let first = &long.as_bytes()[..2 * MAX_HELD_BYTES];
-        assert_eq!(f.filter(first), None);
-        assert_eq!(f.held_bytes(), 0);
-        assert_eq!(f.filter(&long.as_bytes()[2 * MAX_HELD_BYTES..]), None);
         let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5}}\n\n";
-        assert_eq!(f.filter(usage.as_bytes()), Some(Vec::new()));
+        let stream = format!("{long}{usage}");
+        let mut f = UsageChunkFilter::new();
+        let mut got = Vec::new();
+        for chunk in stream.as_bytes().chunks(2 * MAX_HELD_BYTES) {
+            got.extend(f.filter(chunk).unwrap_or_else(|| chunk.to_vec()));
+            assert!(f.held_bytes() <= MAX_HELD_BYTES);
+        }
+        assert_eq!(String::from_utf8(got).unwrap(), long);
     }
 }

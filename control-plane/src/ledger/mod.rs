@@ -11,6 +11,7 @@ pub mod entry;
 pub mod export;
 pub mod import;
 pub mod row;
+pub mod synthetic;
 
 use serde::{Deserialize, Serialize};
 use tollgate_model::scope::{Scope, ScopeKind};

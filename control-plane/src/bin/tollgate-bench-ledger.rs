@@ -1,0 +1,299 @@
+//! Ledger benchmark on a real `redis-server` (started on a free loopback port): loads N
+//! synthetic calls (30 days, 50 teams, 20 models, 3 providers; `ledger::synthetic`) through
+//! the store's settle path, then prints the load rate, Redis memory per million records, the
+//! full CSV export's rate and this process's peak RSS, settle throughput with the ledger on
+//! and off, and settle latency while an export runs against idle.
+//!
+//! Run: `cargo run --release -p tollgate-control-plane --bin tollgate-bench-ledger
+//! [-- --records 1000000 --redis-server /usr/bin/redis-server]`
+
+// Rates and latencies are timing statistics, not money.
+#![allow(clippy::float_arithmetic)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tollgate_control_plane::ledger::export::{self, Format};
+use tollgate_control_plane::ledger::{TimeRange, synthetic};
+use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
+use tollgate_control_plane::store::{Line, SettleOp, Store};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn arg(name: &str) -> Option<String> {
+    let v: Vec<String> = std::env::args().collect();
+    v.iter()
+        .position(|x| x == name)
+        .and_then(|i| v.get(i + 1).cloned())
+}
+
+fn used_memory(url: &str) -> Result<u64, String> {
+    let c = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = c.get_connection().map_err(|e| e.to_string())?;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut conn)
+        .map_err(|e| e.to_string())?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "no used_memory".to_owned())
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn settle_op(id: String, ledger: bool, now: i64) -> SettleOp {
+    let mut op = synthetic::op(0, 1, now);
+    op.request_id = id.clone();
+    op.now_ms = now;
+    if let Some(r) = op.ledger.as_mut() {
+        r.request_id = id;
+        r.ended_at_ms = now;
+    }
+    if !ledger {
+        op.ledger = None;
+    }
+    // One budget window, as a settlement usually charges.
+    op.lines = vec![Line {
+        budget_id: "bench".into(),
+        tag: op.request_tag.clone(),
+        window_index: 1,
+        expire_at_ms: Some(now + 3_600_000),
+        limit_nanos: Some(i64::MAX / 4),
+        limit_tokens: None,
+        limit_requests: None,
+        enforce: true,
+        suspend_on_exceed: false,
+        thresholds_pct: Vec::new(),
+    }];
+    op
+}
+
+/// Settles per second: `tasks` tasks, each `per_task` settlements in batches of 16.
+async fn throughput(
+    store: Arc<dyn Store>,
+    ledger: bool,
+    tag: &str,
+    tasks: usize,
+    per_task: usize,
+) -> f64 {
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let store = store.clone();
+        let tag = tag.to_owned();
+        handles.push(tokio::spawn(async move {
+            for b in 0..per_task / 16 {
+                let now = now_ms();
+                let ops: Vec<SettleOp> = (0..16)
+                    .map(|k| settle_op(format!("{tag}-{t}-{b}-{k}"), ledger, now))
+                    .collect();
+                let _ = store.settle_many(&ops).await;
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    (tasks * (per_task / 16) * 16) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// p50 and p99 of single settles, microseconds.
+async fn latency(store: &dyn Store, tag: &str, n: usize) -> (u128, u128) {
+    let mut us = Vec::with_capacity(n);
+    for i in 0..n {
+        let op = settle_op(format!("{tag}-{i}"), true, now_ms());
+        let t = Instant::now();
+        let _ = store.settle(&op).await;
+        us.push(t.elapsed().as_micros());
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    us.sort_unstable();
+    (us[n / 2], us[n * 99 / 100])
+}
+
+async fn export_all(store: &dyn Store, range: TimeRange) -> (u64, u64) {
+    let (mut n, mut bytes) = (0u64, 0u64);
+    let mut cursor: Option<String> = None;
+    loop {
+        let Ok(page) = store.records(range, cursor.as_deref(), 1_000).await else {
+            break;
+        };
+        for r in &page.records {
+            bytes += export::record_line(r, Format::Csv).len() as u64;
+            n += 1;
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        tokio::task::yield_now().await;
+    }
+    (n, bytes)
+}
+
+async fn run() -> Result<(), String> {
+    let n: usize = arg("--records")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let bin = arg("--redis-server").unwrap_or_else(|| "/usr/bin/redis-server".into());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let _server = Server(
+        Command::new(&bin)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{bin}: {e}"))?,
+    );
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut up = false;
+    for _ in 0..100 {
+        if used_memory(&url).is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !up {
+        return Err("redis-server did not start".into());
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        RedisStore::new(&RedisConfig {
+            url: url.clone(),
+            key_prefix: "tg".into(),
+            timeout_ms: 5_000,
+        })
+        .map_err(|e| e.to_string())?,
+    );
+    let before = used_memory(&url)?;
+    let start = now_ms() - synthetic::DAYS * 86_400_000;
+    let t = Instant::now();
+    // Four loaders, each a contiguous quarter (calls stay in time order per loader).
+    let mut loaders = Vec::new();
+    for q in 0..4 {
+        let store = store.clone();
+        loaders.push(tokio::spawn(async move {
+            let (lo, hi) = (n * q / 4, n * (q + 1) / 4);
+            let mut i = lo;
+            while i < hi {
+                let end = (i + 256).min(hi);
+                let ops: Vec<SettleOp> = (i..end).map(|j| synthetic::op(j, n, start)).collect();
+                if let Err(e) = store.settle_many(&ops).await {
+                    return Err(e.to_string());
+                }
+                i = end;
+            }
+            Ok(())
+        }));
+    }
+    for l in loaders {
+        l.await.map_err(|e| e.to_string())??;
+    }
+    let load_s = t.elapsed().as_secs_f64();
+    let after = used_memory(&url)?;
+    println!(
+        "load: {n} records in {load_s:.1} s = {:.0} records/s",
+        n as f64 / load_s
+    );
+    println!(
+        "redis memory: {:.0} MB for {n} records = {:.0} MB per million (stream + rollups + markers)",
+        (after - before) as f64 / 1e6,
+        (after - before) as f64 / 1e6 * 1e6 / n as f64
+    );
+    let rss0 = peak_rss_kb();
+    let t = Instant::now();
+    let range = TimeRange {
+        from_ms: 0,
+        to_ms: i64::MAX,
+    };
+    let (exported, bytes) = export_all(store.as_ref(), range).await;
+    let ex_s = t.elapsed().as_secs_f64();
+    println!(
+        "csv export: {exported} records, {} MB in {ex_s:.1} s = {:.0} records/s; peak RSS {} MB (before the export {} MB)",
+        bytes >> 20,
+        exported as f64 / ex_s,
+        peak_rss_kb() >> 10,
+        rss0 >> 10
+    );
+    let off = throughput(store.clone(), false, "off", 16, 4_096).await;
+    let on = throughput(store.clone(), true, "on", 16, 4_096).await;
+    let off2 = throughput(store.clone(), false, "off2", 16, 4_096).await;
+    let off_avg = (off + off2) / 2.0;
+    println!(
+        "settle throughput (16 tasks, batches of 16): ledger off {off:.0} and {off2:.0}/s, on {on:.0}/s = {:.1} % fewer",
+        (1.0 - on / off_avg) * 100.0
+    );
+    let idle = latency(store.as_ref(), "idle", 2_000).await;
+    let exporter = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                export_all(store.as_ref(), range).await;
+            }
+        })
+    };
+    let busy = latency(store.as_ref(), "busy", 2_000).await;
+    exporter.abort();
+    println!(
+        "settle latency p50/p99: idle {}/{} us, during a full export {}/{} us",
+        idle.0, idle.1, busy.0, busy.1
+    );
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate-bench-ledger: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 use tollgate_model::NanoUsd;
 use tollgate_model::budget::{Budget, Enforcement};
 use tollgate_model::period::{Period, Window};
+use tollgate_model::pricing::{Cost, PricingError};
 use tollgate_model::scope::{FailMode, Scope, ScopeKind};
 use tollgate_model::usage::Usage;
 use tollgate_model::wire::v1::{
@@ -175,6 +176,16 @@ pub fn check_request_id(field: &str, id: &str) -> Result<(), AdmissionError> {
     Ok(())
 }
 
+/// A price in nano-USD: `None` for a model the table does not know; a cost too large for
+/// nano-USD saturates (the store refuses or caps it), never wraps or becomes zero.
+fn priced(cost: Result<Cost, PricingError>) -> Option<i64> {
+    match cost {
+        Ok(c) => Some(c.total.nanos()),
+        Err(PricingError::Overflow(_)) => Some(i64::MAX),
+        Err(_) => None,
+    }
+}
+
 /// The price-table id of `model`, or the name as given when the table does not know it.
 fn model_id(snap: &Snapshot, model: &str) -> String {
     snap.prices
@@ -182,10 +193,17 @@ fn model_id(snap: &Snapshot, model: &str) -> String {
         .map_or_else(|| model.to_owned(), |m| m.id().to_owned())
 }
 
+/// The budgets a call by `scopes` for `model` counts toward: a budget limited to a model
+/// counts every name of its family (`PriceTable::model_family`: dated snapshots, aliases,
+/// inference profiles); a model the table does not know counts only as itself.
 fn matching<'a>(snap: &'a Snapshot, scopes: &[Scope], model: &str) -> Vec<&'a Arc<Budget>> {
+    let mut family = snap.prices.model_family(model);
+    if family.is_empty() {
+        family.push(model);
+    }
     snap.budgets
         .iter()
-        .filter(|b| b.matches(scopes, model))
+        .filter(|b| b.matches_any_model(scopes, &family))
         .collect()
 }
 
@@ -244,18 +262,17 @@ impl Admission<'_> {
         })
     }
 
-    /// The estimate of the same call on `target`: same input and output token counts.
+    /// The call's worst case priced here for `target` (its model, or a cheaper one): the
+    /// filter's input estimate and output cap, at the prices in force now. `None` when this
+    /// side cannot price `target`.
     fn reprice(&self, req: &ReserveRequest, target: &str) -> Option<i64> {
         let usage = Usage {
             uncached_input_tokens: req.estimated_input_tokens,
             output_tokens: req.max_output_tokens,
+            estimated: true,
             ..Usage::default()
         };
-        self.snap
-            .prices
-            .cost(target, &usage, self.now)
-            .ok()
-            .map(|c| c.total.nanos())
+        priced(self.snap.prices.cost(target, &usage, self.now))
     }
 
     /// Decides one reserve request; a refusal is written to the ledger.
@@ -299,12 +316,11 @@ impl Admission<'_> {
             return Err(invalid("estimated_cost", "must not be negative"));
         }
         let mut model = model_id(self.snap, &req.model);
-        let mut cost = req.estimated_cost.nanos();
-        if cost == 0 {
-            // The filter could not price the model (its table lacks it); an override here
-            // may know it. Never reserve $0 for a model this side can price.
-            cost = self.reprice(req, &model).unwrap_or(0);
-        }
+        // This service's table (overrides included) is the price authority: the filter's
+        // estimate counts only for a model this side cannot price (a newer filter's table).
+        let mut cost = self
+            .reprice(req, &model)
+            .unwrap_or(req.estimated_cost.nanos());
         let mut forced: Option<(String, String)> = None;
         for scope in req.scopes.iter().chain(std::iter::once(&Scope::global())) {
             let Some(switch) = self.snap.switches.get(scope) else {
@@ -485,19 +501,19 @@ impl Admission<'_> {
         Ok((out, raised))
     }
 
-    /// The filter's cost, or this side's price for it when the filter could not price the
-    /// model (cost zero with reported, not estimated, usage: a model only a price override
-    /// here knows). A zero with estimated usage is a call the provider does not bill (an
-    /// error answer) or a release, and stays zero.
+    /// What a settlement is charged: its usage priced here (this service's table, overrides
+    /// included, is the price authority) at the prices in force when the call ended; the
+    /// filter's cost only for a model this side cannot price. A zero cost with estimated or
+    /// no usage is a call the filter does not bill (an error answer, a refused or unanswered
+    /// call releasing its reservation) and stays zero.
     fn settled_cost(&self, s: &Settlement, model: &str) -> i64 {
-        if s.cost.nanos() != 0 || s.usage.estimated || s.usage.total_tokens() == 0 {
-            return s.cost.nanos();
+        let no_usage =
+            s.usage.total_tokens() == 0 && s.usage.images == 0 && s.usage.audio_seconds == 0;
+        if s.cost.nanos() == 0 && (s.usage.estimated || no_usage) {
+            return 0;
         }
         let at = DateTime::<Utc>::from_timestamp_millis(s.at_unix_ms).unwrap_or(self.now);
-        self.snap
-            .prices
-            .cost(model, &s.usage, at)
-            .map_or(0, |c| c.total.nanos())
+        priced(self.snap.prices.cost(model, &s.usage, at)).unwrap_or(s.cost.nanos())
     }
 
     fn settle_op(&self, s: &Settlement) -> SettleOp {

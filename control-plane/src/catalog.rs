@@ -105,6 +105,7 @@ impl Catalog {
     }
 
     async fn load(&self, store: &dyn Store) -> Result<Snapshot, StoreError> {
+        let prices = self.load_prices(store).await?;
         let mut budgets = Vec::new();
         let profiles = crate::profiles::load(store).await?;
         for (id, doc) in store.list_docs(Collection::Budgets).await? {
@@ -113,7 +114,15 @@ impl Catalog {
             // admission down. Profiled budgets are merged over their profile here, so a
             // changed profile reaches every budget that names it.
             match crate::profiles::resolve_json(&doc.json, &profiles) {
-                Ok(r) => budgets.push(Arc::new(r.budget)),
+                Ok(r) => {
+                    let mut b = r.budget;
+                    // A budget limited to an alias (`claude-sonnet-4-5-20250929`) is limited
+                    // to the model it names, as admission compares price-table ids.
+                    if let Some(id) = b.model.as_deref().and_then(|m| prices.canonical_id(m)) {
+                        b.model = Some(id.to_owned());
+                    }
+                    budgets.push(Arc::new(b));
+                }
                 Err(e) => tracing::error!(budget = %id, error = %e, "stored budget skipped"),
             }
         }
@@ -129,6 +138,15 @@ impl Catalog {
                 _ => tracing::error!(scope = %scope, "stored switch skipped"),
             }
         }
+        Ok(Snapshot {
+            budgets,
+            switches,
+            prices: Arc::new(prices),
+        })
+    }
+
+    /// The shipped table with the stored price overrides merged over it.
+    async fn load_prices(&self, store: &dyn Store) -> Result<PriceTable, StoreError> {
         let mut prices = self.shipped.clone();
         for (model, doc) in store.list_docs(Collection::Prices).await? {
             match ModelPrices::from_entry_json(&doc.json)
@@ -139,10 +157,6 @@ impl Catalog {
                 Err(e) => tracing::error!(model = %model, error = %e, "price override skipped"),
             }
         }
-        Ok(Snapshot {
-            budgets,
-            switches,
-            prices: Arc::new(prices),
-        })
+        Ok(prices)
     }
 }

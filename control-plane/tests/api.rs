@@ -6,7 +6,7 @@ mod support;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::app::{ADMIN, DATAPLANE, TestApp, reserve_req, settlement};
+use support::app::{ADMIN, DATAPLANE, FILTER_PRICED, TestApp, reserve_req, settlement};
 
 fn spec(id: &str, scopes: &[&str], limit_usd: &str) -> Value {
     json!({ "id": id, "scopes": scopes, "limit_usd": limit_usd, "period": "monthly" })
@@ -91,7 +91,7 @@ async fn tokens_are_checked_and_each_opens_only_its_own_api() {
         .http
         .post(app.url("/v1/admission/reserve"))
         .bearer_auth(ADMIN)
-        .json(&reserve_req("r", &["team:a"], "gpt-5", 1))
+        .json(&reserve_req("r", &["team:a"], FILTER_PRICED, 1))
         .send()
         .await
         .unwrap();
@@ -309,7 +309,7 @@ async fn usage_reset_reopen_alerts_and_audit_reflect_spend() {
     s["suspend_on_exceed"] = json!(true);
     app.create_budget(s).await;
     let (status, body) = app
-        .settle(&json!({ "settlements": [settlement("s1", &["team:a"], "gpt-5", 1_000_000_000, false)] }))
+        .settle(&json!({ "settlements": [settlement("s1", &["team:a"], FILTER_PRICED, 1_000_000_000, false)] }))
         .await;
     assert_eq!(
         (status, &body),
@@ -337,7 +337,7 @@ async fn usage_reset_reopen_alerts_and_audit_reflect_spend() {
     assert_eq!(alerts.as_array().unwrap().len(), 4);
 
     let (_, d) = app
-        .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 1))
+        .reserve(&reserve_req("r1", &["team:a"], FILTER_PRICED, 1))
         .await;
     assert_eq!(d["reason"], "suspended");
     let r: Value = app
@@ -359,7 +359,7 @@ async fn usage_reset_reopen_alerts_and_audit_reflect_spend() {
         .unwrap();
     assert_eq!(r["reopened"], true);
     let (_, d) = app
-        .reserve(&reserve_req("r2", &["team:a"], "gpt-5", 1))
+        .reserve(&reserve_req("r2", &["team:a"], FILTER_PRICED, 1))
         .await;
     assert_eq!(d["decision"], "allow");
 
@@ -474,7 +474,7 @@ async fn emergency_switches_deny_or_downgrade_a_scope_at_once() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let (s, d) = app
-        .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 1))
+        .reserve(&reserve_req("r1", &["team:a"], FILTER_PRICED, 1))
         .await;
     assert_eq!(
         (s, d["decision"].as_str(), d["reason"].as_str()),
@@ -482,7 +482,7 @@ async fn emergency_switches_deny_or_downgrade_a_scope_at_once() {
     );
     assert_eq!(d["budget_id"], "emergency:team:a");
     let (_, d) = app
-        .reserve(&reserve_req("r2", &["team:b"], "gpt-5", 1))
+        .reserve(&reserve_req("r2", &["team:b"], FILTER_PRICED, 1))
         .await;
     assert_eq!(d["decision"], "allow");
 
@@ -492,7 +492,7 @@ async fn emergency_switches_deny_or_downgrade_a_scope_at_once() {
         .await
         .unwrap();
     let (_, d) = app
-        .reserve(&reserve_req("r3", &["team:b"], "gpt-5", 1))
+        .reserve(&reserve_req("r3", &["team:b"], FILTER_PRICED, 1))
         .await;
     assert_eq!(
         (d["decision"].as_str(), d["model"].as_str()),

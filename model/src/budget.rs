@@ -264,7 +264,14 @@ impl Budget {
     /// Whether a request with these scopes, for this (price-table) model, counts against this
     /// budget: it carries every selector scope (`global` matches all) and the model filter.
     pub fn matches(&self, request_scopes: &[Scope], model: &str) -> bool {
-        if self.model.as_deref().is_some_and(|m| m != model) {
+        self.matches_any_model(request_scopes, &[model])
+    }
+
+    /// [`Budget::matches`] for a call that counts as any of `models` (the price-table ids of
+    /// its model's family: `PriceTable::model_family`), so that a dated snapshot, an alias or
+    /// an inference profile counts toward a budget limited to its base model.
+    pub fn matches_any_model(&self, request_scopes: &[Scope], models: &[&str]) -> bool {
+        if self.model.as_deref().is_some_and(|m| !models.contains(&m)) {
             return false;
         }
         self.scopes

@@ -79,3 +79,25 @@ fn a_shipped_model_prices_a_call_exactly() {
         NanoUsd(750_000_000)
     );
 }
+
+#[test]
+fn a_dated_snapshot_an_alias_and_a_bedrock_profile_count_as_their_base_model() {
+    let mut t = table();
+    t.add_alias("prod-chat", "gpt-4o-2024-08-06").unwrap();
+    for (name, family) in [
+        // A snapshot with an entry (and a price) of its own still counts as gpt-4o.
+        ("gpt-4o-2024-05-13", &["gpt-4o-2024-05-13", "gpt-4o"][..]),
+        ("gpt-4o-2024-11-20", &["gpt-4o-2024-08-06", "gpt-4o"]),
+        // An Azure deployment name configured as an alias.
+        ("prod-chat", &["gpt-4o-2024-08-06", "gpt-4o"]),
+        ("gpt-4o", &["gpt-4o"]),
+        (
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            &["claude-sonnet-4-5"],
+        ),
+        ("eu.amazon.nova-pro-v1:0", &["amazon.nova-pro"]),
+    ] {
+        assert_eq!(t.model_family(name), family, "{name}");
+    }
+    assert!(t.model_family("no-such-model").is_empty());
+}

@@ -154,6 +154,11 @@ impl Drop for TestApp {
     }
 }
 
+/// A model the control plane's table lacks but the filter priced (a newer filter's table):
+/// its reservations and settlements keep the filter's cost, so tests of admission's
+/// mechanics choose their amounts.
+pub const FILTER_PRICED: &str = "model-only-the-filter-prices";
+
 pub fn reserve_req(id: &str, scopes: &[&str], model: &str, cost: i64) -> Value {
     json!({
         "request_id": id,

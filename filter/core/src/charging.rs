@@ -179,9 +179,10 @@ impl Charging {
         let Some(charge) = charge else {
             return;
         };
-        let Some(settlement) = charge.settlement(ended.at.timestamp_millis()) else {
+        let Some(mut settlement) = charge.settlement(ended.at.timestamp_millis()) else {
             return;
         };
+        settlement.model = ended.filter.price_table_id(&settlement.model);
         let mut queue = self.settlements.borrow_mut();
         let Some(queue) = queue.as_mut() else {
             return;

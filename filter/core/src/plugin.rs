@@ -187,6 +187,18 @@ impl TryFrom<FilterConfigDto> for Filter {
     }
 }
 
+impl Filter {
+    /// The name the control plane is told for a model: its price-table id when this
+    /// filter's table knows the name (an Azure deployment name configured in
+    /// `model_aliases`, a dated snapshot, a Bedrock inference profile), so that the call
+    /// counts toward a budget limited to that model; the name as sent otherwise.
+    pub fn price_table_id(&self, model: &str) -> String {
+        self.prices
+            .canonical_id(model)
+            .map_or_else(|| model.to_owned(), str::to_owned)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +242,11 @@ mod tests {
             f.prices.resolve("prod-chat").map(|m| m.id()),
             Some("gpt-4o")
         );
+        assert_eq!(f.price_table_id("prod-chat"), "gpt-4o");
+        assert_eq!(
+            f.price_table_id("claude-sonnet-4-5-20250929"),
+            "claude-sonnet-4-5"
+        );
+        assert_eq!(f.price_table_id("no-such-model"), "no-such-model");
     }
 }

@@ -413,6 +413,35 @@ impl PriceTable {
         self.resolve_index(name).and_then(|i| self.models.get(i))
     }
 
+    /// The price-table id a model name resolves to, if the table knows it.
+    pub fn canonical_id(&self, name: &str) -> Option<&str> {
+        self.resolve(name).map(ModelPrices::id)
+    }
+
+    /// The price-table ids a model name counts as, most specific first: the entry it
+    /// resolves to, then every entry reached by its less specific forms and by those of that
+    /// entry's id (a dated snapshot with a price of its own, `gpt-4o-2024-05-13`, also counts
+    /// as `gpt-4o`; a Bedrock inference profile with a regional price as its base model).
+    /// A budget limited to any of them counts the call. Empty when the table knows none.
+    pub fn model_family(&self, name: &str) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let Some(first) = self.resolve_index(name).and_then(|i| self.models.get(i)) else {
+            return out;
+        };
+        out.push(first.id());
+        let forms = names::candidates(name)
+            .into_iter()
+            .chain(names::candidates(first.id()));
+        for form in forms {
+            if let Some(m) = self.index.get(&form).and_then(|&i| self.models.get(i))
+                && !out.contains(&m.id())
+            {
+                out.push(m.id());
+            }
+        }
+        out
+    }
+
     /// The output cap to assume for `model` when a request sets none.
     pub fn default_max_output_tokens(&self, model: &str) -> u32 {
         self.resolve(model)

@@ -31,6 +31,17 @@ fn answered(f: &Filter, h: &FakeHost, m: &RefCell<Metrics>) -> Exchange {
 
 /// [`answered`] with this answer body.
 fn answered_with(f: &Filter, h: &FakeHost, m: &RefCell<Metrics>, answer: &str) -> Exchange {
+    answered_to(f, h, m, BODY, answer)
+}
+
+/// [`answered`] with this request body and answer body.
+fn answered_to(
+    f: &Filter,
+    h: &FakeHost,
+    m: &RefCell<Metrics>,
+    body: &str,
+    answer: &str,
+) -> Exchange {
     let m = &mut m.borrow_mut();
     let mut x = Exchange::new();
     let head = RequestHead {
@@ -39,8 +50,8 @@ fn answered_with(f: &Filter, h: &FakeHost, m: &RefCell<Metrics>, answer: &str) -
         authority: Some("api.openai.com"),
     };
     x.on_request_headers(f, m, h, head, &mut |_| None);
-    let mut read = || Some(BODY.as_bytes().to_vec());
-    x.on_request_body(f, m, h, BODY.len(), true, &mut read);
+    let mut read = || Some(body.as_bytes().to_vec());
+    x.on_request_body(f, m, h, body.len(), true, &mut read);
     if f.control_plane.is_some() {
         x.on_reserve_answer(f, m, h, None, &mut read);
     }
@@ -91,6 +102,29 @@ fn a_settlement_carries_the_time_its_stream_ended() {
     assert_eq!(settlement.at_unix_ms, ended_at().timestamp_millis());
     assert_eq!(settlement.cost, NanoUsd(COST_NANOS));
     assert!(!settlement.reserved, "let through by the fail mode");
+}
+
+#[test]
+fn a_settlement_names_an_aliased_model_by_its_price_table_id() {
+    // An Azure deployment name only this filter's config knows: the control plane must be
+    // told the model it stands for, or a budget limited to that model never counts it.
+    let f = filter(
+        r#"{"model_aliases":{"prod-mini":"gpt-4o-mini"},
+            "control_plane":{"cluster":"tollgate","token":"t0k"}}"#,
+    );
+    let (h, charging) = (FakeHost::at(ended_at()), Charging::default());
+    *charging.settlements.borrow_mut() = Some(SettleQueue::new(SettleLimits::default()));
+    h.refuse_callouts(true);
+    let body = BODY.replace("gpt-4o-mini", "prod-mini");
+    let x = answered_to(&f, &h, &charging.metrics, &body, ANSWER);
+    charging.ended(&h, &f, x);
+    charging.charge_waiting(&h);
+    let mut queue = charging.settlements.borrow_mut();
+    let due = ended_at() + SettleLimits::default().max_delay;
+    let body = queue.as_mut().unwrap().due(due).unwrap();
+    let batch: SettleBatch = serde_json::from_slice(&body).unwrap();
+    assert_eq!(batch.settlements[0].model, "gpt-4o-mini");
+    assert_eq!(batch.settlements[0].cost, NanoUsd(COST_NANOS));
 }
 
 #[test]

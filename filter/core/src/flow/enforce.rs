@@ -268,7 +268,7 @@ impl Exchange {
         let request = ReserveRequest {
             request_id: self.admission.request_id.clone(),
             scopes: self.scopes.clone(),
-            model: model.unwrap_or_default(),
+            model: model.map(|m| filter.price_table_id(&m)).unwrap_or_default(),
             provider: route.provider.as_str().to_owned(),
             estimated_cost: self.admission.estimate,
             estimated_input_tokens: input_tokens,

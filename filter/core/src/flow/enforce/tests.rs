@@ -181,6 +181,19 @@ fn a_body_model_call_reserves_its_priced_worst_case_at_the_end_of_the_body() {
 }
 
 #[test]
+fn an_aliased_model_is_reserved_under_its_price_table_id() {
+    let mut c = Call::new(
+        r#"{"model_aliases":{"prod-chat":"gpt-4o"},
+            "control_plane":{"cluster":"tollgate","token":"t0k"}}"#,
+    );
+    c.headers(CHAT, &[]);
+    let BodyAction::Reserve { call, .. } = c.body(&CHAT_BODY.replace("gpt-4o", "prod-chat")) else {
+        panic!()
+    };
+    assert_eq!(reserve_request(&call).model, "gpt-4o");
+}
+
+#[test]
 fn a_replayed_client_request_id_never_reuses_a_reservation() {
     let ids: Vec<String> = (0..2)
         .map(|_| {

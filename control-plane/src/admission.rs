@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use tollgate_model::NanoUsd;
 use tollgate_model::budget::{Budget, Enforcement};
 use tollgate_model::period::{Period, Window};
-use tollgate_model::pricing::{Cost, PricingError};
+use tollgate_model::pricing::{Cost, PricingError, UnknownModelPolicy};
 use tollgate_model::scope::{FailMode, Scope, ScopeKind};
 use tollgate_model::usage::Usage;
 use tollgate_model::wire::v1::{
@@ -27,6 +27,7 @@ use crate::store::{
     AlertEvent, Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError,
     left_under,
 };
+use crate::unpriced::{self, Unpriced};
 
 /// Longest request id accepted (Envoy's are 36-character UUIDs).
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -223,6 +224,8 @@ pub struct Admission<'a> {
     pub snap: &'a Snapshot,
     /// Timings.
     pub settings: AdmissionSettings,
+    /// The service's unknown-model policy (budgets may set their own).
+    pub unknown_model: &'a UnknownModelPolicy,
     /// The current time.
     pub now: DateTime<Utc>,
 }
@@ -318,9 +321,10 @@ impl Admission<'_> {
         let mut model = model_id(self.snap, &req.model);
         // This service's table (overrides included) is the price authority: the filter's
         // estimate counts only for a model this side cannot price (a newer filter's table).
-        let mut cost = self
-            .reprice(req, &model)
-            .unwrap_or(req.estimated_cost.nanos());
+        let mut cost = self.reprice(req, &model).or_else(|| {
+            let filters = req.estimated_cost.nanos();
+            (filters > 0).then_some(filters)
+        });
         let mut forced: Option<(String, String)> = None;
         for scope in req.scopes.iter().chain(std::iter::once(&Scope::global())) {
             let Some(switch) = self.snap.switches.get(scope) else {
@@ -339,7 +343,7 @@ impl Admission<'_> {
                 (SwitchMode::DowngradeAll, Some(target)) if forced.is_none() => {
                     let target = model_id(self.snap, target);
                     if target != model {
-                        cost = self.reprice(req, &target).unwrap_or(cost);
+                        cost = self.reprice(req, &target).or(cost);
                         model = target.clone();
                         forced = Some((format!("emergency:{scope}"), target));
                     }
@@ -347,6 +351,13 @@ impl Admission<'_> {
                 (SwitchMode::DowngradeAll, _) => {}
             }
         }
+        let cost = match cost {
+            Some(cost) => cost,
+            None => match self.unpriced_reserve(req, &model) {
+                Ok(cost) => cost,
+                Err(refusal) => return Ok(refusal),
+            },
+        };
         let first = self.attempt(req, &model, cost).await?;
         let refused = match &first.outcome {
             ReserveOutcome::Refused { line, reason, .. } => Some((*line, *reason)),
@@ -371,6 +382,27 @@ impl Admission<'_> {
             return Ok(self.denied(second));
         }
         Ok(self.denied(first))
+    }
+
+    /// The reservation of a call no price table knows, or its refusal (`unknown_model`),
+    /// as the unknown-model policies of the budgets it counts toward decide.
+    fn unpriced_reserve(&self, req: &ReserveRequest, model: &str) -> Result<i64, ReserveResponse> {
+        let budgets = matching(self.snap, &req.scopes, model);
+        let outcome = unpriced::decide(&budgets, self.unknown_model, &req.provider, true, |m| {
+            self.reprice(req, m)
+        });
+        unpriced::record("reserve", &req.provider, &req.model, &outcome);
+        match outcome {
+            Unpriced::Priced(cost) => Ok(cost),
+            Unpriced::Unlimited => Ok(0),
+            Unpriced::Refused(b) => Err(ReserveResponse::Deny {
+                budget_id: b.id.clone(),
+                reason: DenyReason::UnknownModel,
+                remaining: NanoUsd::ZERO,
+                retry_after_secs: None,
+                fail_mode: b.fail_mode,
+            }),
+        }
     }
 
     fn admitted(&self, a: Attempt, downgrade: Option<(String, String)>) -> ReserveResponse {
@@ -506,23 +538,38 @@ impl Admission<'_> {
     /// filter's cost only for a model this side cannot price. A zero cost with estimated or
     /// no usage is a call the filter does not bill (an error answer, a refused or unanswered
     /// call releasing its reservation) and stays zero.
-    fn settled_cost(&self, s: &Settlement, model: &str) -> i64 {
+    /// A model neither side can price is priced as its policies' dearest stand-in (a
+    /// refusing policy is passed over: the call has happened), else charged $0, counted.
+    fn settled_cost(&self, s: &Settlement, model: &str, budgets: &[&Arc<Budget>]) -> i64 {
         let no_usage =
             s.usage.total_tokens() == 0 && s.usage.images == 0 && s.usage.audio_seconds == 0;
         if s.cost.nanos() == 0 && (s.usage.estimated || no_usage) {
             return 0;
         }
         let at = DateTime::<Utc>::from_timestamp_millis(s.at_unix_ms).unwrap_or(self.now);
-        priced(self.snap.prices.cost(model, &s.usage, at)).unwrap_or(s.cost.nanos())
+        let price = |m: &str| priced(self.snap.prices.cost(m, &s.usage, at));
+        if let Some(cost) = price(model) {
+            return cost;
+        }
+        if s.cost.nanos() > 0 {
+            return s.cost.nanos();
+        }
+        let outcome = unpriced::decide(budgets, self.unknown_model, &s.provider, false, price);
+        unpriced::record("settle", &s.provider, &s.model, &outcome);
+        match outcome {
+            Unpriced::Priced(cost) => cost,
+            Unpriced::Refused(_) | Unpriced::Unlimited => 0,
+        }
     }
 
     fn settle_op(&self, s: &Settlement) -> SettleOp {
         let model = model_id(self.snap, &s.model);
-        let lines = matching(self.snap, &s.scopes, &model)
+        let budgets = matching(self.snap, &s.scopes, &model);
+        let cost_nanos = self.settled_cost(s, &model, &budgets);
+        let lines = budgets
             .into_iter()
             .map(|b| line_for(b, self.now).0)
             .collect();
-        let cost_nanos = self.settled_cost(s, &model);
         SettleOp {
             request_id: s.request_id.clone(),
             request_tag: request_tag(&s.scopes),

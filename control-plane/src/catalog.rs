@@ -13,6 +13,7 @@ use tollgate_model::PriceTable;
 use tollgate_model::budget::Budget;
 use tollgate_model::pricing::ModelPrices;
 use tollgate_model::scope::Scope;
+use tollgate_model::wire::v1::PriceOverrides;
 
 use crate::store::{Collection, Store, StoreError};
 
@@ -49,6 +50,8 @@ pub struct Snapshot {
     pub switches: HashMap<Scope, Switch>,
     /// Shipped prices with the overrides merged over them.
     pub prices: Arc<PriceTable>,
+    /// The overrides alone, versioned, as the filter fetches them (`GET /v1/admission/prices`).
+    pub overrides: Arc<PriceOverrides>,
 }
 
 /// The cached snapshot and how to refresh it.
@@ -105,7 +108,7 @@ impl Catalog {
     }
 
     async fn load(&self, store: &dyn Store) -> Result<Snapshot, StoreError> {
-        let prices = self.load_prices(store).await?;
+        let (prices, overrides) = self.load_prices(store).await?;
         let mut budgets = Vec::new();
         let profiles = crate::profiles::load(store).await?;
         for (id, doc) in store.list_docs(Collection::Budgets).await? {
@@ -142,21 +145,46 @@ impl Catalog {
             budgets,
             switches,
             prices: Arc::new(prices),
+            overrides: Arc::new(overrides),
         })
     }
 
-    /// The shipped table with the stored price overrides merged over it.
-    async fn load_prices(&self, store: &dyn Store) -> Result<PriceTable, StoreError> {
+    /// The shipped table with the stored price overrides merged over it, and the overrides
+    /// that merged, versioned by their content (every replica computes the same version).
+    async fn load_prices(
+        &self,
+        store: &dyn Store,
+    ) -> Result<(PriceTable, PriceOverrides), StoreError> {
         let mut prices = self.shipped.clone();
-        for (model, doc) in store.list_docs(Collection::Prices).await? {
+        let mut docs = store.list_docs(Collection::Prices).await?;
+        docs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut models = Vec::with_capacity(docs.len());
+        // FNV-1a over the entries as applied: cheap, stable across replicas and releases.
+        let mut version: u64 = 0xcbf2_9ce4_8422_2325;
+        for (model, doc) in docs {
             match ModelPrices::from_entry_json(&doc.json)
                 .map_err(|e| e.to_string())
-                .and_then(|m| prices.upsert(m).map_err(|e| e.to_string()))
-            {
-                Ok(()) => {}
+                .and_then(|m| {
+                    let entry = m.entry().clone();
+                    prices.upsert(m).map(|()| entry).map_err(|e| e.to_string())
+                }) {
+                Ok(entry) => {
+                    let text = serde_json::to_string(&entry).unwrap_or_default();
+                    for byte in text.bytes().chain([0]) {
+                        version = (version ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                    }
+                    models.push(entry);
+                }
                 Err(e) => tracing::error!(model = %model, error = %e, "price override skipped"),
             }
         }
-        Ok(prices)
+        let overrides = PriceOverrides {
+            schema_version: tollgate_model::pricing::SCHEMA_VERSION,
+            table_version: format!("{version:016x}"),
+            currency: "USD".to_owned(),
+            default_max_output_tokens: self.shipped.default_max_output_tokens(""),
+            models,
+        };
+        Ok((prices, overrides))
     }
 }

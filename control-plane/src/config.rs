@@ -18,6 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use tollgate_model::pricing::UnknownModelPolicy;
 
 use crate::admission::AdmissionSettings;
 use crate::alerts::worker::DeliverySettings;
@@ -95,6 +96,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// Alert delivery retries and timeouts (`[alerts]`): docs/alerts.md.
     pub alerts: DeliverySettings,
+    /// What admission does with a model no price table knows (budgets may say otherwise).
+    pub unknown_model: UnknownModelPolicy,
 }
 
 /// `[ledger]`: what the ledger keeps and for how long.
@@ -167,6 +170,7 @@ impl Default for Config {
             budget_refresh_ms: 1000,
             ledger: LedgerConfig::default(),
             alerts: DeliverySettings::default(),
+            unknown_model: UnknownModelPolicy::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tollgate_model::pricing::UnknownModelPolicy;
 
 use crate::admission::AdmissionSettings;
 use crate::alerts::worker::{AlertHub, DeliverySettings};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub alerts: Arc<AlertHub>,
     /// Alert delivery retries and timeouts, read when delivery starts.
     pub alert_settings: DeliverySettings,
+    /// What admission does with a model no price table knows, unless a budget says.
+    pub unknown_model: Arc<UnknownModelPolicy>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             clock: Arc::new(|| DateTime::<Utc>::from(std::time::SystemTime::now())),
             alerts: Arc::new(AlertHub::default()),
             alert_settings: DeliverySettings::default(),
+            unknown_model: Arc::new(UnknownModelPolicy::default()),
         })
     }
 

@@ -557,3 +557,57 @@ async fn unknown_routes_are_404_with_a_code() {
     assert_eq!(error_of(r).await, (404, "not_found".into(), None));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_price_override_set_is_versioned_and_unchanged_sets_answer_304() {
+    let app = TestApp::memory().await;
+    let fetch = |etag: Option<String>| {
+        let mut req = app
+            .http
+            .get(app.url("/v1/admission/prices"))
+            .bearer_auth(DATAPLANE);
+        if let Some(etag) = etag {
+            req = req.header("if-none-match", etag);
+        }
+        req.send()
+    };
+    let empty = fetch(None).await.unwrap();
+    assert_eq!(empty.status(), 200);
+    let first = empty.headers()["etag"].to_str().unwrap().to_owned();
+    let body: Value = empty.json().await.unwrap();
+    assert_eq!(body["models"], json!([]));
+    assert_eq!(
+        format!("\"{}\"", body["table_version"].as_str().unwrap()),
+        first
+    );
+    assert_eq!(fetch(Some(first.clone())).await.unwrap().status(), 304);
+
+    let entry = json!({
+        "id": "gpt-5", "provider": "openai", "source": "contract", "checked": "2026-11-01",
+        "prices": [{ "effective_from": "2026-01-01", "input": "2", "output": "20" }]
+    });
+    let r = app
+        .admin(Method::PUT, "/v1/prices/gpt-5")
+        .json(&entry)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let changed = fetch(Some(first.clone())).await.unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_ne!(changed.headers()["etag"].to_str().unwrap(), first);
+    let body: Value = changed.json().await.unwrap();
+    assert_eq!(body["models"][0]["id"], "gpt-5");
+    // A price file the filter's own reader takes.
+    let (_, models) = tollgate_model::pricing::read_price_set(&body.to_string()).unwrap();
+    assert_eq!(models[0].id(), "gpt-5");
+    let admin = app
+        .http
+        .get(app.url("/v1/admission/prices"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 403, "data-plane token only");
+    app.stop().await;
+}

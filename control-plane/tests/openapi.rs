@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::app::{ADMIN, DATAPLANE, TestApp, reserve_req, settlement};
+use support::app::{ADMIN, DATAPLANE, FILTER_PRICED, TestApp, reserve_req, settlement};
 
 /// The document and the operations exercised so far.
 struct Contract {
@@ -319,7 +319,7 @@ async fn every_operation_answers_as_the_document_says() {
             M::POST,
             "/v1/admission/reserve",
             "/v1/admission/reserve",
-            Some(reserve_req("r3", &["team:a"], "gpt-4o-mini", 9_000_000_000)),
+            Some(reserve_req("r3", &["team:a"], FILTER_PRICED, 9_000_000_000)),
         )
         .await;
     assert_eq!((s, d["decision"].as_str()), (200, Some("deny")));
@@ -371,6 +371,18 @@ async fn every_operation_answers_as_the_document_says() {
         )
         .await;
     assert_eq!(s, 200, "{e}");
+    let (s, overrides) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::GET,
+            "/v1/admission/prices",
+            "/v1/admission/prices",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(overrides["models"][0]["id"], "gpt-4o-mini", "{overrides}");
     let (s, _) = c
         .call(
             &app,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::RedisServer;
-use support::app::{TestApp, redis_store, reserve_req, settlement};
+use support::app::{FILTER_PRICED, TestApp, redis_store, reserve_req, settlement};
 use support::topologies::{SENTINEL_MASTER, SentinelSet, TestPki, tls_server};
 use tollgate_control_plane::config::Config;
 use tollgate_control_plane::store::redis::{
@@ -47,17 +47,18 @@ async fn a_full_redis_answers_store_full_writes_nothing_and_the_retried_settle_c
     let app = TestApp::start(redis_store(&server.url()), |_| {}).await;
     app.create_budget(budget("b", "1")).await;
     let (s, d) = app
-        .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 50_000))
+        .reserve(&reserve_req("r1", &["team:a"], FILTER_PRICED, 50_000))
         .await;
     assert_eq!((s, d["decision"].as_str()), (200, Some("allow")));
 
     // Redis at maxmemory with noeviction (its default policy) refuses every write.
     set_config(&server, "maxmemory", "1");
     let (s, d) = app
-        .reserve(&reserve_req("r2", &["team:a"], "gpt-5", 50_000))
+        .reserve(&reserve_req("r2", &["team:a"], FILTER_PRICED, 50_000))
         .await;
     assert_eq!((s, d["error"]["code"].as_str()), (503, Some("store_full")));
-    let batch = json!({ "settlements": [settlement("r1", &["team:a"], "gpt-5", 20_000, true)] });
+    let batch =
+        json!({ "settlements": [settlement("r1", &["team:a"], FILTER_PRICED, 20_000, true)] });
     let (s, d) = app.settle(&batch).await;
     assert_eq!((s, d["error"]["code"].as_str()), (503, Some("store_full")));
     let metrics = app
@@ -166,10 +167,11 @@ async fn tls_with_a_private_ca_client_certificate_and_acl_credentials_from_a_fil
     let app = TestApp::start(Arc::new(store), |_| {}).await;
     app.create_budget(budget("b", "1")).await;
     let (_, d) = app
-        .reserve(&reserve_req("r1", &["team:a"], "gpt-5", 50_000))
+        .reserve(&reserve_req("r1", &["team:a"], FILTER_PRICED, 50_000))
         .await;
     assert_eq!(d["decision"], "allow");
-    let batch = json!({ "settlements": [settlement("r1", &["team:a"], "gpt-5", 20_000, true)] });
+    let batch =
+        json!({ "settlements": [settlement("r1", &["team:a"], FILTER_PRICED, 20_000, true)] });
     assert_eq!(app.settle(&batch).await.0, 200);
     assert_eq!(app.budget("b").await["usage"]["spent_nanos"], 20_000);
     app.stop().await;
@@ -205,13 +207,13 @@ async fn tls_with_a_private_ca_client_certificate_and_acl_credentials_from_a_fil
 /// already applied: a reply lost in the failover), 0 when the call or the post failed.
 async fn one_call(app: &TestApp, id: &str, pending: &mut Vec<Value>) -> i64 {
     let (s, d) = app
-        .reserve(&reserve_req(id, &["team:a"], "gpt-5", 1_000))
+        .reserve(&reserve_req(id, &["team:a"], FILTER_PRICED, 1_000))
         .await;
     if s != 200 {
         return 0;
     }
     assert_eq!(d["decision"], "allow", "{d}");
-    pending.push(settlement(id, &["team:a"], "gpt-5", 1_000, true));
+    pending.push(settlement(id, &["team:a"], FILTER_PRICED, 1_000, true));
     let (s, _) = app.settle(&json!({ "settlements": pending })).await;
     if s != 200 {
         return 0;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::money::NanoUsd;
 use crate::period::Period;
+use crate::pricing::UnknownModelPolicy;
 use crate::scope::{FailMode, Scope, ScopeKind};
 
 /// The longest budget id accepted.
@@ -83,6 +84,10 @@ pub struct BudgetSpec {
     /// Cut a stream off when its running cost passes what is left.
     #[serde(default)]
     pub cutoff_mid_stream: bool,
+    /// What a call counting toward this budget gets when no price table knows its model
+    /// (default: the control plane's `unknown_model` setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_model: Option<UnknownModelPolicy>,
 }
 
 fn default_timezone() -> String {
@@ -141,6 +146,8 @@ pub struct Budget {
     pub suspend_on_exceed: bool,
     /// Mid-stream cut-off.
     pub cutoff_mid_stream: bool,
+    /// Unknown-model policy, when the budget sets its own.
+    pub unknown_model: Option<UnknownModelPolicy>,
 }
 
 impl TryFrom<BudgetSpec> for Budget {
@@ -235,6 +242,7 @@ impl TryFrom<BudgetSpec> for Budget {
             fail_mode: spec.fail_mode,
             suspend_on_exceed: spec.suspend_on_exceed,
             cutoff_mid_stream: spec.cutoff_mid_stream,
+            unknown_model: spec.unknown_model,
         })
     }
 }
@@ -256,6 +264,7 @@ impl From<&Budget> for BudgetSpec {
             fail_mode: b.fail_mode,
             suspend_on_exceed: b.suspend_on_exceed,
             cutoff_mid_stream: b.cutoff_mid_stream,
+            unknown_model: b.unknown_model.clone(),
         }
     }
 }

@@ -221,6 +221,8 @@ pub fn resolve(
         fail_mode: pick!(fail_mode).unwrap_or_default(),
         suspend_on_exceed: pick!(suspend_on_exceed).unwrap_or_default(),
         cutoff_mid_stream: pick!(cutoff_mid_stream).unwrap_or_default(),
+        // Profiles do not carry an unknown-model policy yet: the service's applies.
+        unknown_model: None,
     };
     Ok((spec, from))
 }

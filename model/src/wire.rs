@@ -26,6 +26,29 @@ pub mod v1 {
     pub const SETTLE_PATH: &str = "/v1/admission/settle";
     /// Most settlements one batch may carry.
     pub const MAX_SETTLE_BATCH: usize = 1000;
+    /// `GET` path of [`PriceOverrides`] (with `If-None-Match: "<version>"`: `304` while the
+    /// set is unchanged).
+    pub const PRICES_PATH: &str = "/v1/admission/prices";
+
+    /// The control plane's price overrides, which the filter applies over its built-in table
+    /// so that its estimates, response headers and metrics use the prices the control plane
+    /// charges. Written as a price file (docs/prices.md) whose `table_version` is the set's
+    /// version, so that the filter reads it with the parser its own table already needs
+    /// (`pricing::read_price_set`); each entry is read as strictly as the file.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub struct PriceOverrides {
+        /// The price file's schema version.
+        pub schema_version: u32,
+        /// The set's version: changes whenever the set changes; also the answer's `ETag`.
+        pub table_version: String,
+        /// Always `USD`.
+        pub currency: String,
+        /// The price file's default output cap (the filter keeps its own).
+        pub default_max_output_tokens: u32,
+        /// The entries, by model id.
+        pub models: Vec<crate::pricing::ModelDto>,
+    }
 
     /// Ask to reserve a call's worst-case cost against every budget that applies.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +87,9 @@ pub mod v1 {
         Suspended,
         /// An admin switched the scope to deny-all.
         Emergency,
+        /// No price table knows the model, and the budget's unknown-model policy refuses
+        /// such calls (a USD limit cannot be kept on a call that cannot be priced).
+        UnknownModel,
     }
 
     /// The control plane's answer: an object whose `decision` names the variant, beside the

@@ -152,6 +152,21 @@ impl ControlPlane {
             .bearer_auth(ADMIN_TOKEN)
     }
 
+    /// `PUT /v1/prices/{id}` with one price-file entry (JSON).
+    pub async fn put_price(&self, entry: &Value) -> anyhow::Result<()> {
+        let id = entry["id"].as_str().context("the entry has no id")?;
+        let resp = self
+            .admin(reqwest::Method::PUT, &format!("/v1/prices/{id}"))
+            .header("content-type", "application/json")
+            .body(entry.to_string())
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("price {id}: {} {}", resp.status(), resp.text().await?);
+        }
+        Ok(())
+    }
+
     /// `POST /v1/budgets` with a `BudgetSpec` (JSON); the created budget's view.
     pub async fn create_budget(&self, spec: &Value) -> anyhow::Result<BudgetView> {
         let resp = self

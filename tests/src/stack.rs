@@ -45,6 +45,8 @@ pub struct StackOptions {
     /// The mock refuses what the real providers refuse and answers as each of them
     /// ([`MockProvider::start_strict`]): for clients that call it as they call a provider.
     pub strict_provider: bool,
+    /// `model_aliases`: extra model names (Azure deployment names) → price-table ids.
+    pub model_aliases: &'static [(&'static str, &'static str)],
 }
 
 impl Default for StackOptions {
@@ -56,6 +58,7 @@ impl Default for StackOptions {
             concurrency: 1,
             settle_max_delay_ms: 100,
             strict_provider: false,
+            model_aliases: &[],
         }
     }
 }
@@ -78,7 +81,13 @@ pub struct Stack {
 /// settlement through the `tollgate_control_plane` cluster, settle batches every 100 ms
 /// unless the options say otherwise.
 pub fn plugin_config(options: &StackOptions) -> Value {
+    let aliases: serde_json::Map<String, Value> = options
+        .model_aliases
+        .iter()
+        .map(|(alias, model)| ((*alias).to_owned(), json!(model)))
+        .collect();
     json!({
+        "model_aliases": aliases,
         "scopes": { "sources": [{ "kind": "team", "header": TEAM_HEADER }] },
         "control_plane": {
             "cluster": "tollgate_control_plane",

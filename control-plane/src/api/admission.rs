@@ -3,7 +3,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use tollgate_model::wire::v1::{ReserveRequest, ReserveResponse, SettleBatch, SettleResponse};
+use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tollgate_model::wire::v1::{
+    PriceOverrides, ReserveRequest, ReserveResponse, SettleBatch, SettleResponse,
+};
 
 use super::error::ApiError;
 use super::json::JsonBody;
@@ -25,6 +30,7 @@ fn admission<'a>(state: &'a AppState, snap: &'a Snapshot) -> Admission<'a> {
         store: state.store.as_ref(),
         snap,
         settings: state.settings,
+        unknown_model: &state.unknown_model,
         now: state.now(),
     }
 }
@@ -82,4 +88,40 @@ pub async fn settle(
     metrics::counter!("tollgate_settlements_total", "result" => "duplicate")
         .increment(u64::from(resp.duplicates));
     Ok(Json(resp))
+}
+
+/// The price overrides in force, for the filter to apply over its built-in table (so that its
+/// estimates, response headers and metrics use the prices admission charges). `ETag` is the
+/// set's version; `If-None-Match` with it answers `304` and no body while the set is
+/// unchanged.
+#[utoipa::path(
+    get, path = "/v1/admission/prices", tag = "admission",
+    params(("If-None-Match" = Option<String>, Header, description = "The version last fetched, quoted")),
+    responses(
+        (status = 200, description = "The overrides as a price file (docs/prices.md) whose `table_version` is the set's version", body = PriceOverrides),
+        (status = 304, description = "unchanged since the version in If-None-Match"),
+        (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
+        (status = 503, description = "store_unavailable", body = super::error::ErrorBody),
+    ),
+    security(("dataplane" = []))
+)]
+pub async fn prices(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let snap = state.catalog.snapshot(state.store.as_ref()).await?;
+    let overrides: &PriceOverrides = &snap.overrides;
+    let etag = format!("\"{}\"", overrides.table_version);
+    let etag_value = HeaderValue::from_str(&etag).map_err(|_| ApiError::Internal)?;
+    let unchanged = headers
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag_value)]).into_response());
+    }
+    Ok(([(ETAG, etag_value)], Json(overrides.clone())).into_response())
 }

@@ -47,6 +47,10 @@ async fn validate(
     let r = doc
         .resolve(&profiles)
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
+    if let Some(policy) = &r.budget.unknown_model {
+        crate::unpriced::check_policy(policy, state.catalog.shipped())
+            .map_err(|e| ApiError::invalid("unknown_model", e))?;
+    }
     if r.budget.limit.is_some_and(|l| l.nanos() > MAX_LIMIT_NANOS) {
         return Err(ApiError::invalid(
             "limit_usd",

@@ -32,7 +32,7 @@ use error::ApiError;
 #[openapi(
     info(title = "Tollgate control plane", description = "Budgets, prices and admission for LLM traffic. Money is integer nano-USD (1e-9 USD)."),
     paths(
-        admission::reserve, admission::settle,
+        admission::reserve, admission::settle, admission::prices,
         budgets::create, budgets::list, budgets::get, budgets::update, budgets::delete,
         budgets::reset, budgets::reopen, budgets::usage,
         prices::put, prices::get,
@@ -141,6 +141,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             tollgate_model::wire::v1::SETTLE_PATH,
             post(admission::settle),
+        )
+        .route(
+            tollgate_model::wire::v1::PRICES_PATH,
+            get(admission::prices),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

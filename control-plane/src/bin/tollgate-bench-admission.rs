@@ -186,6 +186,7 @@ async fn run_level(
                     store: store.as_ref(),
                     snap: &snap,
                     settings: AdmissionSettings::default(),
+                    unknown_model: &Default::default(),
                     now: now(),
                 };
                 let t0 = Instant::now();

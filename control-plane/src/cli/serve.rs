@@ -99,6 +99,9 @@ pub async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
     };
     let mut state = AppState::new(store, auth, config.budget_refresh_ms)?;
     state.settings = config.admission();
+    crate::unpriced::check_policy(&config.unknown_model, state.catalog.shipped())
+        .map_err(|e| format!("config error, key 'unknown_model': {e}"))?;
+    state.unknown_model = Arc::new(config.unknown_model.clone());
     state.body_limit_bytes = config.body_limit_bytes;
     state.alert_settings = config.alerts;
     let listener = TcpListener::bind(&config.listen)

@@ -201,15 +201,22 @@ impl AnswerProblem {
 }
 
 /// Turns the callout's outcome into an [`Admission`]. `answer` is `None` when the callout
-/// could not be sent, else the status and body.
+/// could not be sent, else the status and body; `model` is the model the call names (a
+/// refusal for an unpriced model names it).
 pub fn decide(
     cp: &ControlPlane,
     route: &Route,
     answer: Option<(u16, &[u8])>,
+    model: Option<&str>,
 ) -> (Admission, Option<AnswerProblem>) {
     let problem = match answer {
         None => AnswerProblem::NotSent,
         Some((200, body)) => match serde_json::from_slice::<ReserveResponse>(body) {
+            Ok(ReserveResponse::Deny {
+                budget_id,
+                reason: DenyReason::UnknownModel,
+                ..
+            }) => return (unpriced_model_refusal(cp, route, &budget_id, model), None),
             Ok(resp) => return (from_response(cp, route, resp), None),
             Err(_) => AnswerProblem::Unreadable,
         },
@@ -225,6 +232,29 @@ pub fn decide(
         )),
     };
     (admission, Some(problem))
+}
+
+/// The refusal of a call whose model has no price while a USD budget limits it: in the
+/// provider's error shape, naming the model, with no `retry-after` (waiting does not help).
+fn unpriced_model_refusal(
+    cp: &ControlPlane,
+    route: &Route,
+    budget_id: &str,
+    model: Option<&str>,
+) -> Admission {
+    let model = model.unwrap_or("");
+    let mut reply = LocalReply::error(
+        Some(route),
+        cp.deny_status,
+        "model_not_priced",
+        &format!(
+            "model {model:?} has no price at this gateway, and budget {budget_id:?} limits              spending in USD: call a priced model, or ask your platform team to price {model:?}"
+        ),
+    );
+    reply
+        .headers
+        .push(("x-tollgate-budget".into(), budget_id.to_owned()));
+    Admission::Deny(reply)
 }
 
 fn from_response(cp: &ControlPlane, route: &Route, resp: ReserveResponse) -> Admission {
@@ -258,6 +288,7 @@ fn from_response(cp: &ControlPlane, route: &Route, resp: ReserveResponse) -> Adm
                 DenyReason::Requests => "its request limit",
                 DenyReason::Suspended => "a suspension after an earlier excess",
                 DenyReason::Emergency => "an emergency stop",
+                DenyReason::UnknownModel => "a model with no price",
             };
             let mut reply = LocalReply::error(
                 Some(route),

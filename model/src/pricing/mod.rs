@@ -8,6 +8,7 @@
 mod cost;
 mod file;
 mod names;
+mod unknown;
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use rust_decimal::Decimal;
 
 pub use cost::{Cost, CostBreakdown};
 pub use file::{LongContextDto, ModelDto, PriceFileError, PriceVersionDto, SCHEMA_VERSION};
+pub use unknown::{ANY_PROVIDER, UnknownModelPolicy};
 
 use crate::usage::{ServiceTier, Usage};
 
@@ -41,6 +43,20 @@ pub fn shipped_prices_json() -> Result<String, PriceFileError> {
     )
     .map_err(|e| invalid(format!("cannot inflate the embedded table: {e}")))?;
     String::from_utf8(bytes).map_err(|e| invalid(e.to_string()))
+}
+
+/// Reads a set of price entries written as a price file (the control plane's overrides,
+/// `wire::v1::PriceOverrides`): its `table_version` and its entries, validated. Uses the
+/// shipped table's parser, so that the filter carries one JSON reader for prices.
+pub fn read_price_set(text: &str) -> Result<(String, Vec<ModelPrices>), PriceFileError> {
+    let source_name = "price overrides";
+    let dto = file::parse_shipped(source_name, text)?;
+    file::validate_header(source_name, &dto)?;
+    let mut models = Vec::with_capacity(dto.models.len());
+    for (i, m) in dto.models.into_iter().enumerate() {
+        models.push(file::model_from_dto(source_name, i, m)?);
+    }
+    Ok((dto.table_version, models))
 }
 
 /// Why a call could not be priced.

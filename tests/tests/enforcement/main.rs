@@ -8,7 +8,8 @@
 //!   concurrent clients against a budget worth 100 calls on 4 Envoy workers;
 //! - [`streams`]: streamed calls charged exactly, a client hanging up, a mid-stream cut-off;
 //! - [`edges`]: unreadable bodies against a spent budget, a reserve answered after the timeout;
-//! - [`settlement`]: a Redis restart mid-run, replayed batches, threshold alerts.
+//! - [`settlement`]: a Redis restart mid-run, replayed batches, threshold alerts;
+//! - [`prices`]: aliases counting toward a model's budget, unpriced models and USD budgets.
 //!
 //! Amounts are never written down: each is the fixture's usage priced with the shipped table
 //! (`tollgate_e2e::charges`), in integer nano-USD.
@@ -17,6 +18,7 @@
 
 mod admission;
 mod edges;
+mod prices;
 mod refusals;
 mod settlement;
 mod streams;

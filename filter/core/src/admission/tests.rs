@@ -26,6 +26,7 @@ fn an_allow_answer_lets_the_call_through() {
         &open(),
         &route(),
         Some((200, br#"{"decision":"allow","remaining":5000000000}"#)),
+        None,
     );
     assert_eq!(
         a,
@@ -38,9 +39,29 @@ fn an_allow_answer_lets_the_call_through() {
 }
 
 #[test]
+fn an_unpriced_model_refusal_names_the_model_in_the_providers_shape() {
+    let body = br#"{"decision":"deny","budget_id":"team-a","reason":"unknown_model","remaining":0,"fail_mode":"open"}"#;
+    let answer = Some((200, &body[..]));
+    let (Admission::Deny(reply), None) = decide(&open(), &route(), answer, Some("claude-9")) else {
+        panic!()
+    };
+    assert_eq!(reply.status, 429);
+    let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(json["type"], "error");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"model "claude-9" has no price"#),
+        "{message}"
+    );
+    assert!(message.contains("team-a"), "{message}");
+    assert_eq!(header(&reply, "x-tollgate-budget"), Some("team-a"));
+    assert_eq!(header(&reply, "retry-after"), None);
+}
+
+#[test]
 fn a_deny_answer_becomes_a_429_in_the_providers_shape_with_budget_headers() {
     let body = br#"{"decision":"deny","budget_id":"team-a","reason":"usd","remaining":1500000,"retry_after_secs":3600,"fail_mode":"open"}"#;
-    let (Admission::Deny(reply), None) = decide(&open(), &route(), Some((200, body))) else {
+    let (Admission::Deny(reply), None) = decide(&open(), &route(), Some((200, body)), None) else {
         panic!()
     };
     assert_eq!(reply.status, 429);
@@ -61,7 +82,7 @@ fn a_deny_answer_becomes_a_429_in_the_providers_shape_with_budget_headers() {
 #[test]
 fn a_downgrade_answer_names_the_cheaper_model() {
     let body = br#"{"decision":"downgrade","budget_id":"b","model":"gpt-4o-mini","remaining":7}"#;
-    let (a, _) = decide(&open(), &route(), Some((200, body)));
+    let (a, _) = decide(&open(), &route(), Some((200, body)), None);
     assert_eq!(
         a,
         Admission::Downgrade {
@@ -93,10 +114,10 @@ fn envoys_own_503_and_504_and_garbage_follow_the_fail_mode() {
         (Some((200, b"upstream request timeout")), "unreadable"),
     ];
     for (answer, label) in cases {
-        let (a, p) = decide(&open(), &route(), answer);
+        let (a, p) = decide(&open(), &route(), answer, None);
         assert_eq!(a, Admission::FailedOpen, "{label}");
         assert_eq!(p.unwrap().as_str(), label);
-        let (Admission::Deny(reply), Some(_)) = decide(&closed, &route(), answer) else {
+        let (Admission::Deny(reply), Some(_)) = decide(&closed, &route(), answer, None) else {
             panic!("{label}")
         };
         assert_eq!(reply.status, 503);

@@ -357,7 +357,8 @@ impl Exchange {
             return Resume::Continue;
         };
         let provider = route.provider.as_str();
-        let (admission, problem) = decide(cp, route, answer);
+        let model = self.priced_model();
+        let (admission, problem) = decide(cp, route, answer, model.as_deref());
         if let Some(problem) = &problem {
             metrics.control_plane_problem(host, problem.as_str());
             host.log(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use support::RedisServer;
-use support::app::{T0_MS, TestApp, redis_store, reserve_req, settlement};
+use support::app::{FILTER_PRICED, T0_MS, TestApp, redis_store, reserve_req, settlement};
 use tollgate_control_plane::ledger::{
     CallOutcome, Granularity, RequestRecord, RollupFilter, RollupQuery, TimeRange,
 };
@@ -41,18 +41,24 @@ async fn every_settled_call_is_recorded_once_with_its_outcome(store: Arc<dyn Sto
     )
     .await;
     let (s, _) = app
-        .reserve(&reserve_req("r1", &["org:acme", "team:a"], "gpt-5", 2_000))
+        .reserve(&reserve_req(
+            "r1",
+            &["org:acme", "team:a"],
+            FILTER_PRICED,
+            2_000,
+        ))
         .await;
     assert_eq!(s, 200);
-    let mut allowed = settlement("r1", &["org:acme", "team:a"], "gpt-5", 1_500, true);
+    let mut allowed = settlement("r1", &["org:acme", "team:a"], FILTER_PRICED, 1_500, true);
     allowed["started_at_unix_ms"] = json!(T0_MS - 2_000);
     allowed["api"] = json!("chat_completions");
     allowed["breakdown"] = json!({ "uncached_input": 500, "output": 1_000 });
-    let failed_open = settlement("r2", &["team:zz"], "gpt-5", 700, false);
-    let mut downgraded = settlement("r3", &["team:a"], "gpt-5-mini", 300, true);
+    let failed_open = settlement("r2", &["team:zz"], FILTER_PRICED, 700, false);
+    // gpt-5-mini is priced by the control plane: 100 in × 250 + 50 out × 2000 nano.
+    let mut downgraded = settlement("r3", &["team:a"], "gpt-5-mini", 125_000, true);
     downgraded["requested_model"] = json!("gpt-5");
     downgraded["downgraded_by"] = json!("t");
-    let mut cut = settlement("r4", &["team:a"], "gpt-5", 900, true);
+    let mut cut = settlement("r4", &["team:a"], FILTER_PRICED, 900, true);
     cut["cut_off"] = json!(true);
     let batch = json!({ "settlements": [allowed, failed_open, downgraded, cut] });
     assert_eq!(
@@ -104,7 +110,7 @@ async fn every_settled_call_is_recorded_once_with_its_outcome(store: Arc<dyn Sto
         .await
         .unwrap();
     let total: i64 = rows.iter().map(|r| r.cost_nanos).sum();
-    assert_eq!(total, 1_500 + 700 + 300 + 900);
+    assert_eq!(total, 1_500 + 700 + 125_000 + 900);
     app.stop().await;
 }
 

@@ -519,7 +519,9 @@ async fn a_call_settled_through_admission_is_in_the_report(app: TestApp) {
     )
     .await;
     assert_eq!(s, 200, "{r}");
-    assert_eq!(rows(&r), vec![(json!({"model":"gpt-4o"}), 1_234)]);
+    // Priced by the control plane (its table is the price authority), whatever the filter
+    // said: usage 100 in × 2500 + 50 out × 10 000 nano.
+    assert_eq!(rows(&r), vec![(json!({"model":"gpt-4o"}), 750_000)]);
     app.stop().await;
 }
 

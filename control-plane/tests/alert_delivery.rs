@@ -16,7 +16,7 @@ use receivers::{Receiver, SmtpSink};
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::RedisServer;
-use support::app::{TestApp, redis_store, settlement};
+use support::app::{FILTER_PRICED, TestApp, redis_store, settlement};
 use tollgate_control_plane::alerts::worker::DeliverySettings;
 use tollgate_control_plane::store::Store;
 use tollgate_control_plane::store::memory::MemoryStore;
@@ -84,7 +84,9 @@ async fn webhook(app: &TestApp, id: &str, url: &str, min_severity: &str) {
 async fn spend(app: &TestApp, id: &str, nanos: i64) -> Vec<String> {
     let before: Vec<Value> = get(app, "/v1/alerts").await.as_array().unwrap().clone();
     let (s, body) = app
-        .settle(&json!({ "settlements": [settlement(id, &["team:a"], "gpt-5", nanos, false)] }))
+        .settle(
+            &json!({ "settlements": [settlement(id, &["team:a"], FILTER_PRICED, nanos, false)] }),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     let after: Vec<Value> = get(app, "/v1/alerts").await.as_array().unwrap().clone();
@@ -221,7 +223,7 @@ async fn a_receiver_that_never_answers_delays_neither_reserve_nor_settle() {
         app.reserve(&support::app::reserve_req(
             "r3",
             &["team:a"],
-            "gpt-5",
+            FILTER_PRICED,
             1_000,
         )),
     )

@@ -426,7 +426,7 @@ async fn every_operation_answers_as_the_document_says() {
     // Alerts (a 60 % crossing on team-a's $2), their deliveries, the channels, and the audit
     // trail of everything above.
     let (s, _) = app
-        .settle(&json!({ "settlements": [settlement("r-alert", &["team:a"], "gpt-4o-mini", 1_200_000_000, false)] }))
+        .settle(&json!({ "settlements": [settlement("r-alert", &["team:a"], FILTER_PRICED, 1_200_000_000, false)] }))
         .await;
     assert_eq!(s, 200);
     let (s, alerts) = c

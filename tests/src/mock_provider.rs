@@ -231,6 +231,12 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         true => strict::as_asked(&body_bytes, bytes, name.ends_with(".sse")),
         false => bytes,
     };
+    // A default answer names the model asked for, as a provider's does: an answer that always
+    // named the recording's model would hide a gateway pricing the wrong one.
+    let bytes = match named {
+        None => with_model_asked(&body_bytes, bytes),
+        Some(_) => bytes,
+    };
     let status = text(headers, "x-mock-status")
         .and_then(|s| s.parse().ok())
         .and_then(|s| StatusCode::from_u16(s).ok())
@@ -367,6 +373,34 @@ fn compress(encoding: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
     }
 }
 
+/// `answer` with the recording's model (the first `"model"` value in it) replaced, everywhere
+/// it stands, by the `model` of the JSON request body. Unchanged when the request names no
+/// model in its body (Gemini and Bedrock name it in the path) or the answer names none.
+fn with_model_asked(request_body: &[u8], answer: Bytes) -> Bytes {
+    let asked = serde_json::from_slice::<serde_json::Value>(request_body)
+        .ok()
+        .and_then(|j| j.get("model")?.as_str().map(str::to_owned));
+    let (Some(asked), Ok(text)) = (asked, std::str::from_utf8(&answer)) else {
+        return answer;
+    };
+    let Some(recorded) = recorded_model(text) else {
+        return answer;
+    };
+    let (from, to) = (
+        serde_json::Value::from(recorded).to_string(),
+        serde_json::Value::from(asked).to_string(),
+    );
+    Bytes::from(text.replace(&from, &to))
+}
+
+/// The first `"model": "…"` string value in a JSON or SSE text.
+fn recorded_model(text: &str) -> Option<String> {
+    let after = &text[text.find("\"model\"")? + "\"model\"".len()..];
+    let rest = after.trim_start().strip_prefix(':')?.trim_start();
+    let mut de = serde_json::Deserializer::from_str(rest).into_iter::<String>();
+    de.next()?.ok()
+}
+
 fn text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
@@ -474,6 +508,28 @@ mod tests {
         ] {
             assert!(crate::paths::fixtures_dir().join(name).is_file(), "{name}");
         }
+    }
+
+    #[test]
+    fn a_default_answer_names_the_model_asked_for() {
+        let asked = br#"{"model":"gpt-4.1-nano","messages":[]}"#;
+        let json = Bytes::from_static(br#"{"id":"x","model":"gpt-4o-2024-08-06","usage":{}}"#);
+        assert_eq!(
+            with_model_asked(asked, json),
+            Bytes::from_static(br#"{"id":"x","model":"gpt-4.1-nano","usage":{}}"#)
+        );
+        let sse = Bytes::from_static(
+            b"data: {\"model\": \"m-rec\",\"x\":1}\n\ndata: {\"model\":\"m-rec\"}\n\ndata: [DONE]\n\n",
+        );
+        assert_eq!(
+            with_model_asked(br#"{"model":"m-new"}"#, sse),
+            Bytes::from_static(
+                b"data: {\"model\": \"m-new\",\"x\":1}\n\ndata: {\"model\":\"m-new\"}\n\ndata: [DONE]\n\n"
+            )
+        );
+        // No model in the request body (Gemini, Bedrock name it in the path): unchanged.
+        let gemini = Bytes::from_static(br#"{"modelVersion":"gemini-2.5-flash"}"#);
+        assert_eq!(with_model_asked(b"{}", gemini.clone()), gemini);
     }
 
     #[test]

@@ -21,7 +21,9 @@ fn settle_batch(request_id: &str, team: &str, cost: i64) -> SettleBatch {
     serde_json::from_value(json!({"settlements": [{
         "request_id": request_id,
         "scopes": [format!("team:{team}")],
-        "model": "gpt-4o-mini",
+        // A model the control plane's table lacks: it then charges the filter's cost as sent,
+        // which these tests choose (a model it prices, it re-prices from the usage).
+        "model": "model-only-the-filter-prices",
         "provider": "openai",
         "cost": cost,
         "usage": {"uncached_input_tokens": 10, "output_tokens": 5},

@@ -32,6 +32,15 @@ pub fn cost_nanos(model: &str, usage: &Usage) -> anyhow::Result<i64> {
     Ok(cost.total.nanos())
 }
 
+/// The price-table id a model name resolves to (what a settlement names since the control
+/// plane became the price authority), or the name itself when the table does not know it.
+pub fn price_table_id(model: &str) -> String {
+    PriceTable::shipped()
+        .ok()
+        .and_then(|t| t.resolve(model).map(|m| m.id().to_owned()))
+        .unwrap_or_else(|| model.to_owned())
+}
+
 /// The wall clock in Unix milliseconds (the filter stamps reserves and settlements so).
 pub fn now_unix_ms() -> i64 {
     chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now()).timestamp_millis()

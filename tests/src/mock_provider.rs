@@ -373,9 +373,9 @@ fn compress(encoding: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// `answer` with the recording's model (the first `"model"` value in it) replaced, everywhere
-/// it stands, by the `model` of the JSON request body. Unchanged when the request names no
-/// model in its body (Gemini and Bedrock name it in the path) or the answer names none.
+/// `answer` with the value of every `"model"` key that names a model replaced by the `model`
+/// of the JSON request body. Unchanged when the request names no model in its body (Gemini
+/// and Bedrock name it in the path); an empty `"model":""` (Azure's prompt-filter chunk) stays.
 fn with_model_asked(request_body: &[u8], answer: Bytes) -> Bytes {
     let asked = serde_json::from_slice::<serde_json::Value>(request_body)
         .ok()
@@ -383,22 +383,31 @@ fn with_model_asked(request_body: &[u8], answer: Bytes) -> Bytes {
     let (Some(asked), Ok(text)) = (asked, std::str::from_utf8(&answer)) else {
         return answer;
     };
-    let Some(recorded) = recorded_model(text) else {
-        return answer;
-    };
-    let (from, to) = (
-        serde_json::Value::from(recorded).to_string(),
-        serde_json::Value::from(asked).to_string(),
-    );
-    Bytes::from(text.replace(&from, &to))
-}
-
-/// The first `"model": "…"` string value in a JSON or SSE text.
-fn recorded_model(text: &str) -> Option<String> {
-    let after = &text[text.find("\"model\"")? + "\"model\"".len()..];
-    let rest = after.trim_start().strip_prefix(':')?.trim_start();
-    let mut de = serde_json::Deserializer::from_str(rest).into_iter::<String>();
-    de.next()?.ok()
+    let asked = serde_json::Value::from(asked).to_string();
+    let (mut out, mut rest) = (String::with_capacity(text.len()), text);
+    while let Some(at) = rest.find("\"model\"") {
+        let (head, tail) = rest.split_at(at + "\"model\"".len());
+        out.push_str(head);
+        rest = tail;
+        let value_at = tail.len() - tail.trim_start().len();
+        let Some(value) = tail[value_at..].strip_prefix(':') else {
+            continue;
+        };
+        let value_at = value_at + 1 + (value.len() - value.trim_start().len());
+        let mut strings =
+            serde_json::Deserializer::from_str(&tail[value_at..]).into_iter::<String>();
+        let Some(Ok(recorded)) = strings.next() else {
+            continue;
+        };
+        if recorded.is_empty() {
+            continue;
+        }
+        out.push_str(&tail[..value_at]);
+        out.push_str(&asked);
+        rest = &tail[value_at + strings.byte_offset()..];
+    }
+    out.push_str(rest);
+    Bytes::from(out)
 }
 
 fn text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -526,6 +535,13 @@ mod tests {
             Bytes::from_static(
                 b"data: {\"model\": \"m-new\",\"x\":1}\n\ndata: {\"model\":\"m-new\"}\n\ndata: [DONE]\n\n"
             )
+        );
+        // An empty model (Azure's prompt-filter chunk) and other empty strings stay empty.
+        let azure =
+            Bytes::from_static(br#"data: {"model":"","choices":[{"delta":{"content":""}}]}"#);
+        assert_eq!(
+            with_model_asked(br#"{"model":"gpt-4o"}"#, azure.clone()),
+            azure
         );
         // No model in the request body (Gemini, Bedrock name it in the path): unchanged.
         let gemini = Bytes::from_static(br#"{"modelVersion":"gemini-2.5-flash"}"#);

@@ -23,7 +23,7 @@ mod bedrock_cohere;
 mod openai_family;
 
 use serde_json::Value;
-use tollgate_e2e::charges::{cost_nanos, fixture_usage};
+use tollgate_e2e::charges::{self, cost_nanos, fixture_usage};
 use tollgate_e2e::mock_provider::RecordedRequest;
 use tollgate_e2e::python;
 use tollgate_e2e::stack::{Stack, StackOptions, StoreKind};
@@ -166,7 +166,12 @@ pub async fn check_client(client: Client<'_>) -> Stack {
     let mut settled_cost = 0;
     for (call, s) in client.calls.iter().zip(&settled) {
         assert_eq!(s.provider, label, "{label} {}: provider label", call.stem);
-        assert_eq!(s.model, call.model, "{label} {}", call.stem);
+        assert_eq!(
+            s.model,
+            charges::price_table_id(call.model),
+            "{label} {}",
+            call.stem
+        );
         if !call.exact {
             assert!(s.usage.estimated, "{label} {}: {s:?}", call.stem);
             continue;

@@ -264,14 +264,16 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let expect = if_match(&headers)?;
-    state
-        .store
-        .delete_doc(Collection::Budgets, &id, expect)
-        .await?
-        .map_err(|c| conflict(c, &format!("budget {id:?}")))?;
+    super::delete_doc(
+        &state,
+        Collection::Budgets,
+        &id,
+        &headers,
+        "budget",
+        "budget.delete",
+    )
+    .await?;
     state.catalog.invalidate();
-    audit(&state, "budget.delete", &id, serde_json::Value::Null).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -159,12 +159,14 @@ pub async fn delete(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    let expect = if_match(&headers)?;
-    state
-        .store
-        .delete_doc(Collection::Channels, &id, expect)
-        .await?
-        .map_err(|c| conflict(c, &format!("channel {id:?}")))?;
-    audit(&state, "channel.delete", &id, serde_json::Value::Null).await;
+    super::delete_doc(
+        &state,
+        Collection::Channels,
+        &id,
+        &headers,
+        "channel",
+        "channel.delete",
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

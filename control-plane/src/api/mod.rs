@@ -195,6 +195,26 @@ pub(crate) fn conflict(c: WriteConflict, what: &str) -> ApiError {
     }
 }
 
+/// `DELETE` of a stored document under `If-Match`, audited as `action`: the one sequence the
+/// budget, profile and channel routes share. `what` names it in a 404 or 412.
+pub(crate) async fn delete_doc(
+    state: &AppState,
+    coll: crate::store::Collection,
+    id: &str,
+    headers: &HeaderMap,
+    what: &str,
+    action: &str,
+) -> Result<(), ApiError> {
+    let expect = if_match(headers)?;
+    state
+        .store
+        .delete_doc(coll, id, expect)
+        .await?
+        .map_err(|c| conflict(c, &format!("{what} {id:?}")))?;
+    audit(state, action, id, serde_json::Value::Null).await;
+    Ok(())
+}
+
 /// Records an admin change. A failed audit write is logged, not fatal: the change is done.
 pub(crate) async fn audit(state: &AppState, action: &str, target: &str, detail: serde_json::Value) {
     let record = views::AuditRecord {

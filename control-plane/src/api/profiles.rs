@@ -213,13 +213,15 @@ pub async fn delete(
             }
         }
     }
-    let expect = if_match(&headers)?;
-    state
-        .store
-        .delete_doc(Collection::Profiles, &id, expect)
-        .await?
-        .map_err(|c| conflict(c, &format!("profile {id:?}")))?;
+    super::delete_doc(
+        &state,
+        Collection::Profiles,
+        &id,
+        &headers,
+        "profile",
+        "profile.delete",
+    )
+    .await?;
     state.catalog.invalidate();
-    audit(&state, "profile.delete", &id, serde_json::Value::Null).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,11 +1,13 @@
 //! Analytics over spend history: pure functions over series handed in, like `model/`. Nothing
-//! here reads the store, the clock or the network; the API layer loads [`Fact`]s from the
-//! ledger and passes `now` where a function needs it.
+//! here reads the store, the clock or the network, except [`series`], the reader that turns
+//! ledger rollups into the hourly series the forecasts and anomaly detection take; the API
+//! layer loads [`Fact`]s from the ledger and passes `now` where a function needs it.
 //!
 //! - [`report`]: spend grouped by scope kinds, model and provider, in calendar buckets of a
 //!   time zone, with filters and a top-N "other" row.
 //! - [`chargeback`]: spend per team / project / tag for a period, with the unallocated rest
 //!   shown as a row or shared out proportionally (largest remainder, so the sum stays exact).
+//! - [`series`]: dense hourly spend series per scope, (scope, model) and budget.
 //! - [`invoice`]: an internal invoice (line items by model, markup, fixed fee, prepaid credit)
 //!   and its HTML and PDF renderings in [`render`].
 //!
@@ -17,6 +19,7 @@ pub mod chargeback;
 pub mod invoice;
 pub mod render;
 pub mod report;
+pub mod series;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

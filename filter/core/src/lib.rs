@@ -28,6 +28,7 @@ pub mod flow;
 pub mod host;
 pub mod inspect;
 pub mod json_keys;
+pub mod json_path;
 pub mod metrics;
 pub mod plugin;
 pub mod providers;

@@ -13,6 +13,7 @@ use tollgate_model::PriceTable;
 
 use crate::admission::{ControlPlane, ControlPlaneDto};
 use crate::config::{CoreConfig, CoreConfigDto};
+use crate::json_path;
 use crate::providers::{RouteConfig, RouteTable};
 use crate::request::RequestLimits;
 use crate::scopes::{ScopeConfigDto, ScopeResolver};
@@ -133,9 +134,10 @@ impl Filter {
         } else {
             bytes
         };
-        let de = &mut serde_json::Deserializer::from_slice(text);
-        let dto: FilterConfigDto = serde_path_to_error::deserialize(de)
-            .map_err(|e| config_error(e.path().to_string(), e.inner().to_string()))?;
+        let dto: FilterConfigDto = serde_json::from_slice(text).map_err(|e| {
+            let offset = json_path::offset_of(text, e.line(), e.column());
+            config_error(json_path::path_at(text, offset), e.to_string())
+        })?;
         Filter::try_from(dto)
     }
 }

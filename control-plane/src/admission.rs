@@ -482,14 +482,17 @@ impl Admission<'_> {
 
     /// Charges a batch of settlements; replays count as duplicates.
     pub async fn settle(&self, batch: &SettleBatch) -> Result<SettleResponse, AdmissionError> {
-        self.settle_with_alerts(batch).await.map(|(resp, _)| resp)
+        self.settle_with_alerts(batch)
+            .await
+            .map(|(resp, _, _)| resp)
     }
 
-    /// [`Admission::settle`], and the threshold events its charges raised (for delivery).
+    /// [`Admission::settle`], the threshold events its charges raised (for delivery), and the
+    /// end times (Unix ms) of the fail-open calls it applied (for `alerts::failopen`).
     pub async fn settle_with_alerts(
         &self,
         batch: &SettleBatch,
-    ) -> Result<(SettleResponse, Vec<AlertEvent>), AdmissionError> {
+    ) -> Result<(SettleResponse, Vec<AlertEvent>, Vec<i64>), AdmissionError> {
         if batch.settlements.len() > MAX_SETTLE_BATCH {
             return Err(invalid(
                 "settlements",
@@ -507,15 +510,21 @@ impl Admission<'_> {
         }
         let mut out = SettleResponse::default();
         let mut raised = Vec::new();
+        let mut failed_open = Vec::new();
         let ops: Vec<SettleOp> = batch
             .settlements
             .iter()
             .map(|s| self.settle_op(s))
             .collect();
-        for outcome in self.store.settle_many(&ops).await? {
+        let outcomes = self.store.settle_many(&ops).await?;
+        for (outcome, s) in outcomes.into_iter().zip(&batch.settlements) {
             match outcome {
                 SettleOutcome::Applied { alerts } => {
                     out.applied += 1;
+                    if !s.reserved {
+                        failed_open
+                            .push(entry::sane_time(s.at_unix_ms, self.now.timestamp_millis()));
+                    }
                     for a in alerts {
                         metrics::counter!("tollgate_threshold_alerts_total").increment(1);
                         tracing::warn!(
@@ -530,7 +539,7 @@ impl Admission<'_> {
                 SettleOutcome::Duplicate => out.duplicates += 1,
             }
         }
-        Ok((out, raised))
+        Ok((out, raised, failed_open))
     }
 
     /// What a settlement is charged: its usage priced here (this service's table, overrides

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tollgate_model::pricing::UnknownModelPolicy;
 
 use crate::admission::AdmissionSettings;
+use crate::alerts::anomaly_task::AnomalySettings;
 use crate::alerts::worker::DeliverySettings;
 use crate::auth::Auth;
 use crate::ledger::LedgerLimits;
@@ -41,7 +42,7 @@ pub enum LogFormat {
 }
 
 /// The service's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on.
@@ -96,6 +97,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// Alert delivery retries and timeouts (`[alerts]`): docs/alerts.md.
     pub alerts: DeliverySettings,
+    /// Anomaly detection (`[anomaly]`): docs/anomalies.md.
+    pub anomaly: AnomalySettings,
     /// What admission does with a model no price table knows (budgets may say otherwise).
     pub unknown_model: UnknownModelPolicy,
 }
@@ -170,6 +173,7 @@ impl Default for Config {
             budget_refresh_ms: 1000,
             ledger: LedgerConfig::default(),
             alerts: DeliverySettings::default(),
+            anomaly: AnomalySettings::default(),
             unknown_model: UnknownModelPolicy::default(),
         }
     }
@@ -288,6 +292,9 @@ impl Config {
             ));
         }
         if let Err((key, message)) = config.alerts.check() {
+            return Err(invalid("config", key, message));
+        }
+        if let Err((key, message)) = config.anomaly.check() {
             return Err(invalid("config", key, message));
         }
         Ok(config)

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use tollgate_model::pricing::UnknownModelPolicy;
 
 use crate::admission::AdmissionSettings;
+use crate::alerts::anomaly_task::AnomalySettings;
 use crate::alerts::worker::{AlertHub, DeliverySettings};
 use crate::auth::Auth;
 use crate::catalog::Catalog;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub alerts: Arc<AlertHub>,
     /// Alert delivery retries and timeouts, read when delivery starts.
     pub alert_settings: DeliverySettings,
+    /// Anomaly detection settings, read when the detector starts and by `GET /v1/anomalies`.
+    pub anomaly_settings: Arc<AnomalySettings>,
     /// What admission does with a model no price table knows, unless a budget says.
     pub unknown_model: Arc<UnknownModelPolicy>,
 }
@@ -54,6 +57,7 @@ impl AppState {
             clock: Arc::new(|| DateTime::<Utc>::from(std::time::SystemTime::now())),
             alerts: Arc::new(AlertHub::default()),
             alert_settings: DeliverySettings::default(),
+            anomaly_settings: Arc::new(AnomalySettings::default()),
             unknown_model: Arc::new(UnknownModelPolicy::default()),
         })
     }

@@ -1,6 +1,7 @@
 //! Alert delivery against real local receivers: a signed webhook that fails then recovers, a
 //! receiver that never recovers (dead letter), one that never answers (admission goes on), a
-//! Slack-compatible hook, email to a real SMTP server (aiosmtpd), and two replicas on one
+//! Slack-compatible hook, email to a real SMTP server (aiosmtpd: plain, STARTTLS and SMTPS), and
+//! two replicas on one
 //! Redis delivering a dead replica's alert exactly once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -31,6 +32,7 @@ fn fast(sweep_interval_ms: u64) -> DeliverySettings {
         backoff_max_ms: 40,
         timeout_ms: 10_000,
         sweep_interval_ms,
+        ..DeliverySettings::default()
     }
 }
 
@@ -332,7 +334,8 @@ async fn email_reaches_a_real_smtp_server_with_auth_and_an_unreachable_one_is_a_
         m.contains("To: finops@example.com, lead@example.com"),
         "{m}"
     );
-    assert!(m.contains(&format!("alert id:   {}", ids[0])), "{m}");
+    assert!(m.contains(&format!("id: {}", ids[0])), "{m}");
+    assert!(m.contains("threshold_pct: 50"), "{m}");
     app.stop().await;
 }
 
@@ -454,5 +457,49 @@ async fn starttls_trusts_the_channels_ca_and_never_falls_back_to_plain_text() {
     assert_eq!(tls_smtp.messages().len(), 1);
     assert!(tls_smtp.messages()[0].contains(&ids[0]));
     assert!(plain_smtp.messages().is_empty(), "sent in the clear");
+    app.stop().await;
+}
+
+/// SMTPS (`tls`: TLS from the first byte, port 465's protocol) to a relay whose certificate a
+/// private CA signed, trusted through `ca_pem`, with AUTH inside the TLS session; the same
+/// channel pointed at a relay that speaks plain SMTP first fails the handshake rather than
+/// sending in the clear.
+#[tokio::test]
+async fn smtps_delivers_over_implicit_tls_and_never_to_a_plain_server() {
+    let pki = support::topologies::TestPki::new();
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let smtps = SmtpSink::start_implicit_tls(("tollgate", "mail-pass"), &cert, &key);
+    let plain = SmtpSink::start(None);
+    let ca = std::fs::read_to_string(pki.path("ca.pem")).unwrap();
+    let app = app_on(Arc::new(MemoryStore::new()), fast(3_600_000)).await;
+    budget(&app, &[50]).await;
+    let mail = |id: &str, port: u16| {
+        json!({ "id": id, "target": { "kind": "email", "host": "127.0.0.1", "port": port,
+            "tls": "tls", "ca_pem": ca, "username": "tollgate", "password": "mail-pass",
+            "from": "alerts@example.com", "to": ["finops@example.com"] } })
+    };
+    post(&app, "/v1/channels", mail("smtps", smtps.port)).await;
+    post(&app, "/v1/channels", mail("plain-server", plain.port)).await;
+    let ids = spend(&app, "r1", 600_000_000).await;
+    let d = settled_deliveries(&app, &ids[0], 2).await;
+    let rec = |id: &str| d.iter().find(|r| r["channel_id"] == id).unwrap().clone();
+    assert_eq!(rec("smtps")["state"], "delivered", "{d:?}");
+    let failed = rec("plain-server");
+    assert_eq!(failed["state"], "dead", "{d:?}");
+    assert!(
+        failed["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("InvalidContentType")
+            || failed["attempts"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("tls"),
+        "{failed}"
+    );
+    let got = smtps.messages();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].contains(&ids[0]), "{}", got[0]);
+    assert!(plain.messages().is_empty(), "sent in the clear");
     app.stop().await;
 }

@@ -1,12 +1,14 @@
 """A real SMTP server for the alert email tests: aiosmtpd, storing each message it accepts as a
 file in a maildir. Started by control-plane/tests/alert_delivery.rs as
 
-    smtp_sink.py MAILDIR [--user USER --password PASSWORD] [--cert PEM --key PEM]
+    smtp_sink.py MAILDIR [--user USER --password PASSWORD] [--cert PEM --key PEM [--implicit-tls]]
 
 It listens on 127.0.0.1 on a free port, prints "ready <port>" once it accepts connections, and
 stops when its stdin closes (the test dropping it). With --user and --password it requires SMTP
 AUTH with exactly those; with --cert and --key it offers STARTTLS and requires it before
-anything else (AUTH included). Without a certificate, AUTH is allowed on the plain connection.
+anything else (AUTH included); with --implicit-tls as well it speaks TLS from the first byte
+instead (SMTPS, port 465's protocol) and offers no STARTTLS. Without a certificate, AUTH is
+allowed on the plain connection.
 """
 
 import argparse
@@ -26,6 +28,7 @@ def main() -> None:
     ap.add_argument("--password")
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--implicit-tls", action="store_true")
     args = ap.parse_args()
 
     def authenticator(server, session, envelope, mechanism, auth_data):
@@ -43,7 +46,11 @@ def main() -> None:
     if args.cert is not None:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(args.cert, args.key)
-        kwargs.update(tls_context=ctx, require_starttls=True)
+        if args.implicit_tls:
+            # The whole connection is TLS: aiosmtpd's auth_require_tls knows only STARTTLS.
+            kwargs.update(ssl_context=ctx, auth_require_tls=False)
+        else:
+            kwargs.update(tls_context=ctx, require_starttls=True)
     # aiosmtpd connects to its own port to know it is up, so it needs the number beforehand.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

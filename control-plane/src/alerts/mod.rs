@@ -8,13 +8,22 @@
 //! - [`send`]: one attempt to one channel.
 //! - [`record`]: the per-alert-per-channel delivery record kept in the store (claim, attempts,
 //!   dead letter).
+//! - [`events`]: the alert events other than threshold crossings (suspensions, emergency
+//!   switches, anomalies, fail-open episodes), kept as store documents, one per incident.
+//! - [`suspension`]: `budget_suspended` events, found by the sweep.
+//! - [`anomaly_task`]: the anomaly detector's settings and background task.
+//! - [`failopen`]: fail-open calls counted per minute as they settle, and their episodes.
 //! - [`worker`]: the queue admission feeds, the delivery loop with retries and back-off, and
 //!   the sweep that picks up events another replica (or a restart) left undelivered.
 
+pub mod anomaly_task;
 pub mod channel;
+pub mod events;
+pub mod failopen;
 pub mod record;
 pub mod send;
 pub mod sign;
+pub mod suspension;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};
@@ -72,42 +81,102 @@ impl Severity {
 pub enum AlertKind {
     /// Settled usage crossed one of a budget's thresholds in a window.
     BudgetThreshold,
+    /// A `suspend_on_exceed` budget was suspended (it refuses everything until reopened).
+    BudgetSuspended,
+    /// A scope's emergency switch was set or lifted (by an admin or by the anomaly detector).
+    EmergencySwitch,
+    /// A scope and model's spend or request rate left its usual pattern.
+    Anomaly,
+    /// Calls were admitted without the control plane (fail-open) and settled later.
+    FailOpenEpisode,
 }
 
-/// An alert event as it is listed and delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+impl AlertKind {
+    /// The snake_case name used in ids and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::BudgetThreshold => "budget_threshold",
+            AlertKind::BudgetSuspended => "budget_suspended",
+            AlertKind::EmergencySwitch => "emergency_switch",
+            AlertKind::Anomaly => "anomaly",
+            AlertKind::FailOpenEpisode => "fail_open_episode",
+        }
+    }
+}
+
+/// An alert event as it is listed and delivered. Which of the optional fields are present
+/// depends on `kind` (docs/alerts.md lists them); receivers ignore fields they do not know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alert {
-    /// Its identity: `<budget_id>.w<window_index>.t<threshold_pct>.<at_ms>`. The store raises a
-    /// crossing once per window (in the settlement's atomic step), so this names one crossing;
-    /// it is the key deliveries are deduplicated on and the `Tollgate-Alert-Id` a receiver sees.
+    /// Its identity (a threshold crossing: `<budget_id>.w<window_index>.t<threshold_pct>.<at_ms>`;
+    /// the other kinds: see docs/alerts.md). One incident has one id: it is the key events
+    /// and deliveries are deduplicated on and the `Tollgate-Alert-Id` a receiver sees.
     pub id: String,
     /// What happened.
     pub kind: AlertKind,
     /// How urgent.
     pub severity: Severity,
-    /// The budget.
-    pub budget_id: String,
+    /// The budget (`budget_threshold`, `budget_suspended`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_id: Option<String>,
     /// The window it happened in (index within the budget's period).
-    pub window_index: i64,
-    /// The threshold crossed, percent of the limit.
-    pub threshold_pct: u16,
-    /// Settled spend when it happened, nano-USD.
-    pub spent_nanos: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_index: Option<i64>,
+    /// The threshold crossed, percent of the limit (`budget_threshold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_pct: Option<u16>,
+    /// Settled spend when it happened, nano-USD (`budget_threshold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent_nanos: Option<i64>,
+    /// The scope (`emergency_switch`, `anomaly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// An anomaly's details (`anomaly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<crate::alerts::events::AnomalyDetail>,
+    /// The switch set or lifted (`emergency_switch`; with `anomaly` when the detector set one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emergency: Option<crate::alerts::events::EmergencyDetail>,
+    /// The episode (`fail_open_episode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_open: Option<crate::alerts::events::FailOpenDetail>,
     /// When, Unix ms.
     pub at_ms: i64,
+}
+
+impl Alert {
+    /// An alert of `kind` with no details yet.
+    pub fn new(id: String, kind: AlertKind, severity: Severity, at_ms: i64) -> Alert {
+        Alert {
+            id,
+            kind,
+            severity,
+            budget_id: None,
+            window_index: None,
+            threshold_pct: None,
+            spent_nanos: None,
+            scope: None,
+            anomaly: None,
+            emergency: None,
+            fail_open: None,
+            at_ms,
+        }
+    }
 }
 
 impl From<&AlertEvent> for Alert {
     fn from(e: &AlertEvent) -> Alert {
         Alert {
-            id: alert_id(e),
-            kind: AlertKind::BudgetThreshold,
-            severity: Severity::of_threshold(e.threshold_pct),
-            budget_id: e.budget_id.clone(),
-            window_index: e.window_index,
-            threshold_pct: e.threshold_pct,
-            spent_nanos: e.spent_nanos,
-            at_ms: e.at_ms,
+            budget_id: Some(e.budget_id.clone()),
+            window_index: Some(e.window_index),
+            threshold_pct: Some(e.threshold_pct),
+            spent_nanos: Some(e.spent_nanos),
+            ..Alert::new(
+                alert_id(e),
+                AlertKind::BudgetThreshold,
+                Severity::of_threshold(e.threshold_pct),
+                e.at_ms,
+            )
         }
     }
 }
@@ -124,13 +193,21 @@ pub fn alert_id(e: &AlertEvent) -> String {
 impl Alert {
     /// One line for people (the Slack text, the email subject).
     pub fn summary(&self) -> String {
-        format!(
-            "[{}] budget {} crossed {}% of its limit (spent {} USD)",
-            self.severity.as_str(),
-            self.budget_id,
-            self.threshold_pct,
-            tollgate_model::NanoUsd(self.spent_nanos),
-        )
+        let sev = self.severity.as_str();
+        let budget = self.budget_id.as_deref().unwrap_or("?");
+        match self.kind {
+            AlertKind::BudgetThreshold => format!(
+                "[{sev}] budget {budget} crossed {}% of its limit (spent {} USD)",
+                self.threshold_pct.unwrap_or(0),
+                tollgate_model::NanoUsd(self.spent_nanos.unwrap_or(0)),
+            ),
+            AlertKind::BudgetSuspended => {
+                format!(
+                    "[{sev}] budget {budget} is suspended: it refuses every call until reopened"
+                )
+            }
+            _ => format!("[{sev}] {}", events::summary(self)),
+        }
     }
 }
 

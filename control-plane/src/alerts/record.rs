@@ -41,7 +41,7 @@ pub struct Attempt {
 }
 
 /// One alert's delivery to one channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryRecord {
     /// The alert delivered.
     pub alert: Alert,

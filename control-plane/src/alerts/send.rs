@@ -249,16 +249,16 @@ fn email(alert: &Alert, from: &str, to: &[String]) -> Result<Message, SendError>
     for t in to {
         b = b.to(addr(t)?);
     }
-    let text = format!(
-        "{}\n\nalert id:   {}\nbudget:     {}\nwindow:     {}\nthreshold:  {}%\nspent:      {} USD\nseverity:   {}\nat (ms):    {}\n",
-        alert.summary(),
-        alert.id,
-        alert.budget_id,
-        alert.window_index,
-        alert.threshold_pct,
-        tollgate_model::NanoUsd(alert.spent_nanos),
-        alert.severity.as_str(),
-        alert.at_ms,
-    );
+    // The summary, then every field of the alert as `name: value` (details as JSON).
+    let mut text = format!("{}\n\n", alert.summary());
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(alert) {
+        for (k, v) in fields {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            text.push_str(&format!("{k}: {v}\n"));
+        }
+    }
     b.body(text).map_err(|e| SendError::Message(e.to_string()))
 }

@@ -47,6 +47,9 @@ pub struct DeliverySettings {
     pub timeout_ms: u64,
     /// How often the store's recent events are re-read for undelivered ones, ms.
     pub sweep_interval_ms: u64,
+    /// Fail-open calls closer than this are one episode; an episode is reported once no
+    /// fail-open call has been added to it for this long, ms.
+    pub fail_open_quiet_ms: u64,
 }
 
 impl Default for DeliverySettings {
@@ -57,6 +60,7 @@ impl Default for DeliverySettings {
             backoff_max_ms: 300_000,
             timeout_ms: 10_000,
             sweep_interval_ms: 30_000,
+            fail_open_quiet_ms: 300_000,
         }
     }
 }
@@ -99,6 +103,12 @@ impl DeliverySettings {
         if self.sweep_interval_ms == 0 {
             return Err(("alerts.sweep_interval_ms", "must be above 0"));
         }
+        if self.fail_open_quiet_ms < 1_000 || self.fail_open_quiet_ms > 86_400_000 {
+            return Err((
+                "alerts.fail_open_quiet_ms",
+                "must be 1000 to 86400000 (a day)",
+            ));
+        }
         Ok(())
     }
 }
@@ -135,6 +145,16 @@ impl AlertHub {
                 metrics::counter!("tollgate_alerts_queue_dropped_total").increment(1);
                 tracing::warn!(alert = %alert_id(e), "alert queue full: the next sweep delivers it");
             }
+        }
+    }
+
+    /// Queues one event for delivery without waiting (events other than threshold crossings,
+    /// once their document is written: a dropped one is found by the next sweep).
+    pub fn notify_alert(&self, alert: Alert) {
+        let id = alert.id.clone();
+        if self.tx.try_send(alert).is_err() {
+            metrics::counter!("tollgate_alerts_queue_dropped_total").increment(1);
+            tracing::warn!(alert = %id, "alert queue full: the next sweep delivers it");
         }
     }
 
@@ -194,8 +214,9 @@ async fn run(ctx: Ctx, mut rx: mpsc::Receiver<Alert>) {
     }
 }
 
-/// Re-reads recent events (the first pass runs at start: what a restart left undelivered)
-/// and drops finished records past their retention.
+/// Re-reads recent events (the first pass runs at start: what a restart left undelivered),
+/// drops finished records and events past their retention, and raises suspension events for
+/// budgets found suspended.
 async fn sweep(ctx: &Ctx, tasks: &mut JoinSet<()>) {
     let store = ctx.state.store.as_ref();
     let now_ms = ctx.state.now().timestamp_millis();
@@ -217,6 +238,20 @@ async fn sweep(ctx: &Ctx, tasks: &mut JoinSet<()>) {
         }
         Err(e) => tracing::warn!(error = %e, "alert sweep: events not read"),
     }
+    match super::events::since(store, now_ms - RECOVER_WINDOW_MS).await {
+        Ok(events) => {
+            for a in events.iter().take(SWEEP_EVENTS) {
+                dispatch(ctx, a, tasks).await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "alert sweep: events not read"),
+    }
+    if let Err(e) = super::events::prune(store, now_ms - super::events::EVENT_RETENTION_MS).await {
+        tracing::warn!(error = %e, "alert sweep: old events not pruned");
+    }
+    super::suspension::check(&ctx.state).await;
+    let quiet_ms = i64::try_from(ctx.state.alert_settings.fail_open_quiet_ms).unwrap_or(i64::MAX);
+    super::failopen::sweep(&ctx.state, quiet_ms).await;
     if let Err(e) = record::prune(store, now_ms - RECORD_RETENTION_MS).await {
         tracing::warn!(error = %e, "alert sweep: old delivery records not pruned");
     }

@@ -3,6 +3,8 @@
 //! ledger rollups into the hourly series the forecasts and anomaly detection take; the API
 //! layer loads [`Fact`]s from the ledger and passes `now` where a function needs it.
 //!
+//! - [`anomaly`]: anomalous hours of a scope and model's spend or request series (hour-of-week
+//!   median / MAD, and an EWMA for the hour in progress), grouped into incidents.
 //! - [`report`]: spend grouped by scope kinds, model and provider, in calendar buckets of a
 //!   time zone, with filters and a top-N "other" row.
 //! - [`chargeback`]: spend per team / project / tag for a period, with the unallocated rest
@@ -14,6 +16,7 @@
 //! Every amount is integer nano-USD and every sum is checked: a total is the exact sum of its
 //! rows, and an overflow is an error, never a wrap.
 
+pub mod anomaly;
 pub mod buckets;
 pub mod chargeback;
 pub mod invoice;

@@ -80,9 +80,21 @@ pub async fn settle(
 ) -> Result<Json<SettleResponse>, ApiError> {
     let snap = state.catalog.snapshot(state.store.as_ref()).await?;
     let adm = admission(&state, &snap);
-    let (resp, alerts) = adm.settle_with_alerts(&batch).await?;
+    let (resp, alerts, failed_open) = adm.settle_with_alerts(&batch).await?;
     // Never waits: delivery runs on its own task (alerts::worker).
     state.alerts.notify(&alerts);
+    if !failed_open.is_empty() {
+        // Counted off the answer's path: an outage's backlog settles without waiting on it.
+        let store = state.store.clone();
+        let now_ms = state.now().timestamp_millis();
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::alerts::failopen::note(store.as_ref(), &failed_open, now_ms).await
+            {
+                tracing::warn!(error = %e, calls = failed_open.len(), "fail-open calls not counted");
+            }
+        });
+    }
     metrics::counter!("tollgate_settlements_total", "result" => "applied")
         .increment(u64::from(resp.applied));
     metrics::counter!("tollgate_settlements_total", "result" => "duplicate")

@@ -55,6 +55,7 @@ pub async fn put(
     state.catalog.invalidate();
     let detail = serde_json::to_value(&switch).unwrap_or_default();
     audit(&state, "emergency.set", &key, detail).await;
+    switch_event(&state, &key, Some(&switch)).await;
     Ok(Json(SwitchView { scope: key, switch }))
 }
 
@@ -75,7 +76,22 @@ pub async fn delete(
         .map_err(|c| conflict(c, &format!("switch {key:?}")))?;
     state.catalog.invalidate();
     audit(&state, "emergency.clear", &key, serde_json::Value::Null).await;
+    switch_event(&state, &key, None).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Raises the `emergency_switch` alert of an admin's change (logged, never failing the change).
+async fn switch_event(state: &AppState, scope: &str, switch: Option<&Switch>) {
+    let alert = crate::alerts::events::switch_alert(
+        scope,
+        switch.map(|s| (s.mode, s.model.clone())),
+        None,
+        "admin",
+        state.now().timestamp_millis(),
+    );
+    if let Err(e) = crate::alerts::events::raise(state, alert).await {
+        tracing::warn!(scope, error = %e, "emergency switch event not written");
+    }
 }
 
 /// Every active switch.

@@ -64,7 +64,10 @@ use error::ApiError;
         crate::alerts::channel::Target, crate::alerts::channel::SmtpTls,
         crate::alerts::channel::ChannelView, crate::alerts::channel::TargetView,
         crate::alerts::record::DeliveryRecord, crate::alerts::record::DeliveryState,
-        crate::alerts::record::Attempt)),
+        crate::alerts::record::Attempt, crate::alerts::events::AnomalyDetail,
+        crate::alerts::events::EmergencyDetail, crate::alerts::events::FailOpenDetail,
+        crate::analytics::anomaly::Metric, crate::analytics::anomaly::Detector,
+        crate::analytics::anomaly::Direction)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;

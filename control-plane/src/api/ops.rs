@@ -54,8 +54,9 @@ fn limit(q: Result<Query<LimitQuery>, QueryRejection>) -> Result<usize, ApiError
     Ok(n)
 }
 
-/// Alert events (threshold crossings), newest first, each with the id its deliveries are
-/// listed under (`/v1/alerts/{id}/deliveries`).
+/// Alert events of every kind (threshold crossings, suspensions, emergency switches,
+/// anomalies, fail-open episodes), newest first, each with the id its deliveries are listed
+/// under (`/v1/alerts/{id}/deliveries`).
 #[utoipa::path(get, path = "/v1/alerts", tag = "ops", params(LimitQuery),
     responses((status = 200, body = [Alert])), security(("admin" = [])))]
 pub async fn alerts(
@@ -68,7 +69,11 @@ pub async fn alerts(
     tags.sort();
     tags.dedup();
     let events = state.store.alerts(&tags, n).await?;
-    Ok(Json(events.iter().map(Alert::from).collect()))
+    let mut all: Vec<Alert> = events.iter().map(Alert::from).collect();
+    all.extend(crate::alerts::events::since(state.store.as_ref(), i64::MIN).await?);
+    all.sort_by(|a, b| b.at_ms.cmp(&a.at_ms).then_with(|| a.id.cmp(&b.id)));
+    all.truncate(n);
+    Ok(Json(all))
 }
 
 /// Audit records (admin changes), newest first.

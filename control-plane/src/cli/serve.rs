@@ -104,6 +104,7 @@ pub async fn serve(config_path: Option<PathBuf>) -> Result<(), String> {
     state.unknown_model = Arc::new(config.unknown_model.clone());
     state.body_limit_bytes = config.body_limit_bytes;
     state.alert_settings = config.alerts;
+    state.anomaly_settings = std::sync::Arc::new(config.anomaly.clone());
     let listener = TcpListener::bind(&config.listen)
         .await
         .map_err(|e| format!("bind {}: {e}", config.listen))?;

@@ -51,7 +51,7 @@ fn label(s: &str) -> String {
 }
 
 /// `at` when it is within [`MAX_CLOCK_SKEW_MS`] of `now`, else `now`.
-fn sane_time(at: i64, now_ms: i64) -> i64 {
+pub fn sane_time(at: i64, now_ms: i64) -> i64 {
     if at.abs_diff(now_ms) <= MAX_CLOCK_SKEW_MS.unsigned_abs() {
         at
     } else {

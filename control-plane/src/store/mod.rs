@@ -248,6 +248,11 @@ pub enum Collection {
     Channels,
     /// Alert delivery records, by `<alert id>@<channel id>` (`alerts::record`).
     Deliveries,
+    /// Alert events other than threshold crossings, by alert id (`alerts::events`).
+    Events,
+    /// Fail-open calls per minute, by `m<minute start ms>` (`alerts::failopen`), and the
+    /// background tasks' leases, by `lease.<task>`.
+    Tasks,
 }
 
 impl Collection {
@@ -260,6 +265,8 @@ impl Collection {
             Collection::Profiles => "profiles",
             Collection::Channels => "channels",
             Collection::Deliveries => "deliveries",
+            Collection::Events => "events",
+            Collection::Tasks => "tasks",
         }
     }
 }

@@ -226,6 +226,16 @@ impl SmtpSink {
     /// [`SmtpSink::start`], offering and requiring STARTTLS with `tls` (certificate and key
     /// PEM files) when given.
     pub fn start_with(auth: Option<(&str, &str)>, tls: Option<(&Path, &Path)>) -> SmtpSink {
+        Self::spawn(auth, tls, false)
+    }
+
+    /// An SMTPS server: TLS from the first byte with the certificate and key, AUTH required.
+    #[allow(dead_code)] // used by alert_delivery.rs only
+    pub fn start_implicit_tls(auth: (&str, &str), cert: &Path, key: &Path) -> SmtpSink {
+        Self::spawn(Some(auth), Some((cert, key)), true)
+    }
+
+    fn spawn(auth: Option<(&str, &str)>, tls: Option<(&Path, &Path)>, implicit: bool) -> SmtpSink {
         use std::io::{BufRead, BufReader};
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("mail");
@@ -237,6 +247,9 @@ impl SmtpSink {
         }
         if let Some((cert, key)) = tls {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        if implicit {
+            cmd.arg("--implicit-tls");
         }
         let mut child = cmd
             .stdin(Stdio::piped())

@@ -19,6 +19,7 @@
 pub mod anomaly;
 pub mod buckets;
 pub mod chargeback;
+pub mod forecast;
 pub mod invoice;
 pub mod render;
 pub mod report;

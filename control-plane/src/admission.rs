@@ -278,9 +278,16 @@ impl Admission<'_> {
         priced(self.snap.prices.cost(target, &usage, self.now))
     }
 
-    /// Decides one reserve request; a refusal is written to the ledger.
+    /// Decides one reserve request; a refusal is written to the ledger. When the store is
+    /// down or full, the budgets the call matches decide by their fail mode
+    /// ([`Admission::store_down`]).
     pub async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveResponse, AdmissionError> {
-        let resp = self.decide(req).await?;
+        let resp = match self.decide(req).await {
+            Err(AdmissionError::Store(e @ (StoreError::Unavailable(_) | StoreError::Full(_)))) => {
+                return self.store_down(req).ok_or(AdmissionError::Store(e));
+            }
+            other => other?,
+        };
         if let ReserveResponse::Deny {
             budget_id, reason, ..
         } = &resp
@@ -289,6 +296,45 @@ impl Admission<'_> {
             self.record_refusal(req, *reason, budget_id).await;
         }
         Ok(resp)
+    }
+
+    /// The answer when the store cannot take the reservation: the fail mode of the enforced
+    /// budgets the call matches that set one (from the catalog, which needs no store). Any
+    /// `closed` one refuses it (`store_unavailable`, retry after 1 s); all `open` admit it
+    /// unreserved (the filter settles it later as a fail-open call). `None` when no such
+    /// budget matches: the store error stands (503) and the filter's own fail mode applies.
+    fn store_down(&self, req: &ReserveRequest) -> Option<ReserveResponse> {
+        let model = model_id(self.snap, &req.model);
+        let budgets: Vec<&Arc<Budget>> = matching(self.snap, &req.scopes, &model)
+            .into_iter()
+            .filter(|b| b.enforcement != Enforcement::Shadow && b.fail_mode.is_some())
+            .collect();
+        let first = budgets.first()?;
+        let closed = budgets
+            .iter()
+            .find(|b| b.fail_mode == Some(FailMode::Closed));
+        let mode = if closed.is_some() { "closed" } else { "open" };
+        metrics::counter!("tollgate_store_down_admissions_total", "fail_mode" => mode).increment(1);
+        tracing::warn!(
+            request_id = %req.request_id,
+            budget = %closed.unwrap_or(first).id,
+            fail_mode = mode,
+            "store down: the budgets' fail mode decided the reservation"
+        );
+        Some(match closed {
+            Some(b) => ReserveResponse::Deny {
+                budget_id: b.id.clone(),
+                reason: DenyReason::StoreUnavailable,
+                remaining: NanoUsd::ZERO,
+                retry_after_secs: Some(1),
+                fail_mode: FailMode::Closed,
+            },
+            None => ReserveResponse::Allow {
+                remaining: None,
+                stream_cutoff: None,
+                unreserved: true,
+            },
+        })
     }
 
     /// Writes a refused call to the ledger (a settle with no lines, under its own marker
@@ -400,7 +446,7 @@ impl Admission<'_> {
                 reason: DenyReason::UnknownModel,
                 remaining: NanoUsd::ZERO,
                 retry_after_secs: None,
-                fail_mode: b.fail_mode,
+                fail_mode: b.fail_mode.unwrap_or_default(),
             }),
         }
     }
@@ -444,6 +490,7 @@ impl Admission<'_> {
             None => ReserveResponse::Allow {
                 remaining,
                 stream_cutoff,
+                unreserved: false,
             },
         }
     }
@@ -461,6 +508,7 @@ impl Admission<'_> {
             return ReserveResponse::Allow {
                 remaining: None,
                 stream_cutoff: None,
+                unreserved: false,
             };
         };
         let remaining = match (reason, b.limit) {
@@ -476,7 +524,7 @@ impl Admission<'_> {
                 DenyReason::Suspended => None,
                 _ => w.secs_until_end(self.now),
             },
-            fail_mode: b.fail_mode,
+            fail_mode: b.fail_mode.unwrap_or_default(),
         }
     }
 

@@ -54,11 +54,19 @@ pub struct Snapshot {
     pub overrides: Arc<PriceOverrides>,
 }
 
+/// How long admission keeps serving the last snapshot after a failed reload before it tries
+/// the store again: during an outage every reserve would otherwise queue behind a reload
+/// that waits out the store's timeout.
+const RELOAD_BACKOFF: Duration = Duration::from_secs(1);
+
 /// The cached snapshot and how to refresh it.
 pub struct Catalog {
     shipped: PriceTable,
     refresh: Duration,
     cached: RwLock<Option<(Instant, Arc<Snapshot>)>>,
+    /// The last snapshot loaded, kept through `invalidate` for admission during an outage,
+    /// and when a reload last failed.
+    last: RwLock<(Option<Arc<Snapshot>>, Option<Instant>)>,
     reload: tokio::sync::Mutex<()>,
 }
 
@@ -69,6 +77,7 @@ impl Catalog {
             shipped,
             refresh,
             cached: RwLock::new(None),
+            last: RwLock::new((None, None)),
             reload: tokio::sync::Mutex::new(()),
         }
     }
@@ -101,10 +110,55 @@ impl Catalog {
         if let Some(s) = self.fresh() {
             return Ok(s);
         }
-        let snap = Arc::new(self.load(store).await?);
+        let snap = match self.load(store).await {
+            Ok(snap) => Arc::new(snap),
+            Err(e) => {
+                self.last.write().unwrap_or_else(|e| e.into_inner()).1 = Some(Instant::now());
+                return Err(e);
+            }
+        };
         *self.cached.write().unwrap_or_else(|e| e.into_inner()) =
             Some((Instant::now(), snap.clone()));
+        *self.last.write().unwrap_or_else(|e| e.into_inner()) = (Some(snap.clone()), None);
         Ok(snap)
+    }
+
+    /// The snapshot admission decides by: [`Catalog::snapshot`], or, while the store cannot
+    /// be read, the last one loaded (so that the budgets' own fail modes can still decide;
+    /// see `Admission::store_down`). Reloads are retried at most every [`RELOAD_BACKOFF`]
+    /// meanwhile. Only before any snapshot was ever loaded does the store error stand.
+    pub async fn snapshot_for_admission(
+        &self,
+        store: &dyn Store,
+    ) -> Result<Arc<Snapshot>, StoreError> {
+        if let Some(s) = self.fresh() {
+            return Ok(s);
+        }
+        let backing_off = {
+            let last = self.last.read().unwrap_or_else(|e| e.into_inner());
+            match &*last {
+                (Some(s), Some(failed)) if failed.elapsed() < RELOAD_BACKOFF => Some(s.clone()),
+                _ => None,
+            }
+        };
+        if let Some(s) = backing_off {
+            return Ok(s);
+        }
+        match self.snapshot(store).await {
+            Err(e @ (StoreError::Unavailable(_) | StoreError::Full(_))) => {
+                let last = self
+                    .last
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+                    .clone();
+                let Some(s) = last else { return Err(e) };
+                metrics::counter!("tollgate_catalog_stale_total").increment(1);
+                tracing::warn!(error = %e, "store unreadable: admission uses the last budgets loaded");
+                Ok(s)
+            }
+            other => other,
+        }
     }
 
     async fn load(&self, store: &dyn Store) -> Result<Snapshot, StoreError> {

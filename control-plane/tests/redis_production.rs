@@ -101,6 +101,98 @@ async fn a_full_redis_answers_store_full_writes_nothing_and_the_retried_settle_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_a_budgets_own_fail_mode_decides_and_a_budget_without_one_leaves_it_to_the_filter()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = RedisServer::start_with_aof(dir.path());
+    let app = TestApp::start(redis_store(&server.url()), |_| {}).await;
+    let with_mode = |id: &str, team: &str, mode: &str| json!({ "id": id, "scopes": [format!("team:{team}")], "limit_usd": "1", "period": "daily", "fail_mode": mode });
+    app.create_budget(with_mode("shut", "a", "closed")).await;
+    app.create_budget(with_mode("pass", "b", "open")).await;
+    app.create_budget(with_mode("pass-too", "c", "open")).await;
+    app.create_budget(with_mode("shut-too", "c", "closed"))
+        .await;
+    app.create_budget(
+        json!({ "id": "plain", "scopes": ["team:d"], "limit_usd": "1", "period": "daily" }),
+    )
+    .await;
+    app.create_budget(
+        json!({ "id": "watch", "scopes": ["team:e"], "limit_usd": "1", "period": "daily",
+        "enforcement": "shadow", "fail_mode": "closed" }),
+    )
+    .await;
+    assert_eq!(app.budget("plain").await["budget"].get("fail_mode"), None);
+
+    // A running control plane has loaded its budgets before the outage.
+    let (s, _) = app
+        .reserve(&reserve_req("warm", &["team:z"], FILTER_PRICED, 1))
+        .await;
+    assert_eq!(s, 200);
+    server.stop();
+    let reserve =
+        |id: &str, team: &str| reserve_req(id, &[&format!("team:{team}")], FILTER_PRICED, 50_000);
+    let (s, d) = app.reserve(&reserve("r-a", "a")).await;
+    assert_eq!(
+        (s, d),
+        (
+            200,
+            json!({ "decision": "deny", "budget_id": "shut", "reason": "store_unavailable",
+            "remaining": 0, "retry_after_secs": 1, "fail_mode": "closed" })
+        )
+    );
+    let (s, d) = app.reserve(&reserve("r-b", "b")).await;
+    assert_eq!(
+        (s, d),
+        (200, json!({ "decision": "allow", "unreserved": true }))
+    );
+    // One closed budget among the call's refuses it.
+    let (s, d) = app.reserve(&reserve("r-c", "c")).await;
+    assert_eq!((s, d["budget_id"].as_str()), (200, Some("shut-too")));
+    // No budget sets one, or only a shadow budget does: the filter's own fail mode decides.
+    for (id, team) in [("r-d", "d"), ("r-e", "e")] {
+        let (s, d) = app.reserve(&reserve(id, team)).await;
+        assert_eq!(
+            (s, d["error"]["code"].as_str()),
+            (503, Some("store_unavailable")),
+            "{team}"
+        );
+    }
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for mode in ["closed", "open"] {
+        let line = format!("tollgate_store_down_admissions_total{{fail_mode=\"{mode}\"}} 2");
+        let line = if mode == "open" {
+            line.replace(" 2", " 1")
+        } else {
+            line
+        };
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+
+    // The store back, the call admitted unreserved is charged on its budget's window.
+    server.restart();
+    let batch =
+        json!({ "settlements": [settlement("r-b", &["team:b"], FILTER_PRICED, 20_000, false)] });
+    assert_eq!(
+        app.settle(&batch).await,
+        (200, json!({ "applied": 1, "duplicates": 0 }))
+    );
+    let u = app.budget("pass").await;
+    assert_eq!(
+        (&u["usage"]["spent_nanos"], &u["usage"]["requests"]),
+        (&json!(20_000), &json!(1))
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicting_redis_is_refused_unless_eviction_is_allowed() {
     let server = RedisServer::start();
     set_config(&server, "maxmemory-policy", "allkeys-lru");

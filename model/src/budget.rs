@@ -75,9 +75,13 @@ pub struct BudgetSpec {
     /// Percentages of the limit that raise an alert, once per window.
     #[serde(default = "default_thresholds")]
     pub thresholds_pct: Vec<u16>,
-    /// What to do when the control plane cannot be reached in time.
-    #[serde(default)]
-    pub fail_mode: FailMode,
+    /// What the control plane answers for a call counting toward this budget when its store
+    /// (Redis) is down or full: `open` admits it unreserved (charged when the store is
+    /// back), `closed` refuses it (503, `store_unavailable`); any `closed` budget among a
+    /// call's wins. Unset: the store error reaches the filter, whose own fail mode applies,
+    /// as it always does when the control plane itself cannot be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_mode: Option<FailMode>,
     /// Once exceeded, stay closed in later windows too until an admin reopens.
     #[serde(default)]
     pub suspend_on_exceed: bool,
@@ -140,8 +144,8 @@ pub struct Budget {
     pub enforcement: Enforcement,
     /// Sorted, de-duplicated threshold percentages.
     pub thresholds_pct: Vec<u16>,
-    /// Fail mode.
-    pub fail_mode: FailMode,
+    /// Fail mode on a store outage, when the budget sets one.
+    pub fail_mode: Option<FailMode>,
     /// Suspend after exceeding.
     pub suspend_on_exceed: bool,
     /// Mid-stream cut-off.
@@ -314,7 +318,7 @@ mod tests {
         assert_eq!(b.timezone, Tz::UTC);
         assert_eq!(b.thresholds_pct, vec![50, 80, 90, 100]);
         assert_eq!(b.enforcement, Enforcement::Hard);
-        assert_eq!(b.fail_mode, FailMode::Open);
+        assert_eq!(b.fail_mode, None);
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub fn resolve(
         timezone: pick!(timezone).unwrap_or_else(|| "UTC".to_owned()),
         enforcement: pick!(enforcement).unwrap_or_default(),
         thresholds_pct: pick!(thresholds_pct).unwrap_or_else(|| DEFAULT_THRESHOLDS_PCT.to_vec()),
-        fail_mode: pick!(fail_mode).unwrap_or_default(),
+        fail_mode: pick!(fail_mode),
         suspend_on_exceed: pick!(suspend_on_exceed).unwrap_or_default(),
         cutoff_mid_stream: pick!(cutoff_mid_stream).unwrap_or_default(),
         // Profiles do not carry an unknown-model policy yet: the service's applies.
@@ -332,7 +332,7 @@ mod tests {
         let budget = Budget::try_from(spec).unwrap();
         assert_eq!(budget.limit, Some(NanoUsd(250_000_000_000)));
         assert_eq!(budget.period, Period::Monthly);
-        assert_eq!(budget.fail_mode, FailMode::Closed);
+        assert_eq!(budget.fail_mode, Some(FailMode::Closed));
         assert_eq!(budget.thresholds_pct, vec![50, 80, 90, 100]);
         assert_eq!(from["limit_usd"], SettingSource::Budget);
         assert_eq!(from["period"], SettingSource::Profile);

@@ -90,6 +90,11 @@ pub mod v1 {
         /// No price table knows the model, and the budget's unknown-model policy refuses
         /// such calls (a USD limit cannot be kept on a call that cannot be priced).
         UnknownModel,
+        /// The control plane cannot reach its store, and this budget's fail mode is
+        /// `closed`: nothing could be checked, so the call is refused (`retry_after_secs` 1).
+        /// A filter older than this reason reads the answer as unusable and applies its own
+        /// fail mode.
+        StoreUnavailable,
     }
 
     /// The control plane's answer: an object whose `decision` names the variant, beside the
@@ -116,6 +121,12 @@ pub mod v1 {
             /// When set, cut the stream off once its running cost passes this amount.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             stream_cutoff: Option<NanoUsd>,
+            /// Nothing was reserved: the control plane cannot reach its store and every
+            /// budget the call matches fails open. The filter admits it as a fail-open call
+            /// (settled later, unreserved). A filter older than this field ignores it and
+            /// settles the call as reserved, which charges the same windows.
+            #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+            unreserved: bool,
         },
         /// Send the call with `model` instead; the re-priced estimate is reserved.
         Downgrade {
@@ -165,6 +176,8 @@ pub mod v1 {
         #[serde(default)]
         stream_cutoff: Option<NanoUsd>,
         #[serde(default)]
+        unreserved: Option<bool>,
+        #[serde(default)]
         budget_id: Option<String>,
         #[serde(default)]
         model: Option<String>,
@@ -188,6 +201,7 @@ pub mod v1 {
             let required = |name: &str| format!("missing field `{name}` for decision `{decision}`");
             let foreign = [
                 ("stream_cutoff", f.stream_cutoff.is_some()),
+                ("unreserved", f.unreserved.is_some()),
                 ("budget_id", f.budget_id.is_some()),
                 ("model", f.model.is_some()),
                 ("reason", f.reason.is_some()),
@@ -196,7 +210,7 @@ pub mod v1 {
             ];
             // The fields each decision may carry besides `remaining` (which all may).
             let own: &[&str] = match f.decision {
-                Decision::Allow => &["stream_cutoff"],
+                Decision::Allow => &["stream_cutoff", "unreserved"],
                 Decision::Downgrade => &["budget_id", "model"],
                 Decision::Deny => &["budget_id", "reason", "retry_after_secs", "fail_mode"],
             };
@@ -210,6 +224,7 @@ pub mod v1 {
                 Decision::Allow => ReserveResponse::Allow {
                     remaining: f.remaining,
                     stream_cutoff: f.stream_cutoff,
+                    unreserved: f.unreserved.unwrap_or(false),
                 },
                 Decision::Downgrade => ReserveResponse::Downgrade {
                     budget_id: f.budget_id.ok_or_else(|| required("budget_id"))?,
@@ -335,7 +350,8 @@ pub mod v1 {
                 allow,
                 ReserveResponse::Allow {
                     remaining: None,
-                    stream_cutoff: None
+                    stream_cutoff: None,
+                    unreserved: false,
                 }
             );
         }
@@ -346,10 +362,24 @@ pub mod v1 {
                 ReserveResponse::Allow {
                     remaining: None,
                     stream_cutoff: None,
+                    unreserved: false,
                 },
                 ReserveResponse::Allow {
                     remaining: Some(NanoUsd(7)),
                     stream_cutoff: Some(NanoUsd(3)),
+                    unreserved: false,
+                },
+                ReserveResponse::Allow {
+                    remaining: None,
+                    stream_cutoff: None,
+                    unreserved: true,
+                },
+                ReserveResponse::Deny {
+                    budget_id: "team-a".into(),
+                    reason: DenyReason::StoreUnavailable,
+                    remaining: NanoUsd(0),
+                    retry_after_secs: Some(1),
+                    fail_mode: FailMode::Closed,
                 },
                 ReserveResponse::Downgrade {
                     budget_id: "b".into(),
@@ -431,7 +461,8 @@ pub mod v1 {
                 allow,
                 ReserveResponse::Allow {
                     remaining: None,
-                    stream_cutoff: None
+                    stream_cutoff: None,
+                    unreserved: false,
                 }
             );
             let r: SettleResponse =

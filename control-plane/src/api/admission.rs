@@ -45,7 +45,7 @@ fn admission<'a>(state: &'a AppState, snap: &'a Snapshot) -> Admission<'a> {
         (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
         (status = 403, description = "forbidden (admin token)", body = super::error::ErrorBody),
         (status = 413, description = "payload_too_large", body = super::error::ErrorBody),
-        (status = 503, description = "store_unavailable or store_full: apply the budget's fail mode", body = super::error::ErrorBody),
+        (status = 503, description = "store_unavailable or store_full, and no budget the call matches sets a fail mode: apply the filter's fail mode", body = super::error::ErrorBody),
     ),
     security(("dataplane" = []))
 )]
@@ -53,7 +53,10 @@ pub async fn reserve(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<ReserveRequest>,
 ) -> Result<Json<ReserveResponse>, ApiError> {
-    let snap = state.catalog.snapshot(state.store.as_ref()).await?;
+    let snap = state
+        .catalog
+        .snapshot_for_admission(state.store.as_ref())
+        .await?;
     let adm = admission(&state, &snap);
     let resp = adm.reserve(&req).await?;
     metrics::counter!("tollgate_admission_total", "outcome" => outcome_label(&resp)).increment(1);

@@ -259,13 +259,36 @@ fn unpriced_model_refusal(
 
 fn from_response(cp: &ControlPlane, route: &Route, resp: ReserveResponse) -> Admission {
     match resp {
+        // The control plane's store is down and every budget the call matches fails open.
+        ReserveResponse::Allow {
+            unreserved: true, ..
+        } => Admission::FailedOpen,
         ReserveResponse::Allow {
             remaining,
             stream_cutoff,
+            ..
         } => Admission::Allow {
             remaining,
             stream_cutoff,
         },
+        ReserveResponse::Deny {
+            budget_id,
+            reason: DenyReason::StoreUnavailable,
+            ..
+        } => {
+            let mut reply = LocalReply::error(
+                Some(route),
+                503,
+                "budget_check_unavailable",
+                &format!(
+                    "budget {budget_id:?} could not be checked (the budget service's store is \
+                     unavailable) and refuses calls it cannot check; the call was not sent"
+                ),
+            );
+            reply.headers.push(("x-tollgate-budget".into(), budget_id));
+            reply.headers.push(("retry-after".into(), "1".into()));
+            Admission::Deny(reply)
+        }
         ReserveResponse::Downgrade {
             budget_id,
             model,
@@ -289,6 +312,7 @@ fn from_response(cp: &ControlPlane, route: &Route, resp: ReserveResponse) -> Adm
                 DenyReason::Suspended => "a suspension after an earlier excess",
                 DenyReason::Emergency => "an emergency stop",
                 DenyReason::UnknownModel => "a model with no price",
+                DenyReason::StoreUnavailable => "its store is unavailable",
             };
             let mut reply = LocalReply::error(
                 Some(route),

@@ -216,3 +216,62 @@ async fn an_answer_that_comes_before_admission_goes_on_once_admitted_and_is_char
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn on_a_redis_outage_each_budgets_own_fail_mode_decides_over_the_plugins() {
+    // The plugin fails open; the filter waits long enough for the control plane, whose own
+    // Redis timeout (250 ms) ends the stalled reserve.
+    let stack = Stack::start(StackOptions {
+        fail_mode: "open",
+        timeout_ms: 5000,
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let cp = &stack.control_plane;
+    for (id, team, mode) in [
+        ("shut-budget", "shut", "closed"),
+        ("pass-budget", "pass", "open"),
+    ] {
+        let mut b = budget(id, team, "100");
+        b["fail_mode"] = mode.into();
+        cp.create_budget(&b).await.unwrap();
+    }
+    // A running control plane has loaded its budgets before the outage.
+    let (status, _, body) = answer(chat_call(&stack, "warm").send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+
+    let pid = stack.redis.as_ref().and_then(|r| r.pid()).unwrap();
+    let stalled = Stopped::new(pid);
+    let resp = chat_call(&stack, "shut").send().await.unwrap();
+    let budget_header = resp.headers().get("x-tollgate-budget").cloned();
+    let (status, _, body) = answer(resp).await;
+    assert_eq!(status, 503, "{body}\n{}", stack.envoy.log());
+    assert_eq!(body["error"]["code"], "budget_check_unavailable", "{body}");
+    assert_eq!(budget_header.unwrap(), "shut-budget");
+    let (status, _, body) = answer(chat_call(&stack, "pass").send().await.unwrap()).await;
+    assert_eq!(status, 200, "{body}\n{}", stack.envoy.log());
+    drop(stalled);
+
+    // The call admitted unreserved is settled as a fail-open call once Redis is back.
+    let usage = cp
+        .wait_usage("pass-budget", Duration::from_secs(20), |u| {
+            u.spent_nanos > 0
+        })
+        .await
+        .unwrap();
+    let settled: Vec<_> = cp
+        .settlements()
+        .into_iter()
+        .filter(|s| s.scopes.iter().any(|sc| sc.to_string() == "team:pass"))
+        .collect();
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    assert!(!settled[0].reserved, "{:?}", settled[0]);
+    assert_eq!(settled[0].cost.nanos(), usage.spent_nanos);
+    assert_eq!(usage.reserved_nanos, 0);
+    assert_eq!(
+        stack.mock.requests().len(),
+        2,
+        "warm and pass reached the provider"
+    );
+}

@@ -80,6 +80,34 @@ fn a_deny_answer_becomes_a_429_in_the_providers_shape_with_budget_headers() {
 }
 
 #[test]
+fn a_budget_failing_closed_on_a_store_outage_refuses_with_a_503_whatever_the_plugins_mode() {
+    let body = br#"{"decision":"deny","budget_id":"team-a","reason":"store_unavailable","remaining":0,"retry_after_secs":1,"fail_mode":"closed"}"#;
+    let (Admission::Deny(reply), None) = decide(&open(), &route(), Some((200, body)), None) else {
+        panic!()
+    };
+    assert_eq!(reply.status, 503);
+    let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(json["type"], "error");
+    let message = json["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"budget "team-a" could not be checked"#),
+        "{message}"
+    );
+    assert_eq!(header(&reply, "x-tollgate-budget"), Some("team-a"));
+    assert_eq!(header(&reply, "retry-after"), Some("1"));
+}
+
+#[test]
+fn an_unreserved_allow_is_a_fail_open_admission_whatever_the_plugins_mode() {
+    let closed = cp(r#"{"cluster":"tollgate","token":"t0k","fail_mode":"closed"}"#);
+    let body = br#"{"decision":"allow","unreserved":true}"#;
+    assert_eq!(
+        decide(&closed, &route(), Some((200, body)), None),
+        (Admission::FailedOpen, None)
+    );
+}
+
+#[test]
 fn a_downgrade_answer_names_the_cheaper_model() {
     let body = br#"{"decision":"downgrade","budget_id":"b","model":"gpt-4o-mini","remaining":7}"#;
     let (a, _) = decide(&open(), &route(), Some((200, body)), None);

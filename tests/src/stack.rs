@@ -47,6 +47,8 @@ pub struct StackOptions {
     pub strict_provider: bool,
     /// `model_aliases`: extra model names (Azure deployment names) → price-table ids.
     pub model_aliases: &'static [(&'static str, &'static str)],
+    /// `control_plane.price_refresh_ms`: how often the filter fetches the price file.
+    pub price_refresh_ms: u64,
 }
 
 impl Default for StackOptions {
@@ -59,6 +61,7 @@ impl Default for StackOptions {
             settle_max_delay_ms: 100,
             strict_provider: false,
             model_aliases: &[],
+            price_refresh_ms: 10_000,
         }
     }
 }
@@ -96,7 +99,8 @@ pub fn plugin_config(options: &StackOptions) -> Value {
             "fail_mode": options.fail_mode,
             "deny_status": 429,
             "settle_max_batch": 200,
-            "settle_max_delay_ms": options.settle_max_delay_ms
+            "settle_max_delay_ms": options.settle_max_delay_ms,
+            "price_refresh_ms": options.price_refresh_ms
         },
         "response_headers": true
     })

@@ -50,6 +50,10 @@ pub struct ControlPlaneDto {
     /// past it, new ones are dropped, counted and logged.
     #[serde(default)]
     pub settle_capacity: Option<usize>,
+    /// How often each worker fetches the control plane's price file (default 10 000 ms;
+    /// see `price_sync`).
+    #[serde(default)]
+    pub price_refresh_ms: Option<u64>,
 }
 
 /// Validated control-plane settings.
@@ -69,6 +73,8 @@ pub struct ControlPlane {
     pub deny_status: u16,
     /// Settlement batching.
     pub settle: SettleLimits,
+    /// How often the control plane's price file is fetched.
+    pub price_refresh: Duration,
 }
 
 impl TryFrom<ControlPlaneDto> for ControlPlane {
@@ -109,7 +115,12 @@ impl TryFrom<ControlPlaneDto> for ControlPlane {
                 "must be at least settle_max_batch and at most 1000000",
             ));
         }
+        let price_refresh_ms = dto.price_refresh_ms.unwrap_or(10_000);
+        if !(1000..=3_600_000).contains(&price_refresh_ms) {
+            return Err(field("price_refresh_ms", "must be 1000..=3600000"));
+        }
         Ok(ControlPlane {
+            price_refresh: Duration::from_millis(price_refresh_ms),
             settle: SettleLimits {
                 capacity,
                 max_batch,

@@ -31,6 +31,7 @@ pub mod json_keys;
 pub mod json_path;
 pub mod metrics;
 pub mod plugin;
+pub mod price_sync;
 pub mod providers;
 pub mod reply;
 pub mod request;

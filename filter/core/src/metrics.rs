@@ -67,6 +67,7 @@ enum Name {
     SettlePosts,
     SettlementsLost,
     StreamCutoffs,
+    PriceOverridesApplied,
 }
 
 impl Name {
@@ -84,6 +85,7 @@ impl Name {
             Name::SettlePosts => "tollgate_settle_posts_total",
             Name::SettlementsLost => "tollgate_settlements_lost_total",
             Name::StreamCutoffs => "tollgate_stream_cutoffs_total",
+            Name::PriceOverridesApplied => "tollgate_price_overrides_applied_total",
         }
     }
 }
@@ -231,6 +233,11 @@ impl Metrics {
             [("problem", problem), ("", "")],
             1,
         );
+    }
+
+    /// A new set of the control plane's price overrides was applied (`price_sync`).
+    pub fn price_overrides_applied(&mut self, host: &dyn Host) {
+        self.counter(host, Name::PriceOverridesApplied, [("", ""), ("", "")], 1);
     }
 
     /// A settle post answered (`ok`, `retry`, `rejected`).

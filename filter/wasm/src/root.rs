@@ -1,6 +1,7 @@
 //! The root context: parses the plugin configuration once per VM, hands each HTTP stream the
-//! validated [`Filter`] and the VM's [`Charging`], and on its tick charges the streams that
-//! ended and drains the settlement queue.
+//! validated [`Filter`] (with the control plane's price overrides over its table: see
+//! `price_sync`) and the VM's [`Charging`], and on its tick charges the streams that ended,
+//! drains the settlement queue and fetches the price overrides when due.
 //!
 //! Settlement is per worker: each VM's root context posts its own batches on its own tick
 //! (one post in flight at a time). The control plane de-duplicates by request id, and each
@@ -16,6 +17,7 @@ use tollgate_filter_core::admission::AnswerProblem;
 use tollgate_filter_core::charging::{self, Charging};
 use tollgate_filter_core::host::{Callout, Host, LogLevel as CoreLogLevel};
 use tollgate_filter_core::plugin::Filter;
+use tollgate_filter_core::price_sync::PriceSync;
 use tollgate_filter_core::settle::{PostOutcome, SettleQueue};
 
 use crate::host::EnvoyHost;
@@ -27,13 +29,46 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// One per VM.
 #[derive(Default)]
 pub struct TollgateRoot {
+    /// The configuration's JSON as Envoy gave it (the control plane's price file is applied
+    /// to a filter built again from it).
+    config: Vec<u8>,
+    /// What new streams get: the configuration with the control plane's price overrides.
     filter: Option<Rc<Filter>>,
     charging: Rc<Charging>,
     /// The settle post in flight.
     posting: Option<u32>,
+    /// The control plane's price overrides (`price_sync`).
+    prices: PriceSync,
 }
 
 impl TollgateRoot {
+    /// Starts a fetch of the price overrides when one is due.
+    fn poll_prices(&mut self) {
+        let Some(cp) = self.filter.as_ref().and_then(|f| f.control_plane.as_ref()) else {
+            return;
+        };
+        let mut metrics = self.charging.metrics.borrow_mut();
+        self.prices.poll(&EnvoyHost, cp, &mut metrics);
+    }
+
+    /// The price overrides' fetch answered: new streams get the new prices.
+    fn prices_answered(&mut self, num_headers: usize, body_size: usize) {
+        let status = (num_headers > 0)
+            .then(|| self.get_http_call_response_header(":status"))
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok());
+        let body = self
+            .get_http_call_response_body(0, body_size)
+            .unwrap_or_default();
+        let mut metrics = self.charging.metrics.borrow_mut();
+        if let Some(filter) =
+            self.prices
+                .answered(&EnvoyHost, &mut metrics, &self.config, status, &body)
+        {
+            self.filter = Some(Rc::new(filter));
+        }
+    }
+
     fn post_due_batch(&mut self) {
         let Some(cp) = self.filter.as_ref().and_then(|f| f.control_plane.as_ref()) else {
             return;
@@ -75,9 +110,13 @@ impl Context for TollgateRoot {
         &mut self,
         token_id: u32,
         num_headers: usize,
-        _body_size: usize,
+        body_size: usize,
         _num_trailers: usize,
     ) {
+        if self.prices.is_answer(token_id) {
+            self.prices_answered(num_headers, body_size);
+            return;
+        }
         if self.posting != Some(token_id) {
             return;
         }
@@ -152,7 +191,9 @@ impl RootContext for TollgateRoot {
                     tick = tick.min((cp.settle.max_delay / 4).max(Duration::from_millis(10)));
                 }
                 self.set_tick_period(tick);
-                self.filter = Some(Rc::new(filter));
+                let with_prices = self.prices.reconfigured(&EnvoyHost, &config);
+                self.filter = Some(Rc::new(with_prices.unwrap_or(filter)));
+                self.config = config;
                 true
             }
             Err(e) => {
@@ -167,6 +208,7 @@ impl RootContext for TollgateRoot {
         if self.posting.is_none() {
             self.post_due_batch();
         }
+        self.poll_prices();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

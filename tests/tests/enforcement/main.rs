@@ -18,6 +18,7 @@
 
 mod admission;
 mod edges;
+mod price_file;
 mod prices;
 mod refusals;
 mod settlement;

@@ -175,8 +175,13 @@ fn control_plane_config_errors_name_the_field() {
         bad(r#"{"cluster":"c","token":"t","deny_status":200}"#),
         "control_plane.deny_status"
     );
+    assert_eq!(
+        bad(r#"{"cluster":"c","token":"t","price_refresh_ms":999}"#),
+        "control_plane.price_refresh_ms"
+    );
     let c = open();
     assert_eq!(c.timeout, Duration::from_millis(50));
+    assert_eq!(c.price_refresh, Duration::from_secs(10));
     assert!(
         c.reserve_headers()
             .contains(&("authorization", "Bearer t0k"))

@@ -1,6 +1,7 @@
 //! The HTTP server: `run(listener, state, shutdown)` serves until `shutdown` resolves, then
 //! lets in-flight requests finish (tests bind port 0 and pass their own shutdown future).
-//! Alert delivery runs beside it as a background task, stopped when serving ends.
+//! Alert delivery and the forecast refresh (gauges, run-out alerts) run beside it as
+//! background tasks, stopped when serving ends.
 
 use std::future::Future;
 
@@ -16,6 +17,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     crate::metrics::install();
     let delivery = crate::alerts::worker::start(&state);
+    let forecasts = crate::api::forecasts::start(&state);
     let app = crate::api::router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -23,5 +25,6 @@ pub async fn run(
     if let Some(d) = delivery {
         d.abort();
     }
+    forecasts.abort();
     served
 }

@@ -119,6 +119,15 @@ fn serve_runs_on_the_memory_store_the_cli_manages_budgets_and_sigterm_stops_it()
         ],
     ));
     ok(&cli(&url, &["emergency", "clear", "team:a"]));
+    let out = ok(&cli(&url, &["forecast"]));
+    assert!(out.contains("RUNOUT") && out.contains("team-a"), "{out}");
+    let out = ok(&cli(&url, &["--output", "json", "forecast", "team-a"]));
+    assert!(out.contains("\"budget_id\": \"team-a\""), "{out}");
+    let out = ok(&cli(
+        &url,
+        &["forecast", "--scope", "team:a", "--period", "daily"],
+    ));
+    assert!(out.contains("team:a (daily)"), "{out}");
     ok(&cli(&url, &["budget", "reset", "team-a"]));
     ok(&cli(&url, &["budget", "delete", "team-a"]));
     let missing = cli(&url, &["budget", "show", "team-a"]);

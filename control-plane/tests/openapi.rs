@@ -696,6 +696,62 @@ async fn every_operation_answers_as_the_document_says() {
         .await;
     assert_eq!(s, 400);
 
+    // Forecasts: every budget, one scope (its own forecast and its budgets'), one budget,
+    // and the errors.
+    let (s, all) = c
+        .call(&app, ADMIN, M::GET, "/v1/forecasts", "/v1/forecasts", None)
+        .await;
+    assert_eq!(s, 200, "{all}");
+    let first = all["budgets"][0]["budget_id"]
+        .as_str()
+        .expect("a budget")
+        .to_owned();
+    let (s, one) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/forecasts",
+            "/v1/forecasts?scope=team:a&period=weekly&timezone=Europe/Berlin",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{one}");
+    assert_eq!(one["scope"]["scope"], "team:a");
+    let (s, b) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/forecasts/{budget}",
+            &format!("/v1/forecasts/{first}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/forecasts/{budget}",
+            "/v1/forecasts/nope",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/forecasts",
+            "/v1/forecasts?scope=team:a&period=fortnightly",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
     // The ledger: streamed exports (CSV, not JSON), an empty import, a refused range.
     for (template, path) in [
         (

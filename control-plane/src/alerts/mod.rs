@@ -89,6 +89,8 @@ pub enum AlertKind {
     Anomaly,
     /// Calls were admitted without the control plane (fail-open) and settled later.
     FailOpenEpisode,
+    /// A budget's spend forecast reaches its limit before the period ends (once per window).
+    BudgetForecastRunout,
 }
 
 impl AlertKind {
@@ -100,6 +102,7 @@ impl AlertKind {
             AlertKind::EmergencySwitch => "emergency_switch",
             AlertKind::Anomaly => "anomaly",
             AlertKind::FailOpenEpisode => "fail_open_episode",
+            AlertKind::BudgetForecastRunout => "budget_forecast_runout",
         }
     }
 }
@@ -140,6 +143,9 @@ pub struct Alert {
     /// The episode (`fail_open_episode`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_open: Option<crate::alerts::events::FailOpenDetail>,
+    /// When the limit is forecast to be reached, Unix ms (`budget_forecast_runout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runout_at_ms: Option<i64>,
     /// When, Unix ms.
     pub at_ms: i64,
 }
@@ -159,6 +165,7 @@ impl Alert {
             anomaly: None,
             emergency: None,
             fail_open: None,
+            runout_at_ms: None,
             at_ms,
         }
     }
@@ -206,6 +213,16 @@ impl Alert {
                     "[{sev}] budget {budget} is suspended: it refuses every call until reopened"
                 )
             }
+            AlertKind::BudgetForecastRunout => format!(
+                "[{sev}] budget {budget} is forecast to run out before its period ends, at {} (spent {} USD so far)",
+                self.runout_at_ms
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map_or_else(
+                        || "?".to_owned(),
+                        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                tollgate_model::NanoUsd(self.spent_nanos.unwrap_or(0)),
+            ),
             _ => format!("[{sev}] {}", events::summary(self)),
         }
     }

@@ -304,7 +304,7 @@ fn single_scope(b: &Budget) -> Option<Scope> {
 pub async fn read_budgets(
     store: &dyn Store,
     budgets: &[&Budget],
-    models: &dyn ModelMatch,
+    models: &(dyn ModelMatch + Sync),
     hours: Hours,
     now: DateTime<Utc>,
 ) -> Result<Vec<Hourly>, SeriesError> {
@@ -345,7 +345,7 @@ pub async fn read_budgets(
     Ok(out)
 }
 
-fn counts_model(b: &Budget, models: &dyn ModelMatch, charged: &str) -> bool {
+fn counts_model(b: &Budget, models: &(dyn ModelMatch + Sync), charged: &str) -> bool {
     b.model.as_deref().is_none_or(|m| models.counts(m, charged))
 }
 
@@ -353,7 +353,7 @@ async fn read_records_into(
     store: &dyn Store,
     budgets: &[&Budget],
     which: &[usize],
-    models: &dyn ModelMatch,
+    models: &(dyn ModelMatch + Sync),
     hours: Hours,
     now: DateTime<Utc>,
     out: &mut [Hourly],

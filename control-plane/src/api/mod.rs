@@ -6,6 +6,7 @@ pub mod budgets;
 pub mod channels;
 pub mod emergency;
 pub mod error;
+pub mod forecasts;
 pub mod json;
 pub mod ledger;
 pub mod ops;
@@ -43,6 +44,7 @@ use error::ApiError;
         channels::create, channels::list, channels::get, channels::update, channels::delete,
         alerts::deliveries, alerts::dead_letters,
         ledger::records, ledger::rollups, ledger::import,
+        forecasts::list, forecasts::get,
     ),
     components(schemas(ledger::ImportSummary, crate::ledger::RequestRecord,
         crate::ledger::RollupRow, crate::ledger::TokenCounts, crate::ledger::CostParts,
@@ -67,7 +69,13 @@ use error::ApiError;
         crate::alerts::record::Attempt, crate::alerts::events::AnomalyDetail,
         crate::alerts::events::EmergencyDetail, crate::alerts::events::FailOpenDetail,
         crate::analytics::anomaly::Metric, crate::analytics::anomaly::Detector,
-        crate::analytics::anomaly::Direction)),
+        crate::analytics::anomaly::Direction,
+        forecasts::BudgetForecast, forecasts::ForecastList, forecasts::ScopeForecast,
+        crate::analytics::forecast::Forecast, crate::analytics::forecast::EndOfPeriod,
+        crate::analytics::forecast::Interval, crate::analytics::forecast::Runout,
+        crate::analytics::forecast::RunoutStatus, crate::analytics::forecast::BurnRate,
+        crate::analytics::forecast::Backtest, crate::analytics::forecast::Candidate,
+        crate::analytics::forecast::Step, crate::analytics::forecast::methods::Method)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;
@@ -115,6 +123,8 @@ pub fn router(state: AppState) -> Router {
                 .put(profiles::put)
                 .delete(profiles::delete),
         )
+        .route("/v1/forecasts", get(forecasts::list))
+        .route("/v1/forecasts/{budget}", get(forecasts::get))
         .route("/v1/reports/spend", get(reports::spend))
         .route("/v1/reports/chargeback", get(reports::chargeback))
         .route("/v1/reports/invoice", get(reports::invoice))

@@ -2,6 +2,7 @@
 //! admin client of its REST API.
 
 mod client;
+mod forecasts;
 mod ledger;
 mod output;
 mod reports;
@@ -77,6 +78,8 @@ enum Command {
     /// Alert events and their deliveries.
     #[command(subcommand)]
     Alert(AlertCmd),
+    /// Spend forecasts to the period end: every budget, one budget, or a scope.
+    Forecast(forecasts::ForecastArgs),
     /// Export ledger records or rollups (CSV or JSON lines), streamed, with a progress bar.
     Export(ledger::ExportArgs),
     /// Import past calls into the ledger (Tollgate CSV / JSON lines, LiteLLM spend logs).
@@ -287,6 +290,7 @@ async fn admin(url: &str, out: Output, cmd: Command) -> Result<(), String> {
         Command::Chargeback(a) => return reports::chargeback(&c, out, a).await,
         Command::Invoice(a) => return reports::invoice(&c, out, a).await,
         Command::Profile(p) => return reports::profile(&c, out, p).await,
+        Command::Forecast(a) => return forecasts::forecast(&c, out, a).await,
         Command::Export(a) => return ledger::export(url, a).await,
         Command::Import(a) => return ledger::import(url, out, a).await,
         Command::Budget(b) => match b {

@@ -125,7 +125,7 @@ pub enum ProfileCmd {
     },
 }
 
-fn path_with(path: &str, pairs: &[(&str, Option<&str>)]) -> Result<String, String> {
+pub(super) fn path_with(path: &str, pairs: &[(&str, Option<&str>)]) -> Result<String, String> {
     let present = pairs.iter().filter_map(|(k, v)| v.map(|v| (*k, v)));
     let url = reqwest::Url::parse_with_params("http://x/", present).map_err(|e| e.to_string())?;
     Ok(match url.query() {
@@ -134,7 +134,7 @@ fn path_with(path: &str, pairs: &[(&str, Option<&str>)]) -> Result<String, Strin
     })
 }
 
-fn cell(v: &Value) -> String {
+pub(super) fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -142,14 +142,14 @@ fn cell(v: &Value) -> String {
     }
 }
 
-fn usd(nanos: &Value) -> String {
+pub(super) fn usd(nanos: &Value) -> String {
     nanos.as_i64().map_or_else(
         || "-".into(),
         |n| tollgate_model::NanoUsd(n).to_usd().to_string(),
     )
 }
 
-fn table(headers: &[String], rows: &[Vec<String>]) -> String {
+pub(super) fn table(headers: &[String], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -171,7 +171,7 @@ fn table(headers: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn print(out: Output, value: &Value, as_table: impl Fn(&Value) -> String) {
+pub(super) fn print(out: Output, value: &Value, as_table: impl Fn(&Value) -> String) {
     match out {
         Output::Json => println!(
             "{}",

@@ -1,0 +1,115 @@
+//! `tollgate forecast`: a client of `/v1/forecasts`, printed as a table (one row per budget,
+//! and the scope's own first) or as the API's JSON.
+
+use clap::Args;
+use reqwest::Method;
+use serde_json::Value;
+
+use super::Output;
+use super::client::Client;
+use super::reports::{cell, path_with, print, table, usd};
+
+/// `tollgate forecast`: `GET /v1/forecasts[/{budget}]`.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    /// One budget's forecast (default: every budget).
+    budget: Option<String>,
+    /// A scope (team:a, global): its own forecast and its budgets'.
+    #[arg(long, conflicts_with = "budget")]
+    scope: Option<String>,
+    /// With --scope: daily, weekly, monthly (default), quarterly or yearly.
+    #[arg(long, requires = "scope")]
+    period: Option<String>,
+    /// With --scope: the IANA zone of the period (default UTC).
+    #[arg(long, requires = "scope")]
+    timezone: Option<String>,
+}
+
+fn round2(v: &Value) -> String {
+    v.as_f64().map_or_else(|| "-".into(), |x| format!("{x:.2}"))
+}
+
+fn row(name: String, f: &Value) -> Vec<String> {
+    let e = &f["end_of_period"];
+    vec![
+        name,
+        usd(&f["spent_nanos"]),
+        usd(&f["limit_nanos"]),
+        round2(&e["point_usd"]),
+        format!(
+            "{}-{}",
+            round2(&e["p80"]["low_usd"]),
+            round2(&e["p80"]["high_usd"])
+        ),
+        format!(
+            "{}-{}",
+            round2(&e["p95"]["low_usd"]),
+            round2(&e["p95"]["high_usd"])
+        ),
+        cell(&f["runout"]["status"]),
+        cell(&f["runout"]["at"]),
+        round2(&f["burn_rate"]["last_24h_usd_per_hour"]),
+        format!(
+            "{}{}",
+            cell(&f["method"]),
+            if f["short_history"] == true {
+                " (short history)"
+            } else {
+                ""
+            }
+        ),
+        round2(&f["backtest"]["smape_pct"]),
+    ]
+}
+
+fn forecast_table(v: &Value) -> String {
+    let headers = [
+        "BUDGET",
+        "SPENT_USD",
+        "LIMIT_USD",
+        "END_USD",
+        "80%",
+        "95%",
+        "RUNOUT",
+        "RUNOUT_AT",
+        "USD_PER_HOUR",
+        "METHOD",
+        "SMAPE_%",
+    ]
+    .map(String::from);
+    let mut rows = Vec::new();
+    if v["scope"].is_object() {
+        let s = &v["scope"];
+        rows.push(row(
+            format!("{} ({})", cell(&s["scope"]), cell(&s["period"])),
+            &s["forecast"],
+        ));
+    }
+    let one = [v.clone()];
+    let budgets = match v["budgets"].as_array() {
+        Some(b) => b.as_slice(),
+        None => &one,
+    };
+    for b in budgets {
+        rows.push(row(cell(&b["budget_id"]), &b["forecast"]));
+    }
+    table(&headers, &rows)
+}
+
+/// Runs `tollgate forecast`.
+pub async fn forecast(c: &Client, out: Output, a: ForecastArgs) -> Result<(), String> {
+    let path = match &a.budget {
+        Some(id) => format!("/v1/forecasts/{id}"),
+        None => path_with(
+            "/v1/forecasts",
+            &[
+                ("scope", a.scope.as_deref()),
+                ("period", a.period.as_deref()),
+                ("timezone", a.timezone.as_deref()),
+            ],
+        )?,
+    };
+    let v = c.send(Method::GET, &path, None, None).await?;
+    print(out, &v, forecast_table);
+    Ok(())
+}

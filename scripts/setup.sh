@@ -10,6 +10,8 @@
 #     (scripts/requirements.txt: the official provider SDKs the end-to-end suite drives,
 #     aiosmtpd, the real SMTP server the alert email tests send to)
 #   - helm/tests/crd/node_modules: the CRD schemas the chart's tests validate Istio objects with
+#   - Debian's chromium and tests/browser/node_modules (puppeteer-core): the dashboard's browser
+#     tests (tests/tests/dashboard.rs); ui/node_modules (uPlot): scripts/ui-assets.sh --check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,8 @@ command -v wasm-opt >/dev/null 2>&1 || apt_packages+=(binaryen)
 command -v pdftoppm >/dev/null 2>&1 || apt_packages+=(poppler-utils)
 # The chart's read-only-root test runs the control plane with unshare, setpriv and chroot.
 command -v setpriv >/dev/null 2>&1 || apt_packages+=(util-linux)
+# The dashboard's browser tests drive Debian's Chromium headless.
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 if ((${#apt_packages[@]})); then
   say "installing ${apt_packages[*]} (apt)"
@@ -53,10 +57,12 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# npm packages of the chart's tests, as package-lock.json pins them.
-crd="helm/tests/crd"
-if [ "$(sha256sum < "$crd/package-lock.json")" != "$(cat "$crd/node_modules/.tollgate-lock" 2>/dev/null)" ]; then
-  say "installing the chart tests' npm packages ($crd)"
-  (cd "$crd" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-  sha256sum < "$crd/package-lock.json" > "$crd/node_modules/.tollgate-lock"
-fi
+# npm packages, as each package-lock.json pins them: the chart tests' CRD schemas, the browser
+# tests' puppeteer-core, the dashboard's uPlot (only scripts/ui-assets.sh reads it).
+for dir in helm/tests/crd tests/browser ui; do
+  if [ "$(sha256sum < "$dir/package-lock.json")" != "$(cat "$dir/node_modules/.tollgate-lock" 2>/dev/null)" ]; then
+    say "installing npm packages ($dir)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    sha256sum < "$dir/package-lock.json" > "$dir/node_modules/.tollgate-lock"
+  fi
+done

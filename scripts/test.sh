@@ -2,7 +2,7 @@
 # The whole test suite, the same locally and in CI (.ci/run calls this).
 #   scripts/test.sh            every check below, in order
 #   scripts/test.sh CHECK...   only those checks
-# Checks: fmt clippy clippy-wasm wasm test test-wasm doc prices helm up
+# Checks: fmt clippy clippy-wasm wasm test test-wasm ui doc prices helm up
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -35,6 +35,9 @@ check_test_wasm() {
   CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/scripts/wasi-run.mjs" \
     cargo test -p tollgate-model --target wasm32-wasip1 --locked
 }
+# The dashboard's checked-in generated files match their sources. (Its pages are tested in
+# headless Chromium against the whole gateway by tests/tests/dashboard.rs, part of `test`.)
+check_ui() { ./scripts/ui-assets.sh --check; }
 check_doc() { RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked; }
 check_prices() { python3 model/prices/check_prices.py; }
 # The Helm chart, images and Istio install (helm/tests): lint, golden renders, Kubernetes and CRD
@@ -51,7 +54,7 @@ check_up() {
     ./scripts/up.sh --smoke
 }
 
-all=(fmt clippy clippy-wasm wasm test test-wasm doc prices helm up)
+all=(fmt clippy clippy-wasm wasm test test-wasm ui doc prices helm up)
 checks=("$@")
 ((${#checks[@]})) || checks=("${all[@]}")
 log="$(mktemp)"

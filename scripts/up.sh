@@ -140,6 +140,7 @@ Tollgate is up: Envoy + the Tollgate filter in front of $upstream.
   gateway        http://127.0.0.1:$GATEWAY_PORT     (/openai/v1/..., /anthropic/v1/messages, /gemini/v1beta/...: docs/providers/)
   metrics        http://127.0.0.1:$ADMIN_PORT/stats/prometheus   (tollgate_* series)
   control plane  http://127.0.0.1:$CP_PORT   ($store; admin token below)
+  dashboard      http://127.0.0.1:$CP_PORT/ui/   (log in with the admin token: docs/dashboard.md)
   logs, config   $STATE/
 
 Try it (team "demo" has the sample budget demo-monthly: \$25 a month):

@@ -15,4 +15,5 @@ pub mod profiles;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod ui;
 pub mod unpriced;

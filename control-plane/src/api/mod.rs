@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .merge(dataplane)
         .merge(open)
+        .merge(crate::ui::router())
         // After every route: it applies to the routes already added. axum keeps its `Allow`.
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .fallback(|| async { ApiError::NotFound("route".into()) })

@@ -218,6 +218,7 @@ async fn read_rows(
     store: &dyn Store,
     hours: Hours,
     filter: RollupFilter,
+    granularity: Granularity,
     now: DateTime<Utc>,
 ) -> Result<Vec<RollupRow>, StoreError> {
     let Some(range) = hours.ledger_range() else {
@@ -227,7 +228,7 @@ async fn read_rows(
         .rollups(&RollupQuery {
             range,
             filter,
-            granularity: Granularity::Hour,
+            granularity,
             now_ms: now.timestamp_millis(),
         })
         .await
@@ -252,7 +253,7 @@ pub async fn read_scopes(
         scopes: scopes.to_vec(),
         ..RollupFilter::default()
     };
-    for r in read_rows(store, hours, filter, now).await? {
+    for r in read_rows(store, hours, filter, Granularity::Hour, now).await? {
         if let Some(s) = out.get_mut(&r.scope) {
             s.add_row(
                 hours,
@@ -275,7 +276,7 @@ pub async fn read_scope_models(
     now: DateTime<Utc>,
 ) -> Result<BTreeMap<(Scope, String), Hourly>, SeriesError> {
     let mut out: BTreeMap<(Scope, String), Hourly> = BTreeMap::new();
-    for r in read_rows(store, hours, filter, now).await? {
+    for r in read_rows(store, hours, filter, Granularity::Hour, now).await? {
         out.entry((r.scope.clone(), r.model.clone()))
             .or_insert_with(|| Hourly::zeros(hours))
             .add_row(
@@ -301,11 +302,16 @@ fn single_scope(b: &Budget) -> Option<Scope> {
 /// One series per budget over `hours`, in the order given: the spend of the calls the
 /// budget counts (its scopes, its model filter through `models`). Reads the rollups once
 /// for all single-scope budgets and the records once for all multi-scope ones.
+///
+/// `granularity = Day` reads the day rows (24 times fewer to read): each day's values are
+/// spread over its hours, so only whole-UTC-day sums are meaningful; `hours` should then
+/// start and end at UTC midnights.
 pub async fn read_budgets(
     store: &dyn Store,
     budgets: &[&Budget],
     models: &(dyn ModelMatch + Sync),
     hours: Hours,
+    granularity: Granularity,
     now: DateTime<Utc>,
 ) -> Result<Vec<Hourly>, SeriesError> {
     let mut out: Vec<Hourly> = budgets.iter().map(|_| Hourly::zeros(hours)).collect();
@@ -322,7 +328,7 @@ pub async fn read_budgets(
             scopes: by_scope.keys().cloned().collect(),
             ..RollupFilter::default()
         };
-        for r in read_rows(store, hours, filter, now).await? {
+        for r in read_rows(store, hours, filter, granularity, now).await? {
             let Some(idx) = by_scope.get(&r.scope) else {
                 continue;
             };

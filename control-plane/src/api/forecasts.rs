@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use tollgate_model::PriceTable;
@@ -25,6 +25,7 @@ use crate::admission::line_for;
 use crate::alerts::{Alert, AlertKind, Severity};
 use crate::analytics::forecast::{self, Forecast, Request, RunoutStatus, Step};
 use crate::analytics::series::{self, Hours, SeriesError};
+use crate::ledger::Granularity;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -74,9 +75,23 @@ pub struct ScopeForecast {
     pub forecast: Forecast,
 }
 
-/// The hours of history every forecast at `step` reads before `now`'s hour.
-fn history(now: DateTime<Utc>, step: Step) -> Hours {
-    Hours::before(now, step.history_hours())
+/// The history a forecast at `step` reads, and from which rollups: the last week of whole
+/// hours before `now`'s hour, or the last eight weeks of whole UTC days before today
+/// (day rows: 24 times fewer to read).
+fn history(now: DateTime<Utc>, step: Step) -> (Hours, Granularity) {
+    match step {
+        Step::Hour => (Hours::before(now, step.history_hours()), Granularity::Hour),
+        Step::Day => {
+            let midnight = DateTime::from_timestamp_millis(
+                Granularity::Day.bucket_start(now.timestamp_millis()),
+            )
+            .unwrap_or(now);
+            (
+                Hours::before(midnight, step.history_hours()),
+                Granularity::Day,
+            )
+        }
+    }
 }
 
 /// Forecasts `budgets` at `now`: one read of the rollups (and of the records for
@@ -87,17 +102,35 @@ pub async fn for_budgets(
     budgets: &[&Budget],
     now: DateTime<Utc>,
 ) -> Result<Vec<BudgetForecast>, ApiError> {
-    let hours = history(now, Step::Day);
-    let all = series::read_budgets(store, budgets, prices, hours, now).await?;
+    // One read per step: budgets forecast in hours, and in days.
+    let mut all: Vec<Option<series::Hourly>> = vec![None; budgets.len()];
+    for step in [Step::Hour, Step::Day] {
+        let idx: Vec<usize> = (0..budgets.len())
+            .filter(|&i| {
+                let w = series::period_of(budgets[i], now);
+                Step::for_period(w.start, w.end) == step
+            })
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let (hours, g) = history(now, step);
+        let these: Vec<&Budget> = idx.iter().map(|&i| budgets[i]).collect();
+        let read = series::read_budgets(store, &these, prices, hours, g, now).await?;
+        for (i, h) in idx.into_iter().zip(read) {
+            all[i] = Some(h);
+        }
+    }
     let mut out = Vec::with_capacity(budgets.len());
-    for (b, h) in budgets.iter().zip(&all) {
+    for (b, h) in budgets.iter().zip(all) {
+        let h = h.ok_or(ApiError::Internal)?;
         let (line, window) = line_for(b, now);
         let c = store.counters(&line).await?;
         let f = forecast::forecast(&Request {
             now,
             period_start: window.start,
             period_end: window.end,
-            history: h,
+            history: &h,
             spent_nanos: c.spent_nanos,
             limit_nanos: b.limit.map(|l| l.0),
         });
@@ -285,12 +318,10 @@ async fn scope_forecast(
         .parse()
         .map_err(|_| ApiError::invalid("timezone", format!("{tz_name:?} is not an IANA zone")))?;
     let window = period.window(now, tz);
-    // History up to the current hour, then the current hour itself (spent so far).
-    let hist = history(now, Step::for_period(window.start, window.end));
-    let through_now = Hours {
-        start: hist.start,
-        count: hist.count + 1,
-    };
+    // The history (in hours: one scope is a small read), then what it spent since the
+    // period began, up to now.
+    let (hist, _) = history(now, Step::for_period(window.start, window.end));
+    let through_now = Hours::between(hist.start.min(window.start), now + TimeDelta::hours(1));
     let mut read = series::read_scopes(
         state.store.as_ref(),
         std::slice::from_ref(&s),
@@ -302,7 +333,7 @@ async fn scope_forecast(
         .remove(&s)
         .unwrap_or_else(|| series::Hourly::zeros(through_now));
     let spent = h
-        .slice(window.start, hist.end() + chrono::TimeDelta::hours(1))
+        .slice(window.start, through_now.end())
         .total_cost_nanos()
         .ok_or(ApiError::Internal)?;
     let past = h.slice(hist.start, hist.end());

@@ -2,9 +2,11 @@
 //! handed in ([`forecast`]), no store or clock access.
 //!
 //! The series is summed into **steps**: hours for periods of up to two days (the pattern
-//! that matters is the hour of day, season 24), otherwise 24-hour blocks ending at the
-//! current hour (day of week, season 7). Leading steps before the first spend are dropped,
-//! so a new team's history is as short as it really is.
+//! that matters is the hour of day, season 24), otherwise 24-hour blocks ending where the
+//! history ends (day of week, season 7; the API hands in history up to a UTC midnight, read
+//! from the day rollups). Leading steps before the first spend are dropped, so a new
+//! team's history is as short as it really is, and so is its first step with spend (it is
+//! usually partial).
 //!
 //! Each method of [`methods`] that has enough history is fitted to all but the last steps
 //! and scored by sMAPE on them (the **backtest**, as long as the horizon up to a quarter of
@@ -36,10 +38,10 @@ pub const SHORT_DAYS: usize = 14;
 pub const SHORT_HOURS: usize = 72;
 /// How far ahead the run-out of a budget whose period never ends is looked for.
 pub const OPEN_HORIZON_DAYS: i64 = 30;
-/// Most steps of history used (older ones are dropped): eight weeks of days, two of hours.
+/// Most steps of history used (older ones are dropped): eight weeks of days, one of hours.
 pub const MAX_DAYS: usize = 56;
 /// See [`MAX_DAYS`].
-pub const MAX_HOURS: usize = 336;
+pub const MAX_HOURS: usize = 168;
 const WIDEN_SHORT: f64 = 1.5;
 const HOUR_NANOS_PER_USD: f64 = 1e9;
 
@@ -209,7 +211,8 @@ pub struct Forecast {
     pub short_history: bool,
 }
 
-/// The per-step spend (nano-USD) of `h`, in steps, oldest first, leading zeros dropped.
+/// The per-step spend (nano-USD) of `h`, in steps, oldest first, leading zeros dropped
+/// (and the first step with spend after them).
 fn steps_of(h: &Hourly, step: Step) -> Vec<f64> {
     let per = step.hours();
     let max = match step {
@@ -222,7 +225,12 @@ fn steps_of(h: &Hourly, step: Step) -> Vec<f64> {
         .chunks(per)
         .map(|c| c.iter().map(|&v| v as f64).sum())
         .collect();
-    let first = y.iter().position(|&v| v != 0.0).unwrap_or(y.len());
+    let mut first = y.iter().position(|&v| v != 0.0).unwrap_or(y.len());
+    // Spend that began inside the window began part-way through its first step: that step
+    // is left out too (a team starting at noon is not a team that doubled the next day).
+    if first > 0 && y.len() - first >= 4 {
+        first += 1;
+    }
     y[first..].to_vec()
 }
 

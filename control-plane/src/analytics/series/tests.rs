@@ -1,5 +1,6 @@
 use super::*;
 use crate::analytics::testing::utc;
+use crate::ledger::Granularity;
 use crate::ledger::LedgerLimits;
 use crate::ledger::synthetic;
 use crate::store::SettleOp;
@@ -53,9 +54,16 @@ async fn a_budget_series_is_dense_and_counts_only_its_scope_and_model() {
         r#"{"id":"g","scopes":["team:a"],"model":"gpt-4o","limit_usd":"1","period":"monthly"}"#,
     );
     let global = budget(r#"{"id":"t","scopes":["global"],"limit_usd":"1","period":"monthly"}"#);
-    let got = read_budgets(&store, &[&all, &gpt, &global], &ExactModel, hours, now)
-        .await
-        .unwrap();
+    let got = read_budgets(
+        &store,
+        &[&all, &gpt, &global],
+        &ExactModel,
+        hours,
+        Granularity::Hour,
+        now,
+    )
+    .await
+    .unwrap();
     assert_eq!(got[0].cost_nanos, vec![0, 120, 0, 7, 0]);
     assert_eq!(got[0].requests, vec![0, 2, 0, 1, 0]);
     assert_eq!(got[1].cost_nanos, vec![0, 120, 0, 0, 0]);
@@ -86,7 +94,7 @@ async fn a_multi_scope_budget_counts_only_calls_carrying_every_scope() {
     let b =
         budget(r#"{"id":"ab","scopes":["team:a","user:bob"],"limit_usd":"1","period":"daily"}"#);
     let hours = Hours::before(now, 4);
-    let got = read_budgets(&store, &[&b], &ExactModel, hours, now)
+    let got = read_budgets(&store, &[&b], &ExactModel, hours, Granularity::Hour, now)
         .await
         .unwrap();
     assert_eq!(got[0].cost_nanos, vec![0, 5, 3, 0]);

@@ -176,6 +176,8 @@ pub fn provider_host(path: &str) -> &'static str {
         "api.anthropic.com"
     } else if path.starts_with("/v1beta/") {
         "generativelanguage.googleapis.com"
+    } else if path.starts_with("/model/") {
+        "bedrock-runtime.us-east-1.amazonaws.com"
     } else {
         "api.openai.com"
     }

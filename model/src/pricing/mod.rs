@@ -365,6 +365,12 @@ impl PriceTable {
         &self.models
     }
 
+    /// Every exact name the table knows (ids, the file's aliases, configured aliases), in no
+    /// particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.index.keys().map(String::as_str)
+    }
+
     /// Adds or replaces a model entry (a price override). Its aliases replace any that
     /// pointed elsewhere; its id must not be another model's alias.
     pub fn upsert(&mut self, model: ModelPrices) -> Result<(), PricingError> {

@@ -4,7 +4,9 @@
 //!   any field it does not know);
 //! - Azure OpenAI refuses `stream_options` before api-version 2024-09-01 (400);
 //! - Bedrock refuses a request whose SigV4 signature does not verify with the test
-//!   credentials ([`TEST_AWS_ACCESS_KEY_ID`]), or that carries none (403);
+//!   credentials ([`TEST_AWS_ACCESS_KEY_ID`]), or that carries none (403); a Bedrock API key
+//!   (`Authorization: Bearer …`, [`TEST_BEDROCK_API_KEY`]) stands instead of a signature,
+//!   as it does on AWS;
 //! - answers are gzipped whenever the request's `accept-encoding` allows it (the SDKs ask
 //!   for gzip; the gateway asks for `identity`, `docs/filter.md`);
 //! - an OpenAI-style stream carries a usage chunk only when the request asked for it
@@ -22,6 +24,10 @@ use sha2::{Digest, Sha256};
 pub const TEST_AWS_ACCESS_KEY_ID: &str = "AKIDTOLLGATETEST";
 /// Its secret: the strict mock verifies signatures with it, as AWS would.
 pub const TEST_AWS_SECRET_ACCESS_KEY: &str = "tollgate/test/secret/key/not/a/real/one";
+
+/// The Bedrock API key the strict mock takes (`Authorization: Bearer <key>`), as AWS takes
+/// its long-term Bedrock API keys instead of a SigV4 signature.
+pub const TEST_BEDROCK_API_KEY: &str = "ABSKtollgatetestkeynotarealone";
 
 /// A real provider's refusal of this request, or `None` when it would take it.
 pub fn refusal(method: &str, uri: &str, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
@@ -60,8 +66,12 @@ pub fn refusal(method: &str, uri: &str, headers: &HeaderMap, body: &[u8]) -> Opt
             return Some(json_error(StatusCode::BAD_REQUEST, &error));
         }
     }
+    let bedrock_key = header(headers, "authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|key| key == TEST_BEDROCK_API_KEY);
     if host.starts_with("bedrock-runtime")
         && host.ends_with(".amazonaws.com")
+        && !bedrock_key
         && let Err(why) = verify_sigv4(method, path, query, headers, body)
     {
         let error = serde_json::json!({ "message": why });
@@ -302,38 +312,49 @@ pub fn verify_sigv4(
     }
 }
 
+/// The `host`, `x-amz-date` and `authorization` headers of a `POST` of `body` to `path` (no
+/// query) on `host`, signed with SigV4 by the test credentials, as an AWS SDK signs a
+/// Bedrock call (over the host and date headers, the path and the body).
+pub fn sigv4_signed(
+    path: &str,
+    host: &str,
+    body: &[u8],
+) -> Result<HeaderMap, axum::http::header::InvalidHeaderValue> {
+    let amz_date = "20261207T120000Z";
+    let scope = "20261207/us-east-1/bedrock/aws4_request";
+    let canonical = format!(
+        "POST\n{}\n\nhost:{host}\nx-amz-date:{amz_date}\n\nhost;x-amz-date\n{}",
+        uri_encode(path, true),
+        hex(&Sha256::digest(body))
+    );
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex(&Sha256::digest(canonical.as_bytes()))
+    );
+    let key = ["20261207", "us-east-1", "bedrock", "aws4_request"]
+        .iter()
+        .fold(
+            format!("AWS4{TEST_AWS_SECRET_ACCESS_KEY}").into_bytes(),
+            |key, part| hmac(&key, part.as_bytes()),
+        );
+    let mut headers = HeaderMap::new();
+    headers.insert("host", host.parse()?);
+    headers.insert("x-amz-date", amz_date.parse()?);
+    let auth = format!(
+        "AWS4-HMAC-SHA256 Credential={TEST_AWS_ACCESS_KEY_ID}/{scope}, SignedHeaders=host;x-amz-date, Signature={}",
+        hex(&hmac(&key, to_sign.as_bytes()))
+    );
+    headers.insert("authorization", auth.parse()?);
+    Ok(headers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A signature made here must verify, and any change to what it covers must not.
     fn signed(path: &str, host: &str, body: &[u8]) -> HeaderMap {
-        let amz_date = "20261207T120000Z";
-        let scope = "20261207/us-east-1/bedrock/aws4_request";
-        let canonical = format!(
-            "POST\n{}\n\nhost:{host}\nx-amz-date:{amz_date}\n\nhost;x-amz-date\n{}",
-            uri_encode(path, true),
-            hex(&Sha256::digest(body))
-        );
-        let to_sign = format!(
-            "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-            hex(&Sha256::digest(canonical.as_bytes()))
-        );
-        let key = ["20261207", "us-east-1", "bedrock", "aws4_request"]
-            .iter()
-            .fold(
-                format!("AWS4{TEST_AWS_SECRET_ACCESS_KEY}").into_bytes(),
-                |key, part| hmac(&key, part.as_bytes()),
-            );
-        let mut headers = HeaderMap::new();
-        headers.insert("host", host.parse().unwrap());
-        headers.insert("x-amz-date", amz_date.parse().unwrap());
-        let auth = format!(
-            "AWS4-HMAC-SHA256 Credential={TEST_AWS_ACCESS_KEY_ID}/{scope}, SignedHeaders=host;x-amz-date, Signature={}",
-            hex(&hmac(&key, to_sign.as_bytes()))
-        );
-        headers.insert("authorization", auth.parse().unwrap());
-        headers
+        sigv4_signed(path, host, body).unwrap()
     }
 
     #[test]

@@ -17,6 +17,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admission;
+mod bedrock_downgrade;
 mod edges;
 mod price_file;
 mod prices;

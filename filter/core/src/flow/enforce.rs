@@ -32,7 +32,7 @@ use crate::plugin::Filter;
 use crate::providers::{Api, Provider, Route};
 use crate::reply::{LocalReply, stream_error_event};
 use crate::request::default_cap;
-use crate::request::rewrite::{rewrite_body_model, rewrite_path_model};
+use crate::request::rewrite::{provider_model_id, rewrite_body_model, rewrite_path_model};
 use crate::scopes::Lookup;
 
 /// Where admission stands.
@@ -78,6 +78,9 @@ pub(super) struct Admitted {
     reserved_at_headers: bool,
     /// The request path, kept while a header-time reservation may rewrite it.
     path: String,
+    /// The request carries an AWS SigV4 signature, which covers its path and body: a
+    /// downgrade cannot change either without breaking it.
+    signed: bool,
     /// The worst case reserved: its tokens, and its cost as the filter priced it.
     worst: Usage,
     estimate: NanoUsd,
@@ -291,6 +294,8 @@ impl Exchange {
     ) -> Option<Vec<u8>> {
         filter.control_plane.as_ref()?;
         self.admission.decides = true;
+        self.admission.signed = lookup(Lookup::Header("authorization"))
+            .is_some_and(|a| a.trim_start().starts_with("AWS4-HMAC-SHA256"));
         let client_id = lookup(Lookup::Header("x-request-id"));
         self.admission.request_id = new_request_id(client_id.as_deref(), host.now());
         let route = self.route.as_ref()?;
@@ -430,8 +435,16 @@ impl Exchange {
         read_body: &mut dyn FnMut() -> Option<Vec<u8>>,
     ) -> Resume {
         let original = self.priced_model().unwrap_or_default();
-        let rewritten = if self.admission.reserved_at_headers {
-            let path = rewrite_path_model(&self.admission.path, &original, model);
+        let provider = self.route.as_ref().map(|r| r.provider);
+        // The provider's own id for the cheaper model (Bedrock's differ from the table's).
+        let own_id = provider.and_then(|p| provider_model_id(p, &original, model, &filter.prices));
+        let rewritten = if self.admission.signed {
+            // Signed over what a downgrade would change: sent changed, the provider refuses it.
+            None
+        } else if self.admission.reserved_at_headers {
+            let path = own_id
+                .as_deref()
+                .and_then(|id| rewrite_path_model(&self.admission.path, &original, id));
             if path.is_some()
                 && let Some(route) = self.route.as_mut()
             {
@@ -442,7 +455,9 @@ impl Exchange {
                 body: None,
             })
         } else {
-            let body = read_body().and_then(|b| rewrite_body_model(&b, model));
+            let body = own_id
+                .as_deref()
+                .and_then(|id| read_body().and_then(|b| rewrite_body_model(&b, id)));
             if body.is_some()
                 && let Some(info) = self.request.as_mut()
             {
@@ -463,15 +478,27 @@ impl Exchange {
                 Outcome::Denied,
             );
             self.phase = Phase::Released;
-            return Resume::Reply(LocalReply::error(
+            let call = own_id.as_deref().unwrap_or(model);
+            let why = if self.admission.signed {
+                "this request is signed (AWS SigV4) over its model, so the gateway cannot change it"
+            } else if own_id.is_none() {
+                "the gateway does not know its Bedrock id"
+            } else {
+                "this request names its model where the gateway cannot change it"
+            };
+            let mut reply = LocalReply::error(
                 route,
                 filter.control_plane.as_ref().map_or(429, |c| c.deny_status),
                 "budget_exceeded",
                 &format!(
-                    "budget {budget_id:?} allows this call only on {model:?}, and this request \
-                     names its model where the gateway cannot change it: call {model:?} directly"
+                    "budget {budget_id:?} allows this call only on {model:?}, and {why}: call \
+                     {call:?} directly"
                 ),
-            ));
+            );
+            reply
+                .headers
+                .push(("x-tollgate-budget".into(), budget_id.to_owned()));
+            return Resume::Reply(reply);
         };
         // The control plane reserved the same worst case on the cheaper model.
         self.admission.estimate = filter

@@ -181,3 +181,108 @@ fn an_answer_waits_until_the_calls_admission_is_decided() {
     c.headers(CHAT, &[]);
     assert!(!c.x.answer_waits_for_admission());
 }
+
+/// A control plane, and Bedrock's own id for `claude-3-5-haiku` among the names the table
+/// knows.
+const CP_BEDROCK_HAIKU: &str = r#"{"control_plane":{"cluster":"tollgate","token":"t0k"},
+    "model_aliases":{"anthropic.claude-3-5-haiku-20241022-v1:0":"claude-3-5-haiku"}}"#;
+
+/// A Bedrock Converse call on `model` with a length, its headers read (reserved there).
+fn bedrock_call(
+    config: &str,
+    model_path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+) -> Call {
+    let mut c = Call::new(config);
+    let head = super::super::RequestHead {
+        method: "POST",
+        path: model_path,
+        authority: Some("bedrock-runtime.us-east-1.amazonaws.com"),
+    };
+    let action =
+        c.x.on_request_headers(&c.f, &mut c.m, &c.h, head, &mut |what| match what {
+            crate::scopes::Lookup::Header(name) => headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned()),
+            crate::scopes::Lookup::Property(_) => None,
+        });
+    assert!(
+        matches!(action, super::super::HeadersAction::Reserve(_)),
+        "{action:?}"
+    );
+    c
+}
+
+const BEDROCK_SONNET: &str = "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse";
+const DOWNGRADE_HAIKU: &str =
+    r#"{"decision":"downgrade","budget_id":"dg","model":"claude-3-5-haiku","remaining":5}"#;
+
+#[test]
+fn a_bedrock_downgrade_writes_bedrocks_own_model_id_into_the_path() {
+    let mut c = bedrock_call(
+        CP_BEDROCK_HAIKU,
+        BEDROCK_SONNET,
+        &[
+            ("content-length", "60"),
+            ("authorization", "Bearer bedrock-api-key"),
+        ],
+    );
+    assert_eq!(
+        c.answer(Some((200, DOWNGRADE_HAIKU)), ""),
+        Resume::Rewrite {
+            path: Some("/model/us.anthropic.claude-3-5-haiku-20241022-v1%3A0/converse".into()),
+            body: None
+        }
+    );
+}
+
+#[test]
+fn a_downgrade_of_a_sigv4_signed_request_is_refused_naming_the_cheaper_model() {
+    let mut c = bedrock_call(
+        CP_BEDROCK_HAIKU,
+        BEDROCK_SONNET,
+        &[
+            ("content-length", "60"),
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261101/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc",
+            ),
+        ],
+    );
+    let Resume::Reply(reply) = c.answer(Some((200, DOWNGRADE_HAIKU)), "") else {
+        panic!("a signed request was rewritten")
+    };
+    assert_eq!(reply.status, 429);
+    let text = String::from_utf8_lossy(&reply.body);
+    assert!(
+        text.contains("us.anthropic.claude-3-5-haiku-20241022-v1:0") && text.contains("SigV4"),
+        "{text}"
+    );
+    // Released: settled at zero.
+    let s = c.finish().unwrap().settlement(0).unwrap();
+    assert_eq!((s.cost, s.reserved), (NanoUsd::ZERO, true));
+}
+
+#[test]
+fn a_bedrock_downgrade_to_a_model_whose_bedrock_id_is_unknown_is_refused_naming_it() {
+    let mut c = bedrock_call(
+        CP,
+        BEDROCK_SONNET,
+        &[
+            ("content-length", "60"),
+            ("authorization", "Bearer bedrock-api-key"),
+        ],
+    );
+    let Resume::Reply(reply) = c.answer(Some((200, DOWNGRADE_HAIKU)), "") else {
+        panic!("sent with a guessed Bedrock id")
+    };
+    assert_eq!(reply.status, 429);
+    let text = String::from_utf8_lossy(&reply.body);
+    assert!(
+        text.contains("claude-3-5-haiku") && text.contains("Bedrock id"),
+        "{text}"
+    );
+    let s = c.finish().unwrap().settlement(0).unwrap();
+    assert_eq!((s.cost, s.reserved), (NanoUsd::ZERO, true));
+}

@@ -228,6 +228,8 @@ pub struct Admission<'a> {
     pub unknown_model: &'a UnknownModelPolicy,
     /// The current time.
     pub now: DateTime<Utc>,
+    /// Where unpriced models seen are noted for their alert.
+    pub sightings: &'a crate::unpriced::Sightings,
 }
 
 impl Admission<'_> {
@@ -438,6 +440,8 @@ impl Admission<'_> {
             self.reprice(req, m)
         });
         unpriced::record("reserve", &req.provider, &req.model, &outcome);
+        let now_ms = self.now.timestamp_millis();
+        (self.sightings).note(&req.provider, &req.model, outcome.as_str(), now_ms);
         match outcome {
             Unpriced::Priced(cost) => Ok(cost),
             Unpriced::Unlimited => Ok(0),
@@ -613,6 +617,8 @@ impl Admission<'_> {
         }
         let outcome = unpriced::decide(budgets, self.unknown_model, &s.provider, false, price);
         unpriced::record("settle", &s.provider, &s.model, &outcome);
+        let now_ms = self.now.timestamp_millis();
+        (self.sightings).note(&s.provider, &s.model, outcome.as_str(), now_ms);
         match outcome {
             Unpriced::Priced(cost) => cost,
             Unpriced::Refused(_) | Unpriced::Unlimited => 0,

@@ -38,6 +38,8 @@ pub struct AppState {
     pub anomaly_settings: Arc<AnomalySettings>,
     /// What admission does with a model no price table knows, unless a budget says.
     pub unknown_model: Arc<UnknownModelPolicy>,
+    /// Unpriced models seen and not yet alerted.
+    pub unpriced: Arc<crate::unpriced::Sightings>,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
             alert_settings: DeliverySettings::default(),
             anomaly_settings: Arc::new(AnomalySettings::default()),
             unknown_model: Arc::new(UnknownModelPolicy::default()),
+            unpriced: Arc::default(),
         })
     }
 

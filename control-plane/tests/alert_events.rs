@@ -232,3 +232,50 @@ async fn fail_open_calls_become_one_episode_on_redis() {
     let server = RedisServer::start();
     fail_open_calls_become_one_episode(redis_store(&server.url())).await;
 }
+
+/// Two replicas on one Redis see the same unpriced model: one event, delivered once.
+#[tokio::test]
+async fn a_model_no_table_prices_raises_one_event_a_day_across_replicas() {
+    let server = RedisServer::start();
+    let rx = Receiver::start(Some(SECRET), 0, 200).await;
+    let a = app_on(redis_store(&server.url())).await;
+    let b = app_on(redis_store(&server.url())).await;
+    webhook(&a, &rx.url).await;
+    for (i, app) in [&a, &b, &a].into_iter().enumerate() {
+        let (s, d) = app
+            .reserve(&support::app::reserve_req(
+                &format!("r{i}"),
+                &["team:x"],
+                "vendor/model-nobody-prices:1",
+                0,
+            ))
+            .await;
+        assert_eq!((s, d["decision"].as_str()), (200, Some("allow")), "{d}");
+    }
+    rx.wait_for(1).await;
+    sweeps(&a, 3).await;
+    let got = rx.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let alert = &got[0].body["alert"];
+    assert_eq!(alert["kind"], "unpriced_model");
+    assert_eq!(
+        alert["severity"], "critical",
+        "an unlimited call is charged nothing"
+    );
+    assert_eq!(
+        alert["unpriced"],
+        json!({ "provider": "openai", "model": "vendor/model-nobody-prices:1", "action": "unlimited" })
+    );
+    assert!(
+        alert["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("unpriced.openai.vendor~2Fmodel-nobody-prices~3A1."),
+        "{alert}"
+    );
+    let summary = got[0].body["summary"].as_str().unwrap();
+    assert!(summary.contains("which no price table knows"), "{summary}");
+    assert_eq!(listed(&b, "unpriced_model").await.len(), 1);
+    a.stop().await;
+    b.stop().await;
+}

@@ -66,6 +66,17 @@ pub struct FailOpenDetail {
 
 /// The summary of a kind [`Alert::summary`] does not spell itself.
 pub(super) fn summary(a: &Alert) -> String {
+    if let (AlertKind::UnpricedModel, Some(u)) = (a.kind, &a.unpriced) {
+        let outcome = match u.action.as_str() {
+            "refused" => "refused",
+            "priced_as" => "charged as a stand-in model",
+            _ => "charged nothing",
+        };
+        return format!(
+            "calls for model {:?} at {}, which no price table knows, are {outcome}: price it (tollgate price set) or call a priced model",
+            u.model, u.provider
+        );
+    }
     let scope = a.scope.as_deref().unwrap_or("?");
     match (a.kind, &a.anomaly, &a.emergency, &a.fail_open) {
         (AlertKind::Anomaly, Some(d), em, _) => {

@@ -91,6 +91,8 @@ pub enum AlertKind {
     FailOpenEpisode,
     /// A budget's spend forecast reaches its limit before the period ends (once per window).
     BudgetForecastRunout,
+    /// A call named a model no price table knows (first such call of the day per model).
+    UnpricedModel,
 }
 
 impl AlertKind {
@@ -103,6 +105,7 @@ impl AlertKind {
             AlertKind::Anomaly => "anomaly",
             AlertKind::FailOpenEpisode => "fail_open_episode",
             AlertKind::BudgetForecastRunout => "budget_forecast_runout",
+            AlertKind::UnpricedModel => "unpriced_model",
         }
     }
 }
@@ -146,6 +149,9 @@ pub struct Alert {
     /// When the limit is forecast to be reached, Unix ms (`budget_forecast_runout`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runout_at_ms: Option<i64>,
+    /// The model and what its policy did (`unpriced_model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpriced: Option<crate::unpriced::UnpricedDetail>,
     /// When, Unix ms.
     pub at_ms: i64,
 }
@@ -166,6 +172,7 @@ impl Alert {
             emergency: None,
             fail_open: None,
             runout_at_ms: None,
+            unpriced: None,
             at_ms,
         }
     }

@@ -32,6 +32,19 @@ fn admission<'a>(state: &'a AppState, snap: &'a Snapshot) -> Admission<'a> {
         settings: state.settings,
         unknown_model: &state.unknown_model,
         now: state.now(),
+        sightings: &state.unpriced,
+    }
+}
+
+/// Raises the `unpriced_model` alerts admission noted, off the answer's path.
+fn raise_unpriced(state: &AppState) {
+    for alert in state.unpriced.take() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::alerts::events::raise(&state, alert).await {
+                tracing::warn!(error = %e, "unpriced-model alert not raised");
+            }
+        });
     }
 }
 
@@ -59,6 +72,7 @@ pub async fn reserve(
         .await?;
     let adm = admission(&state, &snap);
     let resp = adm.reserve(&req).await?;
+    raise_unpriced(&state);
     metrics::counter!("tollgate_admission_total", "outcome" => outcome_label(&resp)).increment(1);
     Ok(Json(resp))
 }
@@ -84,6 +98,7 @@ pub async fn settle(
     let snap = state.catalog.snapshot(state.store.as_ref()).await?;
     let adm = admission(&state, &snap);
     let (resp, alerts, failed_open) = adm.settle_with_alerts(&batch).await?;
+    raise_unpriced(&state);
     // Never waits: delivery runs on its own task (alerts::worker).
     state.alerts.notify(&alerts);
     if !failed_open.is_empty() {

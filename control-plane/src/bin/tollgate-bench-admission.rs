@@ -188,6 +188,7 @@ async fn run_level(
                     settings: AdmissionSettings::default(),
                     unknown_model: &Default::default(),
                     now: now(),
+                    sightings: &Default::default(),
                 };
                 let t0 = Instant::now();
                 if let Some(last) = settle_only {

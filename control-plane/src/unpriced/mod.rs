@@ -7,7 +7,12 @@
 //! otherwise the call is priced as the dearest stand-in model among the policies, so that no
 //! budget is charged less than its own policy says. A call no USD budget limits and whose
 //! policy refuses goes through unpriced: there is no USD limit to keep. Every such call is
-//! counted (`tollgate_unpriced_calls_total`) and logged.
+//! counted (`tollgate_unpriced_calls_total`), logged, and alerted once a day per model
+//! ([`sightings`]).
+
+mod sightings;
+
+pub use sightings::{Sightings, UnpricedDetail};
 
 use std::sync::Arc;
 

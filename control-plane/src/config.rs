@@ -406,6 +406,45 @@ mod tests {
     }
 
     #[test]
+    fn the_anomaly_section_sets_the_detector_and_a_bad_value_names_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "[anomaly]\nthreshold = 6.0\ncooldown_hours = 12\n\n[[anomaly.auto_emergency]]\nscope = \"team:a\"\nmode = \"downgrade_all\"\nmodel = \"gpt-4o-mini\"\nminutes = 60\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.anomaly.sensitivity().threshold, 6.0);
+        assert_eq!(c.anomaly.cooldown_hours, 12);
+        assert_eq!(c.anomaly.auto_emergency[0].minutes, 60);
+        assert_eq!(
+            c.anomaly.auto_emergency[0].min_severity,
+            crate::alerts::Severity::Critical
+        );
+        let rule =
+            |extra: &str| format!("[[anomaly.auto_emergency]]\nscope = \"team:a\"\n{extra}\n");
+        for (bad, key) in [
+            ("[anomaly]\nthreshold = 0.0".to_owned(), "anomaly.threshold"),
+            ("[anomaly]\newma_alpha = 1.5".to_owned(), "anomaly.ewma_alpha"),
+            ("[anomaly]\nlookback_weeks = 0".to_owned(), "anomaly.lookback_weeks"),
+            ("[anomaly]\nmin_history_hours = 10".to_owned(), "anomaly.min_history_hours"),
+            ("[anomaly]\ncooldown_hours = 0".to_owned(), "anomaly.cooldown_hours"),
+            ("[anomaly]\ninterval_ms = 5".to_owned(), "anomaly.interval_ms"),
+            ("[anomaly]\nmax_series = 0".to_owned(), "anomaly.max_series"),
+            ("[anomaly]\nsensitivity = 3".to_owned(), "sensitivity"),
+            (rule("mode = \"downgrade_all\"\nminutes = 5"), "anomaly.auto_emergency.model"),
+            (rule("mode = \"deny_all\"\nminutes = 0"), "anomaly.auto_emergency.minutes"),
+            (rule("mode = \"deny_all\"\nminutes = 5\nmin_severity = \"info\""), "anomaly.auto_emergency.min_severity"),
+            ("[[anomaly.auto_emergency]]\nscope = \"bad scope\"\nmode = \"deny_all\"\nminutes = 5".to_owned(), "anomaly.auto_emergency.scope"),
+        ] {
+            std::fs::write(&path, format!("{bad}\n")).unwrap();
+            let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn the_alerts_section_sets_delivery_and_a_bad_value_names_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");

@@ -132,6 +132,19 @@ fn serve_runs_on_the_memory_store_the_cli_manages_budgets_and_sigterm_stops_it()
     ok(&cli(&url, &["budget", "delete", "team-a"]));
     let missing = cli(&url, &["budget", "show", "team-a"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404 not_found"));
+    // Anomalies: no history yet, so a table with its header and no rows; a bad scope named.
+    let table = ok(&cli(&url, &["anomalies", "--scope", "team:a"]));
+    assert!(
+        table.starts_with("SEVERITY") && table.contains("EXPECTED"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 1, "{table}");
+    let bad = cli(&url, &["anomalies", "--scope", "bad scope"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("400 invalid_field"),
+        "{bad:?}"
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])

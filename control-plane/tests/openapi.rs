@@ -784,6 +784,32 @@ async fn every_operation_answers_as_the_document_says() {
         .await;
     assert_eq!(s, 400);
 
+    // Anomalies over four weeks of imported history with a spike: a real, non-empty answer.
+    let r = app
+        .admin(M::POST, "/v1/ledger/import?format=tollgate_csv")
+        .header("content-type", "text/csv")
+        .body(support::history::spike_csv("team:anomaly", "gpt-4o", 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, body) = c
+        .call(&app, ADMIN, M::GET, "/v1/anomalies", "/v1/anomalies", None)
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(!body["anomalies"].as_array().unwrap().is_empty(), "{body}");
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/anomalies",
+            "/v1/anomalies?scope=nope",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
     c.assert_all_called();
     app.stop().await;
 }

@@ -11,11 +11,14 @@
 //! - [`events`]: the alert events other than threshold crossings (suspensions, emergency
 //!   switches, anomalies, fail-open episodes), kept as store documents, one per incident.
 //! - [`suspension`]: `budget_suspended` events, found by the sweep.
-//! - [`anomaly_task`]: the anomaly detector's settings and background task.
+//! - [`anomaly_pass`]: one anomaly pass over every scope and model's recent series.
+//! - [`anomaly_task`]: the anomaly detector's settings, background task (one replica at a
+//!   time, by lease) and automatic emergency switches.
 //! - [`failopen`]: fail-open calls counted per minute as they settle, and their episodes.
 //! - [`worker`]: the queue admission feeds, the delivery loop with retries and back-off, and
 //!   the sweep that picks up events another replica (or a restart) left undelivered.
 
+pub mod anomaly_pass;
 pub mod anomaly_task;
 pub mod channel;
 pub mod events;

@@ -118,6 +118,7 @@ pub struct AlertHub {
     tx: mpsc::Sender<Alert>,
     rx: Mutex<Option<mpsc::Receiver<Alert>>>,
     sweeps: watch::Sender<u64>,
+    passes: watch::Sender<u64>,
     owner: String,
 }
 
@@ -131,6 +132,7 @@ impl Default for AlertHub {
             tx,
             rx: Mutex::new(Some(rx)),
             sweeps: watch::Sender::new(0),
+            passes: watch::Sender::new(0),
             // Unique enough per process: pid and start time.
             owner: format!("{}-{started:x}", std::process::id()),
         }
@@ -161,6 +163,16 @@ impl AlertHub {
     /// Completed sweeps so far (tests wait on it).
     pub fn sweeps(&self) -> watch::Receiver<u64> {
         self.sweeps.subscribe()
+    }
+
+    /// Completed anomaly-detector ticks so far (tests wait on it).
+    pub fn anomaly_passes(&self) -> watch::Receiver<u64> {
+        self.passes.subscribe()
+    }
+
+    /// Counts one anomaly-detector tick done.
+    pub(crate) fn anomaly_pass_done(&self) {
+        self.passes.send_modify(|n| *n += 1);
     }
 
     /// This replica's owner id in delivery records.

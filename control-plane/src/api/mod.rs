@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod alerts;
+pub mod anomalies;
 pub mod budgets;
 pub mod channels;
 pub mod emergency;
@@ -42,7 +43,7 @@ use error::ApiError;
         profiles::list, profiles::get, profiles::put, profiles::delete,
         reports::spend, reports::chargeback, reports::invoice,
         channels::create, channels::list, channels::get, channels::update, channels::delete,
-        alerts::deliveries, alerts::dead_letters,
+        alerts::deliveries, alerts::dead_letters, anomalies::list,
         ledger::records, ledger::rollups, ledger::import,
         forecasts::list, forecasts::get,
     ),
@@ -69,7 +70,8 @@ use error::ApiError;
         crate::alerts::record::Attempt, crate::alerts::events::AnomalyDetail,
         crate::alerts::events::EmergencyDetail, crate::alerts::events::FailOpenDetail,
         crate::analytics::anomaly::Metric, crate::analytics::anomaly::Detector,
-        crate::analytics::anomaly::Direction,
+        crate::analytics::anomaly::Direction, crate::alerts::anomaly_pass::PassReport,
+        crate::alerts::anomaly_pass::Anomaly,
         forecasts::BudgetForecast, forecasts::ForecastList, forecasts::ScopeForecast,
         crate::analytics::forecast::Forecast, crate::analytics::forecast::EndOfPeriod,
         crate::analytics::forecast::Interval, crate::analytics::forecast::Runout,
@@ -131,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/alerts", get(ops::alerts))
         .route("/v1/alerts/dead-letters", get(alerts::dead_letters))
         .route("/v1/alerts/{id}/deliveries", get(alerts::deliveries))
+        .route("/v1/anomalies", get(anomalies::list))
         .route("/v1/channels", post(channels::create).get(channels::list))
         .route(
             "/v1/channels/{id}",

@@ -80,6 +80,15 @@ enum Command {
     Alert(AlertCmd),
     /// Spend forecasts to the period end: every budget, one budget, or a scope.
     Forecast(forecasts::ForecastArgs),
+    /// Anomalies of the last 24 hours per scope and model, judged now.
+    Anomalies {
+        /// Only this scope (team:a, global).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Only this charged model.
+        #[arg(long)]
+        model: Option<String>,
+    },
     /// Export ledger records or rollups (CSV or JSON lines), streamed, with a progress bar.
     Export(ledger::ExportArgs),
     /// Import past calls into the ledger (Tollgate CSV / JSON lines, LiteLLM spend logs).
@@ -444,6 +453,31 @@ async fn admin(url: &str, out: Output, cmd: Command) -> Result<(), String> {
             ),
         },
         Command::Channel(ch) => channel(&c, ch).await?,
+        Command::Anomalies { scope, model } => {
+            let qenc = |s: &str| {
+                s.replace('%', "%25")
+                    .replace('+', "%2B")
+                    .replace('&', "%26")
+                    .replace('#', "%23")
+                    .replace(' ', "%20")
+            };
+            let mut q: Vec<String> = Vec::new();
+            if let Some(s) = scope {
+                q.push(format!("scope={}", qenc(&s)));
+            }
+            if let Some(m) = model {
+                q.push(format!("model={}", qenc(&m)));
+            }
+            let path = if q.is_empty() {
+                "/v1/anomalies".to_owned()
+            } else {
+                format!("/v1/anomalies?{}", q.join("&"))
+            };
+            (
+                c.send(Method::GET, &path, None, None).await?,
+                output::Kind::Anomalies,
+            )
+        }
         Command::Alert(a) => match a {
             AlertCmd::List { limit } => (
                 c.send(

@@ -21,6 +21,8 @@ pub enum Kind {
     Alerts,
     /// A list of DeliveryRecord.
     Deliveries,
+    /// A PassReport (`GET /v1/anomalies`).
+    Anomalies,
     /// Anything else: key/value lines.
     Object,
     /// No body.
@@ -170,6 +172,35 @@ pub fn render(out: Output, kind: Kind, v: &Value) -> String {
                     cell(&a["budget_id"]),
                     cell(&a["threshold_pct"]),
                     cell(&a["at_ms"]),
+                ]
+            },
+        ),
+        Kind::Anomalies => rows_of(
+            &v["anomalies"],
+            &[
+                "SEVERITY",
+                "SCOPE",
+                "MODEL",
+                "METRIC",
+                "DIRECTION",
+                "HOUR_START_MS",
+                "OBSERVED",
+                "EXPECTED",
+                "SCORE",
+            ],
+            |a| {
+                vec![
+                    cell(&a["severity"]),
+                    cell(&a["scope"]),
+                    cell(&a["model"]),
+                    cell(&a["metric"]),
+                    cell(&a["direction"]),
+                    cell(&a["hour_start_ms"]),
+                    cell(&a["observed"]),
+                    cell(&a["expected"]),
+                    a["score"]
+                        .as_f64()
+                        .map_or_else(|| "-".into(), |s| format!("{s:.1}")),
                 ]
             },
         ),

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod history;
 pub mod lines;
 pub mod topologies;
 

@@ -379,7 +379,12 @@ async fn two_replicas_on_redis_deliver_a_dead_replicas_alert_exactly_once() {
             .unwrap()
             .unwrap();
     }
-    assert_eq!(rx.received().len(), 1);
+    // The budget at 95 % also raises its forecast run-out alert: count the crossing's.
+    let got = rx.received();
+    let crossing = got
+        .iter()
+        .filter(|r| r.alert_id.as_deref() == Some(ids[0].as_str()));
+    assert_eq!(crossing.count(), 1, "{got:?}");
     let d = get(&b, &format!("/v1/alerts/{}/deliveries", ids[0])).await;
     assert_eq!(d[0]["attempts"].as_array().unwrap().len(), 1, "{d}");
     a.stop().await;

@@ -596,15 +596,19 @@ impl Admission<'_> {
 
     /// What a settlement is charged: its usage priced here (this service's table, overrides
     /// included, is the price authority) at the prices in force when the call ended; the
-    /// filter's cost only for a model this side cannot price. A zero cost with estimated or
-    /// no usage is a call the filter does not bill (an error answer, a refused or unanswered
-    /// call releasing its reservation) and stays zero.
+    /// filter's cost only for a model this side cannot price. A call the filter says is not
+    /// billed (`billed: false`: an error answer, a refused or unanswered call releasing its
+    /// reservation) stays zero; from a filter that does not say (older than the field), a
+    /// zero cost with estimated or no usage is taken as not billed.
     /// A model neither side can price is priced as its policies' dearest stand-in (a
     /// refusing policy is passed over: the call has happened), else charged $0, counted.
     fn settled_cost(&self, s: &Settlement, model: &str, budgets: &[&Arc<Budget>]) -> i64 {
         let no_usage =
             s.usage.total_tokens() == 0 && s.usage.images == 0 && s.usage.audio_seconds == 0;
-        if s.cost.nanos() == 0 && (s.usage.estimated || no_usage) {
+        let billed = s
+            .billed
+            .unwrap_or(s.cost.nanos() != 0 || !(s.usage.estimated || no_usage));
+        if !billed {
             return 0;
         }
         let at = DateTime::<Utc>::from_timestamp_millis(s.at_unix_ms).unwrap_or(self.now);

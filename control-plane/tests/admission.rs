@@ -146,6 +146,44 @@ async fn a_model_only_an_override_prices_is_reserved_and_settled_at_that_price(a
     app.stop().await;
 }
 
+async fn billed_is_read_from_the_settlement_not_inferred_from_a_zero_cost(app: TestApp) {
+    put_price(
+        &app,
+        json!({
+            "id": "in-house-llm", "provider": "vllm", "source": "contract", "checked": "2026-11-01",
+            "prices": [{ "effective_from": "2026-01-01", "input": "0.1", "output": "0.2" }]
+        }),
+    )
+    .await;
+    app.create_budget(budget("house", &["team:a"], "1")).await;
+    // Both with estimated usage (100 in, 50 out: 20 000 nano here) and a cost of 0 from the
+    // filter, which could not price the model. A billed call is priced here; one the
+    // provider does not bill stays at 0; one from an older filter that does not say is
+    // taken as not billed, as before the field.
+    let mut billed = settlement("r1", &["team:a"], "in-house-llm", 0, false);
+    billed["usage"]["estimated"] = json!(true);
+    billed["billed"] = json!(true);
+    let mut not_billed = billed.clone();
+    not_billed["request_id"] = json!("r2");
+    not_billed["billed"] = json!(false);
+    let mut older = billed.clone();
+    older["request_id"] = json!("r3");
+    older.as_object_mut().unwrap().remove("billed");
+    let batch = json!({ "settlements": [billed, not_billed, older] });
+    assert_eq!(app.settle(&batch).await.0, 200);
+    let u = app.budget("house").await;
+    assert_eq!(u["usage"]["spent_nanos"], 20_000);
+    // billed: false wins over a cost the filter computed.
+    let mut errored = settlement("r4", &["team:a"], "in-house-llm", 5_000, false);
+    errored["billed"] = json!(false);
+    assert_eq!(
+        app.settle(&json!({ "settlements": [errored] })).await.0,
+        200
+    );
+    assert_eq!(app.budget("house").await["usage"]["spent_nanos"], 20_000);
+    app.stop().await;
+}
+
 async fn put_price(app: &TestApp, entry: Value) {
     let id = entry["id"].as_str().unwrap().to_owned();
     let r = app
@@ -431,6 +469,7 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    billed_is_read_from_the_settlement_not_inferred_from_a_zero_cost,
     an_override_of_a_model_the_filter_prices_sets_the_reservation_and_the_charge,
     snapshots_aliases_and_inference_profiles_count_toward_their_model_budget,
     a_model_only_an_override_prices_is_reserved_and_settled_at_that_price,

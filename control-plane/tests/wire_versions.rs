@@ -159,6 +159,7 @@ fn this_release_settlement(i: u32) -> Settlement {
             ..CostBreakdown::default()
         }),
         cut_off: false,
+        billed: None,
     }
 }
 

@@ -283,6 +283,14 @@ pub mod v1 {
         /// The stream was cut off mid-way by a budget's cut-off.
         #[serde(default, skip_serializing_if = "is_false")]
         pub cut_off: bool,
+        /// Whether the call is billed: `false` for one the provider does not bill (an error
+        /// answer, a call refused or never answered, releasing its reservation), settled at 0
+        /// whatever its usage; `true` for any other, priced from its usage even when the
+        /// filter's `cost` is 0 (a model only the control plane prices). Absent from filters
+        /// older than this field: the control plane then takes a cost of 0 with estimated or
+        /// no usage as not billed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub billed: Option<bool>,
     }
 
     fn is_false(b: &bool) -> bool {
@@ -300,6 +308,7 @@ pub mod v1 {
                 api: None,
                 breakdown: None,
                 cut_off: false,
+                billed: None,
                 ..self.clone()
             }
         }
@@ -490,6 +499,7 @@ pub mod v1 {
                 api: None,
                 breakdown: None,
                 cut_off: false,
+                billed: Some(true),
             };
             let batch = SettleBatch {
                 settlements: vec![s],

@@ -118,6 +118,7 @@ fn settlement_in(id: &str, org: &str) -> SettleBatch {
                 ..Default::default()
             }),
             cut_off: false,
+            billed: None,
         }],
     }
 }

@@ -154,6 +154,7 @@ impl Charge {
             api: self.api.map(str::to_owned),
             breakdown: self.cost.as_ref().map(|c| c.breakdown),
             cut_off: self.cut_off,
+            billed: Some(self.outcome.is_billed()),
         })
     }
 }

@@ -36,6 +36,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the provider bills a call that ended so (a settlement's `billed`): not an error
+    /// answer, nor a call refused or never answered.
+    pub fn is_billed(self) -> bool {
+        matches!(
+            self,
+            Outcome::Charged | Outcome::Estimated | Outcome::UnknownModel | Outcome::NoModel
+        )
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -140,7 +140,9 @@ fn a_provider_error_is_counted_and_not_charged() {
     let body = r#"{"model":"gpt-4o-mini","messages":[]}"#;
     let err = r#"{"error":{"message":"overloaded","type":"server_error"}}"#;
     let (_, charge) = run(&f, &h, &mut m, CHAT, body, 503, &[err]);
-    assert_eq!(charge.unwrap().outcome, Outcome::ProviderError);
+    let outcome = charge.unwrap().outcome;
+    assert_eq!(outcome, Outcome::ProviderError);
+    assert!(!outcome.is_billed(), "settled with billed: false");
     assert_eq!(
         h.metric("tollgate_requests_total.provider.openai.outcome.provider_error"),
         1

@@ -29,6 +29,7 @@ fn charge(id: u32) -> Settlement {
             ..Default::default()
         }),
         cut_off: true,
+        billed: Some(true),
     }
 }
 

@@ -236,6 +236,7 @@ fn allow_lets_the_call_through_and_settles_the_exact_charge_as_reserved() {
     assert_eq!(s.request_id, req.request_id);
     assert_eq!(s.cost, charge.cost.unwrap().total);
     assert_eq!((s.usage.output_tokens, s.at_unix_ms), (500, 7));
+    assert_eq!(s.billed, Some(true));
     assert_eq!(
         c.h.metric("tollgate_admission_total.provider.openai.outcome.allow"),
         1
@@ -418,12 +419,18 @@ fn a_client_that_leaves_after_its_reservation_releases_it() {
     c.body(CHAT_BODY);
     c.answer(Some((200, r#"{"decision":"allow"}"#)), "");
     let s = c.finish().unwrap().settlement(0).unwrap();
-    assert_eq!((s.cost, s.reserved), (NanoUsd::ZERO, true));
+    assert_eq!(
+        (s.cost, s.reserved, s.billed),
+        (NanoUsd::ZERO, true, Some(false))
+    );
     // Gone while the reservation was in flight (held at the headers).
     let mut c = Call::new(CP);
     c.headers(GEMINI, &[("content-length", "44")]);
     let s = c.finish().unwrap().settlement(0).unwrap();
-    assert_eq!((s.cost, s.reserved), (NanoUsd::ZERO, true));
+    assert_eq!(
+        (s.cost, s.reserved, s.billed),
+        (NanoUsd::ZERO, true, Some(false))
+    );
 }
 
 #[test]

@@ -128,6 +128,11 @@ fn serve_runs_on_the_memory_store_the_cli_manages_budgets_and_sigterm_stops_it()
         &["forecast", "--scope", "team:a", "--period", "daily"],
     ));
     assert!(out.contains("team:a (daily)"), "{out}");
+    let out = ok(&cli(&url, &["recommend", "--days", "7"]));
+    assert!(
+        out.contains("budgets never used:") && out.contains("team-a"),
+        "{out}"
+    );
     ok(&cli(&url, &["budget", "reset", "team-a"]));
     ok(&cli(&url, &["budget", "delete", "team-a"]));
     let missing = cli(&url, &["budget", "show", "team-a"]);

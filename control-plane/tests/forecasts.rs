@@ -126,3 +126,70 @@ async fn a_scope_forecast_sums_its_own_spend_in_its_period_and_lists_its_budgets
     assert_eq!(s, 400, "{e}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn recommendations_name_a_cheaper_model_a_cache_opportunity_and_idle_and_tight_budgets() {
+    let app = ten_days_of_a_dollar_an_hour().await;
+    app.create_budget(
+        json!({ "id": "idle", "scopes": ["team:nobody"], "limit_usd": "5",
+        "period": "monthly" }),
+    )
+    .await;
+    // Yesterday: 20 gpt-4o calls of 6 000 input tokens each, none read from a cache.
+    for i in 0..20 {
+        let at = T0_MS - 20 * HOUR_MS + i * 60_000;
+        let mut s = settlement(&format!("g{i}"), &["team:a"], "gpt-4o", USD / 100, false);
+        s["at_unix_ms"] = json!(at);
+        s["usage"] = json!({ "uncached_input_tokens": 6_000, "output_tokens": 500 });
+        let (code, body) = app.settle(&json!({ "settlements": [s] })).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    let (s, r) = get(&app, "/v1/recommendations?days=7").await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["scope"], "global");
+    assert_eq!(r["to"], "2027-01-15T00:00:00Z");
+    let cheaper = r["cheaper_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["model"] == "gpt-4o")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(cheaper["requests"], 20);
+    assert_eq!(cheaper["class"], "openai-flagship");
+    let saving = cheaper["saving_nanos"].as_i64().unwrap();
+    assert!(saving > 0);
+    assert_eq!(
+        saving,
+        cheaper["repriced_cost_nanos"].as_i64().unwrap()
+            - cheaper["alternative_cost_nanos"].as_i64().unwrap()
+    );
+    let cache = r["prompt_cache"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["model"] == "gpt-4o")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(cache["uncached_input_tokens"], 120_000);
+    assert_eq!(cache["avg_input_tokens_per_request"], 6_000);
+    assert!(cache["max_saving_nanos"].as_i64().unwrap() > 0);
+    let out: Vec<&Value> = r["budgets_running_out"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(out.len(), 1, "{r}");
+    assert_eq!(out[0]["budget_id"], "tight");
+    assert_eq!(out[0]["limit_nanos"], 500 * USD);
+    let unused: Vec<&Value> = r["unused_budgets"].as_array().unwrap().iter().collect();
+    assert_eq!(unused.len(), 1, "{r}");
+    assert_eq!(unused[0]["budget_id"], "idle");
+
+    let (s, e) = get(&app, "/v1/recommendations?days=0").await;
+    assert_eq!(s, 400, "{e}");
+    assert_eq!(e["error"]["field"], "days");
+    let (s, team) = get(&app, "/v1/recommendations?scope=team:nobody").await;
+    assert_eq!(s, 200, "{team}");
+    assert_eq!(team["cheaper_models"], json!([]));
+    assert_eq!(team["unused_budgets"][0]["budget_id"], "idle");
+    app.stop().await;
+}

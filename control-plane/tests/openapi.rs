@@ -752,6 +752,29 @@ async fn every_operation_answers_as_the_document_says() {
         .await;
     assert_eq!(s, 400);
 
+    let (s, r) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/recommendations",
+            "/v1/recommendations?days=30",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::GET,
+            "/v1/recommendations",
+            "/v1/recommendations?scope=bad",
+            None,
+        )
+        .await;
+    assert_eq!(s, 400);
+
     // The ledger: streamed exports (CSV, not JSON), an empty import, a refused range.
     for (template, path) in [
         (

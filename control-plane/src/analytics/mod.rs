@@ -9,6 +9,8 @@
 //!   time zone, with filters and a top-N "other" row.
 //! - [`chargeback`]: spend per team / project / tag for a period, with the unallocated rest
 //!   shown as a row or shared out proportionally (largest remainder, so the sum stays exact).
+//! - [`forecast`]: spend at the period end, run-out, intervals (docs/forecasts.md).
+//! - [`recommend`]: cheaper models of the same class, prompt-cache opportunities.
 //! - [`series`]: dense hourly spend series per scope, (scope, model) and budget.
 //! - [`invoice`]: an internal invoice (line items by model, markup, fixed fee, prepaid credit)
 //!   and its HTML and PDF renderings in [`render`].
@@ -21,6 +23,7 @@ pub mod buckets;
 pub mod chargeback;
 pub mod forecast;
 pub mod invoice;
+pub mod recommend;
 pub mod render;
 pub mod report;
 pub mod series;

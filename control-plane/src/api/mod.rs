@@ -14,6 +14,7 @@ pub mod ops;
 pub mod path;
 pub mod prices;
 pub mod profiles;
+pub mod recommendations;
 pub mod reports;
 pub mod views;
 
@@ -45,7 +46,7 @@ use error::ApiError;
         channels::create, channels::list, channels::get, channels::update, channels::delete,
         alerts::deliveries, alerts::dead_letters, anomalies::list,
         ledger::records, ledger::rollups, ledger::import,
-        forecasts::list, forecasts::get,
+        forecasts::list, forecasts::get, recommendations::list,
     ),
     components(schemas(ledger::ImportSummary, crate::ledger::RequestRecord,
         crate::ledger::RollupRow, crate::ledger::TokenCounts, crate::ledger::CostParts,
@@ -77,7 +78,10 @@ use error::ApiError;
         crate::analytics::forecast::Interval, crate::analytics::forecast::Runout,
         crate::analytics::forecast::RunoutStatus, crate::analytics::forecast::BurnRate,
         crate::analytics::forecast::Backtest, crate::analytics::forecast::Candidate,
-        crate::analytics::forecast::Step, crate::analytics::forecast::methods::Method)),
+        crate::analytics::forecast::Step, crate::analytics::forecast::methods::Method,
+        recommendations::Recommendations, recommendations::BudgetRunningOut,
+        recommendations::UnusedBudget, crate::analytics::recommend::CheaperModel,
+        crate::analytics::recommend::PromptCache)),
     modifiers(&Security),
 )]
 pub struct ApiDoc;
@@ -127,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/forecasts", get(forecasts::list))
         .route("/v1/forecasts/{budget}", get(forecasts::get))
+        .route("/v1/recommendations", get(recommendations::list))
         .route("/v1/reports/spend", get(reports::spend))
         .route("/v1/reports/chargeback", get(reports::chargeback))
         .route("/v1/reports/invoice", get(reports::invoice))

@@ -1,5 +1,5 @@
-//! `tollgate forecast`: a client of `/v1/forecasts`, printed as a table (one row per budget,
-//! and the scope's own first) or as the API's JSON.
+//! `tollgate forecast` and `tollgate recommend`: clients of `/v1/forecasts` and
+//! `/v1/recommendations`, printed as tables or as the API's JSON.
 
 use clap::Args;
 use reqwest::Method;
@@ -111,5 +111,117 @@ pub async fn forecast(c: &Client, out: Output, a: ForecastArgs) -> Result<(), St
     };
     let v = c.send(Method::GET, &path, None, None).await?;
     print(out, &v, forecast_table);
+    Ok(())
+}
+
+/// `tollgate recommend`: `GET /v1/recommendations`.
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// The scope whose spend is examined (default: every call).
+    #[arg(long)]
+    scope: Option<String>,
+    /// Whole UTC days before today to examine (1-90, default 30).
+    #[arg(long)]
+    days: Option<i64>,
+}
+
+fn recommend_table(v: &Value) -> String {
+    let mut out = format!(
+        "{} from {} to {}\n",
+        cell(&v["scope"]),
+        cell(&v["from"]),
+        cell(&v["to"])
+    );
+    let rows: Vec<Vec<String>> = v["cheaper_models"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            vec![
+                format!("{} ({})", cell(&c["model"]), cell(&c["provider"])),
+                cell(&c["alternative"]),
+                cell(&c["class"]),
+                cell(&c["requests"]),
+                usd(&c["repriced_cost_nanos"]),
+                usd(&c["alternative_cost_nanos"]),
+                usd(&c["saving_nanos"]),
+            ]
+        })
+        .collect();
+    out.push_str("\ncheaper model of the same class:\n");
+    let h = [
+        "MODEL",
+        "INSTEAD",
+        "CLASS",
+        "REQUESTS",
+        "COST_USD",
+        "THEN_USD",
+        "SAVING_USD",
+    ];
+    out.push_str(&table(&h.map(String::from), &rows));
+    let rows: Vec<Vec<String>> = v["prompt_cache"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            vec![
+                format!("{} ({})", cell(&c["model"]), cell(&c["provider"])),
+                cell(&c["requests"]),
+                cell(&c["avg_input_tokens_per_request"]),
+                usd(&c["max_saving_nanos"]),
+            ]
+        })
+        .collect();
+    out.push_str("\nprompt caching (large inputs, no cache reads):\n");
+    let h = ["MODEL", "REQUESTS", "AVG_INPUT_TOKENS", "SAVING_UP_TO_USD"];
+    out.push_str(&table(&h.map(String::from), &rows));
+    let rows: Vec<Vec<String>> = v["budgets_running_out"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            vec![
+                cell(&b["budget_id"]),
+                usd(&b["spent_nanos"]),
+                usd(&b["limit_nanos"]),
+                round2(&b["forecast_end_usd"]),
+                cell(&b["runout_at"]),
+                cell(&b["period_end"]),
+            ]
+        })
+        .collect();
+    out.push_str("\nbudgets running out before their period ends:\n");
+    let h = [
+        "BUDGET",
+        "SPENT_USD",
+        "LIMIT_USD",
+        "END_USD",
+        "RUNOUT_AT",
+        "PERIOD_END",
+    ];
+    out.push_str(&table(&h.map(String::from), &rows));
+    let rows: Vec<Vec<String>> = v["unused_budgets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| vec![cell(&b["budget_id"]), cell(&b["checked_days"])])
+        .collect();
+    out.push_str("\nbudgets never used:\n");
+    out.push_str(&table(
+        &["BUDGET", "NO_SPEND_FOR_DAYS"].map(String::from),
+        &rows,
+    ));
+    out
+}
+
+/// Runs `tollgate recommend`.
+pub async fn recommend(c: &Client, out: Output, a: RecommendArgs) -> Result<(), String> {
+    let days = a.days.map(|d| d.to_string());
+    let path = path_with(
+        "/v1/recommendations",
+        &[("scope", a.scope.as_deref()), ("days", days.as_deref())],
+    )?;
+    let v = c.send(Method::GET, &path, None, None).await?;
+    print(out, &v, recommend_table);
     Ok(())
 }

@@ -89,6 +89,8 @@ enum Command {
         #[arg(long)]
         model: Option<String>,
     },
+    /// Recommendations: cheaper models, prompt caching, budgets running out or never used.
+    Recommend(forecasts::RecommendArgs),
     /// Export ledger records or rollups (CSV or JSON lines), streamed, with a progress bar.
     Export(ledger::ExportArgs),
     /// Import past calls into the ledger (Tollgate CSV / JSON lines, LiteLLM spend logs).
@@ -300,6 +302,7 @@ async fn admin(url: &str, out: Output, cmd: Command) -> Result<(), String> {
         Command::Invoice(a) => return reports::invoice(&c, out, a).await,
         Command::Profile(p) => return reports::profile(&c, out, p).await,
         Command::Forecast(a) => return forecasts::forecast(&c, out, a).await,
+        Command::Recommend(a) => return forecasts::recommend(&c, out, a).await,
         Command::Export(a) => return ledger::export(url, a).await,
         Command::Import(a) => return ledger::import(url, out, a).await,
         Command::Budget(b) => match b {

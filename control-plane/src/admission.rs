@@ -282,7 +282,7 @@ impl Admission<'_> {
 
     /// Decides one reserve request; a refusal is written to the ledger. When the store is
     /// down or full, the budgets the call matches decide by their fail mode
-    /// ([`Admission::store_down`]).
+    /// (`Admission::store_down`).
     pub async fn reserve(&self, req: &ReserveRequest) -> Result<ReserveResponse, AdmissionError> {
         let resp = match self.decide(req).await {
             Err(AdmissionError::Store(e @ (StoreError::Unavailable(_) | StoreError::Full(_)))) => {

@@ -125,7 +125,7 @@ impl Catalog {
 
     /// The snapshot admission decides by: [`Catalog::snapshot`], or, while the store cannot
     /// be read, the last one loaded (so that the budgets' own fail modes can still decide;
-    /// see `Admission::store_down`). Reloads are retried at most every [`RELOAD_BACKOFF`]
+    /// see `Admission::store_down`). Reloads are retried at most every `RELOAD_BACKOFF` (1 s)
     /// meanwhile. Only before any snapshot was ever loaded does the store error stand.
     pub async fn snapshot_for_admission(
         &self,

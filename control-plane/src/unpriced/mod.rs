@@ -8,7 +8,7 @@
 //! budget is charged less than its own policy says. A call no USD budget limits and whose
 //! policy refuses goes through unpriced: there is no USD limit to keep. Every such call is
 //! counted (`tollgate_unpriced_calls_total`), logged, and alerted once a day per model
-//! ([`sightings`]).
+//! (`sightings.rs`).
 
 mod sightings;
 

@@ -474,6 +474,119 @@ async fn a_call_without_scopes_counts_under_global_only(s: Arc<dyn Store>) {
     );
 }
 
+async fn every_call_counts_once_while_settles_and_upkeep_race(s: Arc<dyn Store>) {
+    // 480 calls on 120 models under 3 scopes: 3 840 distinct rows (more than one rollup step
+    // writes in Redis), settled in 8 tasks while 3 tasks run the ledger's upkeep, then one
+    // replay of each. Every row must hold its calls exactly once.
+    let ops: Vec<SettleOp> = (0..480)
+        .map(|i| {
+            let rec = record(
+                &format!("c{i}"),
+                &[
+                    "org:acme",
+                    &format!("team:t{}", i % 7),
+                    &format!("project:p{}", i % 11),
+                ],
+                &format!("model-{}", i % 120),
+                1_000_000_007 + i,
+                NOW + (i % 3) * HOUR,
+            );
+            settle(&format!("c{i}"), Some(rec), NOW)
+        })
+        .collect();
+    let ops = Arc::new(ops);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (s, ops) = (s.clone(), ops.clone());
+        tasks.push(tokio::spawn(async move {
+            for chunk in ops.chunks(16).skip(t).step_by(8) {
+                s.settle_many(chunk).await.unwrap();
+            }
+        }));
+    }
+    let upkeep: Vec<_> = (0..3)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    s.ledger_upkeep().await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks.into_iter().chain(upkeep) {
+        t.await.unwrap();
+    }
+    let replays = s.settle_many(&ops).await.unwrap();
+    assert!(replays.iter().all(|o| *o == SettleOutcome::Duplicate));
+    let rows = s.rollups(&everything(NOW)).await.unwrap();
+    let want_cost: i64 = ops.iter().map(|o| o.cost_nanos).sum();
+    for kind in [
+        ScopeKind::Global,
+        ScopeKind::Org,
+        ScopeKind::Team,
+        ScopeKind::Project,
+    ] {
+        let of_kind: Vec<&RollupRow> = rows.iter().filter(|r| r.scope.kind() == kind).collect();
+        let requests: i64 = of_kind.iter().map(|r| r.requests).sum();
+        let cost: i64 = of_kind.iter().map(|r| r.cost_nanos).sum();
+        let output: i64 = of_kind.iter().map(|r| r.tokens.output).sum();
+        assert_eq!(
+            (requests, cost, output),
+            (480, want_cost, 480 * 30),
+            "{kind:?}"
+        );
+    }
+    let days = s
+        .rollups(&RollupQuery {
+            granularity: Granularity::Day,
+            ..everything(NOW)
+        })
+        .await
+        .unwrap();
+    let day_cost: i64 = days
+        .iter()
+        .filter(|r| r.scope == Scope::global())
+        .map(|r| r.cost_nanos)
+        .sum();
+    assert_eq!(day_cost, want_cost);
+    assert_eq!(all_records(s.as_ref(), all_time(), 100).await.len(), 480);
+}
+
+async fn records_of_several_orgs_page_in_time_order_at_any_page_size(s: Arc<dyn Store>) {
+    // Records of three orgs (three hash tags in Redis: three streams merged per page).
+    for i in 0..30 {
+        let org = ["acme", "beta", "corp"][i % 3];
+        let rid = format!("m{i:02}");
+        let now = NOW + i64::try_from(i).unwrap() * 10;
+        let mut op = settle(
+            &rid,
+            Some(record(&rid, &[&format!("org:{org}")], "m", 1, now)),
+            now,
+        );
+        op.request_tag = org.into();
+        op.lines = Vec::new();
+        s.settle(&op).await.unwrap();
+    }
+    let want: Vec<String> = (0..30).map(|i| format!("m{i:02}")).collect();
+    for page in [1, 4, 7, 30, 100] {
+        let got: Vec<String> = all_records(s.as_ref(), all_time(), page)
+            .await
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        assert_eq!(got, want, "page size {page}");
+    }
+    let later = TimeRange::new(NOW + 95, NOW + 205).unwrap();
+    let got: Vec<String> = all_records(s.as_ref(), later, 2)
+        .await
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    assert_eq!(got, want[10..=20].to_vec());
+}
+
 macro_rules! contract {
     ($limits:expr; $($name:ident),* $(,)?) => {
         $(
@@ -519,6 +632,8 @@ contract!(LedgerLimits::default();
     rollup_filters_select_scopes_kinds_models_providers_and_time,
     records_page_in_write_order_within_their_recorded_range,
     a_call_without_scopes_counts_under_global_only,
+    every_call_counts_once_while_settles_and_upkeep_race,
+    records_of_several_orgs_page_in_time_order_at_any_page_size,
 );
 
 contract!(BOUNDED;

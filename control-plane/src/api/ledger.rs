@@ -141,16 +141,18 @@ fn record_stream(
     range: TimeRange,
     format: Format,
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
-    // State: the cursor to read after, and whether the header is still to go.
-    let start = Some((None::<String>, true));
+    // State: the cursor to read after, whether the header is still to go, and how long the
+    // last page took.
+    let start = Some((None::<String>, true, std::time::Duration::ZERO));
     futures_util::stream::unfold(start, move |state| {
         let store = store.clone();
         async move {
-            let (cursor, first) = state?;
+            let (cursor, first, busy) = state?;
             if !first {
-                // Let admission's tasks run between pages.
-                tokio::task::yield_now().await;
+                // Leave admission the cores between pages (export::PAUSE_PCT).
+                tokio::time::sleep(export::pause_after(busy)).await;
             }
+            let started = std::time::Instant::now();
             let page = match store.records(range, cursor.as_deref(), EXPORT_PAGE).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -166,7 +168,9 @@ fn record_stream(
             for r in &page.records {
                 buf.push_str(&export::record_line(r, format));
             }
-            let next = page.next_cursor.map(|c| (Some(c), false));
+            let next = page
+                .next_cursor
+                .map(|c| (Some(c), false, started.elapsed()));
             Some((Ok(Bytes::from(buf)), next))
         }
     })

@@ -48,6 +48,23 @@ fn used_memory(url: &str) -> Result<u64, String> {
         .ok_or_else(|| "no used_memory".to_owned())
 }
 
+/// Redis's CPU time so far (user + system), microseconds.
+fn redis_cpu_us(url: &str) -> Result<f64, String> {
+    let c = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = c.get_connection().map_err(|e| e.to_string())?;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query(&mut conn)
+        .map_err(|e| e.to_string())?;
+    let field = |name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((field("used_cpu_user:") + field("used_cpu_sys:")) * 1e6)
+}
+
 fn peak_rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -66,8 +83,12 @@ fn now_ms() -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn settle_op(id: String, ledger: bool, now: i64) -> SettleOp {
-    let mut op = synthetic::op(0, 1, now);
+/// Settlement `i` of a throughput run: synthetic call `i`'s scopes, model and usage (so the
+/// rows a batch adds to are as varied as the history's), ending now. Calls `i` with the same
+/// `i % 5` share an org, so a task keeps its batches in one org as a gateway's settle
+/// batches are.
+fn settle_op(id: String, ledger: bool, now: i64, i: usize) -> SettleOp {
+    let mut op = synthetic::op(i, 1, now);
     op.request_id = id.clone();
     op.now_ms = now;
     if let Some(r) = op.ledger.as_mut() {
@@ -93,7 +114,10 @@ fn settle_op(id: String, ledger: bool, now: i64) -> SettleOp {
     op
 }
 
-/// Settles per second: `tasks` tasks, each `per_task` settlements in batches of 16.
+/// Settles per second: `tasks` tasks, each `per_task` settlements in batches of 16 (task `t`
+/// in org `t % 5`). With the ledger on, the rollup pass runs beside them every second as
+/// the control plane runs it, and the time it then takes to count what is left is part of
+/// the run: the figure is settlements whose records are all counted, per second.
 async fn throughput(
     store: Arc<dyn Store>,
     ledger: bool,
@@ -102,6 +126,7 @@ async fn throughput(
     per_task: usize,
 ) -> f64 {
     let started = Instant::now();
+    let upkeep = ledger.then(|| spawn_upkeep(store.clone()));
     let mut handles = Vec::new();
     for t in 0..tasks {
         let store = store.clone();
@@ -110,7 +135,10 @@ async fn throughput(
             for b in 0..per_task / 16 {
                 let now = now_ms();
                 let ops: Vec<SettleOp> = (0..16)
-                    .map(|k| settle_op(format!("{tag}-{t}-{b}-{k}"), ledger, now))
+                    .map(|k| {
+                        let i = 5 * (t * per_task + b * 16 + k) + t % 5;
+                        settle_op(format!("{tag}-{t}-{b}-{k}"), ledger, now, i)
+                    })
                     .collect();
                 let _ = store.settle_many(&ops).await;
             }
@@ -119,14 +147,29 @@ async fn throughput(
     for h in handles {
         let _ = h.await;
     }
+    if let Some(u) = upkeep {
+        u.abort();
+        let _ = store.ledger_upkeep().await;
+    }
     (tasks * (per_task / 16) * 16) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The control plane's ledger upkeep (the rollup pass), every second until aborted.
+fn spawn_upkeep(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let _ = store.ledger_upkeep().await;
+        }
+    })
 }
 
 /// p50 and p99 of single settles, microseconds.
 async fn latency(store: &dyn Store, tag: &str, n: usize) -> (u128, u128) {
     let mut us = Vec::with_capacity(n);
     for i in 0..n {
-        let op = settle_op(format!("{tag}-{i}"), true, now_ms());
+        let op = settle_op(format!("{tag}-{i}"), true, now_ms(), i);
         let t = Instant::now();
         let _ = store.settle(&op).await;
         us.push(t.elapsed().as_micros());
@@ -140,6 +183,7 @@ async fn export_all(store: &dyn Store, range: TimeRange) -> (u64, u64) {
     let (mut n, mut bytes) = (0u64, 0u64);
     let mut cursor: Option<String> = None;
     loop {
+        let started = Instant::now();
         let Ok(page) = store.records(range, cursor.as_deref(), 1_000).await else {
             break;
         };
@@ -151,7 +195,8 @@ async fn export_all(store: &dyn Store, range: TimeRange) -> (u64, u64) {
             Some(c) => cursor = Some(c),
             None => break,
         }
-        tokio::task::yield_now().await;
+        // Paced as the API's export is.
+        tokio::time::sleep(export::pause_after(started.elapsed())).await;
     }
     (n, bytes)
 }
@@ -222,9 +267,13 @@ async fn run() -> Result<(), String> {
             Ok(())
         }));
     }
+    let upkeep = spawn_upkeep(store.clone());
     for l in loaders {
         l.await.map_err(|e| e.to_string())??;
     }
+    upkeep.abort();
+    // Loaded = every record counted in its rollups.
+    store.ledger_upkeep().await.map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
     let after = used_memory(&url)?;
     println!(
@@ -251,14 +300,37 @@ async fn run() -> Result<(), String> {
         peak_rss_kb() >> 10,
         rss0 >> 10
     );
-    let off = throughput(store.clone(), false, "off", 16, 4_096).await;
-    let on = throughput(store.clone(), true, "on", 16, 4_096).await;
-    let off2 = throughput(store.clone(), false, "off2", 16, 4_096).await;
-    let off_avg = (off + off2) / 2.0;
+    // Off, on, off, on: the machine's load moves between runs; each run also prints
+    // Redis's CPU time per settlement (the rollup pass included when on), which load
+    // moves far less.
+    let per_run = 16.0 * 4_096.0;
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for (round, ledger) in [false, true, false, true].into_iter().enumerate() {
+        let cpu0 = redis_cpu_us(&url)?;
+        let rate = throughput(store.clone(), ledger, &format!("r{round}"), 16, 4_096).await;
+        let cpu = (redis_cpu_us(&url)? - cpu0) / per_run;
+        println!(
+            "settle throughput, ledger {}: {rate:.0}/s, Redis CPU {cpu:.1} us per settlement",
+            if ledger { "on " } else { "off" }
+        );
+        if ledger {
+            on.push((rate, cpu))
+        } else {
+            off.push((rate, cpu))
+        }
+    }
+    let mean =
+        |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    let (off_rate, on_rate) = (mean(&off, |x| x.0), mean(&on, |x| x.0));
+    let (off_cpu, on_cpu) = (mean(&off, |x| x.1), mean(&on, |x| x.1));
     println!(
-        "settle throughput (16 tasks, batches of 16): ledger off {off:.0} and {off2:.0}/s, on {on:.0}/s = {:.1} % fewer",
-        (1.0 - on / off_avg) * 100.0
+        "settle throughput (16 tasks, batches of 16, means of 2): ledger off {off_rate:.0}/s, on {on_rate:.0}/s = {:.1} % fewer; Redis CPU per settlement off {off_cpu:.1} us, on {on_cpu:.1} us (+{:.0} %)",
+        (1.0 - on_rate / off_rate) * 100.0,
+        (on_cpu / off_cpu - 1.0) * 100.0
     );
+    // Settle latency with the rollup pass running beside, as in the control plane.
+    let upkeep = spawn_upkeep(store.clone());
     let idle = latency(store.as_ref(), "idle", 2_000).await;
     let exporter = {
         let store = store.clone();
@@ -270,6 +342,7 @@ async fn run() -> Result<(), String> {
     };
     let busy = latency(store.as_ref(), "busy", 2_000).await;
     exporter.abort();
+    upkeep.abort();
     println!(
         "settle latency p50/p99: idle {}/{} us, during a full export {}/{} us",
         idle.0, idle.1, busy.0, busy.1

@@ -7,6 +7,17 @@ use rust_decimal::Decimal;
 
 use super::{RequestRecord, RollupRow};
 
+/// How long an export pauses after each page, in percent of the time the page took to read
+/// and format: 100 keeps an export to about half of one core, so reserves and settles
+/// sharing the control plane's cores (and Redis) with it keep their latency. The export's
+/// rate halves (docs/ledger.md, `tollgate-bench-ledger`).
+pub const PAUSE_PCT: u32 = 100;
+
+/// The pause after a page that took `busy` (see [`PAUSE_PCT`]).
+pub fn pause_after(busy: std::time::Duration) -> std::time::Duration {
+    busy.saturating_mul(PAUSE_PCT) / 100
+}
+
 /// An export's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -350,6 +350,14 @@ pub trait Store: Send + Sync + 'static {
     /// inside a day answered in days takes in the whole day.
     async fn rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError>;
 
+    /// The ledger's background work, run every second or so by the control plane (Redis:
+    /// the rollup pass, which adds the records settled since the last pass to their rows
+    /// and trims the record streams; `rollups` and `records` run it too before reading, so
+    /// a read never misses a settled call). The memory store has none.
+    async fn ledger_upkeep(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Up to `limit` request records whose `recorded_at_ms` is in `range`, in the order
     /// they were written, starting after `cursor` (a previous page's `next_cursor`; `None`
     /// for the first page). A cursor this store cannot read is [`StoreError::BadCursor`].

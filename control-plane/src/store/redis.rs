@@ -32,8 +32,11 @@ const COMMON_LUA: &str = include_str!("redis/common.lua");
 const RESERVE_LUA: &str = include_str!("redis/reserve.lua");
 const SETTLE_LUA: &str = include_str!("redis/settle.lua");
 const LEDGER_LUA: &str = include_str!("redis/ledger.lua");
+const ROLLUP_LUA: &str = include_str!("redis/rollup.lua");
 
 mod ledger;
+mod records;
+mod rollup;
 const DOCS_LUA: &str = include_str!("redis/docs.lua");
 
 /// How to reach Redis.
@@ -54,6 +57,7 @@ pub struct RedisStore {
     prefix: String,
     reserve: Script,
     settle: Script,
+    rollup: Script,
     docs: Script,
     ledger: ledger::LedgerState,
     guard: health::Guard,
@@ -149,6 +153,7 @@ impl RedisStore {
             prefix: config.key_prefix.clone(),
             reserve: Script::new(&format!("{COMMON_LUA}\n{RESERVE_LUA}")),
             settle: Script::new(&format!("{COMMON_LUA}\n{LEDGER_LUA}\n{SETTLE_LUA}")),
+            rollup: Script::new(ROLLUP_LUA),
             docs: Script::new(DOCS_LUA),
             ledger: ledger::LedgerState::default(),
             guard: health::Guard::default(),
@@ -493,6 +498,10 @@ impl Store for RedisStore {
 
     async fn rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
         self.read_rollups(q).await
+    }
+
+    async fn ledger_upkeep(&self) -> Result<(), StoreError> {
+        self.roll_up_all().await
     }
 
     async fn records(

@@ -2,11 +2,12 @@
 //! the settlement's atomic step), the compact stored form of a record, and the readers.
 //!
 //! Keys, all under the org's hash tag so that one settlement's keys share one slot:
-//! `<p>:{tag}:lrec` (stream of records), `<p>:{tag}:lh:<hour>` / `<p>:{tag}:ld:<day>` (set
-//! of the bucket's row fields) and `<p>:{tag}:lh:<hour>:<field>` (one row). The tags that
-//! have a ledger are listed in `<p>:ledger:tags`, written before the script runs (a record
-//! never exists under an unlisted tag; the set is an index, so that write needs no atomicity
-//! with the settlement). Layout and sizes: docs/redis-keys.md.
+//! `<p>:{tag}:lrec` (stream of records), `<p>:{tag}:rh:<hour>` / `<p>:{tag}:rd:<day>` (hash
+//! of the bucket's rows, written by the rollup pass: `rollup.rs`) and `<p>:{tag}:lcur` (the
+//! pass's cursor). The tags that have a ledger are listed in `<p>:ledger:tags`, written
+//! before the script runs (a record never exists under an unlisted tag; the set is an
+//! index, so that write needs no atomicity with the settlement). Layout and sizes:
+//! docs/redis-keys.md.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,8 +21,8 @@ use tollgate_model::wire::v1::DenyReason;
 use super::{RedisStore, text, unavailable};
 use crate::ledger::row::{self, VALUES, Values};
 use crate::ledger::{
-    CallOutcome, CostParts, Granularity, LedgerLimits, RecordPage, RecordSource, RequestRecord,
-    RollupQuery, RollupRow, TimeRange, TokenCounts,
+    CallOutcome, CostParts, Granularity, LedgerLimits, RecordSource, RequestRecord, RollupQuery,
+    RollupRow, TokenCounts,
 };
 use crate::store::{SettleOp, StoreError};
 
@@ -30,7 +31,7 @@ use crate::store::{SettleOp, StoreError};
 const TAG_RELIST: Duration = Duration::from_secs(60);
 
 /// Most rollup reads pipelined in one round trip.
-const READ_PIPELINE: usize = 512;
+const READ_PIPELINE: usize = 128;
 
 /// The ledger's per-store state.
 #[derive(Default)]
@@ -166,7 +167,7 @@ pub(super) fn decode_record(raw: &str, recorded_at_ms: i64) -> Option<RequestRec
 }
 
 /// A stream entry id `<ms>-<seq>` as numbers.
-fn parse_id(id: &str) -> Option<(i64, u64)> {
+pub(super) fn parse_id(id: &str) -> Option<(i64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
@@ -182,14 +183,14 @@ impl RedisStore {
         format!("{}:ledger:tags", self.prefix)
     }
 
-    fn stream_key(&self, tag: &str) -> String {
+    pub(super) fn stream_key(&self, tag: &str) -> String {
         format!("{}:{{{tag}}}:lrec", self.prefix)
     }
 
-    fn bucket_key(&self, tag: &str, g: Granularity, start_ms: i64) -> String {
+    pub(super) fn bucket_key(&self, tag: &str, g: Granularity, start_ms: i64) -> String {
         let (what, len) = match g {
-            Granularity::Hour => ("lh", Granularity::Hour.millis()),
-            Granularity::Day => ("ld", Granularity::Day.millis()),
+            Granularity::Hour => ("rh", Granularity::Hour.millis()),
+            Granularity::Day => ("rd", Granularity::Day.millis()),
         };
         format!(
             "{}:{{{tag}}}:{what}:{}",
@@ -225,58 +226,21 @@ impl RedisStore {
             inv.arg(0);
             return;
         };
-        let l = self.ledger.limits;
-        let tag = &op.request_tag;
-        let hour = Granularity::Hour.bucket_start(record.ended_at_ms);
-        let day = Granularity::Day.bucket_start(record.ended_at_ms);
-        let hour_key = self.bucket_key(tag, Granularity::Hour, hour);
-        let day_key = self.bucket_key(tag, Granularity::Day, day);
-        let fields: Vec<String> = row::scopes_of(record)
-            .iter()
-            .map(|s| row::field(s, &record.provider, &record.charged_model))
-            .collect();
-        inv.key(self.stream_key(tag));
-        inv.key(&hour_key);
-        inv.key(&day_key);
-        for f in &fields {
-            inv.key(format!("{hour_key}:{f}"));
-            inv.key(format!("{day_key}:{f}"));
-        }
-        let minid = if l.records_max_age_ms > 0 {
-            op.now_ms.saturating_sub(l.records_max_age_ms).to_string()
-        } else {
-            String::new()
-        };
-        inv.arg(fields.len())
+        inv.key(self.stream_key(&op.request_tag));
+        inv.arg(1)
             .arg(encode_record(record))
-            .arg(l.records_max)
-            .arg(minid)
-            .arg(
-                hour.saturating_add(Granularity::Hour.millis())
-                    .saturating_add(l.hourly_retention_ms),
-            )
-            .arg(
-                day.saturating_add(Granularity::Day.millis())
-                    .saturating_add(l.daily_retention_ms),
-            )
             .arg(format!("{}-*", op.now_ms.max(0)));
-        for v in row::values_of(record) {
-            inv.arg(v);
-        }
-        for f in &fields {
-            inv.arg(f);
-        }
     }
 
-    async fn ledger_tags(&self) -> Result<Vec<String>, StoreError> {
+    pub(super) async fn ledger_tags(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
         let mut tags: Vec<String> = conn.smembers(self.tags_key()).await.map_err(unavailable)?;
         tags.sort();
         Ok(tags)
     }
 
-    /// `Store::rollups` on Redis: the buckets' indexes, then the rows that pass the filter,
-    /// pipelined.
+    /// `Store::rollups` on Redis: the rollup pass first (every settled record counted),
+    /// then each bucket's hash, pipelined; the rows that pass the filter.
     pub(super) async fn read_rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
         let keep = self.ledger.limits.hourly_retention_ms;
         let hourly = |day: i64| {
@@ -298,128 +262,38 @@ impl RedisStore {
             }
             day += Granularity::Day.millis();
         }
+        // Every record settled so far is counted before the rows are read.
+        self.roll_up_all().await?;
         let mut out = Vec::new();
         let mut conn = self.conn.clone();
         for tag in self.ledger_tags().await? {
-            let keys: Vec<(Granularity, i64, String)> = buckets
-                .iter()
-                .map(|&(g, start)| (g, start, self.bucket_key(&tag, g, start)))
-                .collect();
-            // The indexes, then the rows that pass.
-            let mut wanted: Vec<(Granularity, i64, Scope, String, String, String)> = Vec::new();
-            for chunk in keys.chunks(READ_PIPELINE) {
+            for chunk in buckets.chunks(READ_PIPELINE) {
                 let mut pipe = redis::pipe();
-                for (_, _, k) in chunk {
-                    pipe.smembers(k);
+                for &(g, start) in chunk {
+                    pipe.hgetall(self.bucket_key(&tag, g, start));
                 }
-                let fields: Vec<Vec<String>> =
+                let rows: Vec<Vec<(String, Vec<u8>)>> =
                     pipe.query_async(&mut conn).await.map_err(unavailable)?;
-                for ((g, start, k), fs) in chunk.iter().zip(fields) {
-                    for f in fs {
+                for (&(g, start), rows) in chunk.iter().zip(rows) {
+                    for (f, raw) in rows {
                         let Some((scope, provider, model)) = row::parse_field(&f) else {
                             continue;
                         };
                         if q.filter.keeps(&scope, &model, &provider) {
-                            wanted.push((*g, *start, scope, provider, model, format!("{k}:{f}")));
+                            let v = parse_row(&raw)?;
+                            out.push(row::rollup_row(start, g, scope, provider, model, &v));
                         }
                     }
-                }
-            }
-            for chunk in wanted.chunks(READ_PIPELINE) {
-                let mut pipe = redis::pipe();
-                for w in chunk {
-                    pipe.get(&w.5);
-                }
-                let raws: Vec<Option<Vec<u8>>> =
-                    pipe.query_async(&mut conn).await.map_err(unavailable)?;
-                for ((g, start, scope, provider, model, _), raw) in chunk.iter().zip(raws) {
-                    // A row expired between the index read and this one is simply gone.
-                    let Some(raw) = raw else { continue };
-                    let v = parse_row(&raw)?;
-                    out.push(row::rollup_row(
-                        *start,
-                        *g,
-                        scope.clone(),
-                        provider.clone(),
-                        model.clone(),
-                        &v,
-                    ));
                 }
             }
         }
         merge_tags(&mut out);
         Ok(out)
     }
-
-    /// `Store::records` on Redis: each tag's stream from the cursor, merged by entry id
-    /// (then tag). The cursor is `<ms>-<seq>/<tag>` of the last record handed out.
-    pub(super) async fn read_records(
-        &self,
-        range: TimeRange,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<RecordPage, StoreError> {
-        let after: Option<((i64, u64), String)> = match cursor {
-            None => None,
-            Some(c) => {
-                let bad = || StoreError::BadCursor(c.to_owned());
-                let (id, tag) = c.split_once('/').ok_or_else(bad)?;
-                Some((parse_id(id).ok_or_else(bad)?, tag.to_owned()))
-            }
-        };
-        let start = match &after {
-            Some(((ms, seq), _)) if *ms >= range.from_ms => format!("{ms}-{seq}"),
-            _ => format!("{}-0", range.from_ms),
-        };
-        let end = format!("{}", range.to_ms.saturating_sub(1));
-        let count = limit.saturating_add(1);
-        let mut conn = self.conn.clone();
-        let mut all: Vec<((i64, u64), String, RequestRecord)> = Vec::new();
-        let mut more = false;
-        for tag in self.ledger_tags().await? {
-            let reply: Value = redis::cmd("XRANGE")
-                .arg(self.stream_key(&tag))
-                .arg(&start)
-                .arg(&end)
-                .arg("COUNT")
-                .arg(count)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            let Value::Array(entries) = reply else {
-                return Err(StoreError::Corrupt(format!("XRANGE reply {reply:?}")));
-            };
-            more |= entries.len() >= count;
-            for e in entries {
-                let (id, rec) =
-                    entry(&e).ok_or_else(|| StoreError::Corrupt(format!("stream entry {e:?}")))?;
-                if after
-                    .as_ref()
-                    .is_some_and(|(a, atag)| (id, tag.as_str()) <= (*a, atag.as_str()))
-                {
-                    continue;
-                }
-                let record = decode_record(&rec, id.0)
-                    .ok_or_else(|| StoreError::Corrupt(format!("ledger record {rec:?}")))?;
-                all.push((id, tag.clone(), record));
-            }
-        }
-        all.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let mut page = RecordPage::default();
-        if all.len() > limit {
-            more = true;
-            all.truncate(limit);
-        }
-        if more && let Some(((ms, seq), tag, _)) = all.last() {
-            page.next_cursor = Some(format!("{ms}-{seq}/{tag}"));
-        }
-        page.records = all.into_iter().map(|(_, _, r)| r).collect();
-        Ok(page)
-    }
 }
 
 /// One XRANGE entry: its id and its `r` field.
-fn entry(e: &Value) -> Option<((i64, u64), String)> {
+pub(super) fn entry(e: &Value) -> Option<((i64, u64), String)> {
     let Value::Array(parts) = e else { return None };
     let id = parse_id(&text(parts.first()?)?)?;
     let Value::Array(fields) = parts.get(1)? else {
@@ -435,7 +309,7 @@ fn entry(e: &Value) -> Option<((i64, u64), String)> {
 }
 
 /// A row's value: twelve big-endian i64 (the 11 amounts and the write count).
-fn parse_row(raw: &[u8]) -> Result<Values, StoreError> {
+pub(super) fn parse_row(raw: &[u8]) -> Result<Values, StoreError> {
     if raw.len() > 8 * (VALUES + 1) {
         return Err(StoreError::Corrupt(format!(
             "ledger row of {} bytes",

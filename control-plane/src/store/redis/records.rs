@@ -1,0 +1,140 @@
+//! `Store::records` on Redis: a page of request records merged from every tag's stream in
+//! (entry id, tag) order.
+//!
+//! Each stream is read in small runs (`RUN` entries, one `XRANGE` each) and a stream is read
+//! again only when the merge has used up what was read of it, so a page of 1 000 records
+//! reads about 1 000 entries in all, and no single command holds Redis for long: settles and
+//! reserves queue behind one short `XRANGE` at most, never behind a page (the export's
+//! effect on admission latency: docs/ledger.md).
+
+use std::collections::VecDeque;
+
+use redis::Value;
+
+use super::ledger::{decode_record, entry, parse_id};
+use super::{RedisStore, unavailable};
+use crate::ledger::{RecordPage, TimeRange};
+use crate::store::StoreError;
+
+/// Entries one `XRANGE` reads at most.
+const RUN: usize = 128;
+
+/// An entry id.
+type Id = (i64, u64);
+
+/// One tag's stream as the merge reads it.
+struct Feed {
+    tag: String,
+    key: String,
+    /// Read, not yet merged: (id, the stored record).
+    read: VecDeque<(Id, String)>,
+    /// Where the next read starts (`XRANGE` syntax).
+    from: String,
+    /// The stream has nothing more in the range.
+    done: bool,
+}
+
+impl RedisStore {
+    pub(super) async fn read_records(
+        &self,
+        range: TimeRange,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<RecordPage, StoreError> {
+        let after: Option<(Id, String)> = match cursor {
+            None => None,
+            Some(c) => {
+                let bad = || StoreError::BadCursor(c.to_owned());
+                let (id, tag) = c.split_once('/').ok_or_else(bad)?;
+                Some((parse_id(id).ok_or_else(bad)?, tag.to_owned()))
+            }
+        };
+        if after.is_none() {
+            // The rollup pass trims the streams (to the record limits): a read starts after it.
+            self.roll_up_all().await?;
+        }
+        let end = range.to_ms.saturating_sub(1).to_string();
+        let mut feeds: Vec<Feed> = self
+            .ledger_tags()
+            .await?
+            .into_iter()
+            .map(|tag| {
+                // After the cursor's (id, tag): a tag ordered at or before the cursor's starts
+                // past its id, a later tag at it.
+                let from = match &after {
+                    Some(((ms, seq), atag)) if *ms >= range.from_ms => {
+                        if tag.as_str() <= atag.as_str() {
+                            format!("({ms}-{seq}")
+                        } else {
+                            format!("{ms}-{seq}")
+                        }
+                    }
+                    _ => format!("{}-0", range.from_ms),
+                };
+                Feed {
+                    key: self.stream_key(&tag),
+                    tag,
+                    read: VecDeque::new(),
+                    from,
+                    done: false,
+                }
+            })
+            .collect();
+        let run = RUN.min(limit.saturating_add(1)).max(1);
+        let mut page = RecordPage::default();
+        let mut last: Option<(Id, String)> = None;
+        while page.records.len() < limit {
+            for f in feeds.iter_mut().filter(|f| f.read.is_empty() && !f.done) {
+                self.read_run(f, &end, run).await?;
+            }
+            // The smallest (id, tag) at the head of a stream.
+            let Some(f) = feeds
+                .iter_mut()
+                .filter(|f| !f.read.is_empty())
+                .min_by(|a, b| {
+                    let (x, y) = (a.read.front(), b.read.front());
+                    (x.map(|e| e.0), &a.tag).cmp(&(y.map(|e| e.0), &b.tag))
+                })
+            else {
+                break;
+            };
+            let Some((id, raw)) = f.read.pop_front() else {
+                break;
+            };
+            let record = decode_record(&raw, id.0)
+                .ok_or_else(|| StoreError::Corrupt(format!("ledger record {raw:?}")))?;
+            page.records.push(record);
+            last = Some((id, f.tag.clone()));
+        }
+        let more = feeds.iter().any(|f| !f.read.is_empty() || !f.done);
+        if more && let Some(((ms, seq), tag)) = last {
+            page.next_cursor = Some(format!("{ms}-{seq}/{tag}"));
+        }
+        Ok(page)
+    }
+
+    /// Reads the next run of `f`'s stream, up to `end`.
+    async fn read_run(&self, f: &mut Feed, end: &str, run: usize) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Value = redis::cmd("XRANGE")
+            .arg(&f.key)
+            .arg(&f.from)
+            .arg(end)
+            .arg("COUNT")
+            .arg(run)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let Value::Array(entries) = reply else {
+            return Err(StoreError::Corrupt(format!("XRANGE reply {reply:?}")));
+        };
+        f.done = entries.len() < run;
+        for e in &entries {
+            let (id, rec) =
+                entry(e).ok_or_else(|| StoreError::Corrupt(format!("stream entry {e:?}")))?;
+            f.from = format!("({}-{}", id.0, id.1);
+            f.read.push_back((id, rec));
+        }
+        Ok(())
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what Tollgate's build, tests and local stack need, and nothing twice.
 # Safe to run again; each step checks first. Needs only the Rust toolchain (rustup) to start.
-#   - the wasm32-wasip1 target (the filter; the model tests run compiled to wasm)
+#   - the wasm32-wasip1 target (the filter; the model tests run compiled to wasm), the
+#     wasm32-unknown-unknown target and wasm-bindgen-cli (the dashboard calculator's bindings)
 #   - Node.js (runs those wasm tests under WASI)
 #   - redis-server (store tests start their own on a free port)
 #   - binaryen's wasm-opt (scripts/build-wasm.sh optimises the built filter with it)
@@ -18,9 +19,20 @@ cd "$(dirname "$0")/.."
 ENVOY_VERSION="${TOLLGATE_ENVOY_VERSION:-1.40.0}"
 say() { printf '[setup] %s\n' "$*" >&2; }
 
-if ! rustup target list --installed | grep -qx wasm32-wasip1; then
-  say "adding Rust target wasm32-wasip1"
-  rustup target add wasm32-wasip1
+for target in wasm32-wasip1 wasm32-unknown-unknown; do
+  if ! rustup target list --installed | grep -qx "$target"; then
+    say "adding Rust target $target"
+    rustup target add "$target"
+  fi
+done
+
+# The dashboard calculator's bindings: the wasm-bindgen CLI of exactly the version the
+# tollgate-model-wasm crate pins (and its test runner, scripts/test.sh ui). Not --locked: its
+# lock file names a webpki-roots release the crates.io index no longer serves.
+wasm_bindgen_version="$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' model/wasm/Cargo.toml)"
+if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wasm_bindgen_version" ]; then
+  say "installing wasm-bindgen-cli $wasm_bindgen_version (cargo install)"
+  cargo install -q wasm-bindgen-cli --version "=$wasm_bindgen_version"
 fi
 
 apt_packages=()
@@ -35,6 +47,8 @@ command -v pdftoppm >/dev/null 2>&1 || apt_packages+=(poppler-utils)
 command -v setpriv >/dev/null 2>&1 || apt_packages+=(util-linux)
 # The dashboard's browser tests drive Debian's Chromium headless.
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+# wasm-bindgen-test runs the calculator bindings' tests in that Chromium through chromedriver.
+command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 if ((${#apt_packages[@]})); then
   say "installing ${apt_packages[*]} (apt)"

@@ -23,6 +23,8 @@ check_clippy_wasm() {
   cargo clippy -p tollgate-filter --lib --features vm-bench --target wasm32-wasip1 --locked -- -D warnings
   # Benches are native-only (criterion); everything else also builds for wasm.
   cargo clippy -p tollgate-model --lib --tests --examples --target wasm32-wasip1 --locked -- -D warnings
+  # The dashboard calculator's bindings, as browsers load them.
+  cargo clippy -p tollgate-model-wasm --all-targets --target wasm32-unknown-unknown --locked -- -D warnings
   # The exchange timing that scripts/bench-exchange-v8.sh runs in node's V8.
   cargo clippy -p tollgate-filter-core --examples --no-default-features --features testing \
     --target wasm32-wasip1 --locked -- -D warnings
@@ -35,9 +37,18 @@ check_test_wasm() {
   CARGO_TARGET_WASM32_WASIP1_RUNNER="node --no-warnings $ROOT/scripts/wasi-run.mjs" \
     cargo test -p tollgate-model --target wasm32-wasip1 --locked
 }
-# The dashboard's checked-in generated files match their sources. (Its pages are tested in
-# headless Chromium against the whole gateway by tests/tests/dashboard.rs, part of `test`.)
-check_ui() { ./scripts/ui-assets.sh --check; }
+# The dashboard: its checked-in generated files match their sources, and the calculator's
+# wasm-bindgen bindings give the shared cost cases in Node and in headless Chromium
+# (chromedriver). Its pages are tested in headless Chromium against the whole gateway by
+# tests/tests/dashboard.rs, part of `test`.
+check_ui() {
+  ./scripts/ui-assets.sh --check &&
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+      cargo test -p tollgate-model-wasm --target wasm32-unknown-unknown --locked &&
+    WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER="$(command -v chromedriver)" \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+      cargo test -p tollgate-model-wasm --target wasm32-unknown-unknown --locked
+}
 check_doc() { RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked; }
 check_prices() { python3 model/prices/check_prices.py; }
 # The Helm chart, images and Istio install (helm/tests): lint, golden renders, Kubernetes and CRD

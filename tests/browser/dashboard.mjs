@@ -1,5 +1,6 @@
 // The dashboard end to end in headless Chromium (run by tests/tests/dashboard.rs, which
 // starts Envoy with the filter, the control plane and the mock provider and passes their URLs).
+import { readFileSync } from 'node:fs';
 import { launch, api, until, governedCall, assert, CP, TOKEN } from './harness.mjs';
 
 const TEAM = 'dash';
@@ -23,7 +24,7 @@ try {
   await t.open('#/budgets/new', 'budgets');
   await page.type('#f-id', BUDGET);
   await page.type('#f-scopes', `team:${TEAM}`);
-  await page.type('#f-limit_usd', '1.0000000001');
+  await page.type('#f-limit_usd', '0.0040000000001');
   await page.select('#f-period', 'monthly');
   await t.expecting([/\/v1\/budgets.* answered 400/, /status of 400/], async () => {
     await page.click('form button[type="submit"]');
@@ -34,10 +35,10 @@ try {
   assert(await page.$eval('#f-limit_usd', (e) => e.getAttribute('aria-invalid') === 'true'), 'the field at fault is marked');
   await t.shot('budget-form-validation');
   await page.$eval('#f-limit_usd', (e) => { e.value = ''; });
-  await page.type('#f-limit_usd', '1');
+  await page.type('#f-limit_usd', '0.004');
   await Promise.all([t.ready('budget'), page.click('form button[type="submit"]')]);
   const created = await api('GET', `/v1/budgets/${BUDGET}`);
-  assert(created.budget.limit_usd === '1' && created.budget.period === 'monthly', JSON.stringify(created.budget));
+  assert(created.budget.limit_usd === '0.004' && created.budget.period === 'monthly', JSON.stringify(created.budget));
 
   // Governed calls through Envoy, settled against the budget.
   for (let i = 0; i < CALLS; i++) {
@@ -62,10 +63,46 @@ try {
   assert(top.includes(TEAM), `the team is among the top: ${top}`);
   await t.shot('overview');
 
-  // The budget's page: its bar and chart.
+  // The budget's page: its bar, its chart with the forecast band to the period end, run-out.
   await t.open(`#/budget/${BUDGET}`, 'budget');
   await page.waitForSelector('#budget-chart canvas');
+  const forecast = (await api('GET', `/v1/forecasts/${BUDGET}`)).forecast;
+  assert(forecast.end_of_period, `the API forecasts the budget: ${JSON.stringify(forecast)}`);
+  const said = await t.text('[data-testid="forecast"]');
+  assert(said.includes('95 %') && said.includes(forecast.method.replace('_', ' ')), `the page states the forecast: ${said}`);
+  const legend = await page.$$eval('#budget-chart .u-legend th', (ths) => ths.map((th) => th.innerText.trim()));
+  for (const s of ['forecast', '95 % high', '95 % low', '80 % high', '80 % low']) assert(legend.includes(s), `the chart draws ${s}: ${legend}`);
+  assert((await t.text('[data-testid="run-out"]')).length > 0, 'the run-out is stated');
   await t.shot('budget-detail');
+
+  // The calculator prices in the browser, with tollgate-model compiled to wasm: every shared
+  // case gives the native total (model/wasm/tests/cost_cases.json).
+  await t.open('#/calculator', 'calculator');
+  const { cases } = JSON.parse(readFileSync(new URL('../../model/wasm/tests/cost_cases.json', import.meta.url)));
+  for (const c of cases) {
+    await page.$eval('#calc-out', (e) => e.replaceChildren());
+    await page.$eval('#c-model', (e, v) => { e.value = v; }, c.model);
+    await page.$eval('#c-at', (e, v) => { e.value = v; }, c.at.slice(0, 10));
+    for (const k of ['uncached_input_tokens', 'cached_input_tokens', 'cache_write_5m_tokens', 'cache_write_1h_tokens', 'output_tokens', 'reasoning_tokens']) {
+      await page.$eval(`#c-${k}`, (e, v) => { e.value = String(v); }, c.usage[k] ?? 0);
+    }
+    await page.select('#c-tier', c.usage.service_tier ?? 'standard');
+    await page.click('form[aria-label="Cost calculator"] button[type="submit"]');
+    await page.waitForSelector('[data-testid="total-nanos"]');
+    const got = await t.text('[data-testid="total-nanos"]');
+    assert(got === c.total_nanos, `${c.name}: the page priced ${got}, native ${c.total_nanos}`);
+  }
+  // A pasted request, and the budget it would count toward.
+  await page.click('input[name="mode"][value="request"]');
+  await page.$eval('#c-model', (e) => { e.value = ''; });
+  await page.type('#c-body', JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 256, messages: [{ role: 'user', content: 'Summarise the quarter.' }] }));
+  await page.type('#c-scopes', `team:${TEAM}`);
+  await page.$eval('#calc-out', (e) => e.replaceChildren());
+  await page.click('form[aria-label="Cost calculator"] button[type="submit"]');
+  await page.waitForSelector('section[aria-label="Budgets it counts toward"] td');
+  const hits = await page.$$eval('section[aria-label="Budgets it counts toward"] td', (tds) => tds.map((td) => td.innerText));
+  assert(hits.includes(BUDGET) && hits.includes('allowed'), `the calculator names the budget: ${hits}`);
+  await t.shot('calculator');
 
   // A report by team and hour: the chart, the table, and its CSV with the API's exact figures.
   await t.open('#/reports/spend', 'reports');
@@ -93,6 +130,11 @@ try {
   await t.shot('overview-dark');
   t.check('end');
   console.log('dashboard: every step passed');
+} catch (err) {
+  // What the page showed when it failed, beside the screenshots.
+  await t.shot('failure').catch(() => {});
+  console.log('page at failure:\n' + await page.$eval('main', (m) => m.innerText).catch(() => '?'));
+  throw err;
 } finally {
   await t.close();
 }

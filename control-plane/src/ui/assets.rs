@@ -39,9 +39,12 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/pages/budgets.js", JS),
     asset!("js/pages/budget.js", JS),
     asset!("js/pages/reports.js", JS),
+    asset!("js/pages/calculator.js", JS),
     asset!("vendor/uPlot.iife.min.js", JS),
     asset!("vendor/uPlot.min.css", CSS),
     asset!("vendor/uPlot.LICENSE", "text/plain; charset=utf-8"),
+    asset!("pkg/tollgate_model_wasm.js", JS),
+    asset!("pkg/tollgate_model_wasm_bg.wasm", "application/wasm"),
 ];
 
 /// The file at `path` (relative to `/ui/`), if embedded.

@@ -6,12 +6,14 @@ import overview from './pages/overview.js';
 import budgets from './pages/budgets.js';
 import budget from './pages/budget.js';
 import reports from './pages/reports.js';
+import calculator from './pages/calculator.js';
 
 const pages = {
   overview,
   budgets,
   budget,
   reports,
+  calculator,
 };
 
 const THEME_KEY = 'tollgate.theme';

@@ -13,9 +13,10 @@ const usdTick = (v) => (v === null ? '' : '$' + (Math.abs(v) >= 100 ? v.toFixed(
  * A time chart in `el`. `x`: Unix seconds; `series`: [{label, values, color, dash, fill}];
  * `band`: [upperIndex, lowerIndex] (1-based series indexes) shaded between; `hlines`:
  * [{value, label, color}] drawn across (thresholds, limits); `bars`: draw series as bars;
- * `xRange`: [from, to] in Unix seconds.
+ * `vlines`: [{value (Unix s), label}] drawn down (the moment an alert links to);
+ * `xRange`: [from, to] in Unix seconds. `band` may be a list of such pairs.
  */
-export function timeChart(el, { x, series, band, hlines = [], bars = false, label, height = 280, xRange }) {
+export function timeChart(el, { x, series, band, hlines = [], vlines = [], bars = false, label, height = 280, xRange }) {
   el.replaceChildren();
   el.setAttribute('role', 'img');
   el.setAttribute('aria-label', label);
@@ -38,7 +39,7 @@ export function timeChart(el, { x, series, band, hlines = [], bars = false, labe
       paths: bars && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.6, 60] }) : undefined,
       value: (u, v) => (v === null || v === undefined ? '—' : usdTick(v)),
     }))],
-    bands: band ? [{ series: band, fill: css('--band') }] : [],
+    bands: !band ? [] : (Array.isArray(band[0]) ? band : [band]).map((pair) => ({ series: pair, fill: css('--band') })),
     hooks: {
       draw: [(u) => {
         const ctx = u.ctx;
@@ -58,6 +59,21 @@ export function timeChart(el, { x, series, band, hlines = [], bars = false, labe
           // At the right end, clear of the axis labels on the left.
           ctx.textAlign = 'right';
           ctx.fillText(line.label, u.bbox.left + u.bbox.width - 4 * devicePixelRatio, y - 4 * devicePixelRatio);
+          ctx.restore();
+        }
+        for (const line of vlines) {
+          const x = u.valToPos(line.value, 'x', true);
+          if (!Number.isFinite(x)) continue;
+          ctx.save();
+          ctx.strokeStyle = css('--warn');
+          ctx.lineWidth = 2 * devicePixelRatio;
+          ctx.beginPath();
+          ctx.moveTo(x, u.bbox.top);
+          ctx.lineTo(x, u.bbox.top + u.bbox.height);
+          ctx.stroke();
+          ctx.fillStyle = css('--warn');
+          ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+          ctx.fillText(line.label, x + 4 * devicePixelRatio, u.bbox.top + 14 * devicePixelRatio);
           ctx.restore();
         }
       }],

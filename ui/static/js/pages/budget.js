@@ -68,28 +68,32 @@ function floorTo(s, bucket) { return bucket === 'hour' ? s - (s % HOUR) : s - (s
 
 async function loadForecast(id) {
   if (!(await serves('/v1/forecasts/{budget}'))) return null;
-  try {
-    return await get('/v1/forecasts/' + encodeURIComponent(id));
-  } catch (err) {
-    // A budget the forecaster cannot forecast (no USD limit, no history) is not a page error.
-    if (err instanceof ApiError && (err.status === 404 || err.status === 400)) return { unavailable: err.message };
-    throw err;
-  }
+  return (await get('/v1/forecasts/' + encodeURIComponent(id))).forecast;
 }
 
 function forecastNote(f) {
-  if (f === null) return h('p', { class: 'note' }, 'This control plane does not forecast yet (no GET /v1/forecasts/{budget}): the chart shows spend so far.');
-  if (f.unavailable) return h('p', { class: 'note' }, `No forecast: ${f.unavailable}`);
-  return null;
+  if (f === null) return h('p', { class: 'note' }, 'This control plane does not forecast (no GET /v1/forecasts/{budget}): the chart shows spend so far.');
+  if (!f.end_of_period) return h('p', { class: 'note' }, 'No forecast to a period end (a total budget, or no history yet).');
+  const e = f.end_of_period;
+  return h('p', { 'data-testid': 'forecast' }, `Forecast at the period end: ${usd(e.point_usd)} (80 %: ${usd(e.p80.low_usd)} to ${usd(e.p80.high_usd)}; 95 %: ${usd(e.p95.low_usd)} to ${usd(e.p95.high_usd)}), `,
+    `by ${f.method.replace('_', ' ')} on ${f.history_steps} ${f.step}s of history${f.short_history ? ' (short history: wider interval)' : ''}.`);
 }
 
+const RUNOUT = {
+  exhausted: () => 'The limit is reached.',
+  before_period_end: (r) => `Expected to run out ${when(r.at)}${r.earliest ? ` (95 %: as early as ${when(r.earliest)})` : ''}.`,
+  not_this_period: (r) => `Not expected to run out this period${r.earliest ? ` (95 %: as early as ${when(r.earliest)})` : ''}.`,
+  no_limit: () => 'No USD limit to run out of.',
+};
+
 function runOut(f, u) {
-  if (f && !f.unavailable) {
-    const date = f.run_out_at || f.runout_at || f.exhausted_at;
-    return h('p', { 'data-testid': 'run-out' }, date ? `Expected to run out ${when(date)}` : 'Not expected to run out this period.');
+  if (f) {
+    const say = RUNOUT[f.runout.status] || (() => f.runout.status);
+    return [h('p', { 'data-testid': 'run-out', class: f.runout.status === 'before_period_end' || f.runout.status === 'exhausted' ? 'sev-warning' : null }, say(f.runout)),
+      h('p', { class: 'muted' }, `Burn: ${usd(f.burn_rate.last_24h_usd_per_hour)}/h over the last 24 h, ${usd(f.burn_rate.forecast_usd_per_hour)}/h forecast.`)];
   }
   if (u && u.limit_nanos && u.remaining_nanos <= 0) return h('p', {}, 'The limit is reached.');
-  return h('p', { class: 'muted' }, f === null ? 'Needs a forecast (not served by this control plane).' : 'No forecast for this budget.');
+  return h('p', { class: 'muted' }, 'Needs a forecast (not served by this control plane).');
 }
 
 async function reopen(id) {
@@ -103,56 +107,44 @@ async function reopen(id) {
   }
 }
 
-function drawChart(el, view, series, forecast, { fromS, toS, at }) {
-  const rows = series.rows || (series.report && series.report.rows) || [];
-  // Cumulative spend at the end of each bucket, from the window's start.
-  const xs = [], spent = [];
+function drawChart(el, view, series, forecast, { fromS, toS, at, bucket }) {
+  const rows = series.rows || [];
+  // Cumulative spend: flat until a bucket starts, its spend added by the bucket's end.
+  const xs = [fromS], spent = [0];
+  const len = bucket === 'hour' ? HOUR : 24 * HOUR;
   let total = 0;
   for (const r of rows) {
+    const start = Math.floor(Date.parse(r.bucket_start) / 1000);
+    if (start > xs[xs.length - 1]) { xs.push(start); spent.push(total); }
     total += Number(r.cost_usd);
-    xs.push(Math.floor(Date.parse(r.bucket_start) / 1000));
-    spent.push(total);
+    const end = Math.min(start + len, toS);
+    if (end > xs[xs.length - 1]) { xs.push(end); spent.push(total); } else { spent[spent.length - 1] = total; }
   }
-  if (!xs.length || xs[0] > fromS) { xs.unshift(fromS); spent.unshift(0); }
-  xs.push(toS); spent.push(total);
-  const s = [{ label: 'spent (USD)', values: spent, color: color(0), fill: undefined }];
-  let band;
-  const points = forecast && !forecast.unavailable ? forecastPoints(forecast) : [];
-  if (points.length) {
-    // The forecast continues from now to the period's end: its own x values, merged.
-    const all = [...xs, ...points.map((p) => p.t).filter((t) => t > toS)];
-    const pad = (vals, n) => [...vals, ...Array(n).fill(null)];
-    const extra = all.length - xs.length;
-    const lead = Array(xs.length - 1).fill(null);
-    const fc = (k) => [...lead, total, ...points.filter((p) => p.t > toS).map((p) => p[k])];
-    s[0].values = pad(spent, extra);
-    s.push({ label: 'forecast', values: fc('mid'), color: color(0), dash: [6, 4] });
-    s.push({ label: 'upper', values: fc('hi'), color: 'transparent', width: 0 });
-    s.push({ label: 'lower', values: fc('lo'), color: 'transparent', width: 0 });
-    band = [3, 4];
-    xs.splice(0, xs.length, ...all);
+  if (toS > xs[xs.length - 1]) { xs.push(toS); spent.push(total); }
+  const s = [{ label: 'spent (USD)', values: spent, color: color(0) }];
+  let band, xEnd = toS;
+  const e = forecast && forecast.end_of_period;
+  if (e && !at && forecast.period_end) {
+    // From what is spent now to the period end: the point forecast, and the 80 % and 95 %
+    // intervals as bands (straight between the two ends: the API forecasts the end value).
+    const now = Number(forecast.spent_nanos) / 1e9;
+    xEnd = Math.floor(Date.parse(forecast.period_end) / 1000);
+    xs.push(xEnd);
+    spent.push(null);
+    const lead = Array(xs.length - 2).fill(null);
+    const line = (end) => [...lead, now, end];
+    s.push({ label: 'forecast', values: line(e.point_usd), color: color(0), dash: [6, 4] });
+    s.push({ label: '95 % high', values: line(e.p95.high_usd), color: 'transparent', width: 0 });
+    s.push({ label: '95 % low', values: line(e.p95.low_usd), color: 'transparent', width: 0 });
+    s.push({ label: '80 % high', values: line(e.p80.high_usd), color: 'transparent', width: 0 });
+    s.push({ label: '80 % low', values: line(e.p80.low_usd), color: 'transparent', width: 0 });
+    band = [[3, 4], [5, 6]];
   }
   const b = view.budget;
   const limit = b.limit_usd ? Number(b.limit_usd) : null;
   const hlines = limit ? [{ value: limit, label: `limit ${usd(b.limit_usd)}`, color: getComputedStyle(document.documentElement).getPropertyValue('--crit').trim() },
     ...b.thresholds_pct.filter((t) => t < 100).map((t) => ({ value: (limit * t) / 100, label: `${t} %` }))] : [];
-  if (at) s.push({ label: 'alert time', values: xs.map((x) => (Math.abs(x - at / 1000) < 1800 ? total : null)), color: color(5), points: true, width: 0 });
-  timeChart(el, { x: xs, series: s, band, hlines, label: `Spend of budget ${b.id} over time${points.length ? ' with its forecast band to the period end' : ''}` });
-}
-
-/** The forecast's points as {t (Unix s), mid, lo, hi} in USD, whatever its exact shape. */
-export function forecastPoints(f) {
-  const pts = f.points || f.series || f.path || [];
-  return pts.map((p) => ({
-    t: Math.floor(Date.parse(p.at || p.t || p.time || p.bucket_start) / 1000),
-    mid: usdOf(p, 'expected') ?? usdOf(p, 'mid') ?? usdOf(p, 'cumulative'),
-    lo: usdOf(p, 'low') ?? usdOf(p, 'lower') ?? usdOf(p, 'p10'),
-    hi: usdOf(p, 'high') ?? usdOf(p, 'upper') ?? usdOf(p, 'p90'),
-  })).filter((p) => Number.isFinite(p.t));
-}
-
-function usdOf(p, k) {
-  if (p[k + '_usd'] !== undefined) return Number(p[k + '_usd']);
-  if (p[k + '_nanos'] !== undefined) return Number(p[k + '_nanos']) / 1e9;
-  return undefined;
+  const vlines = at ? [{ value: Math.floor(at / 1000), label: 'alert' }] : [];
+  timeChart(el, { x: xs, series: s, band, hlines, vlines, xRange: [fromS, xEnd],
+    label: `Spend of budget ${b.id} over time${e ? ', with its forecast and 80 % and 95 % intervals to the period end' : ''}` });
 }

@@ -47,8 +47,7 @@ export default async function overview() {
 
 async function loadAnomalies() {
   if (!(await serves('/v1/anomalies'))) return null;
-  const answer = await get('/v1/anomalies?limit=10');
-  return Array.isArray(answer) ? answer : answer.items || answer.anomalies || [];
+  return (await get('/v1/anomalies')).anomalies;
 }
 
 /** One budget's bar: spend over limit (USD, else tokens, else requests) with threshold ticks. */
@@ -94,22 +93,46 @@ function topCard(title, key, report) {
 function alertList(alerts) {
   if (!alerts.length) return h('p', { class: 'muted' }, 'No alerts.');
   return h('ul', {}, alerts.map((a) => h('li', { class: `sev-${a.severity}` },
-    h('span', { class: 'badge' }, a.severity), ' ',
-    h('a', { href: `#/budget/${encodeURIComponent(a.budget_id)}?at=${a.at_ms}` }, a.budget_id),
-    ` crossed ${a.threshold_pct} % · ${when(a.at_ms)}`)));
+    h('span', { class: 'badge' }, a.severity), ' ', ...alertLine(a))));
+}
+
+/** One alert in words, linked to the budget's (or the scope's) chart at that moment. */
+export function alertLine(a) {
+  const at = ` · ${when(a.at_ms)}`;
+  const budgetLink = a.budget_id ? h('a', { href: `#/budget/${encodeURIComponent(a.budget_id)}?at=${a.at_ms}` }, a.budget_id) : null;
+  const scopeLink = (scope, ms) => h('a', { href: `#/reports/spend?scope=${encodeURIComponent(scope)}&at=${ms}&bucket=hour` }, scope);
+  switch (a.kind) {
+    case 'budget_threshold': return [budgetLink, ` crossed ${a.threshold_pct} %`, at];
+    case 'budget_suspended': return [budgetLink, ' suspended until reopened', at];
+    case 'emergency_switch': {
+      const e = a.emergency || {};
+      return [a.scope || '', e.mode ? ` emergency ${e.mode.replace('_', ' ')}${e.model ? ' to ' + e.model : ''} by ${e.by}` : ` emergency lifted by ${e.by}`, at];
+    }
+    case 'anomaly': {
+      const d = a.anomaly || {};
+      return [scopeLink(a.scope || 'global', d.hour_start_ms ?? a.at_ms), ` ${d.metric || ''} anomaly on ${d.model || 'a model'} (${d.direction || ''})`, at];
+    }
+    case 'fail_open_episode': {
+      const f = a.fail_open || {};
+      return [`fail-open: ${num(f.calls)} calls from ${when(f.start_ms)} to ${when(f.end_ms)}`];
+    }
+    default: return [a.kind, budgetLink ? [' ', budgetLink] : '', at];
+  }
 }
 
 function anomalyList(anomalies) {
-  if (anomalies === null) return h('p', { class: 'note' }, 'This control plane does not detect anomalies yet (no GET /v1/anomalies).');
-  if (!anomalies.length) return h('p', { class: 'muted' }, 'No anomalies.');
+  if (anomalies === null) return h('p', { class: 'note' }, 'This control plane does not detect anomalies (no GET /v1/anomalies).');
+  if (!anomalies.length) return h('p', { class: 'muted' }, 'No anomalies in the last 24 hours.');
   return h('ul', {}, anomalies.slice(0, 10).map((a) => h('li', {}, anomalyLine(a))));
 }
 
-/** One anomaly, linked into its scope's chart at its time. */
+/** One anomaly (GET /v1/anomalies), linked into its scope's hourly report at its time. */
 export function anomalyLine(a) {
-  const scope = a.scope || a.budget_id || 'global';
-  const at = a.at_ms ?? Date.parse(a.at || a.hour || a.bucket_start || '');
-  return [h('a', { href: `#/reports?scope=${encodeURIComponent(scope)}&at=${at}` }, scope), ` ${a.kind || 'anomaly'} · ${when(at)}`];
+  const d = a.detail || {};
+  const at = d.hour_start_ms;
+  return [h('span', { class: `badge sev-${a.severity}` }, a.severity), ' ',
+    h('a', { href: `#/reports/spend?scope=${encodeURIComponent(a.scope === 'global' ? '' : a.scope)}&at=${at}&bucket=hour` }, a.scope),
+    ` ${d.metric} ${d.direction} on ${d.model} from ${when(at)}`];
 }
 
 /** Records with outcome `failed_open`, split into episodes by gaps longer than 5 minutes. */

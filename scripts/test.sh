@@ -50,7 +50,9 @@ check_ui() {
       cargo test -p tollgate-model-wasm --target wasm32-unknown-unknown --locked
 }
 check_doc() { RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked; }
-check_prices() { python3 model/prices/check_prices.py; }
+check_prices() {
+  python3 model/prices/check_prices.py && python3 model/prices/check_prices.py model/prices/imported.json
+}
 # The Helm chart, images and Istio install (helm/tests): lint, golden renders, Kubernetes and CRD
 # schemas, refused values, the filter's own config check, envoy --mode validate, the wasm OCI
 # layout, the control plane on a read-only root. Needs the .wasm and two native binaries.

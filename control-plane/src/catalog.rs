@@ -4,14 +4,14 @@
 //! a snapshot is kept and reloaded when it is older than the refresh interval, or at once
 //! after a write through this replica. Other replicas see a change within one interval.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tollgate_model::PriceTable;
 use tollgate_model::budget::Budget;
-use tollgate_model::pricing::ModelPrices;
+use tollgate_model::pricing::{ModelDto, ModelPrices};
 use tollgate_model::scope::Scope;
 use tollgate_model::wire::v1::PriceOverrides;
 
@@ -48,9 +48,10 @@ pub struct Snapshot {
     pub budgets: Vec<Arc<Budget>>,
     /// Active switches, by scope.
     pub switches: HashMap<Scope, Switch>,
-    /// Shipped prices with the overrides merged over them.
+    /// Shipped prices, the imported layer under them, and the overrides over both.
     pub prices: Arc<PriceTable>,
-    /// The overrides alone, versioned, as the filter fetches them (`GET /v1/admission/prices`).
+    /// What the filter's shipped table lacks: the imported layer's entries and the overrides
+    /// (over them), versioned, as the filter fetches them (`GET /v1/admission/prices`).
     pub overrides: Arc<PriceOverrides>,
 }
 
@@ -61,7 +62,12 @@ const RELOAD_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The cached snapshot and how to refresh it.
 pub struct Catalog {
+    /// The shipped table alone: Tollgate's curated entries.
+    curated: PriceTable,
+    /// The shipped table with the imported layer under it.
     shipped: PriceTable,
+    /// The imported layer's entries that took (by id).
+    imported: Arc<BTreeMap<String, ModelDto>>,
     refresh: Duration,
     cached: RwLock<Option<(Instant, Arc<Snapshot>)>>,
     /// The last snapshot loaded, kept through `invalidate` for admission during an outage,
@@ -73,8 +79,22 @@ pub struct Catalog {
 impl Catalog {
     /// A catalog over the shipped price table, reloading after `refresh`.
     pub fn new(shipped: PriceTable, refresh: Duration) -> Catalog {
+        Catalog::with_imported(shipped, Vec::new(), refresh)
+    }
+
+    /// A catalog over the shipped table with an imported layer under it (`prices::
+    /// imported_layer`): the layer's entries whose name the shipped table carries are left out.
+    pub fn with_imported(
+        shipped: PriceTable,
+        imported: Vec<ModelPrices>,
+        refresh: Duration,
+    ) -> Catalog {
+        let mut base = shipped.clone();
+        let imported = base.add_layer(imported);
         Catalog {
-            shipped,
+            curated: shipped,
+            shipped: base,
+            imported: Arc::new(imported.into_iter().map(|m| (m.id.clone(), m)).collect()),
             refresh,
             cached: RwLock::new(None),
             last: RwLock::new((None, None)),
@@ -82,9 +102,19 @@ impl Catalog {
         }
     }
 
-    /// The shipped table (without overrides).
+    /// The shipped table with the imported layer (without overrides).
     pub fn shipped(&self) -> &PriceTable {
         &self.shipped
+    }
+
+    /// The shipped table alone (Tollgate's curated entries, without the imported layer).
+    pub fn curated(&self) -> &PriceTable {
+        &self.curated
+    }
+
+    /// The imported layer's entries, by id.
+    pub fn imported(&self) -> &BTreeMap<String, ModelDto> {
+        &self.imported
     }
 
     fn fresh(&self) -> Option<Arc<Snapshot>> {
@@ -212,9 +242,9 @@ impl Catalog {
         let mut prices = self.shipped.clone();
         let mut docs = store.list_docs(Collection::Prices).await?;
         docs.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut models = Vec::with_capacity(docs.len());
-        // FNV-1a over the entries as applied: cheap, stable across replicas and releases.
-        let mut version: u64 = 0xcbf2_9ce4_8422_2325;
+        // The filter's shipped table lacks the imported layer's entries; an override of the
+        // same id replaces one.
+        let mut served: BTreeMap<String, ModelDto> = (*self.imported).clone();
         for (model, doc) in docs {
             match ModelPrices::from_entry_json(&doc.json)
                 .map_err(|e| e.to_string())
@@ -223,13 +253,18 @@ impl Catalog {
                     prices.upsert(m).map(|()| entry).map_err(|e| e.to_string())
                 }) {
                 Ok(entry) => {
-                    let text = serde_json::to_string(&entry).unwrap_or_default();
-                    for byte in text.bytes().chain([0]) {
-                        version = (version ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-                    }
-                    models.push(entry);
+                    served.insert(entry.id.clone(), entry);
                 }
                 Err(e) => tracing::error!(model = %model, error = %e, "price override skipped"),
+            }
+        }
+        // FNV-1a over the entries served, by id: cheap, stable across replicas and releases.
+        let mut version: u64 = 0xcbf2_9ce4_8422_2325;
+        let models: Vec<ModelDto> = served.into_values().collect();
+        for entry in &models {
+            let text = serde_json::to_string(entry).unwrap_or_default();
+            for byte in text.bytes().chain([0]) {
+                version = (version ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
             }
         }
         let overrides = PriceOverrides {

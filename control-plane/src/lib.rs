@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod ledger;
 pub mod metrics;
+pub mod prices;
 pub mod profiles;
 pub mod server;
 pub mod state;

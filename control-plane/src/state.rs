@@ -47,10 +47,12 @@ impl AppState {
     /// long a cached budget snapshot is trusted.
     pub fn new(store: Arc<dyn Store>, auth: Auth, refresh_ms: u64) -> Result<AppState, String> {
         let shipped = tollgate_model::PriceTable::shipped().map_err(|e| e.to_string())?;
+        let imported = crate::prices::imported_layer()?;
         Ok(AppState {
             store,
-            catalog: Arc::new(Catalog::new(
+            catalog: Arc::new(Catalog::with_imported(
                 shipped,
+                imported,
                 std::time::Duration::from_millis(refresh_ms),
             )),
             auth: Arc::new(auth),

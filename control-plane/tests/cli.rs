@@ -281,3 +281,119 @@ fn the_cli_manages_alert_channels_and_never_shows_their_secrets() {
     assert!(status.success());
     assert!(server.wait().unwrap().success());
 }
+
+/// `tollgate price import` on LiteLLM 1.110.2's map (the trimmed fixture), with a price that
+/// changed since the embedded import and a model it lacked: the dry run shows both and writes
+/// nothing; the import writes them; Tollgate's own entries are left alone.
+#[test]
+fn price_import_shows_what_it_would_change_then_imports_under_tollgates_own_entries() {
+    let port = support::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(BIN)
+        .arg("serve")
+        .env("TOLLGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TOLLGATE_ADMIN_TOKEN", "adm")
+        .env("TOLLGATE_DATAPLANE_TOKEN", "dp")
+        .env_remove("REDIS_URL")
+        .env_remove("TOLLGATE_REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let fixture = include_str!("fixtures/litellm-1.110.2-trimmed.json");
+    let mut map: serde_json::Value = serde_json::from_str(fixture).unwrap();
+    map["qwen.qwen3-32b-v1:0"]["output_cost_per_token"] = serde_json::json!(9e-07);
+    map["mistral/mistral-medium-4"] = map["mistral/mistral-medium-latest"].clone();
+    // Tollgate ships gpt-4o: an import never replaces it.
+    map["gpt-4o"]["input_cost_per_token"] = serde_json::json!(1e-05);
+    let file = dir.path().join("model_prices_and_context_window.json");
+    std::fs::write(&file, map.to_string()).unwrap();
+    let path = file.to_str().unwrap();
+
+    let out = ok(&cli(&url, &["price", "import", path, "--dry-run"]));
+    assert!(out.contains("would add     mistral-medium-4\n"), "{out}");
+    assert!(out.contains("would change  qwen.qwen3-32b-v1:0\n"), "{out}");
+    assert!(!out.contains("gpt-4o\n"), "{out}");
+    assert!(out.contains("(dry run: nothing written)"), "{out}");
+    let show = |model: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(&cli(
+            &url,
+            &["--output", "json", "price", "show", model],
+        )))
+        .unwrap()
+    };
+    let qwen = show("qwen.qwen3-32b-v1:0");
+    assert_eq!(qwen["source"], "imported", "{qwen}");
+    assert_eq!(qwen["entry"]["prices"][0]["output"], "0.6", "{qwen}");
+    let missing = cli(&url, &["price", "show", "mistral-medium-4"]);
+    assert!(!missing.status.success(), "the dry run wrote nothing");
+
+    let out = ok(&cli(
+        &url,
+        &[
+            "--output",
+            "json",
+            "price",
+            "import",
+            path,
+            "--package",
+            "litellm==1.110.2",
+        ],
+    ));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["added"], serde_json::json!(["mistral-medium-4"]));
+    assert_eq!(
+        report["changed"],
+        serde_json::json!(["qwen.qwen3-32b-v1:0"])
+    );
+    assert!(
+        report["curated"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("gpt-4o")),
+        "{report}"
+    );
+    let qwen = show("qwen.qwen3-32b-v1:0");
+    assert_eq!(qwen["source"], "override", "{qwen}");
+    let latest = qwen["entry"]["prices"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(latest["output"], "0.9", "{qwen}");
+    assert!(
+        qwen["entry"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("litellm==1.110.2 model_prices_and_context_window.json: "),
+        "{qwen}"
+    );
+    assert!(
+        qwen["entry"]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("imported")
+    );
+    assert_eq!(
+        show("mistral-medium-4")["entry"]["prices"][0]["input"],
+        "1.5"
+    );
+    assert_eq!(show("gpt-4o")["source"], "shipped");
+    // A second import finds nothing new.
+    let out = ok(&cli(&url, &["price", "import", path]));
+    assert!(out.starts_with("0 added, 0 changed"), "{out}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.wait().unwrap().success());
+}

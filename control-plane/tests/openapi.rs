@@ -382,7 +382,47 @@ async fn every_operation_answers_as_the_document_says() {
         )
         .await;
     assert_eq!(s, 200);
-    assert_eq!(overrides["models"][0]["id"], "gpt-4o-mini", "{overrides}");
+    // The overrides and the imported table's entries (which the filter's table lacks).
+    let served: Vec<&str> = overrides["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(served.contains(&"gpt-4o-mini"), "{overrides}");
+    assert!(served.contains(&"qwen.qwen3-32b-v1:0"), "{overrides}");
+    let import = |dry_run: bool| {
+        json!({"dry_run": dry_run, "models": [{
+            "id": "contract-model", "provider": "openai", "source": "litellm==0 test: contract-model",
+            "checked": "2026-01-01", "note": "imported",
+            "prices": [{"effective_from": "2026-01-01", "input": "1", "output": "2"}]
+        }]})
+    };
+    for dry_run in [true, false] {
+        let (s, report) = c
+            .call(
+                &app,
+                ADMIN,
+                M::POST,
+                "/v1/prices/import",
+                "/v1/prices/import",
+                Some(import(dry_run)),
+            )
+            .await;
+        assert_eq!(s, 200, "{report}");
+        assert_eq!(report["added"], json!(["contract-model"]), "{report}");
+    }
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/prices/import",
+            "/v1/prices/import",
+            Some(json!({"models": [{"id": "x"}]})),
+        )
+        .await;
+    assert_eq!(s, 400);
     let (s, _) = c
         .call(
             &app,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Validate model/prices/prices.json against the Tollgate price-table schema.
+"""Validate model/prices/prices.json (or imported.json) against the Tollgate price-table schema.
 
 Mirrors the loader's rules (serde with deny_unknown_fields):
   * valid JSON, no duplicate object keys
@@ -8,8 +8,11 @@ Mirrors the loader's rules (serde with deny_unknown_fields):
   * unique ids, unique aliases, no alias equal to an id
   * prices sorted by effective_from (strictly ascending), valid YYYY-MM-DD dates
   * at least MIN_MODELS models
+  * imported.json (written by scripts/refresh-prices.sh): table_version is "<date> <package>",
+    each source names the package, file and key it came from, each note starts with
+    "imported", and no id or alias is a name prices.json already carries (those win)
 
-Usage: python3 model/prices/check_prices.py [path/to/prices.json]
+Usage: python3 model/prices/check_prices.py [path/to/prices.json | path/to/imported.json]
 Exit status 0 = OK, 1 = errors found. Warnings never fail the run.
 """
 import datetime
@@ -23,6 +26,9 @@ from pathlib import Path
 MIN_MODELS = 85
 PROVIDERS = {"openai", "anthropic", "google", "mistral", "cohere", "groq",
              "deepseek", "xai", "bedrock", "meta"}
+IMPORTED_PROVIDERS = {"openai", "anthropic", "google", "mistral", "bedrock", "vertex_ai",
+                      "azure", "azure_openai"}
+IMPORTED_SOURCE_RE = re.compile(r"^\S+==\S+ \S+: \S+$")
 
 TOP_REQUIRED = {"schema_version", "table_version", "currency",
                 "default_max_output_tokens", "models"}
@@ -151,6 +157,7 @@ def check_price(where, p, provider):
 
 
 def main(path):
+    imported = Path(path).name == "imported.json"
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
@@ -166,7 +173,14 @@ def main(path):
         return report()
     if doc.get("schema_version") != 1 or not is_int(doc.get("schema_version")):
         err("<root>", f"schema_version must be the integer 1, got {doc.get('schema_version')!r}")
-    check_date("<root>", "table_version", doc.get("table_version"))
+    tv = doc.get("table_version")
+    if imported:
+        if not isinstance(tv, str) or " " not in tv:
+            err("<root>", f"table_version must be '<date> <package>==<version>', got {tv!r}")
+        else:
+            check_date("<root>", "table_version's date", tv.split(" ", 1)[0])
+    else:
+        check_date("<root>", "table_version", tv)
     if doc.get("currency") != "USD":
         err("<root>", f"currency must be 'USD', got {doc.get('currency')!r}")
     dmo = doc.get("default_max_output_tokens")
@@ -194,12 +208,18 @@ def main(path):
         if mid != mid.lower() or mid != mid.strip():
             err(where, "id must be lowercase with no surrounding whitespace")
         prov = m.get("provider")
-        if prov not in PROVIDERS:
-            err(where, f"provider {prov!r} not in {sorted(PROVIDERS)}")
+        allowed = IMPORTED_PROVIDERS if imported else PROVIDERS
+        if prov not in allowed:
+            err(where, f"provider {prov!r} not in {sorted(allowed)}")
         else:
             per_provider[prov] += 1
         src = m.get("source")
-        if not isinstance(src, str) or not re.match(r"^https?://\S+$", src):
+        if imported:
+            if not isinstance(src, str) or not IMPORTED_SOURCE_RE.match(src):
+                err(where, f"source must be '<package>==<version> <file>: <key>', got {src!r}")
+            if not str(m.get("note", "")).startswith("imported"):
+                err(where, "note must start with 'imported'")
+        elif not isinstance(src, str) or not re.match(r"^https?://\S+$", src):
             err(where, f"source must be a URL, got {src!r}")
         check_date(where, "checked", m.get("checked"))
         if "note" in m and not isinstance(m["note"], str):
@@ -242,7 +262,13 @@ def main(path):
             err("<models>", f"duplicate alias {a!r} ({n}x)")
         if a in ids:
             err("<models>", f"alias {a!r} collides with a model id")
-    if len(models) < MIN_MODELS:
+    if imported:
+        shipped = json.loads((Path(path).resolve().parent / "prices.json").read_text(encoding="utf-8"))
+        names = {m["id"] for m in shipped["models"]}
+        names |= {a for m in shipped["models"] for a in m.get("aliases", [])}
+        for k in sorted((set(ids) | set(aliases)) & names):
+            err("<models>", f"{k!r} is a name prices.json carries: Tollgate's entry wins, drop it")
+    elif len(models) < MIN_MODELS:
         err("<models>", f"only {len(models)} models, need at least {MIN_MODELS}")
 
     print(f"{path}: {len(models)} models, {sum(aliases.values())} aliases")

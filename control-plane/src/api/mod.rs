@@ -12,6 +12,7 @@ pub mod json;
 pub mod ledger;
 pub mod ops;
 pub mod path;
+pub mod price_import;
 pub mod prices;
 pub mod profiles;
 pub mod recommendations;
@@ -38,7 +39,7 @@ use error::ApiError;
         admission::reserve, admission::settle, admission::prices,
         budgets::create, budgets::list, budgets::get, budgets::update, budgets::delete,
         budgets::reset, budgets::reopen, budgets::usage,
-        prices::put, prices::get,
+        prices::put, prices::get, price_import::import,
         emergency::put, emergency::delete, emergency::list,
         ops::healthz, ops::readyz, ops::metrics, ops::alerts, ops::audit,
         profiles::list, profiles::get, profiles::put, profiles::delete,
@@ -52,6 +53,7 @@ use error::ApiError;
         crate::ledger::RollupRow, crate::ledger::TokenCounts, crate::ledger::CostParts,
         crate::ledger::CallOutcome, crate::ledger::RecordSource, crate::ledger::Granularity,
         views::BudgetView, views::BudgetPage, views::UsageView, views::PriceView,
+        price_import::PriceImport, crate::prices::merge::MergeReport,
         views::SwitchView, views::ReopenView, error::ErrorBody, error::ErrorDetail,
         crate::catalog::Switch, crate::catalog::SwitchMode, crate::alerts::Alert,
         profiles::ProfileView, crate::profiles::ProfileUse, crate::profiles::ProfileOrigin,
@@ -116,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/budgets/{id}/reset", post(budgets::reset))
         .route("/v1/budgets/{id}/reopen", post(budgets::reopen))
         .route("/v1/usage/{scope}", get(budgets::usage))
+        .route("/v1/prices/import", post(price_import::import))
         .route("/v1/prices/{model}", put(prices::put).get(prices::get))
         .route("/v1/emergency", get(emergency::list))
         .route(

@@ -80,8 +80,12 @@ pub async fn get(
         .get_doc(Collection::Prices, found.id())
         .await?
         .is_some();
-    Ok(Json(view(
-        found,
-        if overridden { "override" } else { "shipped" },
-    )))
+    let source = if overridden {
+        "override"
+    } else if state.catalog.imported().contains_key(found.id()) {
+        "imported"
+    } else {
+        "shipped"
+    };
+    Ok(Json(view(found, source)))
 }

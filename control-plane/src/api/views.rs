@@ -111,7 +111,8 @@ impl UsageView {
 pub struct PriceView {
     /// The canonical id the name resolved to.
     pub model: String,
-    /// `override` when an admin set it, else `shipped`.
+    /// `override` when an admin or an import set it (an imported override's `entry.note`
+    /// starts with `imported`), `imported` from the imported table, else `shipped`.
     pub source: String,
     /// The entry, as in the price file.
     pub entry: ModelDto,

@@ -5,6 +5,7 @@ mod client;
 mod forecasts;
 mod ledger;
 mod output;
+mod prices;
 mod reports;
 mod serve;
 
@@ -52,7 +53,7 @@ enum Command {
     /// Manage budgets.
     #[command(subcommand)]
     Budget(BudgetCmd),
-    /// Manage price overrides.
+    /// Manage price overrides; import a public price map.
     #[command(subcommand)]
     Price(PriceCmd),
     /// Current usage of every budget on a scope.
@@ -221,6 +222,11 @@ enum PriceCmd {
         /// Model name.
         model: String,
     },
+    /// Import LiteLLM's price map into the price overrides (Tollgate's own entries win).
+    Import(prices::ImportArgs),
+    /// Rebuild the shipped imported table from LiteLLM's map, offline
+    /// (scripts/refresh-prices.sh); prints the coverage.
+    BuildTable(prices::BuildTableArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -270,6 +276,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve { config } => serve::serve(config).await,
+            Command::Price(PriceCmd::BuildTable(a)) => prices::build_table(a),
             other => admin(&cli.url, cli.output, other).await,
         }
     });
@@ -390,6 +397,8 @@ async fn admin(url: &str, out: Output, cmd: Command) -> Result<(), String> {
                 .await?,
                 output::Kind::Object,
             ),
+            PriceCmd::Import(a) => return prices::import(&c, a, out).await,
+            PriceCmd::BuildTable(a) => return prices::build_table(a),
             PriceCmd::Show { model } => (
                 c.send(
                     Method::GET,

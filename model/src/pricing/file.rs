@@ -38,13 +38,19 @@ pub enum PriceFileError {
     },
 }
 
-#[derive(Debug, Deserialize)]
+/// A whole price file as written (docs/prices.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct PriceFileDto {
+pub struct PriceFileDto {
+    /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
+    /// The table's version (a date for the shipped table).
     pub table_version: String,
+    /// Always `USD`.
     pub currency: String,
+    /// Output cap assumed for a model whose entry gives none.
     pub default_max_output_tokens: u32,
+    /// The entries.
     pub models: Vec<ModelDto>,
 }
 
@@ -79,67 +85,80 @@ pub struct ModelDto {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PriceVersionDto {
-    effective_from: NaiveDate,
+    /// First day (UTC) of these prices.
+    pub effective_from: NaiveDate,
     #[serde(with = "rust_decimal::serde::str")]
-    input: Decimal,
+    /// Input, USD per million tokens.
+    pub input: Decimal,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    cached_input: Option<Decimal>,
+    /// Cache-read input (default: `input`).
+    pub cached_input: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    cache_write_5m: Option<Decimal>,
+    /// 5-minute cache writes (default: `input`).
+    pub cache_write_5m: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    cache_write_1h: Option<Decimal>,
+    /// 1-hour cache writes (default: `cache_write_5m`).
+    pub cache_write_1h: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::str")]
-    output: Decimal,
+    /// Output, USD per million tokens.
+    pub output: Decimal,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    reasoning: Option<Decimal>,
+    /// Reasoning output (default: `output`).
+    pub reasoning: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    long_context: Option<LongContextDto>,
+    /// The long-context tier.
+    pub long_context: Option<LongContextDto>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    per_request: Option<Decimal>,
+    /// USD per request (default 0).
+    pub per_request: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    per_image: Option<Decimal>,
+    /// USD per generated image (default 0).
+    pub per_image: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    per_audio_minute: Option<Decimal>,
+    /// USD per minute of audio (default 0).
+    pub per_audio_minute: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    batch_multiplier: Option<Decimal>,
+    /// Token-price multiplier of the batch tier (default 1).
+    pub batch_multiplier: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    priority_multiplier: Option<Decimal>,
+    /// Token-price multiplier of the priority tier (default 1).
+    pub priority_multiplier: Option<Decimal>,
 }
 
 /// A long-context tier as written.
@@ -147,35 +166,42 @@ pub struct PriceVersionDto {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LongContextDto {
-    threshold_input_tokens: u64,
+    /// The tier applies above this many input tokens.
+    pub threshold_input_tokens: u64,
     #[serde(with = "rust_decimal::serde::str")]
-    input: Decimal,
+    /// Input, USD per million tokens.
+    pub input: Decimal,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    cached_input: Option<Decimal>,
+    /// Cache-read input (default: `input`).
+    pub cached_input: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    cache_write_5m: Option<Decimal>,
+    /// 5-minute cache writes (default: `input`).
+    pub cache_write_5m: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    cache_write_1h: Option<Decimal>,
+    /// 1-hour cache writes (default: `cache_write_5m`).
+    pub cache_write_1h: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::str")]
-    output: Decimal,
+    /// Output, USD per million tokens.
+    pub output: Decimal,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "rust_decimal::serde::str_option"
     )]
-    reasoning: Option<Decimal>,
+    /// Reasoning output (default: `output`).
+    pub reasoning: Option<Decimal>,
 }
 
 /// Parses the file text into DTOs, naming the JSON path of the first error.

@@ -16,7 +16,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 pub use cost::{Cost, CostBreakdown};
-pub use file::{LongContextDto, ModelDto, PriceFileError, PriceVersionDto, SCHEMA_VERSION};
+pub use file::{
+    LongContextDto, ModelDto, PriceFileDto, PriceFileError, PriceVersionDto, SCHEMA_VERSION,
+};
 pub use unknown::{ANY_PROVIDER, UnknownModelPolicy};
 
 use crate::usage::{ServiceTier, Usage};
@@ -43,6 +45,29 @@ pub fn shipped_prices_json() -> Result<String, PriceFileError> {
     )
     .map_err(|e| invalid(format!("cannot inflate the embedded table: {e}")))?;
     String::from_utf8(bytes).map_err(|e| invalid(e.to_string()))
+}
+
+/// The imported price table (`model/prices/imported.json`, written by
+/// `scripts/refresh-prices.sh` from LiteLLM's price map): models the shipped table lacks or
+/// prices differently under a more specific name. Only the control plane embeds it (feature
+/// `imported`): it is many times the shipped table, which the filter's `.wasm` carries.
+#[cfg(feature = "imported")]
+pub const IMPORTED_PRICES_JSON: &str = include_str!("../../prices/imported.json");
+
+/// Reads a whole price file strictly (every error names its JSON path): its header and its
+/// entries, validated one by one (duplicates are the caller's to judge).
+pub fn read_price_file(
+    source_name: &str,
+    text: &str,
+) -> Result<(PriceFileDto, Vec<ModelPrices>), PriceFileError> {
+    let mut dto = file::parse(source_name, text)?;
+    file::validate_header(source_name, &dto)?;
+    let entries = std::mem::take(&mut dto.models);
+    let mut models = Vec::with_capacity(entries.len());
+    for (i, m) in entries.into_iter().enumerate() {
+        models.push(file::model_from_dto(source_name, i, m)?);
+    }
+    Ok((dto, models))
 }
 
 /// Reads a set of price entries written as a price file (the control plane's overrides,
@@ -398,6 +423,26 @@ impl PriceTable {
             *c = compiled;
         }
         Ok(())
+    }
+
+    /// Adds the entries of a lower layer (the imported table) under this table: an entry
+    /// whose id this table already names exactly (an id or an alias) is left out, and so is
+    /// any alias of it that does, so that this table's own entries always win. Returns the
+    /// entries added, as written.
+    pub fn add_layer(&mut self, layer: Vec<ModelPrices>) -> Vec<ModelDto> {
+        let mut added = Vec::new();
+        for mut model in layer {
+            if self.index.contains_key(model.id()) {
+                continue;
+            }
+            let index = &self.index;
+            model.entry.aliases.retain(|a| !index.contains_key(a));
+            let entry = model.entry.clone();
+            if self.upsert(model).is_ok() {
+                added.push(entry);
+            }
+        }
+        added
     }
 
     /// Makes `alias` an exact name for `target` (an Azure deployment name, say).

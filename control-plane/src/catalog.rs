@@ -53,6 +53,9 @@ pub struct Snapshot {
     /// What the filter's shipped table lacks: the imported layer's entries and the overrides
     /// (over them), versioned, as the filter fetches them (`GET /v1/admission/prices`).
     pub overrides: Arc<PriceOverrides>,
+    /// `overrides` as JSON, serialized once per snapshot: the imported table makes it a few
+    /// hundred kilobytes, which every filter VM fetches.
+    pub overrides_json: bytes::Bytes,
 }
 
 /// How long admission keeps serving the last snapshot after a failed reload before it tries
@@ -229,6 +232,9 @@ impl Catalog {
             budgets,
             switches,
             prices: Arc::new(prices),
+            overrides_json: serde_json::to_vec(&overrides)
+                .map(bytes::Bytes::from)
+                .unwrap_or_default(),
             overrides: Arc::new(overrides),
         })
     }

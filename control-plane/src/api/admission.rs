@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header::{ETAG, IF_NONE_MATCH};
+use axum::http::header::{CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tollgate_model::wire::v1::{
@@ -153,5 +153,10 @@ pub async fn prices(
     if unchanged {
         return Ok((StatusCode::NOT_MODIFIED, [(ETAG, etag_value)]).into_response());
     }
-    Ok(([(ETAG, etag_value)], Json(overrides.clone())).into_response())
+    let json = HeaderValue::from_static("application/json");
+    Ok((
+        [(ETAG, etag_value), (CONTENT_TYPE, json)],
+        snap.overrides_json.clone(),
+    )
+        .into_response())
 }

@@ -170,6 +170,66 @@ async fn bad_profiles_and_profiled_budgets_get_400_naming_the_field(app: TestApp
     app.stop().await;
 }
 
+/// A profile's unknown-model policy reaches its budgets (before: profiled budgets always got
+/// the service's, `refuse`), with its provenance; a budget may set its own.
+async fn a_profiled_budget_gets_its_profiles_unknown_model_policy(app: TestApp) {
+    let (s, v) = send(
+        &app,
+        Method::PUT,
+        "/v1/profiles/lenient",
+        Some(
+            json!({"id":"lenient","settings":{"limit_usd":"100","period":"daily",
+            "unknown_model":{"price_as":"gpt-4o"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    app.create_budget(json!({"id":"l","scopes":["team:l"],"profile":"lenient"}))
+        .await;
+    app.create_budget(
+        json!({"id":"s","scopes":["team:s"],"profile":"lenient","unknown_model":"refuse"}),
+    )
+    .await;
+    let b = app.budget("l").await;
+    assert_eq!(
+        b["budget"]["unknown_model"],
+        json!({"price_as":"gpt-4o"}),
+        "{b}"
+    );
+    assert_eq!(b["profile"]["settings_from"]["unknown_model"], "profile");
+    let b = app.budget("s").await;
+    assert_eq!(b["profile"]["settings_from"]["unknown_model"], "budget");
+
+    let unknown = "a-model-no-table-prices";
+    let (_, d) = app
+        .reserve(&reserve_req("u1", &["team:l"], unknown, 0))
+        .await;
+    assert_eq!(d["decision"], "allow", "priced as gpt-4o: {d}");
+    let (_, d) = app
+        .reserve(&reserve_req("u2", &["team:s"], unknown, 0))
+        .await;
+    assert_eq!(d["decision"], "deny", "{d}");
+    assert_eq!(d["reason"], "unknown_model", "{d}");
+
+    // A stand-in with no price is refused, naming the field.
+    let (s, e) = send(
+        &app,
+        Method::PUT,
+        "/v1/profiles/lenient",
+        Some(
+            json!({"id":"lenient","settings":{"limit_usd":"100","period":"daily",
+            "unknown_model":{"price_as":"no-such-model"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("settings.unknown_model")),
+        "{e}"
+    );
+    app.stop().await;
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -198,4 +258,5 @@ on_both_stores!(
     a_budget_follows_its_profile_and_keeps_its_overrides,
     a_changed_shipped_tier_reaches_its_budgets_and_delete_restores_it,
     bad_profiles_and_profiled_budgets_get_400_naming_the_field,
+    a_profiled_budget_gets_its_profiles_unknown_model_policy,
 );

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, BudgetError, BudgetSpec, DEFAULT_THRESHOLDS_PCT, Enforcement};
 use crate::period::Period;
+use crate::pricing::UnknownModelPolicy;
 use crate::scope::FailMode;
 
 /// A profile as written in the API: an id and any of a budget's settings.
@@ -72,10 +73,14 @@ pub struct Settings {
     /// Mid-stream cut-off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cutoff_mid_stream: Option<bool>,
+    /// What a call counting toward the budget gets when no price table knows its model
+    /// (unset: the control plane's `unknown_model` setting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_model: Option<UnknownModelPolicy>,
 }
 
 /// Field names of [`Settings`], as written in JSON (the order of a budget's `settings_from`).
-pub const SETTING_FIELDS: [&str; 10] = [
+pub const SETTING_FIELDS: [&str; 11] = [
     "limit_usd",
     "limit_tokens",
     "limit_requests",
@@ -86,6 +91,7 @@ pub const SETTING_FIELDS: [&str; 10] = [
     "fail_mode",
     "suspend_on_exceed",
     "cutoff_mid_stream",
+    "unknown_model",
 ];
 
 /// A budget that takes its settings from a profile and overrides some.
@@ -142,6 +148,9 @@ pub struct ProfiledBudgetSpec {
     /// Override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cutoff_mid_stream: Option<bool>,
+    /// Override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_model: Option<UnknownModelPolicy>,
 }
 
 impl ProfiledBudgetSpec {
@@ -158,6 +167,7 @@ impl ProfiledBudgetSpec {
             fail_mode: self.fail_mode,
             suspend_on_exceed: self.suspend_on_exceed,
             cutoff_mid_stream: self.cutoff_mid_stream,
+            unknown_model: self.unknown_model.clone(),
         }
     }
 }
@@ -177,7 +187,8 @@ pub enum SettingSource {
 
 /// `budget` over `profile`: the effective spec and, per field of [`SETTING_FIELDS`], where
 /// its value came from. A field neither sets keeps the budget default (`UTC`, the default
-/// thresholds, `hard`, `fail_open`, `false`) or stays unset (limits); a missing period is left
+/// thresholds, `hard`, `false`) or stays unset (limits, the fail mode and the unknown-model
+/// policy, which then fall to the filter's and the service's); a missing period is left
 /// for validation to report.
 pub fn resolve(
     budget: &ProfiledBudgetSpec,
@@ -221,8 +232,8 @@ pub fn resolve(
         fail_mode: pick!(fail_mode),
         suspend_on_exceed: pick!(suspend_on_exceed).unwrap_or_default(),
         cutoff_mid_stream: pick!(cutoff_mid_stream).unwrap_or_default(),
-        // Profiles do not carry an unknown-model policy yet: the service's applies.
-        unknown_model: None,
+        // Unset in both: the service's policy applies.
+        unknown_model: pick!(unknown_model),
     };
     Ok((spec, from))
 }
@@ -251,6 +262,7 @@ impl ProfileSpec {
             fail_mode: None,
             suspend_on_exceed: None,
             cutoff_mid_stream: None,
+            unknown_model: None,
         };
         let (spec, _) = resolve(&probe, &self.settings)?;
         Budget::try_from(spec).map(|_| ())
@@ -339,6 +351,28 @@ mod tests {
         assert_eq!(from["fail_mode"], SettingSource::Budget);
         assert_eq!(from["limit_tokens"], SettingSource::Default);
         assert_eq!(from.len(), SETTING_FIELDS.len());
+    }
+
+    #[test]
+    fn a_profiled_budget_takes_the_profiles_unknown_model_policy_unless_it_sets_its_own() {
+        let mut settings = medium();
+        settings.unknown_model = Some(UnknownModelPolicy::PriceAs("gpt-4o".into()));
+        let inherits = profiled(r#"{"id":"t","scopes":["team:a"],"profile":"medium"}"#);
+        let (spec, from) = resolve(&inherits, &settings).unwrap();
+        assert_eq!(
+            Budget::try_from(spec).unwrap().unknown_model,
+            Some(UnknownModelPolicy::PriceAs("gpt-4o".into()))
+        );
+        assert_eq!(from["unknown_model"], SettingSource::Profile);
+        let own = profiled(
+            r#"{"id":"t","scopes":["team:a"],"profile":"medium","unknown_model":"refuse"}"#,
+        );
+        let (spec, from) = resolve(&own, &settings).unwrap();
+        assert_eq!(spec.unknown_model, Some(UnknownModelPolicy::Refuse));
+        assert_eq!(from["unknown_model"], SettingSource::Budget);
+        let (spec, from) = resolve(&inherits, &medium()).unwrap();
+        assert_eq!(spec.unknown_model, None, "the service's policy applies");
+        assert_eq!(from["unknown_model"], SettingSource::Default);
     }
 
     #[test]

@@ -121,6 +121,10 @@ pub async fn put(
         };
         ApiError::invalid(field, e.reason)
     })?;
+    if let Some(policy) = &spec.settings.unknown_model {
+        crate::unpriced::check_policy(policy, state.catalog.shipped())
+            .map_err(|e| ApiError::invalid("settings.unknown_model", e))?;
+    }
     let current = state.store.get_doc(Collection::Profiles, &id).await?;
     let expect = match (headers.contains_key(axum::http::header::IF_MATCH), &current) {
         (true, _) => if_match(&headers)?,

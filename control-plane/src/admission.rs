@@ -415,11 +415,18 @@ impl Admission<'_> {
             return Ok(self.admitted(first, forced));
         };
         // A downgrade budget refusing for a limit (not a suspension) offers a cheaper model.
+        // Its map may name the model by any name of its family: a Bedrock inference profile
+        // with a regional price of its own is downgraded as its base model is.
         let binding = first.budgets.get(line).cloned();
         let target = binding
             .as_ref()
             .filter(|_| matches!(reason, DenyReason::Usd | DenyReason::Tokens))
-            .and_then(|b| b.downgrade_target(&model).map(|t| model_id(self.snap, t)));
+            .and_then(|b| {
+                std::iter::once(model.as_str())
+                    .chain(self.snap.prices.model_family(&model))
+                    .find_map(|m| b.downgrade_target(m))
+            })
+            .map(|t| model_id(self.snap, t));
         if let (Some(b), Some(target)) = (binding, target)
             && let Some(cheaper) = self.reprice(req, &target)
         {

@@ -72,11 +72,17 @@ pub struct Catalog {
     /// The imported layer's entries that took (by id).
     imported: Arc<BTreeMap<String, ModelDto>>,
     refresh: Duration,
-    cached: RwLock<Option<(Instant, Arc<Snapshot>)>>,
-    /// The last snapshot loaded, kept through `invalidate` for admission during an outage,
-    /// and when a reload last failed.
-    last: RwLock<(Option<Arc<Snapshot>>, Option<Instant>)>,
+    cached: RwLock<Cached>,
     reload: tokio::sync::Mutex<()>,
+}
+
+/// The last snapshot loaded (kept through `invalidate`, for admission during an outage),
+/// when it was loaded (`None` once invalidated: stale), and when a reload last failed.
+#[derive(Default)]
+struct Cached {
+    snap: Option<Arc<Snapshot>>,
+    loaded_at: Option<Instant>,
+    failed_at: Option<Instant>,
 }
 
 impl Catalog {
@@ -99,8 +105,7 @@ impl Catalog {
             shipped: base,
             imported: Arc::new(imported.into_iter().map(|m| (m.id.clone(), m)).collect()),
             refresh,
-            cached: RwLock::new(None),
-            last: RwLock::new((None, None)),
+            cached: RwLock::default(),
             reload: tokio::sync::Mutex::new(()),
         }
     }
@@ -121,16 +126,18 @@ impl Catalog {
     }
 
     fn fresh(&self) -> Option<Arc<Snapshot>> {
-        let guard = self.cached.read().unwrap_or_else(|e| e.into_inner());
-        guard
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < self.refresh)
-            .map(|(_, s)| s.clone())
+        let c = self.cached.read().unwrap_or_else(|e| e.into_inner());
+        c.snap
+            .clone()
+            .filter(|_| c.loaded_at.is_some_and(|at| at.elapsed() < self.refresh))
     }
 
     /// Forgets the snapshot: the next call reloads (after a write through this replica).
     pub fn invalidate(&self) {
-        *self.cached.write().unwrap_or_else(|e| e.into_inner()) = None;
+        self.cached
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .loaded_at = None;
     }
 
     /// The current snapshot, reloading it from `store` when stale.
@@ -146,13 +153,18 @@ impl Catalog {
         let snap = match self.load(store).await {
             Ok(snap) => Arc::new(snap),
             Err(e) => {
-                self.last.write().unwrap_or_else(|e| e.into_inner()).1 = Some(Instant::now());
+                self.cached
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .failed_at = Some(Instant::now());
                 return Err(e);
             }
         };
-        *self.cached.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), snap.clone()));
-        *self.last.write().unwrap_or_else(|e| e.into_inner()) = (Some(snap.clone()), None);
+        *self.cached.write().unwrap_or_else(|e| e.into_inner()) = Cached {
+            snap: Some(snap.clone()),
+            loaded_at: Some(Instant::now()),
+            failed_at: None,
+        };
         Ok(snap)
     }
 
@@ -164,15 +176,12 @@ impl Catalog {
         &self,
         store: &dyn Store,
     ) -> Result<Arc<Snapshot>, StoreError> {
-        if let Some(s) = self.fresh() {
-            return Ok(s);
-        }
+        // A successful load clears `failed_at`, so a fresh snapshot is never backed off from.
         let backing_off = {
-            let last = self.last.read().unwrap_or_else(|e| e.into_inner());
-            match &*last {
-                (Some(s), Some(failed)) if failed.elapsed() < RELOAD_BACKOFF => Some(s.clone()),
-                _ => None,
-            }
+            let c = self.cached.read().unwrap_or_else(|e| e.into_inner());
+            c.snap
+                .clone()
+                .filter(|_| c.failed_at.is_some_and(|at| at.elapsed() < RELOAD_BACKOFF))
         };
         if let Some(s) = backing_off {
             return Ok(s);
@@ -180,10 +189,10 @@ impl Catalog {
         match self.snapshot(store).await {
             Err(e @ (StoreError::Unavailable(_) | StoreError::Full(_))) => {
                 let last = self
-                    .last
+                    .cached
                     .read()
                     .unwrap_or_else(|e| e.into_inner())
-                    .0
+                    .snap
                     .clone();
                 let Some(s) = last else { return Err(e) };
                 metrics::counter!("tollgate_catalog_stale_total").increment(1);

@@ -439,6 +439,13 @@ impl Admission<'_> {
         Ok(self.denied(first))
     }
 
+    /// Counts and logs an unpriced call, and notes its model for the day's alert.
+    fn record_unpriced(&self, stage: &'static str, provider: &str, model: &str, o: &Unpriced<'_>) {
+        unpriced::record(stage, provider, model, o);
+        let now_ms = self.now.timestamp_millis();
+        self.sightings.note(provider, model, o.as_str(), now_ms);
+    }
+
     /// The reservation of a call no price table knows, or its refusal (`unknown_model`),
     /// as the unknown-model policies of the budgets it counts toward decide.
     fn unpriced_reserve(&self, req: &ReserveRequest, model: &str) -> Result<i64, ReserveResponse> {
@@ -446,9 +453,7 @@ impl Admission<'_> {
         let outcome = unpriced::decide(&budgets, self.unknown_model, &req.provider, true, |m| {
             self.reprice(req, m)
         });
-        unpriced::record("reserve", &req.provider, &req.model, &outcome);
-        let now_ms = self.now.timestamp_millis();
-        (self.sightings).note(&req.provider, &req.model, outcome.as_str(), now_ms);
+        self.record_unpriced("reserve", &req.provider, &req.model, &outcome);
         match outcome {
             Unpriced::Priced(cost) => Ok(cost),
             Unpriced::Unlimited => Ok(0),
@@ -627,9 +632,7 @@ impl Admission<'_> {
             return s.cost.nanos();
         }
         let outcome = unpriced::decide(budgets, self.unknown_model, &s.provider, false, price);
-        unpriced::record("settle", &s.provider, &s.model, &outcome);
-        let now_ms = self.now.timestamp_millis();
-        (self.sightings).note(&s.provider, &s.model, outcome.as_str(), now_ms);
+        self.record_unpriced("settle", &s.provider, &s.model, &outcome);
         match outcome {
             Unpriced::Priced(cost) => cost,
             Unpriced::Refused(_) | Unpriced::Unlimited => 0,

@@ -12,18 +12,22 @@
 // Rates and latencies are timing statistics, not money.
 #![allow(clippy::float_arithmetic)]
 
+mod bench_support;
 #[path = "tollgate-bench-admission/cluster.rs"]
 mod cluster;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use bench_support::{
+    REDIS_SERVER, RedisServer, arg, flag, free_port, percentile, process_cpu_us, redis_cpu_us,
+};
 
 use chrono::{DateTime, Utc};
 use tollgate_control_plane::admission::{Admission, AdmissionSettings};
 use tollgate_control_plane::catalog::{Catalog, Snapshot};
 use tollgate_control_plane::store::memory::MemoryStore;
-use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
 use tollgate_control_plane::store::{Collection, Expect, Store};
 use tollgate_model::NanoUsd;
 use tollgate_model::usage::Usage;
@@ -45,29 +49,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        secs: 3,
-        redis_server: "/usr/bin/redis-server".into(),
-        redis_cpu: None,
-        cluster: false,
-    };
-    let v: Vec<String> = std::env::args().collect();
-    a.cluster = v.iter().any(|x| x == "--cluster");
-    let mut i = 1;
-    while i + 1 < v.len() {
-        if v[i] == "--cluster" {
-            i += 1;
-            continue;
-        }
-        match v[i].as_str() {
-            "--secs" => a.secs = v[i + 1].parse().unwrap_or(3),
-            "--redis-server" => a.redis_server = v[i + 1].clone(),
-            "--redis-cpu" => a.redis_cpu = Some(v[i + 1].clone()),
-            _ => {}
-        }
-        i += 2;
+    Args {
+        secs: arg("--secs", 3),
+        redis_server: arg("--redis-server", REDIS_SERVER.to_owned()),
+        redis_cpu: Some(arg("--redis-cpu", String::new())).filter(|c| !c.is_empty()),
+        cluster: flag("--cluster"),
     }
-    a
 }
 
 fn now() -> DateTime<Utc> {
@@ -146,13 +133,6 @@ struct Level {
     pair_us: Vec<u64>,
 }
 
-fn pct(sorted: &[u64], p: usize) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
-}
-
 async fn run_level(
     store: Arc<dyn Store>,
     snap: Arc<Snapshot>,
@@ -163,7 +143,7 @@ async fn run_level(
     orgs: Option<usize>,
 ) -> Level {
     let started = Instant::now();
-    let cpu0 = own_cpu_us();
+    let cpu0 = process_cpu_us();
     let stop = started + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for t in 0..concurrency {
@@ -259,7 +239,7 @@ async fn run_level(
     }
     level.secs = started.elapsed().as_secs_f64();
     level.reserves = level.reserve_us.len() as u64;
-    level.service_cpu_us = (own_cpu_us() - cpu0) / (level.reserves.max(1) as f64);
+    level.service_cpu_us = (process_cpu_us() - cpu0) / (level.reserves.max(1) as f64);
     level.reserve_us.sort_unstable();
     level.pair_us.sort_unstable();
     level
@@ -278,28 +258,11 @@ fn print_level(name: &str, c: usize, l: &Level, redis_us: Option<(f64, u64, f64)
     println!(
         "{name:<22} c={c:<3} {rate:>7.0} calls/s  service CPU {:>5.1} us/reserve  reserve p50 {:>5} us p99 {:>6} us  reserve+settle p50 {:>5} us p99 {:>6} us  {redis}",
         l.service_cpu_us,
-        pct(&l.reserve_us, 50),
-        pct(&l.reserve_us, 99),
-        pct(&l.pair_us, 50),
-        pct(&l.pair_us, 99),
+        percentile(&l.reserve_us, 50),
+        percentile(&l.reserve_us, 99),
+        percentile(&l.pair_us, 50),
+        percentile(&l.pair_us, 99),
     );
-}
-
-/// Redis server CPU (user + sys) so far, in microseconds. Unlike `usec_per_call` (wall time
-/// inside the command, inflated whenever another process takes the core) this is CPU spent,
-/// including reading and parsing the request and writing the reply.
-fn redis_cpu_us(conn: &mut redis::Connection) -> f64 {
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query(conn)
-        .unwrap_or_default();
-    let field = |k: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}:")))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (field("used_cpu_user") + field("used_cpu_sys")) * 1e6
 }
 
 /// (usec_per_call, calls) of EVALSHA since the last CONFIG RESETSTAT.
@@ -348,70 +311,13 @@ fn redis_command(a: &Args) -> Command {
     }
 }
 
-/// This process's CPU time (user + sys) so far, in microseconds, from /proc (Linux).
-fn own_cpu_us() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0.0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
-    ticks * 10_000.0 // USER_HZ is 100 on Linux: one tick is 10 ms.
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn bench(a: Args) -> Result<(), String> {
     if a.cluster {
         return cluster::compare(&a).await;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let _server = Server(
-        redis_command(&a)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e} (install redis-server)", a.redis_server))?,
-    );
-    let url = format!("redis://127.0.0.1:{port}/");
-    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut conn = loop {
-        match client.get_connection() {
-            Ok(c) => break c,
-            Err(e) if Instant::now() > deadline => return Err(e.to_string()),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    };
-    let redis: Arc<dyn Store> = Arc::new(
-        RedisStore::new(&RedisConfig {
-            url,
-            key_prefix: "bench".into(),
-            timeout_ms: 2_000,
-        })
-        .map_err(|e| e.to_string())?,
-    );
+    let server = RedisServer::start_with(redis_command(&a), free_port()?, &[])?;
+    let mut conn = server.connection()?;
+    let redis = server.store("bench", 2_000)?;
     let snap = setup(&redis).await?;
     println!(
         "3 matching budgets (org monthly USD, team daily USD downgrade, user 60 s request rate); one service core; {} s per level",

@@ -15,88 +15,25 @@
 // Rates, latencies and CPU shares are timing statistics, not money.
 #![allow(clippy::float_arithmetic)]
 
-use std::process::{Child, Command, Stdio};
+mod bench_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bench_support::{REDIS_SERVER, RedisServer, arg, thread_cpu_secs};
 use serde_json::json;
 use tollgate_control_plane::alerts::anomaly_pass;
 use tollgate_control_plane::alerts::anomaly_task::AnomalySettings;
 use tollgate_control_plane::auth::Auth;
 use tollgate_control_plane::ledger::{RollupFilter, synthetic};
 use tollgate_control_plane::state::AppState;
-use tollgate_control_plane::store::Store;
-use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
 
 const ADMIN: &str = "bench-admin";
 const DATAPLANE: &str = "bench-dataplane";
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let v: Vec<String> = std::env::args().collect();
-    v.iter()
-        .position(|x| x == name)
-        .and_then(|i| v.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
 fn wall_now() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-}
-
-/// CPU seconds (user + system) this thread has used, from `/proc/thread-self/stat`.
-fn thread_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/thread-self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command's closing parenthesis; utime and stime are 14th and 15th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-async fn redis(bin: &str) -> Result<(Server, String), String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let server = Server(
-        Command::new(bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{bin}: {e}"))?,
-    );
-    let url = format!("redis://127.0.0.1:{port}/");
-    for _ in 0..100 {
-        if let Ok(c) = redis::Client::open(url.as_str())
-            && c.get_connection().is_ok()
-        {
-            return Ok((server, url));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err("redis-server did not start".into())
 }
 
 /// Reserve + settle over HTTP with `concurrency` clients until `stop`; calls done.
@@ -142,16 +79,8 @@ async fn run() -> Result<(), String> {
     let runs: usize = arg("--runs", 5);
     let secs: u64 = arg("--secs", 20);
     let concurrency: usize = arg("--concurrency", 16);
-    let bin: String = arg("--redis-server", "/usr/bin/redis-server".to_owned());
-    let (_server, url) = redis(&bin).await?;
-    let store: Arc<dyn Store> = Arc::new(
-        RedisStore::new(&RedisConfig {
-            url,
-            key_prefix: "tg".into(),
-            timeout_ms: 10_000,
-        })
-        .map_err(|e| e.to_string())?,
-    );
+    let server = RedisServer::start(&arg("--redis-server", REDIS_SERVER.to_owned()))?;
+    let store = server.store("tg", 10_000)?;
     let now = wall_now();
     let start = now.timestamp_millis() - synthetic::DAYS * 86_400_000;
     let t = Instant::now();
@@ -290,22 +219,5 @@ async fn run() -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tollgate-bench-anomaly: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    bench_support::main_two_workers("tollgate-bench-anomaly", run())
 }

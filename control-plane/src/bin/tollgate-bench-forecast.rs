@@ -12,10 +12,13 @@
 // Timings are statistics, not money.
 #![allow(clippy::float_arithmetic)]
 
+mod bench_support;
+
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use bench_support::{REDIS_SERVER, RedisServer, arg, summary_ms};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tollgate_control_plane::analytics::forecast::{self, Request, Step};
@@ -24,7 +27,6 @@ use tollgate_control_plane::api::forecasts::for_budgets;
 use tollgate_control_plane::ledger::{Granularity, synthetic};
 use tollgate_control_plane::store::Store;
 use tollgate_control_plane::store::memory::MemoryStore;
-use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
 use tollgate_model::PriceTable;
 use tollgate_model::budget::{Budget, BudgetSpec};
 
@@ -40,35 +42,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        calls: 1_000_000,
-        budgets: 1_000,
-        runs: 5,
-        store: "redis".into(),
-        redis_server: "/usr/bin/redis-server".into(),
-    };
-    let v: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i + 1 < v.len() {
-        match v[i].as_str() {
-            "--calls" => a.calls = v[i + 1].parse().unwrap_or(a.calls),
-            "--budgets" => a.budgets = v[i + 1].parse().unwrap_or(a.budgets),
-            "--runs" => a.runs = v[i + 1].parse().unwrap_or(a.runs),
-            "--store" => a.store = v[i + 1].clone(),
-            "--redis-server" => a.redis_server = v[i + 1].clone(),
-            _ => {}
-        }
-        i += 2;
-    }
-    a
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+    Args {
+        calls: arg("--calls", 1_000_000),
+        budgets: arg("--budgets", 1_000),
+        runs: arg("--runs", 5),
+        store: arg("--store", "redis".to_owned()),
+        redis_server: arg("--redis-server", REDIS_SERVER.to_owned()),
     }
 }
 
@@ -98,61 +77,13 @@ fn budget(i: usize) -> Result<Budget, String> {
     Budget::try_from(spec).map_err(|e| e.to_string())
 }
 
-async fn redis(path: &str) -> Result<(Server, Arc<dyn Store>), String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let server = Server(
-        Command::new(path)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{path}: {e} (install redis-server)"))?,
-    );
-    let store: Arc<dyn Store> = Arc::new(
-        RedisStore::new(&RedisConfig {
-            url: format!("redis://127.0.0.1:{port}/"),
-            key_prefix: "bench".into(),
-            timeout_ms: 10_000,
-        })
-        .map_err(|e| e.to_string())?,
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.ping().await.is_err() {
-        if Instant::now() > deadline {
-            return Err("redis-server did not answer within 10 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok((server, store))
-}
-
-fn stats(ms: &mut [f64]) -> String {
-    ms.sort_by(f64::total_cmp);
-    format!(
-        "min {:.0} ms, median {:.0} ms, max {:.0} ms",
-        ms[0],
-        ms[ms.len() / 2],
-        ms[ms.len() - 1]
-    )
-}
-
 async fn bench(a: Args) -> Result<(), String> {
-    let (_server, store): (Option<Server>, Arc<dyn Store>) = match a.store.as_str() {
+    let (_server, store): (Option<RedisServer>, Arc<dyn Store>) = match a.store.as_str() {
         "memory" => (None, Arc::new(MemoryStore::new())),
         _ => {
-            let (s, st) = redis(&a.redis_server).await?;
-            (Some(s), st)
+            let server = RedisServer::start(&a.redis_server)?;
+            let store = server.store("bench", 10_000)?;
+            (Some(server), store)
         }
     };
     let start: DateTime<Utc> = START.parse().map_err(|e| format!("{e}"))?;
@@ -184,7 +115,7 @@ async fn bench(a: Args) -> Result<(), String> {
         "forecast of every budget ({} budgets: rollup reads, counters, forecasts), {} runs: {}",
         a.budgets,
         a.runs,
-        stats(&mut whole)
+        summary_ms(&mut whole)
     );
 
     // The reads alone, and the forecasts alone on what they read.
@@ -227,7 +158,7 @@ async fn bench(a: Args) -> Result<(), String> {
     }
     println!(
         "  the forecasts alone (pure functions, one core): {}",
-        stats(&mut pure)
+        summary_ms(&mut pure)
     );
 
     let mut methods: BTreeMap<String, usize> = BTreeMap::new();
@@ -250,13 +181,6 @@ async fn bench(a: Args) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match bench(args()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tollgate-bench-forecast: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+fn main() -> std::process::ExitCode {
+    bench_support::main_two_workers("tollgate-bench-forecast", bench(args()))
 }

@@ -10,78 +10,17 @@
 // Rates and latencies are timing statistics, not money.
 #![allow(clippy::float_arithmetic)]
 
-use std::process::{Child, Command, Stdio};
+mod bench_support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench_support::{
+    REDIS_SERVER, RedisServer, arg, peak_rss_kb, redis_cpu_us, redis_used_memory, wall_ms,
+};
 use tollgate_control_plane::ledger::export::{self, Format};
 use tollgate_control_plane::ledger::{TimeRange, synthetic};
-use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
 use tollgate_control_plane::store::{Line, SettleOp, Store};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn arg(name: &str) -> Option<String> {
-    let v: Vec<String> = std::env::args().collect();
-    v.iter()
-        .position(|x| x == name)
-        .and_then(|i| v.get(i + 1).cloned())
-}
-
-fn used_memory(url: &str) -> Result<u64, String> {
-    let c = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let mut conn = c.get_connection().map_err(|e| e.to_string())?;
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query(&mut conn)
-        .map_err(|e| e.to_string())?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| "no used_memory".to_owned())
-}
-
-/// Redis's CPU time so far (user + system), microseconds.
-fn redis_cpu_us(url: &str) -> Result<f64, String> {
-    let c = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let mut conn = c.get_connection().map_err(|e| e.to_string())?;
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query(&mut conn)
-        .map_err(|e| e.to_string())?;
-    let field = |name: &str| -> f64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Ok((field("used_cpu_user:") + field("used_cpu_sys:")) * 1e6)
-}
-
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn now_ms() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
 
 /// Settlement `i` of a throughput run: synthetic call `i`'s scopes, model and usage (so the
 /// rows a batch adds to are as varied as the history's), ending now. Calls `i` with the same
@@ -133,7 +72,7 @@ async fn throughput(
         let tag = tag.to_owned();
         handles.push(tokio::spawn(async move {
             for b in 0..per_task / 16 {
-                let now = now_ms();
+                let now = wall_ms();
                 let ops: Vec<SettleOp> = (0..16)
                     .map(|k| {
                         let i = 5 * (t * per_task + b * 16 + k) + t % 5;
@@ -169,7 +108,7 @@ fn spawn_upkeep(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
 async fn latency(store: &dyn Store, tag: &str, n: usize) -> (u128, u128) {
     let mut us = Vec::with_capacity(n);
     for i in 0..n {
-        let op = settle_op(format!("{tag}-{i}"), true, now_ms(), i);
+        let op = settle_op(format!("{tag}-{i}"), true, wall_ms(), i);
         let t = Instant::now();
         let _ = store.settle(&op).await;
         us.push(t.elapsed().as_micros());
@@ -202,52 +141,12 @@ async fn export_all(store: &dyn Store, range: TimeRange) -> (u64, u64) {
 }
 
 async fn run() -> Result<(), String> {
-    let n: usize = arg("--records")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let bin = arg("--redis-server").unwrap_or_else(|| "/usr/bin/redis-server".into());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let _server = Server(
-        Command::new(&bin)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{bin}: {e}"))?,
-    );
-    let url = format!("redis://127.0.0.1:{port}/");
-    let mut up = false;
-    for _ in 0..100 {
-        if used_memory(&url).is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if !up {
-        return Err("redis-server did not start".into());
-    }
-    let store: Arc<dyn Store> = Arc::new(
-        RedisStore::new(&RedisConfig {
-            url: url.clone(),
-            key_prefix: "tg".into(),
-            timeout_ms: 5_000,
-        })
-        .map_err(|e| e.to_string())?,
-    );
-    let before = used_memory(&url)?;
-    let start = now_ms() - synthetic::DAYS * 86_400_000;
+    let n: usize = arg("--records", 1_000_000);
+    let server = RedisServer::start(&arg("--redis-server", REDIS_SERVER.to_owned()))?;
+    let mut conn = server.connection()?;
+    let store = server.store("tg", 5_000)?;
+    let before = redis_used_memory(&mut conn);
+    let start = wall_ms() - synthetic::DAYS * 86_400_000;
     let t = Instant::now();
     // Four loaders, each a contiguous quarter (calls stay in time order per loader).
     let mut loaders = Vec::new();
@@ -275,15 +174,15 @@ async fn run() -> Result<(), String> {
     // Loaded = every record counted in its rollups.
     store.ledger_upkeep().await.map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
-    let after = used_memory(&url)?;
+    let after = redis_used_memory(&mut conn);
     println!(
         "load: {n} records in {load_s:.1} s = {:.0} records/s",
         n as f64 / load_s
     );
     println!(
         "redis memory: {:.0} MB for {n} records = {:.0} MB per million (stream + rollups + markers)",
-        (after - before) as f64 / 1e6,
-        (after - before) as f64 / 1e6 * 1e6 / n as f64
+        (after - before) / 1e6,
+        (after - before) / 1e6 * 1e6 / n as f64
     );
     let rss0 = peak_rss_kb();
     let t = Instant::now();
@@ -307,9 +206,9 @@ async fn run() -> Result<(), String> {
     let mut off = Vec::new();
     let mut on = Vec::new();
     for (round, ledger) in [false, true, false, true].into_iter().enumerate() {
-        let cpu0 = redis_cpu_us(&url)?;
+        let cpu0 = redis_cpu_us(&mut conn);
         let rate = throughput(store.clone(), ledger, &format!("r{round}"), 16, 4_096).await;
-        let cpu = (redis_cpu_us(&url)? - cpu0) / per_run;
+        let cpu = (redis_cpu_us(&mut conn) - cpu0) / per_run;
         println!(
             "settle throughput, ledger {}: {rate:.0}/s, Redis CPU {cpu:.1} us per settlement",
             if ledger { "on " } else { "off" }
@@ -351,22 +250,5 @@ async fn run() -> Result<(), String> {
 }
 
 fn main() -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tollgate-bench-ledger: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    bench_support::main_two_workers("tollgate-bench-ledger", run())
 }

@@ -13,15 +13,17 @@
 // Rates and latencies are timing statistics, not money.
 #![allow(clippy::float_arithmetic)]
 
-use std::process::{Child, Command, Stdio};
+mod bench_support;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use bench_support::{REDIS_SERVER, RedisServer, arg, summary_ms};
 
 use chrono::{DateTime, Utc};
 use tollgate_control_plane::auth::Auth;
 use tollgate_control_plane::ledger::{CallOutcome, RecordSource, RequestRecord, TokenCounts};
 use tollgate_control_plane::state::AppState;
-use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
 use tollgate_control_plane::store::{SettleOp, Store};
 
 const TEAMS: u64 = 50;
@@ -38,31 +40,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        calls: 1_000_000,
-        runs: 20,
-        redis_server: "/usr/bin/redis-server".into(),
-    };
-    let v: Vec<String> = std::env::args().collect();
-    let mut i = 1;
-    while i + 1 < v.len() {
-        match v[i].as_str() {
-            "--calls" => a.calls = v[i + 1].parse().unwrap_or(a.calls),
-            "--runs" => a.runs = v[i + 1].parse().unwrap_or(a.runs),
-            "--redis-server" => a.redis_server = v[i + 1].clone(),
-            _ => {}
-        }
-        i += 2;
-    }
-    a
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+    Args {
+        calls: arg("--calls", 1_000_000),
+        runs: arg("--runs", 20),
+        redis_server: arg("--redis-server", REDIS_SERVER.to_owned()),
     }
 }
 
@@ -186,52 +167,16 @@ async fn time(
         }
         rows = v["rows"].as_array().map_or(0, Vec::len);
     }
-    ms.sort_by(f64::total_cmp);
     println!(
-        "{path}\n    {rows} rows; over {runs} runs: min {:.1} ms, median {:.1} ms, max {:.1} ms",
-        ms[0],
-        ms[ms.len() / 2],
-        ms[ms.len() - 1]
+        "{path}\n    {rows} rows; over {runs} runs: {}",
+        summary_ms(&mut ms)
     );
     Ok(())
 }
 
 async fn bench(a: Args) -> Result<(), String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| e.to_string())?
-        .port();
-    let _server = Server(
-        Command::new(&a.redis_server)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e} (install redis-server)", a.redis_server))?,
-    );
-    let store: Arc<dyn Store> = Arc::new(
-        RedisStore::new(&RedisConfig {
-            url: format!("redis://127.0.0.1:{port}/"),
-            key_prefix: "bench".into(),
-            timeout_ms: 10_000,
-        })
-        .map_err(|e| e.to_string())?,
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.ping().await.is_err() {
-        if Instant::now() > deadline {
-            return Err("redis-server did not answer within 10 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let server = RedisServer::start(&a.redis_server)?;
+    let store = server.store("bench", 10_000)?;
     let now: DateTime<Utc> = NOW.parse().map_err(|e| format!("{e}"))?;
     load(&store, a.calls, now.timestamp_millis()).await?;
 
@@ -272,10 +217,6 @@ async fn bench(a: Args) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    if let Err(e) = bench(args()).await {
-        eprintln!("tollgate-bench-reports: {e}");
-        std::process::exit(1);
-    }
+fn main() -> std::process::ExitCode {
+    bench_support::main_two_workers("tollgate-bench-reports", bench(args()))
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use tollgate_control_plane::store::Store;
 use tollgate_control_plane::store::redis::{RedisConfig, RedisConnect, RedisStore, Topology};
 
-use super::{Args, Server, Work, print_level, redis_command, run_level, setup_with};
+use super::bench_support::{RedisServer, free_port};
+use super::{Args, Work, print_level, redis_command, run_level, setup_with};
 
 const ORGS: usize = 12;
 
@@ -30,39 +31,20 @@ fn budgets() -> Vec<String> {
         .collect()
 }
 
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
-/// Starts `redis-server` on `port` with `extra` arguments and waits until it answers.
-fn start(a: &Args, port: u16, dir: &std::path::Path, extra: &[String]) -> Result<Server, String> {
-    let server = Server(
-        redis_command(a)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e} (install redis-server)", a.redis_server))?,
-    );
-    let client =
-        redis::Client::open(format!("redis://127.0.0.1:{port}/")).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.get_connection().is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("redis-server on {port} did not start"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(server)
+/// `redis-server` on `port`, its files in `dir`, with `extra` arguments.
+fn start(
+    a: &Args,
+    port: u16,
+    dir: &std::path::Path,
+    extra: &[String],
+) -> Result<RedisServer, String> {
+    let mut args = vec!["--dir".to_owned(), dir.to_string_lossy().into_owned()];
+    args.extend_from_slice(extra);
+    RedisServer::start_with(redis_command(a), port, &args)
 }
 
 /// A 3-node cluster, joined and with every slot served.
-fn start_cluster(a: &Args, dir: &std::path::Path) -> Result<(Vec<Server>, Vec<u16>), String> {
+fn start_cluster(a: &Args, dir: &std::path::Path) -> Result<(Vec<RedisServer>, Vec<u16>), String> {
     let mut servers = Vec::new();
     let mut ports = Vec::new();
     for i in 0..3 {

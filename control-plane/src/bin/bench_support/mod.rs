@@ -1,0 +1,220 @@
+//! What the control plane's bench binaries share: a throwaway `redis-server` on a free
+//! loopback port, a Redis store on it, flag parsing, Redis's own counters (memory, CPU), this
+//! process's CPU and memory from `/proc`, timing summaries and the `main` wrapper.
+//!
+//! Each bench compiles this module as its own (`mod bench_support;`) and uses a part of it.
+#![allow(dead_code)]
+// Timings, rates and CPU shares are statistics, not money.
+#![allow(clippy::float_arithmetic)]
+
+use std::future::Future;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tollgate_control_plane::store::Store;
+use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
+
+/// Where Debian puts `redis-server`; every bench takes `--redis-server PATH` to change it.
+pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
+
+/// The value after `name` on the command line, parsed, or `default` when it is absent or does
+/// not parse.
+pub fn arg<T: FromStr>(name: &str, default: T) -> T {
+    let v: Vec<String> = std::env::args().collect();
+    v.iter()
+        .position(|x| x == name)
+        .and_then(|i| v.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Whether the bare flag `name` is on the command line.
+pub fn flag(name: &str) -> bool {
+    std::env::args().any(|x| x == name)
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// A `redis-server` the bench started, with persistence off; killed when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    pub url: String,
+}
+
+impl RedisServer {
+    /// `bin` on a free port, answering before this returns.
+    pub fn start(bin: &str) -> Result<Self, String> {
+        Self::start_with(Command::new(bin), free_port()?, &[])
+    }
+
+    /// `command` (a `redis-server`, possibly behind `taskset`) on `port` with `extra`
+    /// arguments; waits up to 10 s for it to answer a connection.
+    pub fn start_with(mut command: Command, port: u16, extra: &[String]) -> Result<Self, String> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{program}: {e} (install redis-server)"))?;
+        let server = Self {
+            child,
+            port,
+            url: format!("redis://127.0.0.1:{port}/"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.connection().is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("redis-server on {port} did not answer within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(server)
+    }
+
+    /// A plain connection for the bench's own `INFO` and `CONFIG` commands.
+    pub fn connection(&self) -> Result<redis::Connection, String> {
+        redis::Client::open(self.url.as_str())
+            .and_then(|c| c.get_connection())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The control plane's Redis store on this server.
+    pub fn store(&self, key_prefix: &str, timeout_ms: u64) -> Result<Arc<dyn Store>, String> {
+        Ok(Arc::new(
+            RedisStore::new(&RedisConfig {
+                url: self.url.clone(),
+                key_prefix: key_prefix.into(),
+                timeout_ms,
+            })
+            .map_err(|e| e.to_string())?,
+        ))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The numeric field `name` of `INFO section`, 0 when absent.
+pub fn info_field(conn: &mut redis::Connection, section: &str, name: &str) -> f64 {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
+        .query(conn)
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Redis's CPU time so far (user + system), microseconds. Unlike `usec_per_call` (wall time
+/// inside a command, inflated whenever another process takes the core) this is CPU spent,
+/// reading and parsing requests and writing replies included.
+pub fn redis_cpu_us(conn: &mut redis::Connection) -> f64 {
+    (info_field(conn, "cpu", "used_cpu_user") + info_field(conn, "cpu", "used_cpu_sys")) * 1e6
+}
+
+/// Redis's `used_memory`, bytes.
+pub fn redis_used_memory(conn: &mut redis::Connection) -> f64 {
+    info_field(conn, "memory", "used_memory")
+}
+
+/// User + system CPU seconds of `/proc/<what>/stat` (`self` or `thread-self`).
+fn proc_cpu_secs(what: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{what}/stat")).unwrap_or_default();
+    // Fields after the ")" that closes the command name: utime is the 12th, stime the 13th,
+    // in ticks of USER_HZ (100 on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's CPU time so far, microseconds.
+pub fn process_cpu_us() -> f64 {
+    proc_cpu_secs("self") * 1e6
+}
+
+/// The calling thread's CPU time so far, seconds.
+pub fn thread_cpu_secs() -> f64 {
+    proc_cpu_secs("thread-self")
+}
+
+/// This process's peak resident set (`VmHWM`), KiB.
+pub fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn wall_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The `p`th percentile of sorted samples (0 when there are none).
+pub fn percentile<T: Copy + Default>(sorted: &[T], p: usize) -> T {
+    sorted
+        .get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// "min …, median …, max …" of timings in milliseconds (sorts them).
+pub fn summary_ms(ms: &mut [f64]) -> String {
+    ms.sort_by(f64::total_cmp);
+    format!(
+        "min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        percentile(ms, 0),
+        percentile(ms, 50),
+        ms.last().copied().unwrap_or_default()
+    )
+}
+
+/// Runs `bench` on a two-worker runtime (one per core of the machine the figures come from)
+/// and turns its error into a message naming `name` and a failing exit code.
+pub fn main_two_workers<F>(name: &str, bench: F) -> ExitCode
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(bench) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

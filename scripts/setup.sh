@@ -11,7 +11,7 @@
 #     (scripts/requirements.txt: the official provider SDKs the end-to-end suite drives,
 #     aiosmtpd, the real SMTP server the alert email tests send to)
 #   - helm/tests/crd/node_modules: the CRD schemas the chart's tests validate Istio objects with
-#   - Debian's chromium and tests/browser/node_modules (puppeteer-core): the dashboard's browser
+#   - Debian's chromium and tests/browser/node_modules (puppeteer-core, axe-core): the dashboard's browser
 #     tests (tests/tests/dashboard.rs); ui/node_modules (uPlot): scripts/ui-assets.sh --check
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +72,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # npm packages, as each package-lock.json pins them: the chart tests' CRD schemas, the browser
-# tests' puppeteer-core, the dashboard's uPlot (only scripts/ui-assets.sh reads it).
+# tests' puppeteer-core and axe-core, the dashboard's uPlot (only scripts/ui-assets.sh reads it).
 for dir in helm/tests/crd tests/browser ui; do
   if [ "$(sha256sum < "$dir/package-lock.json")" != "$(cat "$dir/node_modules/.tollgate-lock" 2>/dev/null)" ]; then
     say "installing npm packages ($dir)"

@@ -264,6 +264,24 @@ fn the_cli_manages_alert_channels_and_never_shows_their_secrets() {
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("(field target.from)"));
     ok(&cli(&url, &["channel", "delete", "mail"]));
+    // A test alert to a webhook nothing listens at: the CLI fails and says why.
+    write(&format!(
+        r#"{{"id":"nowhere","target":{{"kind":"webhook","url":"http://127.0.0.1:{}/hook","secret":"SIGNINGSECRET-0123"}}}}"#,
+        support::free_port()
+    ));
+    ok(&cli(
+        &url,
+        &["channel", "create", "-f", spec.to_str().unwrap()],
+    ));
+    let bad = cli(&url, &["channel", "test", "nowhere"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("the test alert was not delivered: HTTP request failed"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    ok(&cli(&url, &["channel", "delete", "nowhere"]));
     let out = ok(&cli(&url, &["alert", "list"]));
     assert!(out.starts_with("ID"), "{out}");
     let out = ok(&cli(&url, &["alert", "dead-letters"]));

@@ -560,6 +560,30 @@ async fn every_operation_answers_as_the_document_says() {
         )
         .await;
     assert_eq!(s, 404);
+    // A test alert to a webhook nothing listens at: answered, not ok, the error named.
+    let (s, tried) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/channels/{id}/test",
+            "/v1/channels/ops/test",
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{tried}");
+    assert_eq!(tried["ok"], false, "{tried}");
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/channels/{id}/test",
+            "/v1/channels/nope/test",
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
     let slack = json!({ "id": "ops", "target": { "kind": "slack", "url": "https://hooks.slack.com/services/T/B/X" } });
     let (s, _) = c
         .call(

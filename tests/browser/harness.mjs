@@ -32,25 +32,29 @@ export async function launch() {
       '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${profile}`],
     defaultViewport: { width: 1280, height: 900 },
   });
-  const page = await browser.newPage();
   const problems = [];
   let expected = [];
   const expectedMatch = (text) => expected.some((re) => re.test(text));
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    const text = `${m.text()} @ ${m.location()?.url || ''}`;
-    if (!expectedMatch(text)) problems.push('console error: ' + text);
-  });
-  page.on('pageerror', (e) => problems.push('page error: ' + (e.stack || e.message || e)));
-  page.on('requestfailed', (r) => {
-    const text = `${r.method()} ${r.url()}: ${r.failure()?.errorText}`;
-    if (!expectedMatch(text)) problems.push('request failed: ' + text);
-  });
-  page.on('response', (r) => {
-    if (r.status() < 400) return;
-    const text = `${r.request().method()} ${r.url()} answered ${r.status()}`;
-    if (!expectedMatch(text)) problems.push('failed request: ' + text);
-  });
+  /** Records every console error, page error and failed request of `p`. */
+  const watch = (p) => {
+    p.on('console', (m) => {
+      if (m.type() !== 'error') return;
+      const text = `${m.text()} @ ${m.location()?.url || ''}`;
+      if (!expectedMatch(text)) problems.push('console error: ' + text);
+    });
+    p.on('pageerror', (e) => problems.push('page error: ' + (e.stack || e.message || e)));
+    p.on('requestfailed', (r) => {
+      const text = `${r.method()} ${r.url()}: ${r.failure()?.errorText} (${r.resourceType()}, answered ${r.response()?.status() ?? 'nothing'})`;
+      if (!expectedMatch(text)) problems.push('request failed: ' + text);
+    });
+    p.on('response', (r) => {
+      if (r.status() < 400) return;
+      const text = `${r.request().method()} ${r.url()} answered ${r.status()}`;
+      if (!expectedMatch(text)) problems.push('failed request: ' + text);
+    });
+    return p;
+  };
+  const page = watch(await browser.newPage());
   const downloads = mkdtempSync(join(tmpdir(), 'tollgate-downloads-'));
   const cdp = await page.createCDPSession();
   await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
@@ -67,14 +71,17 @@ export async function launch() {
       try { return await fn(); } finally { expected = []; }
     },
     /** Opens a route and waits for its page to finish; a page that ends in error fails. */
-    async open(hash, name) {
-      await page.evaluate((h) => { location.hash = h; }, hash);
-      return t.ready(name);
+    async open(hash, name, p = page) {
+      await p.evaluate((h) => { location.hash = h; }, hash);
+      return t.ready(name, hash, p);
     },
-    async ready(name) {
-      await page.waitForSelector(`main[data-page="${name}"][data-state="ready"], main[data-page="${name}"][data-state="error"]`, { timeout: 20000 });
-      const state = await page.$eval('main', (m) => m.dataset.state);
-      if (state === 'error') throw new Error(`page ${name} failed: ` + await page.$eval('main', (m) => m.innerText));
+    /** Waits for page `name` to finish (at route `hash`, when given: a page replacing one of
+     *  the same name, a list after its form, is told apart by its route). */
+    async ready(name, hash, p = page) {
+      const at = hash ? `[data-route="${hash.replace(/"/g, '\\"')}"]` : '';
+      await p.waitForSelector(`main[data-page="${name}"]${at}[data-state="ready"], main[data-page="${name}"]${at}[data-state="error"]`, { timeout: 20000 });
+      const state = await p.$eval('main', (m) => m.dataset.state);
+      if (state === 'error') throw new Error(`page ${name} failed: ` + await p.$eval('main', (m) => m.innerText));
       t.check(`page ${name}`);
     },
     async shot(name) {
@@ -82,6 +89,16 @@ export async function launch() {
       console.log(`screenshot ${join(SHOTS, name + '.png')}`);
     },
     async text(selector) { return page.$eval(selector, (e) => e.innerText); },
+    /** Another tab, watched like the first, logged in through the form. */
+    async tab() {
+      const p = watch(await browser.newPage());
+      await p.setViewport({ width: 1280, height: 900 });
+      await p.goto(CP + '/ui/', { waitUntil: 'load' });
+      await p.waitForSelector('#token');
+      await p.type('#token', TOKEN);
+      await Promise.all([p.waitForSelector('main[data-page="overview"][data-state="ready"]', { timeout: 20000 }), p.click('form button[type="submit"]')]);
+      return p;
+    },
     /** Waits for a download named `name` to be complete and returns its bytes. */
     async download(name) {
       const deadline = Date.now() + 15000;

@@ -129,18 +129,25 @@ impl ControlPlane {
         // Refresh 0: admission always sees the budgets a test has just written.
         let state = AppState::new(self.store.clone(), auth, 0).map_err(|e| anyhow!(e))?;
         let recorded = self.recorded.clone();
-        // What `server::run` does, with the recorder as the outermost layer.
+        // What `server::run` does, with the recorder as the outermost layer: alerts are
+        // delivered to the channels a test creates (the forecast and anomaly tasks are left
+        // out: tests ask the API, which computes both on demand).
         tollgate_control_plane::metrics::install();
+        let delivery = tollgate_control_plane::alerts::worker::start(&state);
         let app = tollgate_control_plane::api::router(state).layer(middleware::from_fn(
             move |req: Request, next: Next| record_settle(recorded.clone(), req, next),
         ));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })
-                .await
+                .await;
+            if let Some(delivery) = delivery {
+                delivery.abort();
+            }
+            served
         });
         self.running = Some((stop, task));
         Ok(())

@@ -2,8 +2,11 @@
 //! puppeteer-core (`tests/browser/dashboard.mjs`) against the whole gateway: real Envoy with
 //! the built filter, the control plane, the mock provider. The script logs in, creates a
 //! budget through the pages, sends governed calls through Envoy, and checks what each page
-//! shows; a console error or a failed request on any page fails it. Screenshots of every page
-//! go to `<target dir>/dashboard-screenshots/`.
+//! shows; a console error or a failed request on any page fails it. A second run goes through
+//! the editing and monitoring pages (`tests/browser/pages.mjs`) and audits every page's
+//! accessibility with axe-core, the keyboard, both themes and a phone's width
+//! (`tests/browser/accessibility.mjs`). Screenshots of every page go to
+//! `<target dir>/dashboard-screenshots/`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
@@ -37,14 +40,13 @@ fn screenshots_dir() -> PathBuf {
 /// Runs `tests/browser/<script>` with node against `stack`; its output is shown on failure.
 async fn run_browser_script(stack: &Stack, script: &str) {
     let browser_dir = paths::workspace_root().join("tests").join("browser");
-    assert!(
-        browser_dir
-            .join("node_modules")
-            .join("puppeteer-core")
-            .is_dir(),
-        "no puppeteer-core in {}: run scripts/setup.sh (npm ci there)",
-        browser_dir.display()
-    );
+    for package in ["puppeteer-core", "axe-core"] {
+        assert!(
+            browser_dir.join("node_modules").join(package).is_dir(),
+            "no {package} in {}: run scripts/setup.sh (npm ci there)",
+            browser_dir.display()
+        );
+    }
     let shots = screenshots_dir();
     std::fs::create_dir_all(&shots).unwrap();
     let out = tokio::process::Command::new("node")
@@ -80,4 +82,17 @@ async fn an_admin_logs_in_creates_a_budget_and_sees_governed_calls_on_every_page
     .await
     .unwrap();
     run_browser_script(&stack, "dashboard.mjs").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_budgets_alerts_anomalies_and_invoices_work_in_the_browser_and_every_page_passes_the_accessibility_audit()
+ {
+    let stack = Stack::start(StackOptions {
+        store: StoreKind::Memory,
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    run_browser_script(&stack, "pages.mjs").await;
+    run_browser_script(&stack, "accessibility.mjs").await;
 }

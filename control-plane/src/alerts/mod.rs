@@ -96,6 +96,9 @@ pub enum AlertKind {
     BudgetForecastRunout,
     /// A call named a model no price table knows (first such call of the day per model).
     UnpricedModel,
+    /// A test an admin sent to one channel (`POST /v1/channels/{id}/test`): never stored,
+    /// never sent to another channel.
+    ChannelTest,
 }
 
 impl AlertKind {
@@ -109,6 +112,7 @@ impl AlertKind {
             AlertKind::FailOpenEpisode => "fail_open_episode",
             AlertKind::BudgetForecastRunout => "budget_forecast_runout",
             AlertKind::UnpricedModel => "unpriced_model",
+            AlertKind::ChannelTest => "channel_test",
         }
     }
 }
@@ -232,6 +236,10 @@ impl Alert {
                         |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                     ),
                 tollgate_model::NanoUsd(self.spent_nanos.unwrap_or(0)),
+            ),
+            AlertKind::ChannelTest => format!(
+                "[{sev}] test alert from Tollgate ({}): this channel receives Tollgate's alerts",
+                self.id
             ),
             _ => format!("[{sev}] {}", events::summary(self)),
         }

@@ -317,7 +317,9 @@ async fn dispatch(ctx: &Ctx, alert: &Alert, tasks: &mut JoinSet<()>) {
     }
 }
 
-fn wall_secs() -> i64 {
+/// The wall clock in Unix seconds, as webhook signatures carry it (receivers check it
+/// against theirs, so it is never an injected test clock).
+pub(crate) fn wall_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -1,6 +1,9 @@
 //! Alert channels: `POST /v1/channels`, `GET /v1/channels`, `GET|PUT|DELETE
-//! /v1/channels/{id}`. Answers are [`ChannelView`]s: secrets are written, never read back.
-//! Changes are audited (without the secrets).
+//! /v1/channels/{id}`, and `POST /v1/channels/{id}/test` (one test alert sent now). Answers
+//! are [`ChannelView`]s: secrets are written, never read back. Changes and tests are audited
+//! (without the secrets).
+
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -12,6 +15,10 @@ use super::json::JsonBody;
 use super::path::Path;
 use super::{audit, conflict, if_match};
 use crate::alerts::channel::{ChannelSpec, ChannelView, StoredChannel};
+use crate::alerts::record::Attempt;
+use crate::alerts::send::Senders;
+use crate::alerts::worker::wall_secs;
+use crate::alerts::{Alert, AlertKind, Severity};
 use crate::state::AppState;
 use crate::store::{Collection, Expect};
 
@@ -169,4 +176,66 @@ pub async fn delete(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send one test alert (`kind` `channel_test`, severity `info`, id
+/// `test.<channel>.<Unix ms>`) to a channel now, whatever its `min_severity` and `enabled`,
+/// and answer how the one attempt went. Nothing is stored and nothing is retried: a failed
+/// test is `200` with `ok: false` and the receiver's status or the error.
+#[utoipa::path(post, path = "/v1/channels/{id}/test", tag = "alerts",
+    params(("id" = String, Path, description = "Channel id")),
+    responses((status = 200, body = Attempt, description = "The attempt: `ok`, the receiver's `status`, the `error`, `duration_ms`"),
+        (status = 404, body = ErrorBody)),
+    security(("admin" = [])))]
+pub async fn test(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Attempt>, ApiError> {
+    let doc = state
+        .store
+        .get_doc(Collection::Channels, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("channel {id:?}")))?;
+    let stored = parse(&doc.json)?;
+    let senders =
+        Senders::new(Duration::from_millis(state.alert_settings.timeout_ms)).map_err(|e| {
+            tracing::error!(error = %e, "alert senders not built");
+            ApiError::Internal
+        })?;
+    let at_ms = state.now().timestamp_millis();
+    let alert = Alert::new(
+        format!("test.{id}.{at_ms}"),
+        AlertKind::ChannelTest,
+        Severity::Info,
+        at_ms,
+    );
+    let started = Instant::now();
+    let result = senders
+        .send(&stored.spec.target, &alert, 1, wall_secs())
+        .await;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let attempt = match result {
+        Ok(status) => Attempt {
+            at_ms,
+            ok: true,
+            status,
+            error: None,
+            duration_ms,
+        },
+        Err(e) => Attempt {
+            at_ms,
+            ok: false,
+            status: e.status(),
+            error: Some(e.to_string()),
+            duration_ms,
+        },
+    };
+    audit(
+        &state,
+        "channel.test",
+        &id,
+        serde_json::json!({ "ok": attempt.ok, "status": attempt.status }),
+    )
+    .await;
+    Ok(Json(attempt))
 }

@@ -45,6 +45,7 @@ use error::ApiError;
         profiles::list, profiles::get, profiles::put, profiles::delete,
         reports::spend, reports::chargeback, reports::invoice,
         channels::create, channels::list, channels::get, channels::update, channels::delete,
+        channels::test,
         alerts::deliveries, alerts::dead_letters, anomalies::list,
         ledger::records, ledger::rollups, ledger::import,
         forecasts::list, forecasts::get, recommendations::list,
@@ -149,6 +150,7 @@ pub fn router(state: AppState) -> Router {
                 .put(channels::update)
                 .delete(channels::delete),
         )
+        .route("/v1/channels/{id}/test", post(channels::test))
         .route("/v1/audit", get(ops::audit))
         .route("/v1/ledger/records", get(ledger::records))
         .route("/v1/ledger/rollups", get(ledger::rollups))

@@ -132,6 +132,11 @@ enum ChannelCmd {
         #[arg(long)]
         if_match: Option<u64>,
     },
+    /// Send one test alert to a channel now; fails (exit 1) when it was not delivered.
+    Test {
+        /// Channel id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -551,5 +556,17 @@ async fn channel(
             c.send(Method::DELETE, &path(&id), None, if_match).await?,
             output::Kind::Done,
         ),
+        ChannelCmd::Test { id } => {
+            let attempt = c
+                .send(Method::POST, &format!("{}/test", path(&id)), None, None)
+                .await?;
+            if attempt["ok"] != serde_json::Value::Bool(true) {
+                let why = attempt["error"]
+                    .as_str()
+                    .map_or_else(|| attempt.to_string(), str::to_owned);
+                return Err(format!("the test alert was not delivered: {why}"));
+            }
+            (attempt, output::Kind::Object)
+        }
     })
 }

@@ -32,6 +32,9 @@ export async function request(method, path, { body, ifMatch, raw } = {}) {
     try { parsed = await resp.json(); } catch { /* not JSON: the status says it */ }
     throw new ApiError(resp.status, parsed, resp.headers.get('ETag'));
   }
+  // An empty answer is read to its end: left unread, Chromium cancels its load, which looks
+  // like a failed request.
+  if (resp.status === 204) await resp.arrayBuffer();
   return resp;
 }
 

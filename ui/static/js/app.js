@@ -7,6 +7,9 @@ import budgets from './pages/budgets.js';
 import budget from './pages/budget.js';
 import reports from './pages/reports.js';
 import calculator from './pages/calculator.js';
+import profiles from './pages/profiles.js';
+import anomalies from './pages/anomalies.js';
+import alerts from './pages/alerts.js';
 
 const pages = {
   overview,
@@ -14,6 +17,9 @@ const pages = {
   budget,
   reports,
   calculator,
+  profiles,
+  anomalies,
+  alerts,
 };
 
 const THEME_KEY = 'tollgate.theme';
@@ -73,6 +79,7 @@ async function route() {
   const main = mount(h('p', { class: 'muted' }, 'Loading…'));
   // The browser tests wait on these: which page, and whether it finished (ready or error).
   main.dataset.page = pages[name] ? name : 'overview';
+  main.dataset.route = location.hash;
   main.dataset.state = 'loading';
   try {
     await page({ args: rest.map(decodeURIComponent), params: new URLSearchParams(query || ''), isCurrent: () => mine === rendering });
@@ -98,6 +105,19 @@ document.getElementById('logout').addEventListener('click', () => {
   clearToken();
   location.hash = '';
   loginPage();
+});
+// Following the system's theme as it changes (unless the toggle chose one): the page is
+// drawn again, for the charts read their colours when drawn.
+matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => {
+  if (localStorage.getItem(THEME_KEY)) return;
+  applyTheme();
+  if (token()) route();
+});
+// The skip link moves the focus to the page's content; following its `#main` would change
+// the route.
+document.querySelector('a.skip').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  document.getElementById('main').focus();
 });
 window.addEventListener('hashchange', route);
 applyTheme();

@@ -3,6 +3,7 @@
 // shown as the conflict it is, with the edits kept.
 import { get, request, allBudgets, ApiError } from '../api.js';
 import { h, mount, table, usd, errorBox, announce } from '../dom.js';
+import { clearMarks, showApiError, deleteSection } from '../forms.js';
 
 const PERIODS = ['hourly', 'daily', 'weekly', 'monthly', 'quarterly', 'yearly', 'total'];
 
@@ -13,7 +14,7 @@ export default async function budgets({ args }) {
   mount(
     h('h1', {}, 'Budgets'),
     h('div', { class: 'actions' }, h('a', { class: 'button', href: '#/budgets/new' }, 'New budget')),
-    list.length ? table(['Budget', 'Scopes', 'Limit', 'Period', 'Enforcement', 'Profile', ''],
+    list.length ? table(['Budget', 'Scopes', 'Limit', 'Period', 'Enforcement', 'Profile', h('span', { class: 'sr-only' }, 'Actions')],
       list.map((v) => {
         const b = v.budget;
         return [h('a', { href: '#/budget/' + encodeURIComponent(b.id) }, b.id), b.scopes.join(', '),
@@ -72,7 +73,7 @@ async function form(existing) {
   const json = h('textarea', { id: 'f-json', class: 'code', spellcheck: 'false', 'aria-describedby': 'json-help' });
   const useJson = h('input', { type: 'checkbox', id: 'f-use-json', checked: typeof b.enforcement === 'object' || typeof b.period === 'object' || !!b.unknown_model });
   const problems = h('div', { 'aria-live': 'assertive' });
-  const formEl = h('form', { 'aria-label': existing ? `Edit budget ${b.id}` : 'New budget', novalidate: true }, fields,
+  const formEl = h('form', { id: 'budget-form', 'aria-label': existing ? `Edit budget ${b.id}` : 'New budget', novalidate: true }, fields,
     h('details', { open: useJson.checked },
       h('summary', {}, 'The body as JSON'),
       h('p', { id: 'json-help', class: 'muted' }, 'What Save sends (docs/control-plane.md). Tick the box to send this text as written, for settings the form has no field for (a downgrade map, a seconds period, an unknown-model policy).'),
@@ -106,7 +107,7 @@ async function form(existing) {
 
   formEl.addEventListener('submit', async (ev) => {
     ev.preventDefault();
-    for (const el of formEl.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    clearMarks(formEl);
     let body;
     if (useJson.checked) {
       try { body = JSON.parse(json.value); } catch (e) {
@@ -125,56 +126,29 @@ async function form(existing) {
       void resp;
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
-      showError(err);
+      await showError(err);
     }
   });
 
-  function showError(err) {
-    const box = errorBox(err);
+  async function showError(err) {
     if (err.status === 412) {
-      box.prepend(h('p', {}, h('strong', {}, 'Edit conflict. '),
-        'Someone changed this budget after you opened it. Your edits are still in the form; ',
-        h('a', { href: '#/budgets/edit/' + encodeURIComponent(b.id), onclick: () => setTimeout(() => location.reload(), 0) }, 'reload the budget'),
-        ' to see theirs, or save again to overwrite them.'));
-      // Saving again now overwrites: the next write is checked against the current version.
-      get('/v1/budgets/' + encodeURIComponent(b.id)).then((v) => { version = v.version; }, () => {});
+      // Saving again overwrites: the next write is checked against the version read now
+      // (read before the message shows, so a save right after it is the overwrite).
+      try { version = (await get('/v1/budgets/' + encodeURIComponent(b.id))).version; } catch { /* the message still stands */ }
     }
-    problems.replaceChildren(box);
-    const name = err.field ? String(err.field).split(/[.[]/)[0] : null;
-    const target = name && formEl.querySelector(`#f-${CSS.escape(name)}`);
-    if (target && !useJson.checked) {
-      target.setAttribute('aria-invalid', 'true');
-      target.setAttribute('aria-describedby', 'form-error');
-      box.id = 'form-error';
-      target.focus();
-    } else {
-      box.tabIndex = -1;
-      box.focus();
-    }
+    showApiError(formEl, problems, err, {
+      prefix: 'f-', what: `budget ${b.id}`, reloadHref: '#/budgets/edit/' + encodeURIComponent(b.id),
+      fieldOf: (f) => (useJson.checked ? null : f.split(/[.[]/)[0]),
+    });
   }
 
   const children = [h('h1', {}, existing ? `Edit budget ${b.id}` : 'New budget'), formEl];
-  if (existing) children.push(deleteSection(b.id, () => version));
+  if (existing) {
+    children.push(deleteSection('Delete', `Delete ${b.id}? Its counters go with it.`, 'Delete budget', async () => {
+      await request('DELETE', '/v1/budgets/' + encodeURIComponent(b.id), { ifMatch: version });
+      announce('Budget deleted');
+      location.hash = '#/budgets';
+    }));
+  }
   mount(...children);
-}
-
-function deleteSection(id, version) {
-  const out = h('div', { 'aria-live': 'polite' });
-  const confirmRow = h('div', { class: 'actions', hidden: true },
-    h('span', {}, `Delete ${id}? Its counters go with it.`),
-    h('button', { type: 'button', class: 'danger', onclick: async () => {
-      try {
-        await request('DELETE', '/v1/budgets/' + encodeURIComponent(id), { ifMatch: version() });
-        announce('Budget deleted');
-        location.hash = '#/budgets';
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        out.replaceChildren(errorBox(err));
-      }
-    } }, 'Delete budget'),
-    h('button', { type: 'button', class: 'ghost', onclick: () => { confirmRow.hidden = true; } }, 'Cancel'));
-  return h('section', { class: 'card', style: { marginTop: '16px' }, 'aria-label': 'Delete' },
-    h('h2', {}, 'Delete'),
-    h('button', { type: 'button', class: 'ghost', onclick: () => { confirmRow.hidden = false; confirmRow.querySelector('button').focus(); } }, 'Delete…'),
-    confirmRow, out);
 }

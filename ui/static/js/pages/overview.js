@@ -2,6 +2,7 @@
 // the highest threshold crossed), top teams and models, alerts, anomalies, fail-open episodes.
 import { get, qs, allBudgets, records, serves } from '../api.js';
 import { h, mount, card, table, usd, num, zone, ymd, addDays, monthStart, nextMonthStart, when, severityOf } from '../dom.js';
+import { anomalyLine, scopeChartHref } from './anomalies.js';
 
 /** Fail-open records closer than this belong to one episode. */
 const EPISODE_GAP_MS = 5 * 60 * 1000;
@@ -97,10 +98,9 @@ function alertList(alerts) {
 }
 
 /** One alert in words, linked to the budget's (or the scope's) chart at that moment. */
-export function alertLine(a) {
-  const at = ` · ${when(a.at_ms)}`;
+export function alertLine(a, { time = true } = {}) {
+  const at = time ? ` · ${when(a.at_ms)}` : '';
   const budgetLink = a.budget_id ? h('a', { href: `#/budget/${encodeURIComponent(a.budget_id)}?at=${a.at_ms}` }, a.budget_id) : null;
-  const scopeLink = (scope, ms) => h('a', { href: `#/reports/spend?scope=${encodeURIComponent(scope)}&at=${ms}&bucket=hour` }, scope);
   switch (a.kind) {
     case 'budget_threshold': return [budgetLink, ` crossed ${a.threshold_pct} %`, at];
     case 'budget_suspended': return [budgetLink, ' suspended until reopened', at];
@@ -110,11 +110,18 @@ export function alertLine(a) {
     }
     case 'anomaly': {
       const d = a.anomaly || {};
-      return [scopeLink(a.scope || 'global', d.hour_start_ms ?? a.at_ms), ` ${d.metric || ''} anomaly on ${d.model || 'a model'} (${d.direction || ''})`, at];
+      const scope = a.scope || 'global';
+      return [h('a', { href: scopeChartHref({ scope, model: d.model, hour_start_ms: d.hour_start_ms ?? a.at_ms }) }, scope),
+        ` ${d.metric || ''} anomaly on ${d.model || 'a model'} (${d.direction || ''})`, at];
     }
     case 'fail_open_episode': {
       const f = a.fail_open || {};
       return [`fail-open: ${num(f.calls)} calls from ${when(f.start_ms)} to ${when(f.end_ms)}`];
+    }
+    case 'budget_forecast_runout': return [budgetLink, ` forecast to reach its limit ${when(a.runout_at_ms)}, before its period ends`, at];
+    case 'unpriced_model': {
+      const u = a.unpriced || {};
+      return [`model ${u.model} (${u.provider}) has no price: ${(u.action || '').replace('_', ' ')}`, at];
     }
     default: return [a.kind, budgetLink ? [' ', budgetLink] : '', at];
   }
@@ -124,15 +131,6 @@ function anomalyList(anomalies) {
   if (anomalies === null) return h('p', { class: 'note' }, 'This control plane does not detect anomalies (no GET /v1/anomalies).');
   if (!anomalies.length) return h('p', { class: 'muted' }, 'No anomalies in the last 24 hours.');
   return h('ul', {}, anomalies.slice(0, 10).map((a) => h('li', {}, anomalyLine(a))));
-}
-
-/** One anomaly (GET /v1/anomalies), linked into its scope's hourly report at its time. */
-export function anomalyLine(a) {
-  const d = a.detail || {};
-  const at = d.hour_start_ms;
-  return [h('span', { class: `badge sev-${a.severity}` }, a.severity), ' ',
-    h('a', { href: `#/reports/spend?scope=${encodeURIComponent(a.scope === 'global' ? '' : a.scope)}&at=${at}&bucket=hour` }, a.scope),
-    ` ${d.metric} ${d.direction} on ${d.model} from ${when(at)}`];
 }
 
 /** Records with outcome `failed_open`, split into episodes by gaps longer than 5 minutes. */

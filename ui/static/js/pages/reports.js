@@ -55,6 +55,8 @@ function guard(out, fn) {
 }
 
 function spendForm(range, out, params) {
+  // The moment an anomaly or alert links to, marked on the chart.
+  const at = params.get('at') ? Number(params.get('at')) : null;
   const groups = h('fieldset', {}, h('legend', {}, 'Group by'),
     h('div', { class: 'row' }, GROUP_KEYS.map((k) => h('label', {},
       h('input', { type: 'checkbox', name: 'group_by', value: k, checked: (params.get('group_by') || 'team').split(',').includes(k) }), ' ', k))));
@@ -62,16 +64,17 @@ function spendForm(range, out, params) {
     h('div', { class: 'row' }, ...range,
       field('bucket', 'Bucket', select('r-bucket', 'bucket', BUCKETS, params.get('bucket') ?? 'day')),
       field('scope', 'Scopes', h('input', { id: 'r-scope', name: 'scope', value: params.get('scope') || '', placeholder: 'team:a,user:bob' })),
+      field('model', 'Model', h('input', { id: 'r-model', name: 'model', value: params.get('model') || '', placeholder: 'every model' })),
       field('top', 'Top groups', h('input', { id: 'r-top', name: 'top', type: 'number', min: 1, value: params.get('top') || '8' }))),
     groups,
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Run report')));
   let last = null;
   const run = guard(out, async () => {
     const v = values(formEl);
-    const q = { from: v.from, to: v.to, tz: v.tz, bucket: v.bucket, group_by: [].concat(v.group_by || []), scope: v.scope, top: v.top };
+    const q = { from: v.from, to: v.to, tz: v.tz, bucket: v.bucket, group_by: [].concat(v.group_by || []), scope: v.scope, model: v.model, top: v.top };
     const report = await get('/v1/reports/spend' + qs(q));
     last = { report, q };
-    out.replaceChildren(...renderSpend(report, q, () => last));
+    out.replaceChildren(...renderSpend(report, q, () => last, at));
   });
   formEl.addEventListener('submit', (ev) => { ev.preventDefault(); run(); });
   formEl.run = run;
@@ -84,7 +87,7 @@ function groupName(row, keys) {
   return keys.map((k) => `${k}=${row.group[k] ?? '(none)'}`).join(' ');
 }
 
-function renderSpend(report, q, current) {
+function renderSpend(report, q, current, at) {
   const keys = report.group_by;
   const rows = report.rows;
   const chartEl = h('div', { class: 'chart', id: 'report-chart' });
@@ -102,7 +105,7 @@ function renderSpend(report, q, current) {
   ];
   if (report.bucket && rows.length) {
     parts.push(chartEl);
-    queueMicrotask(() => drawSpend(chartEl, report));
+    queueMicrotask(() => drawSpend(chartEl, report, at));
   } else if (rows.length) {
     const max = Math.max(...rows.map((r) => Number(r.cost_usd)), 1e-12);
     parts.push(h('div', {}, rows.map((r) => h('div', { class: 'util sev-info' },
@@ -133,7 +136,7 @@ export function toCsv(report) {
   return lines.join('\n') + '\n';
 }
 
-function drawSpend(el, report) {
+function drawSpend(el, report, at) {
   const keys = report.group_by;
   const xs = [...new Set(report.rows.map((r) => Math.floor(Date.parse(r.bucket_start) / 1000)))].sort((a, b) => a - b);
   const names = [...new Set(report.rows.map((r) => groupName(r, keys)))];
@@ -142,7 +145,8 @@ function drawSpend(el, report) {
     for (const r of report.rows) if (groupName(r, keys) === name) vals[xs.indexOf(Math.floor(Date.parse(r.bucket_start) / 1000))] += Number(r.cost_usd);
     return { label: name, values: vals, color: color(i), points: xs.length < 3 };
   });
-  timeChart(el, { x: xs, series, bars: xs.length < 40 && names.length === 1, xRange: [Date.parse(report.from) / 1000, Date.parse(report.to) / 1000], label: `Spend per ${report.bucket}${keys.length ? ' by ' + keys.join(' and ') : ''}` });
+  const vlines = at ? [{ value: Math.floor(at / 1000), label: 'linked hour' }] : [];
+  timeChart(el, { x: xs, series, vlines, bars: xs.length < 40 && names.length === 1, xRange: [Date.parse(report.from) / 1000, Date.parse(report.to) / 1000], label: `Spend per ${report.bucket}${keys.length ? ' by ' + keys.join(' and ') : ''}` });
 }
 
 function chargebackForm(range, out, params) {

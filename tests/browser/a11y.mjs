@@ -43,11 +43,15 @@ export async function focused(page) {
 
 /** The page fits the viewport's width: nothing but a table's own scroll box is wider. */
 export async function fitsWidth(page, name) {
-  const { scroll, inner, wide } = await page.evaluate(() => ({
-    scroll: document.documentElement.scrollWidth,
-    inner: window.innerWidth,
-    wide: [...document.querySelectorAll('main *')].filter((e) => !e.closest('.scroll') && e.getBoundingClientRect().right > window.innerWidth + 1)
-      .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className}`),
-  }));
+  // The layout's width, the vertical scroll bar left out (innerWidth counts it).
+  const { scroll, inner, wide } = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    return {
+      scroll: document.documentElement.scrollWidth,
+      inner: width,
+      wide: [...document.querySelectorAll('body *')].filter((e) => !e.closest('.scroll') && e.getBoundingClientRect().right > width + 0.5)
+        .slice(0, 8).map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className} (${Math.round(e.getBoundingClientRect().right)} px)`),
+    };
+  });
   assert(scroll <= inner && !wide.length, `${name} is wider than ${inner} px (${scroll} px): ${wide.join(', ')}`);
 }

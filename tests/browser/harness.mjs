@@ -85,7 +85,13 @@ export async function launch() {
       t.check(`page ${name}`);
     },
     async shot(name) {
-      await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+      // The whole page, by a viewport as tall as it: puppeteer's fullPage capture clips a
+      // narrow page's width by the scroll bar's (a 375 px layout came out 360 px wide).
+      const viewport = page.viewport();
+      const height = await page.evaluate(() => document.documentElement.scrollHeight);
+      if (height > viewport.height) await page.setViewport({ ...viewport, height });
+      await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+      if (height > viewport.height) await page.setViewport(viewport);
       console.log(`screenshot ${join(SHOTS, name + '.png')}`);
     },
     async text(selector) { return page.$eval(selector, (e) => e.innerText); },

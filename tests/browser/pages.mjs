@@ -240,7 +240,7 @@ try {
   await t.shot('anomaly-budget-chart');
   await t.open('#/overview', 'overview');
   const recent = await t.text('section[aria-label="Recent anomalies"]');
-  assert(recent.includes('team:spiky'), `the overview lists it: ${recent}`);
+  assert(recent.includes('team:spiky') && /spend above usual on gpt-4o from \d/.test(recent), `the overview lists it: ${recent}`);
 
   // Chargeback by team and the invoice of the spiky team, as the API computes them; the PDF
   // is a real PDF with the same amount.

@@ -271,12 +271,7 @@ impl Admission<'_> {
     /// filter's input estimate and output cap, at the prices in force now. `None` when this
     /// side cannot price `target`.
     fn reprice(&self, req: &ReserveRequest, target: &str) -> Option<i64> {
-        let usage = Usage {
-            uncached_input_tokens: req.estimated_input_tokens,
-            output_tokens: req.max_output_tokens,
-            estimated: true,
-            ..Usage::default()
-        };
+        let usage = Usage::worst_case(req.estimated_input_tokens, req.max_output_tokens);
         priced(self.snap.prices.cost(target, &usage, self.now))
     }
 

@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tollgate_model::{PriceTable, ServiceTier, Usage};
+use tollgate_model::{PriceTable, Usage};
 
 fn bench_cost(c: &mut Criterion) {
     let table = PriceTable::shipped().unwrap();
@@ -20,8 +20,7 @@ fn bench_cost(c: &mut Criterion) {
         reasoning_tokens: 700,
         images: 0,
         audio_seconds: 0,
-        service_tier: ServiceTier::Standard,
-        estimated: false,
+        ..Usage::default()
     };
     let model = if table.resolve("claude-sonnet-4-5").is_some() {
         "claude-sonnet-4-5"

@@ -39,8 +39,9 @@ MODEL_ALLOWED = MODEL_REQUIRED | {"aliases", "default_max_output_tokens", "note"
 
 PRICE_REQUIRED = {"effective_from", "input", "output"}
 PRICE_DECIMALS = {"input", "cached_input", "cache_write_5m", "cache_write_1h",
-                  "output", "reasoning", "per_request", "per_image",
-                  "per_audio_minute", "batch_multiplier", "priority_multiplier"}
+                  "output", "reasoning", "audio_input", "audio_output", "per_request",
+                  "per_web_search", "per_image", "per_audio_minute", "batch_multiplier",
+                  "priority_multiplier"}
 PRICE_ALLOWED = PRICE_REQUIRED | PRICE_DECIMALS | {"long_context"}
 
 LC_REQUIRED = {"threshold_input_tokens", "input", "output"}

@@ -3,7 +3,10 @@
 //! Providers disagree about what "input tokens" means (OpenAI and Gemini include cached
 //! tokens in the prompt count, Anthropic and Bedrock exclude them). The provider readers in
 //! the filter translate each dialect into this one shape, in which **no field overlaps
-//! another except `reasoning_tokens`**, which is a part of `output_tokens`.
+//! another except the parts**: `reasoning_tokens` and `audio_output_tokens` are parts of
+//! `output_tokens`, `audio_input_tokens` a part of `uncached_input_tokens`. Parts, not extra
+//! kinds, so that a reader that does not know them (an older control plane during a rolling
+//! upgrade) still counts every token once, at the text price.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +30,8 @@ pub enum ServiceTier {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Usage {
-    /// Input tokens billed at the plain input price: neither read from nor written to a cache.
+    /// Input tokens neither read from nor written to a cache, audio ones included (billed at
+    /// the plain input price, except `audio_input_tokens`).
     pub uncached_input_tokens: u64,
     /// Input tokens read from the provider's prompt cache (billed at the cached-input price).
     pub cached_input_tokens: u64,
@@ -39,6 +43,13 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Of `output_tokens`, those spent on hidden reasoning / thinking.
     pub reasoning_tokens: u64,
+    /// Of `uncached_input_tokens`, those that are audio (billed at the audio input price).
+    pub audio_input_tokens: u64,
+    /// Of `output_tokens`, those that are audio (billed at the audio output price).
+    pub audio_output_tokens: u64,
+    /// Searches a provider-side web search tool ran (Anthropic's
+    /// `server_tool_use.web_search_requests`), billed per search.
+    pub web_searches: u64,
     /// Images generated (priced per image where the model has a per-image fee).
     pub images: u64,
     /// Seconds of audio processed (priced per minute where the model has such a fee).
@@ -51,6 +62,21 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// The worst case of a call before it runs, as a reservation prices it: `input_tokens` of
+    /// plain input and `max_output_tokens` of output, every output token counted as audio
+    /// too (an audio model's audio output price is its dearest: $80 against $10 per million
+    /// for `gpt-4o-audio-preview`; a model without one prices audio as text, so this costs
+    /// the same as text output there). Marked estimated.
+    pub fn worst_case(input_tokens: u64, max_output_tokens: u64) -> Usage {
+        Usage {
+            uncached_input_tokens: input_tokens,
+            output_tokens: max_output_tokens,
+            audio_output_tokens: max_output_tokens,
+            estimated: true,
+            ..Usage::default()
+        }
+    }
+
     /// Every input token, cached and cache-written ones included (the count that long-context
     /// price tiers compare with their threshold).
     pub fn total_input_tokens(&self) -> u64 {
@@ -69,6 +95,18 @@ impl Usage {
     /// than output (malformed) yields zero here rather than an underflow.
     pub fn non_reasoning_output_tokens(&self) -> u64 {
         self.output_tokens.saturating_sub(self.reasoning_tokens)
+    }
+
+    /// Output tokens billed at the text output price: neither reasoning nor audio.
+    pub fn text_output_tokens(&self) -> u64 {
+        self.non_reasoning_output_tokens()
+            .saturating_sub(self.audio_output_tokens)
+    }
+
+    /// Uncached input tokens billed at the text input price (not audio).
+    pub fn text_input_tokens(&self) -> u64 {
+        self.uncached_input_tokens
+            .saturating_sub(self.audio_input_tokens)
     }
 }
 
@@ -90,6 +128,27 @@ mod tests {
         assert_eq!(u.total_input_tokens(), 100);
         assert_eq!(u.total_tokens(), 107);
         assert_eq!(u.non_reasoning_output_tokens(), 2);
+    }
+
+    #[test]
+    fn audio_tokens_are_parts_of_the_input_and_output_counts_not_extra_ones() {
+        let u = Usage {
+            uncached_input_tokens: 100,
+            audio_input_tokens: 60,
+            output_tokens: 50,
+            reasoning_tokens: 10,
+            audio_output_tokens: 30,
+            ..Usage::default()
+        };
+        assert_eq!(u.total_tokens(), 150);
+        assert_eq!(u.text_input_tokens(), 40);
+        assert_eq!(u.text_output_tokens(), 10);
+        let malformed = Usage {
+            output_tokens: 5,
+            audio_output_tokens: 9,
+            ..Usage::default()
+        };
+        assert_eq!(malformed.text_output_tokens(), 0);
     }
 
     #[test]

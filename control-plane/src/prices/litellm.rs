@@ -300,6 +300,7 @@ fn version(entry: &Entry, id: &str, date: NaiveDate) -> Result<PriceVersionDto, 
         return Err(SkipReason::NoTokenPrice);
     };
     let search_preview = usd_search_per_call(entry, id)?;
+    let per_web_search = usd_per_web_search(entry, id)?;
     let per_request = match (usd(entry, "input_cost_per_request")?, search_preview) {
         (None, None) => None,
         (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
@@ -312,8 +313,11 @@ fn version(entry: &Entry, id: &str, date: NaiveDate) -> Result<PriceVersionDto, 
         cache_write_1h: per_million(entry, "cache_creation_input_token_cost_above_1hr")?,
         output,
         reasoning: per_million(entry, "output_cost_per_reasoning_token")?,
+        audio_input: per_million(entry, "input_cost_per_audio_token")?,
+        audio_output: per_million(entry, "output_cost_per_audio_token")?,
         long_context: long_context(entry, output)?,
         per_request,
+        per_web_search,
         per_image: None,
         per_audio_minute: None,
         batch_multiplier: multiplier(entry, "batches", input, output)?,
@@ -327,6 +331,21 @@ fn version(entry: &Entry, id: &str, date: NaiveDate) -> Result<PriceVersionDto, 
 /// search tool is called, which a per-request fee would overcharge.
 fn usd_search_per_call(entry: &Entry, id: &str) -> Result<Option<Decimal>, SkipReason> {
     if !(id.contains("-search-preview") || id.contains("-search-api")) {
+        return Ok(None);
+    }
+    let Some(raw) = entry.get("search_context_cost_per_query") else {
+        return Ok(None);
+    };
+    let sizes: Entry = serde_json::from_str(raw.get()).map_err(|_| SkipReason::BadPrice)?;
+    usd(&sizes, "search_context_size_medium")
+}
+
+/// Claude's web search tool bills each search ($10 per 1 000), which the answer counts in
+/// `usage.server_tool_use.web_search_requests`: LiteLLM's `search_context_cost_per_query`
+/// (one price at every context size) becomes the per-search fee. Only for Claude: the
+/// other providers' answers do not count their searches, so a fee there would never apply.
+fn usd_per_web_search(entry: &Entry, id: &str) -> Result<Option<Decimal>, SkipReason> {
+    if !id.contains("claude") {
         return Ok(None);
     }
     let Some(raw) = entry.get("search_context_cost_per_query") else {

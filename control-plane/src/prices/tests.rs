@@ -127,6 +127,32 @@ fn search_models_carry_the_per_call_search_fee_and_other_models_no_fee() {
 }
 
 #[test]
+fn audio_token_prices_are_carried_through_and_default_to_the_text_prices_elsewhere() {
+    let models = converted();
+    // LiteLLM writes 4e-05 and 8e-05 USD per audio token.
+    let audio = &entry(&models, "gpt-4o-audio-preview-2025-06-03").prices[0];
+    assert_eq!(audio.audio_input, Some(dec("40")));
+    assert_eq!(audio.audio_output, Some(dec("80")));
+    let text = &entry(&models, "gpt-4o").prices[0];
+    assert_eq!((text.audio_input, text.audio_output), (None, None));
+}
+
+#[test]
+fn claude_models_carry_the_per_search_fee_and_search_previews_keep_theirs_per_call() {
+    let models = converted();
+    for id in [
+        "claude-sonnet-4-5@20250929",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ] {
+        let v = &entry(&models, id).prices[0];
+        assert_eq!(v.per_web_search, Some(dec("0.01")), "{id}");
+        assert_eq!(v.per_request, None, "{id}");
+    }
+    let search = &entry(&models, "gpt-4o-mini-search-preview").prices[0];
+    assert_eq!(search.per_web_search, None);
+}
+
+#[test]
 fn a_long_context_tier_is_converted_with_its_threshold() {
     let models = converted();
     let eu = &entry(&models, "eu.anthropic.claude-sonnet-4-5-20250929-v1:0").prices[0];
@@ -297,6 +323,20 @@ fn the_six_models_issue_16_names_are_priced_exactly_by_the_authority() {
             .unwrap_or_else(|e| panic!("{model}: {e}"));
         assert_eq!(cost.total.0, nanos, "{model}: {:?}", cost.breakdown);
     }
+    // gpt-4o-audio-preview's audio: $40 / $80 per million audio tokens, the rest at text
+    // rates: 1000 audio of 1234 input, 500 audio of 567 output.
+    let audio = Usage {
+        audio_input_tokens: 1000,
+        audio_output_tokens: 500,
+        ..usage
+    };
+    let cost = table.cost("gpt-4o-audio-preview", &audio, at).unwrap();
+    assert_eq!(
+        cost.total.0,
+        234 * 2_500 + 67 * 10_000 + 1000 * 40_000 + 500 * 80_000,
+        "{:?}",
+        cost.breakdown
+    );
     // Cache reads of the Nova profile: 1000 × 82.5 nano.
     let cached = Usage {
         cached_input_tokens: 1000,

@@ -180,12 +180,7 @@ pub fn inspect(
         None => match &request {
             // No response: the worst case the filter would reserve.
             Some(r) => (
-                Usage {
-                    uncached_input_tokens: r.estimated_input_tokens,
-                    output_tokens: r.max_output_tokens,
-                    estimated: true,
-                    ..Usage::default()
-                },
+                Usage::worst_case(r.estimated_input_tokens, r.max_output_tokens),
                 r.streaming,
                 None,
             ),

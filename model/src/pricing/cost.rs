@@ -26,11 +26,12 @@ pub struct CostBreakdown {
     pub output: NanoUsd,
     /// Reasoning tokens.
     pub reasoning: NanoUsd,
-    /// The per-request fee.
+    /// Fees: the per-request fee and the per-search fees of a provider-side web search
+    /// (one part, so that the ledger's record keeps its shape).
     pub request_fee: NanoUsd,
     /// Per-image fees.
     pub images: NanoUsd,
-    /// Per-minute audio fees.
+    /// Audio: audio input and output tokens at their audio prices, and per-minute fees.
     pub audio: NanoUsd,
 }
 
@@ -75,16 +76,34 @@ pub(super) fn compute(version: &CompiledVersion, usage: &Usage) -> Option<Cost> 
         (Some(long), true) => long.get(tier)?,
         _ => version.standard.get(tier)?,
     };
+    // Audio tokens are parts of the uncached input and of the output: each token is
+    // priced once, at the audio rate or the text rate. A part larger than its whole
+    // (malformed) is capped at the whole, so nothing is charged twice.
+    let audio_input = usage.audio_input_tokens.min(usage.uncached_input_tokens);
+    let audio_output = usage
+        .audio_output_tokens
+        .min(usage.non_reasoning_output_tokens());
+    let fees = NanoUsd::checked_sum([
+        NanoUsd(version.per_request.charge(1)?),
+        NanoUsd(version.per_web_search.charge(usage.web_searches)?),
+    ])
+    .ok()?;
+    let audio = NanoUsd::checked_sum([
+        NanoUsd(rates.audio_input.charge(audio_input)?),
+        NanoUsd(rates.audio_output.charge(audio_output)?),
+        NanoUsd(version.per_audio_second.charge(usage.audio_seconds)?),
+    ])
+    .ok()?;
     let breakdown = CostBreakdown {
-        uncached_input: NanoUsd(rates.uncached_input.charge(usage.uncached_input_tokens)?),
+        uncached_input: NanoUsd(rates.uncached_input.charge(usage.text_input_tokens())?),
         cached_input: NanoUsd(rates.cached_input.charge(usage.cached_input_tokens)?),
         cache_write_5m: NanoUsd(rates.cache_write_5m.charge(usage.cache_write_5m_tokens)?),
         cache_write_1h: NanoUsd(rates.cache_write_1h.charge(usage.cache_write_1h_tokens)?),
-        output: NanoUsd(rates.output.charge(usage.non_reasoning_output_tokens())?),
+        output: NanoUsd(rates.output.charge(usage.text_output_tokens())?),
         reasoning: NanoUsd(rates.reasoning.charge(usage.reasoning_tokens)?),
-        request_fee: NanoUsd(version.per_request.charge(1)?),
+        request_fee: fees,
         images: NanoUsd(version.per_image.charge(usage.images)?),
-        audio: NanoUsd(version.per_audio_second.charge(usage.audio_seconds)?),
+        audio,
     };
     let total = NanoUsd::checked_sum(breakdown.parts()).ok()?;
     Some(Cost {

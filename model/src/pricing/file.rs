@@ -121,6 +121,20 @@ pub struct PriceVersionDto {
     )]
     /// Reasoning output (default: `output`).
     pub reasoning: Option<Decimal>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::str_option"
+    )]
+    /// Audio input tokens, USD per million (default: `input`). Applies in every tier.
+    pub audio_input: Option<Decimal>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::str_option"
+    )]
+    /// Audio output tokens, USD per million (default: `output`). Applies in every tier.
+    pub audio_output: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The long-context tier.
     pub long_context: Option<LongContextDto>,
@@ -131,6 +145,13 @@ pub struct PriceVersionDto {
     )]
     /// USD per request (default 0).
     pub per_request: Option<Decimal>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::str_option"
+    )]
+    /// USD per provider-side web search (default 0): Anthropic's web search tool.
+    pub per_web_search: Option<Decimal>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -327,6 +348,8 @@ fn version_from_dto(v: PriceVersionDto) -> Result<PriceVersion, FieldError> {
         cache_write_1h: v.cache_write_1h,
         output: v.output,
         reasoning: v.reasoning,
+        audio_input: v.audio_input,
+        audio_output: v.audio_output,
     })?;
     let long_context = match v.long_context {
         None => None,
@@ -344,6 +367,9 @@ fn version_from_dto(v: PriceVersionDto) -> Result<PriceVersion, FieldError> {
                 cache_write_1h: lc.cache_write_1h,
                 output: lc.output,
                 reasoning: lc.reasoning,
+                // Audio keeps the version's audio prices in the long-context tier.
+                audio_input: Some(rates.audio_input),
+                audio_output: Some(rates.audio_output),
             })
             .map_err(|(_, m)| ("long_context", m))?;
             Some(LongContext {
@@ -369,6 +395,7 @@ fn version_from_dto(v: PriceVersionDto) -> Result<PriceVersion, FieldError> {
         rates,
         long_context,
         per_request_usd: fee("per_request", v.per_request)?,
+        per_web_search_usd: fee("per_web_search", v.per_web_search)?,
         per_image_usd: fee("per_image", v.per_image)?,
         per_audio_minute_usd: fee("per_audio_minute", v.per_audio_minute)?,
         batch_multiplier: multiplier("batch_multiplier", v.batch_multiplier)?,
@@ -376,7 +403,7 @@ fn version_from_dto(v: PriceVersionDto) -> Result<PriceVersion, FieldError> {
     })
 }
 
-/// The six per-token prices as written, before defaults are filled in.
+/// The eight per-token prices as written, before defaults are filled in.
 struct RateFields {
     input: Decimal,
     cached_input: Option<Decimal>,
@@ -384,10 +411,12 @@ struct RateFields {
     cache_write_1h: Option<Decimal>,
     output: Decimal,
     reasoning: Option<Decimal>,
+    audio_input: Option<Decimal>,
+    audio_output: Option<Decimal>,
 }
 
-/// Fills the defaults (cached and cache-write prices default to input, 1-hour writes to
-/// 5-minute writes, reasoning to output) and refuses negatives.
+/// Fills the defaults (cached, cache-write and audio input prices default to input, 1-hour
+/// writes to 5-minute writes, reasoning and audio output to output) and refuses negatives.
 fn rates_from_fields(r: RateFields) -> Result<Rates, FieldError> {
     non_negative("input", r.input)?;
     non_negative("output", r.output)?;
@@ -399,14 +428,20 @@ fn rates_from_fields(r: RateFields) -> Result<Rates, FieldError> {
     non_negative("cache_write_1h", cache_write_1h)?;
     let reasoning = r.reasoning.unwrap_or(r.output);
     non_negative("reasoning", reasoning)?;
-    Ok(Rates::from_usd_per_million(
-        r.input,
+    let audio_input = r.audio_input.unwrap_or(r.input);
+    non_negative("audio_input", audio_input)?;
+    let audio_output = r.audio_output.unwrap_or(r.output);
+    non_negative("audio_output", audio_output)?;
+    Ok(Rates {
+        input: r.input,
         cached_input,
         cache_write_5m,
         cache_write_1h,
-        r.output,
+        output: r.output,
         reasoning,
-    ))
+        audio_input,
+        audio_output,
+    })
 }
 
 fn non_negative(name: &'static str, value: Decimal) -> Result<(), FieldError> {

@@ -135,7 +135,7 @@ impl ExactRate {
     }
 }
 
-/// The six token rates of one price tier, in nano-USD per token.
+/// The eight token rates of one price tier, in nano-USD per token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TokenRates {
     pub(crate) uncached_input: ExactRate,
@@ -144,6 +144,8 @@ pub(crate) struct TokenRates {
     pub(crate) cache_write_1h: ExactRate,
     pub(crate) output: ExactRate,
     pub(crate) reasoning: ExactRate,
+    pub(crate) audio_input: ExactRate,
+    pub(crate) audio_output: ExactRate,
 }
 
 /// Token prices in USD per million tokens, as published.
@@ -161,27 +163,13 @@ pub struct Rates {
     pub output: Decimal,
     /// Reasoning output.
     pub reasoning: Decimal,
+    /// Audio input (uncached).
+    pub audio_input: Decimal,
+    /// Audio output.
+    pub audio_output: Decimal,
 }
 
 impl Rates {
-    pub(crate) fn from_usd_per_million(
-        input: Decimal,
-        cached_input: Decimal,
-        cache_write_5m: Decimal,
-        cache_write_1h: Decimal,
-        output: Decimal,
-        reasoning: Decimal,
-    ) -> Rates {
-        Rates {
-            input,
-            cached_input,
-            cache_write_5m,
-            cache_write_1h,
-            output,
-            reasoning,
-        }
-    }
-
     /// USD per million tokens × multiplier → nano-USD per token (× 10⁹ / 10⁶ = × 1000).
     fn per_token(&self, multiplier: Decimal) -> TokenRates {
         let rate = |usd_per_million: Decimal| {
@@ -199,6 +187,8 @@ impl Rates {
             cache_write_1h: rate(self.cache_write_1h),
             output: rate(self.output),
             reasoning: rate(self.reasoning),
+            audio_input: rate(self.audio_input),
+            audio_output: rate(self.audio_output),
         }
     }
 }
@@ -224,6 +214,8 @@ pub struct PriceVersion {
     pub long_context: Option<LongContext>,
     /// Fee per request, USD.
     pub per_request_usd: Decimal,
+    /// Fee per provider-side web search, USD.
+    pub per_web_search_usd: Decimal,
     /// Fee per generated image, USD.
     pub per_image_usd: Decimal,
     /// Fee per minute of audio, USD.
@@ -244,6 +236,7 @@ pub(crate) struct CompiledVersion {
     pub(crate) standard: [TokenRates; 3],
     pub(crate) long: Option<[TokenRates; 3]>,
     pub(crate) per_request: ExactRate,
+    pub(crate) per_web_search: ExactRate,
     pub(crate) per_image: ExactRate,
     pub(crate) per_audio_second: ExactRate,
 }
@@ -276,6 +269,7 @@ impl PriceVersion {
             standard: tiers(&self.rates),
             long: self.long_context.as_ref().map(|l| tiers(&l.rates)),
             per_request: ExactRate::from_decimal(self.per_request_usd, 1_000_000_000, 1),
+            per_web_search: ExactRate::from_decimal(self.per_web_search_usd, 1_000_000_000, 1),
             per_image: ExactRate::from_decimal(self.per_image_usd, 1_000_000_000, 1),
             per_audio_second: ExactRate::from_decimal(self.per_audio_minute_usd, 1_000_000_000, 60),
         }

@@ -34,7 +34,13 @@ const TABLE: &str = r#"{
     {"id": "tiny", "provider": "test", "source": "test", "checked": "2026-01-01",
      "prices": [{"effective_from": "2024-01-01", "input": "0.0015", "output": "0"}]},
     {"id": "anthropic.special", "provider": "bedrock", "source": "test", "checked": "2026-01-01",
-     "prices": [{"effective_from": "2024-01-01", "input": "1", "output": "1"}]}
+     "prices": [{"effective_from": "2024-01-01", "input": "1", "output": "1"}]},
+    {"id": "listener", "provider": "openai", "source": "test", "checked": "2026-01-01",
+     "prices": [{"effective_from": "2024-01-01", "input": "2.5", "output": "10",
+                 "audio_input": "40", "audio_output": "80", "batch_multiplier": "0.5"}]},
+    {"id": "searcher", "provider": "anthropic", "source": "test", "checked": "2026-01-01",
+     "prices": [{"effective_from": "2024-01-01", "input": "3", "output": "15",
+                 "per_web_search": "0.01", "batch_multiplier": "0.5"}]}
   ]
 }"#;
 
@@ -430,6 +436,9 @@ mod properties {
                 reasoning_tokens: out / 3,
                 images: img,
                 audio_seconds: audio,
+                audio_input_tokens: a / 2,
+                audio_output_tokens: out / 4,
+                web_searches: img / 10,
                 service_tier: [
                     ServiceTier::Standard,
                     ServiceTier::Batch,
@@ -441,8 +450,8 @@ mod properties {
 
     proptest! {
         #[test]
-        fn cost_is_the_sum_of_its_breakdown(u in usage(), m in 0usize..5) {
-            let model = ["sonnet", "thinker", "repriced", "imager", "cheap"][m];
+        fn cost_is_the_sum_of_its_breakdown(u in usage(), m in 0usize..7) {
+            let model = ["sonnet", "thinker", "repriced", "imager", "cheap", "listener", "searcher"][m];
             let c = table().cost(model, &u, at(2026, 1, 1)).unwrap();
             let b = c.breakdown;
             let sum = [b.uncached_input, b.cached_input, b.cache_write_5m, b.cache_write_1h,
@@ -484,4 +493,120 @@ fn the_embedded_table_inflates_to_the_minified_file() {
     let file: serde_json::Value =
         serde_json::from_str(include_str!("../../prices/prices.json")).unwrap();
     assert_eq!(shipped_prices_json().unwrap(), file.to_string());
+}
+
+/// gpt-4o-audio-preview's published rates: text $2.50 / $10, audio $40 / $80 per million.
+#[test]
+fn audio_tokens_are_priced_at_the_audio_rates_and_their_text_remainder_at_the_text_rates() {
+    let c = cost(
+        "listener",
+        Usage {
+            uncached_input_tokens: 1000,
+            audio_input_tokens: 600,
+            output_tokens: 500,
+            audio_output_tokens: 300,
+            ..Usage::default()
+        },
+    );
+    // 400 text input × 2 500 nano + 200 text output × 10 000 nano.
+    assert_eq!(c.breakdown.uncached_input, NanoUsd(1_000_000));
+    assert_eq!(c.breakdown.output, NanoUsd(2_000_000));
+    // 600 × 40 000 + 300 × 80 000 nano.
+    assert_eq!(c.breakdown.audio, NanoUsd(48_000_000));
+    assert_eq!(c.total, NanoUsd(51_000_000));
+}
+
+#[test]
+fn audio_prices_default_to_the_text_prices_so_audio_costs_what_it_did_without_them() {
+    let plain = Usage {
+        uncached_input_tokens: 1000,
+        output_tokens: 100,
+        ..Usage::default()
+    };
+    let audio = Usage {
+        audio_input_tokens: 1000,
+        audio_output_tokens: 100,
+        ..plain
+    };
+    assert_eq!(cost("sonnet", audio).total, cost("sonnet", plain).total);
+}
+
+#[test]
+fn an_audio_count_above_its_whole_is_capped_and_never_charged_twice() {
+    let c = cost(
+        "listener",
+        Usage {
+            uncached_input_tokens: 10,
+            audio_input_tokens: 50,
+            output_tokens: 20,
+            reasoning_tokens: 15,
+            audio_output_tokens: 50,
+            ..Usage::default()
+        },
+    );
+    // 10 audio input, 5 audio output (the non-reasoning output), 15 reasoning at output.
+    assert_eq!(c.breakdown.uncached_input, NanoUsd::ZERO);
+    assert_eq!(c.breakdown.output, NanoUsd::ZERO);
+    assert_eq!(c.breakdown.reasoning, NanoUsd(150_000));
+    assert_eq!(c.breakdown.audio, NanoUsd(10 * 40_000 + 5 * 80_000));
+}
+
+#[test]
+fn batch_multiplies_audio_token_prices_too() {
+    let usage = Usage {
+        uncached_input_tokens: 100,
+        audio_input_tokens: 100,
+        service_tier: ServiceTier::Batch,
+        ..Usage::default()
+    };
+    assert_eq!(cost("listener", usage).breakdown.audio, NanoUsd(2_000_000));
+}
+
+/// Anthropic's web search: $10 per 1 000 searches, a fee the batch tier does not halve.
+#[test]
+fn web_searches_are_charged_per_search_in_the_fees() {
+    let usage = Usage {
+        uncached_input_tokens: 1000,
+        output_tokens: 100,
+        web_searches: 3,
+        service_tier: ServiceTier::Batch,
+        ..Usage::default()
+    };
+    let c = cost("searcher", usage);
+    assert_eq!(c.breakdown.request_fee, NanoUsd(30_000_000));
+    assert_eq!(c.total, NanoUsd(1_500_000 + 750_000 + 30_000_000));
+    assert_eq!(
+        cost("sonnet", usage).breakdown.request_fee,
+        NanoUsd::ZERO,
+        "a model without a search price charges no search fee"
+    );
+}
+
+#[test]
+fn a_negative_audio_or_search_price_is_refused_naming_the_field() {
+    let bad = TABLE.replacen(r#""audio_output": "80""#, r#""audio_output": "-1""#, 1);
+    assert!(
+        load_err(&bad).contains("audio_output"),
+        "{}",
+        load_err(&bad)
+    );
+    let bad = TABLE.replacen(
+        r#""per_web_search": "0.01""#,
+        r#""per_web_search": "-1""#,
+        1,
+    );
+    assert!(
+        load_err(&bad).contains("per_web_search"),
+        "{}",
+        load_err(&bad)
+    );
+}
+
+#[test]
+fn the_worst_case_prices_the_output_cap_at_the_audio_rate_where_it_is_dearer() {
+    let worst = Usage::worst_case(100, 10);
+    // listener: 100 × 2 500 input, 10 × 80 000 audio output.
+    assert_eq!(cost("listener", worst).total, NanoUsd(250_000 + 800_000));
+    // sonnet has no audio price: the worst case is text output, as before.
+    assert_eq!(cost("sonnet", worst).total, NanoUsd(300_000 + 150_000));
 }

@@ -249,12 +249,7 @@ impl Exchange {
         let cp = filter.control_plane.as_ref()?;
         let route = self.route.as_ref()?;
         let now = host.now();
-        let worst = Usage {
-            uncached_input_tokens: input_tokens,
-            output_tokens: max_output_tokens,
-            estimated: true,
-            ..Usage::default()
-        };
+        let worst = Usage::worst_case(input_tokens, max_output_tokens);
         // An unknown model reserves nothing but still counts as a request; its usage is
         // counted (`unknown_model`) when it ends. A call whose model could not be read at all
         // (a body that is not JSON, names no model or is over the size cap) reserves its

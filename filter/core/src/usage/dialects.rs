@@ -4,12 +4,15 @@
 //! value (see [`super::object`]), so newer provider fields do not break parsing; the meaning
 //! of each field is fixed in [`UsageReport::normalize`].
 
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use tollgate_model::ServiceTier;
 
 use super::UsageReport;
 use super::count::Count;
-use super::object::usage_object;
+use super::object::{Key, expecting, usage_object};
 use crate::providers::Dialect;
 
 usage_object! {
@@ -17,6 +20,7 @@ usage_object! {
         "cached_tokens" => cached_tokens: Count,
         "cache_write_tokens" => cache_write_tokens: Count,
         "reasoning_tokens" => reasoning_tokens: Count,
+        "audio_tokens" => audio_tokens: Count,
     }
 }
 
@@ -55,6 +59,63 @@ usage_object! {
         "cache_creation_input_tokens" => cache_creation_input_tokens: Count,
         "cache_creation" => cache_creation: Option<AnthropicCacheCreation>,
         "service_tier" => service_tier: Option<String>,
+        "server_tool_use" => server_tool_use: Option<AnthropicServerTools>,
+    }
+}
+
+usage_object! {
+    struct AnthropicServerTools {
+        "web_search_requests" => web_search_requests: Count,
+    }
+}
+
+usage_object! {
+    /// One entry of Gemini's per-modality counts (`promptTokensDetails` and the like).
+    struct GeminiModalityCount {
+        "modality" => modality: IsAudio,
+        "tokenCount" => token_count: Count,
+    }
+}
+
+/// Whether a Gemini `modality` is `AUDIO`.
+#[derive(Default)]
+struct IsAudio(bool);
+
+impl<'de> Deserialize<'de> for IsAudio {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<IsAudio, D::Error> {
+        Key::deserialize(deserializer).map(|k| IsAudio(k.0 == "AUDIO"))
+    }
+}
+
+/// The `AUDIO` entries of one of Gemini's per-modality lists, summed as they are read (no
+/// list is kept: a `Vec` of entries cost the `.wasm` about 4 KB more). A list without audio
+/// is zero; an audio entry whose count is not valid makes the sum invalid.
+#[derive(Clone, Copy)]
+struct AudioTokens(Count);
+
+impl<'de> Deserialize<'de> for AudioTokens {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<AudioTokens, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = AudioTokens;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                expecting(f)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AudioTokens, A::Error> {
+                let mut total = Count::Valid(0);
+                while let Some(entry) = seq.next_element::<GeminiModalityCount>()? {
+                    if entry.modality.0 {
+                        total = match (total, entry.token_count) {
+                            (Count::Valid(a), Count::Valid(b)) => Count::Valid(a.saturating_add(b)),
+                            (Count::Valid(a), Count::Missing) => Count::Valid(a),
+                            _ => Count::Invalid,
+                        };
+                    }
+                }
+                Ok(AudioTokens(total))
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor)
     }
 }
 
@@ -65,6 +126,9 @@ usage_object! {
         "cachedContentTokenCount" => cached_content_token_count: Count,
         "thoughtsTokenCount" => thoughts_token_count: Count,
         "toolUsePromptTokenCount" => tool_use_prompt_token_count: Count,
+        "promptTokensDetails" => prompt_tokens_details: Option<AudioTokens>,
+        "cacheTokensDetails" => cache_tokens_details: Option<AudioTokens>,
+        "candidatesTokensDetails" => candidates_tokens_details: Option<AudioTokens>,
     }
 }
 
@@ -152,6 +216,8 @@ fn openai(u: OpenaiUsage) -> UsageReport {
     ]);
     b.report.cache_write = b.first(&[detail(input_details, |d| d.cache_write_tokens)]);
     b.report.reasoning = b.first(&[detail(output_details, |d| d.reasoning_tokens)]);
+    b.report.audio_input = b.take(detail(input_details, |d| d.audio_tokens));
+    b.report.audio_output = b.take(detail(output_details, |d| d.audio_tokens));
     b.report.total = b.take(u.total_tokens);
     b.report
 }
@@ -165,6 +231,9 @@ fn anthropic(u: AnthropicUsage) -> UsageReport {
     if let Some(split) = u.cache_creation {
         b.report.cache_write_5m = b.take(split.ephemeral_5m_input_tokens);
         b.report.cache_write_1h = b.take(split.ephemeral_1h_input_tokens);
+    }
+    if let Some(tools) = u.server_tool_use {
+        b.report.web_searches = b.take(tools.web_search_requests);
     }
     b.report.service_tier = u.service_tier.as_deref().and_then(|t| match t {
         "priority" => Some(ServiceTier::Priority),
@@ -182,6 +251,13 @@ fn gemini(u: GeminiUsage) -> UsageReport {
     b.report.cached = b.take(u.cached_content_token_count);
     b.report.reasoning = b.take(u.thoughts_token_count);
     b.report.tool_prompt = b.take(u.tool_use_prompt_token_count);
+    // Audio is priced apart where a model's audio input differs: the prompt's audio tokens
+    // less the cached ones (cache reads keep the cached-input price).
+    let audio = |list: Option<AudioTokens>| list.map_or(Count::Missing, |a| a.0);
+    let prompt_audio = b.take(audio(u.prompt_tokens_details));
+    let cached_audio = b.take(audio(u.cache_tokens_details));
+    b.report.audio_input = prompt_audio.map(|n| n.saturating_sub(cached_audio.unwrap_or(0)));
+    b.report.audio_output = b.take(audio(u.candidates_tokens_details));
     b.report
 }
 

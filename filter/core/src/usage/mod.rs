@@ -42,6 +42,13 @@ pub struct UsageReport {
     pub reasoning: Option<u64>,
     /// Gemini's tool-use prompt tokens (extra input).
     pub tool_prompt: Option<u64>,
+    /// Of the input, the uncached audio tokens (OpenAI's `prompt_tokens_details.audio_tokens`,
+    /// Gemini's `AUDIO` prompt tokens less the cached ones).
+    pub audio_input: Option<u64>,
+    /// Of the output, the audio tokens.
+    pub audio_output: Option<u64>,
+    /// Provider-side web searches run (Anthropic's `server_tool_use.web_search_requests`).
+    pub web_searches: Option<u64>,
     /// The provider's own total, where it sends one (OpenAI-style `total_tokens`): it tells
     /// whether `output` includes `reasoning` (see [`UsageReport::normalize`]).
     pub total: Option<u64>,
@@ -62,6 +69,9 @@ impl UsageReport {
             && self.cache_write_1h.is_none()
             && self.reasoning.is_none()
             && self.tool_prompt.is_none()
+            && self.audio_input.is_none()
+            && self.audio_output.is_none()
+            && self.web_searches.is_none()
             && self.total.is_none()
     }
 
@@ -81,6 +91,9 @@ impl UsageReport {
         take(&mut self.cache_write_1h, newer.cache_write_1h);
         take(&mut self.reasoning, newer.reasoning);
         take(&mut self.tool_prompt, newer.tool_prompt);
+        take(&mut self.audio_input, newer.audio_input);
+        take(&mut self.audio_output, newer.audio_output);
+        take(&mut self.web_searches, newer.web_searches);
         take(&mut self.total, newer.total);
         if newer.service_tier.is_some() {
             self.service_tier = newer.service_tier;
@@ -141,6 +154,16 @@ impl UsageReport {
         }
         usage.cache_write_5m_tokens = write_5m;
         usage.cache_write_1h_tokens = write_1h;
+        // Audio counts are parts of the counts above, never extra tokens.
+        usage.audio_input_tokens = self
+            .audio_input
+            .unwrap_or(0)
+            .min(usage.uncached_input_tokens);
+        usage.audio_output_tokens = self
+            .audio_output
+            .unwrap_or(0)
+            .min(usage.non_reasoning_output_tokens());
+        usage.web_searches = self.web_searches.unwrap_or(0);
         usage
     }
 

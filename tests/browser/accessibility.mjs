@@ -56,7 +56,9 @@ try {
   await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
   await t.ready('overview');
   await page.evaluate(() => localStorage.clear());
-  for (let i = 0; i < 3; i++) await page.keyboard.down('Shift'), await page.keyboard.press('Tab'), await page.keyboard.up('Shift');
+  await page.keyboard.down('Shift');
+  for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
+  await page.keyboard.up('Shift');
   assert((await focused(page)).href === '#/anomalies', 'Shift+Tab goes back');
   await Promise.all([t.ready('anomalies', '#/anomalies'), page.keyboard.press('Enter')]);
   assert(await page.$eval('nav a[href="#/anomalies"]', (a) => a.getAttribute('aria-current') === 'page'), 'the current page is marked in the navigation');

@@ -83,7 +83,8 @@ try {
     await page.$eval('#calc-out', (e) => e.replaceChildren());
     await page.$eval('#c-model', (e, v) => { e.value = v; }, c.model);
     await page.$eval('#c-at', (e, v) => { e.value = v; }, c.at.slice(0, 10));
-    for (const k of ['uncached_input_tokens', 'cached_input_tokens', 'cache_write_5m_tokens', 'cache_write_1h_tokens', 'output_tokens', 'reasoning_tokens']) {
+    for (const k of ['uncached_input_tokens', 'cached_input_tokens', 'cache_write_5m_tokens', 'cache_write_1h_tokens', 'output_tokens', 'reasoning_tokens',
+      'audio_input_tokens', 'audio_output_tokens', 'web_searches']) {
       await page.$eval(`#c-${k}`, (e, v) => { e.value = String(v); }, c.usage[k] ?? 0);
     }
     await page.select('#c-tier', c.usage.service_tier ?? 'standard');

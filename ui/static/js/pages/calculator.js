@@ -23,6 +23,9 @@ const TOKEN_FIELDS = [
   ['cache_write_1h_tokens', 'Cache writes, 1 hour'],
   ['output_tokens', 'Output tokens (reasoning included)'],
   ['reasoning_tokens', 'Of which reasoning'],
+  ['audio_input_tokens', 'Of the input, audio'],
+  ['audio_output_tokens', 'Of the output, audio'],
+  ['web_searches', 'Web searches'],
 ];
 
 export default async function page({ params }) {
@@ -100,7 +103,7 @@ async function price(c, data) {
       h('p', {}, `${result.model}, prices from ${result.price_effective_from}, ${result.service_tier} tier${result.long_context ? ', long-context prices' : ''}.`),
       result.input_tokens !== undefined ? h('p', {}, `Reserved as ${num(result.input_tokens)} input tokens (estimated) and ${num(result.max_output_tokens)} output tokens (the cap).`) : null,
       table(['Part', 'nano-USD'], [['input', b.uncached_input_nanos], ['cached input', b.cached_input_nanos], ['cache writes 5 min', b.cache_write_5m_nanos],
-        ['cache writes 1 h', b.cache_write_1h_nanos], ['output', b.output_nanos], ['reasoning', b.reasoning_nanos], ['per request', b.request_fee_nanos],
+        ['cache writes 1 h', b.cache_write_1h_nanos], ['output', b.output_nanos], ['reasoning', b.reasoning_nanos], ['per request and per search', b.request_fee_nanos],
         ['images', b.images_nanos], ['audio', b.audio_nanos]].filter(([, v]) => v !== '0'), { caption: 'Cost by part', numeric: [1] })),
   ];
   if (s('scopes')) parts.push(await budgetsHit(s('scopes'), result));

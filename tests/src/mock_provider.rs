@@ -13,6 +13,10 @@
 //!   providers do, when the request's `accept-encoding` allows it (a paced answer is
 //!   compressed whole and sent in pieces).
 //!
+//! OpenAI keeps a background response's `metadata` and returns it with every retrieval: the
+//! mock remembers the `metadata.tollgate_request_id` of the last request that carried one and
+//! writes it where a replayed answer says `__TAG__` (`openai-responses-background-*`).
+//!
 //! The content type follows the file's extension: `.sse` → `text/event-stream`, `.bin` →
 //! `application/vnd.amazon.eventstream`, anything else → `application/json`. Every request
 //! is recorded (method, path, headers, body) so tests can check what reached the provider.
@@ -78,6 +82,8 @@ struct Shared {
     /// The paced stream that started last: when each piece was handed to the server, and
     /// its length.
     last_stream: Mutex<Vec<(Instant, usize)>>,
+    /// The last `metadata.tollgate_request_id` a request carried.
+    last_tag: Mutex<Option<String>>,
 }
 
 /// A running mock provider; stops on drop.
@@ -199,6 +205,17 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             body: body_bytes.clone(),
         });
     }
+    if let Some(tag) = serde_json::from_slice::<serde_json::Value>(&body_bytes)
+        .ok()
+        .and_then(|j| {
+            j.pointer("/metadata/tollgate_request_id")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        && let Ok(mut last) = shared.last_tag.lock()
+    {
+        *last = Some(tag);
+    }
     let named = text(headers, "x-mock-fixture");
     // A proxied request's target is absolute (`http://host/path`): the path is what counts.
     let uri = parts
@@ -236,6 +253,13 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let bytes = match named {
         None => with_model_asked(&body_bytes, bytes),
         Some(_) => bytes,
+    };
+    let tag = shared.last_tag.lock().ok().and_then(|t| t.clone());
+    let bytes = match (tag, std::str::from_utf8(&bytes)) {
+        (Some(tag), Ok(text)) if text.contains("__TAG__") => {
+            Bytes::from(text.replace("__TAG__", &tag))
+        }
+        _ => bytes,
     };
     let status = text(headers, "x-mock-status")
         .and_then(|s| s.parse().ok())
@@ -291,12 +315,27 @@ async fn replay(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 /// The recorded answer to replay when a request names none: by API path and the body's
 /// stream flag. Lets real SDKs and curl talk to the mock (`scripts/up.sh --mock`).
 pub fn default_fixture(uri: &str, body: &[u8]) -> Option<String> {
-    let streaming = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("stream").and_then(serde_json::Value::as_bool))
-        .unwrap_or(false);
+    let json = serde_json::from_slice::<serde_json::Value>(body).ok();
+    let flag = |name: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(name).and_then(serde_json::Value::as_bool))
+            .unwrap_or(false)
+    };
+    let streaming = flag("stream");
     let path = uri.split('?').next().unwrap_or(uri);
-    let name = if path.ends_with(":streamGenerateContent") {
+    let stored_response = path
+        .rsplit_once("/responses/")
+        .is_some_and(|(_, id)| !id.is_empty() && !id.contains('/'));
+    let name = if stored_response {
+        // A background response retrieved: done, whole or as its resumed event stream.
+        if uri.contains("stream=true") {
+            "openai-responses-background-resumed.sse"
+        } else {
+            "openai-responses-background-completed.json"
+        }
+    } else if path.ends_with("/responses") && flag("background") && !streaming {
+        "openai-responses-background-queued.json"
+    } else if path.ends_with(":streamGenerateContent") {
         if uri.contains("alt=sse") {
             "gemini-stream-sse-tool-use.sse"
         } else {

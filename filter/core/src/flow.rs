@@ -26,8 +26,9 @@ use tollgate_model::{Cost, NanoUsd, Scope, Usage};
 use crate::host::{Host, LogLevel};
 use crate::metrics::{Metrics, Outcome};
 use crate::plugin::{Filter, OversizedPolicy, UnmatchedPolicy};
-use crate::providers::Route;
+use crate::providers::{Api, Route};
 use crate::reply::LocalReply;
+use crate::request::background::tag_body;
 use crate::request::deferred::DeferredEstimate;
 use crate::request::{
     RequestInfo, RequestProblem, may_add_stream_usage_option, read_request,
@@ -37,6 +38,7 @@ use crate::scopes::{Lookup, Resolved};
 use crate::stream::ResponseReader;
 use crate::stream::usage_chunk::UsageChunkFilter;
 
+mod background;
 mod client_stream;
 mod enforce;
 
@@ -192,6 +194,12 @@ pub struct Exchange {
     admission: enforce::Admitted,
     /// Takes out the usage chunk the client did not ask for (`flow/client_stream.rs`).
     usage_chunk: Option<UsageChunkFilter>,
+    /// A stored response's retrieval or cancel: finds the tag of the call that created it
+    /// (`flow/background.rs`).
+    stored: Option<background::StoredResponse>,
+    /// A background response's creation, tagged with this exchange's settlement id: a
+    /// retrieval settles it.
+    background_tagged: bool,
 }
 
 impl Exchange {
@@ -270,6 +278,14 @@ impl Exchange {
                 let may_rewrite = filter.control_plane.is_some()
                     || may_add_stream_usage_option(&route, filter.request_limits);
                 self.scopes = scopes;
+                if matches!(route.api, Api::ResponseRetrieval | Api::ResponseCancel) {
+                    // Not a new call: nothing to read or reserve; the answer may carry the
+                    // usage of the background call that created the response.
+                    self.route = Some(route);
+                    self.phase = Phase::Answered;
+                    self.stored = Some(background::StoredResponse::new());
+                    return HeadersAction::ReadBody { may_rewrite: false };
+                }
                 self.route = Some(route);
                 self.phase = Phase::ReadingRequest;
                 match self.reserve_at_headers(filter, host, head, lookup) {
@@ -358,6 +374,11 @@ impl Exchange {
         } else {
             read_request(route, &body, prices, limits)
         };
+        // A background response is tagged with its settlement id, which its retrievals read
+        // back (`request/background.rs`).
+        let background_tag = (info.background && !defer)
+            .then(|| tag_body(&body, &info, self.admission.request_id()))
+            .flatten();
         if defer && info.body_is_estimable() {
             self.deferred_estimate = Some(DeferredEstimate::new(body));
         }
@@ -371,8 +392,12 @@ impl Exchange {
             metrics.body_problem(host, word);
             host.log(LogLevel::Info, &format!("tollgate: {problem}"));
         }
-        let replace = info.rewritten_body.take();
-        if replace.is_some() {
+        let mut replace = info.rewritten_body.take();
+        if let Some(tagged) = background_tag {
+            replace = Some(tagged);
+            self.background_tagged = true;
+        }
+        if replace.is_some() && !self.background_tagged {
             // The filter asked for streamed usage: the client did not.
             self.usage_chunk = Some(UsageChunkFilter::new());
         }
@@ -410,6 +435,9 @@ impl Exchange {
 
     /// A piece of the response body passed through (it is never held back).
     pub fn on_response_body(&mut self, chunk: &[u8]) {
+        if let Some(stored) = self.stored.as_mut() {
+            stored.feed(chunk);
+        }
         if let Some(reader) = self.reader.as_mut() {
             reader.feed(chunk);
         }
@@ -422,6 +450,10 @@ impl Exchange {
                 .usage_chunk
                 .as_ref()
                 .map_or(0, UsageChunkFilter::held_bytes)
+            + self
+                .stored
+                .as_ref()
+                .map_or(0, background::StoredResponse::held_bytes)
     }
 
     /// Whether [`Exchange::finish`] still has something to do: a governed stream that was
@@ -480,7 +512,15 @@ impl Exchange {
             provider,
             u64::from(outcome.stats.invalid_usage_fields),
         );
+        if let Some(stored) = self.stored.take() {
+            return self.finish_retrieval(filter, metrics, host, ended_at, &stored, outcome);
+        }
         let usage = outcome.usage;
+        if self.waits_for_retrieval(filter, &usage) {
+            // Queued: the retrieval that brings the usage settles this call's id.
+            metrics.request(host, provider, Outcome::Background);
+            return None;
+        }
         // The request's model (or the path's: Azure deployment, Gemini, Bedrock) decides the
         // price; the model the answer reports prices what those do not name or the table does
         // not know (an unmapped Azure deployment, a body too large to read).

@@ -33,6 +33,11 @@ pub enum Outcome {
     Denied,
     /// The path is not a provider API; passed untouched.
     Unmatched,
+    /// An OpenAI background response was created: its usage comes with a retrieval.
+    Background,
+    /// A stored response was retrieved or cancelled with nothing to charge (no usage yet, or
+    /// not a background response this gateway created).
+    Retrieved,
 }
 
 impl Outcome {
@@ -57,6 +62,8 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Denied => "denied",
             Outcome::Unmatched => "unmatched",
+            Outcome::Background => "background",
+            Outcome::Retrieved => "retrieved",
         }
     }
 }

@@ -76,6 +76,13 @@ pub struct RequestInfo {
     pub rewritten_body: Option<Vec<u8>>,
     /// What went wrong reading the body, if anything.
     pub problem: Option<RequestProblem>,
+    /// The body asks for an OpenAI background response (`"background": true`): the answer
+    /// says only that it is queued; its usage arrives when the response is retrieved.
+    pub background: bool,
+    /// Where the body's top-level object starts and its `metadata` value lies (to tag a
+    /// background response with its settlement id, `request/background.rs`).
+    pub(crate) object_start: usize,
+    pub(crate) metadata: Option<Range<usize>>,
 }
 
 impl RequestInfo {
@@ -115,6 +122,9 @@ struct Envelope {
     object_start: usize,
     /// The raw `stream_options` value.
     stream_options: Option<Range<usize>>,
+    background: Option<bool>,
+    /// The raw `metadata` value.
+    metadata: Option<Range<usize>>,
 }
 
 /// Reads the wanted top-level members; the rest are skipped unparsed ([`scan`]).
@@ -144,6 +154,11 @@ fn read_envelope(body: &[u8]) -> Result<Envelope, String> {
             }
             b"stream_options" => {
                 envelope.stream_options = Some(range);
+                Ok(())
+            }
+            b"background" => serde_json::from_slice(value).map(|b| envelope.background = b),
+            b"metadata" => {
+                envelope.metadata = Some(range);
                 Ok(())
             }
             _ => Ok(()),
@@ -198,6 +213,9 @@ pub fn read_request_unestimated(
         estimated_input_tokens: 0,
         rewritten_body: None,
         problem: None,
+        background: false,
+        object_start: 0,
+        metadata: None,
     };
     if body.len() > limits.max_body_bytes {
         info.estimated_input_tokens = u64::try_from(body.len()).unwrap_or(u64::MAX);
@@ -241,6 +259,9 @@ fn apply(
         info.model = Some(model.to_owned());
     }
     info.streaming = route.streams(envelope.stream.unwrap_or(false));
+    info.background = route.api == Api::Responses && envelope.background == Some(true);
+    info.object_start = envelope.object_start;
+    info.metadata = envelope.metadata.clone();
     let requested = [
         envelope.max_completion_tokens,
         envelope.max_output_tokens,
@@ -325,7 +346,7 @@ fn with_include_usage(
     }
 }
 
-fn splice(body: &[u8], start: usize, end: usize, insert: &[u8]) -> Vec<u8> {
+pub(crate) fn splice(body: &[u8], start: usize, end: usize, insert: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + insert.len());
     out.extend_from_slice(body.get(..start).unwrap_or_default());
     out.extend_from_slice(insert);
@@ -333,6 +354,7 @@ fn splice(body: &[u8], start: usize, end: usize, insert: &[u8]) -> Vec<u8> {
     out
 }
 
+pub mod background;
 pub mod deferred;
 pub mod rewrite;
 pub mod scan;

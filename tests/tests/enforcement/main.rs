@@ -9,7 +9,9 @@
 //! - [`streams`]: streamed calls charged exactly, a client hanging up, a mid-stream cut-off;
 //! - [`edges`]: unreadable bodies against a spent budget, a reserve answered after the timeout;
 //! - [`settlement`]: a Redis restart mid-run, replayed batches, threshold alerts;
-//! - [`prices`]: aliases counting toward a model's budget, unpriced models and USD budgets.
+//! - [`prices`]: aliases counting toward a model's budget, unpriced models and USD budgets;
+//! - [`background`]: an OpenAI background response charged once, by the retrieval (poll or
+//!   resumed stream) that brings its usage.
 //!
 //! Amounts are never written down: each is the fixture's usage priced with the shipped table
 //! (`tollgate_e2e::charges`), in integer nano-USD.
@@ -17,6 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod admission;
+mod background;
 mod bedrock_downgrade;
 mod edges;
 mod price_file;

@@ -208,3 +208,92 @@ async fn groq_is_routed_by_its_host_and_charged_from_x_groq_usage() {
     })
     .await;
 }
+
+/// OpenAI's background mode as its users write it: create with `background=True`, then
+/// resume the response's event stream with `retrieve(id, stream=True)`.
+const OPENAI_BACKGROUND: &str = r#"
+import json, openai
+client = openai.OpenAI(base_url="http://api.openai.com/v1", api_key="sk-test-openai", max_retries=0)
+created = client.responses.create(model="o3", input="Summarise the quarter's filings.", background=True)
+print(json.dumps(created.status))
+text, usage = "", None
+for event in client.responses.retrieve(created.id, stream=True, starting_after=2):
+    if event.type == "response.output_text.delta":
+        text += event.delta
+    elif event.type == "response.completed":
+        usage = event.response.usage
+print(json.dumps(text))
+print(json.dumps("output_tokens=%d" % usage.output_tokens))
+"#;
+
+#[tokio::test]
+async fn an_openai_background_response_resumed_by_the_sdk_is_charged_once_exactly() {
+    let stack = tollgate_e2e::stack::Stack::start(tollgate_e2e::stack::StackOptions {
+        store: tollgate_e2e::stack::StoreKind::Memory,
+        strict_provider: true,
+        ..tollgate_e2e::stack::StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let proxy = stack.envoy.url();
+    let env = [
+        ("HTTP_PROXY", proxy.as_str()),
+        ("http_proxy", proxy.as_str()),
+    ];
+    let run = tollgate_e2e::python::run(OPENAI_BACKGROUND, &env)
+        .await
+        .unwrap();
+    assert!(run.ok(), "{run}\n--- envoy ---\n{}", stack.envoy.log());
+    let printed: Vec<String> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        printed,
+        [
+            "queued",
+            "The filings show revenue up 12 % on the quarter, driven by subscriptions.",
+            "output_tokens=2290",
+        ]
+    );
+    let received = stack.mock.requests();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1].method, "GET");
+    assert_eq!(
+        received[1].path,
+        format!(
+            "/v1/responses/{}?starting_after=2&stream=true",
+            "resp_68b6f3c4d0e88196a2b4f4c2e0a3b1c40f7d3c7d2b1a0e9f"
+        )
+    );
+    let created: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    let tag = created["metadata"]["tollgate_request_id"].as_str().unwrap();
+    let usage = tollgate_model::Usage {
+        uncached_input_tokens: 1842 - 1024,
+        cached_input_tokens: 1024,
+        output_tokens: 2290,
+        reasoning_tokens: 2176,
+        ..tollgate_model::Usage::default()
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    let settled = loop {
+        let settled = stack.control_plane.settlements();
+        if !settled.is_empty() {
+            break settled;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            stack.envoy.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(settled.len(), 1, "{settled:?}");
+    let s = &settled[0];
+    assert_eq!((s.request_id.as_str(), s.reserved), (tag, true));
+    assert_eq!(
+        s.cost.nanos(),
+        tollgate_e2e::charges::cost_nanos("o3", &usage).unwrap()
+    );
+}

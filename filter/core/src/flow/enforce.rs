@@ -545,6 +545,9 @@ impl Exchange {
             Cut::Done => return ChunkAction::Pass,
         }
         let Some(cutoff) = self.admission.cutoff else {
+            if let Some(stored) = self.stored.as_mut() {
+                stored.feed(&chunk);
+            }
             if let Some(reader) = self.reader.as_mut() {
                 reader.feed_owned(chunk);
             }

@@ -73,6 +73,11 @@ pub enum Api {
     Completions,
     /// OpenAI `responses`.
     Responses,
+    /// OpenAI `GET responses/{id}` (with `stream=true`: resuming its event stream): where a
+    /// background response's usage arrives.
+    ResponseRetrieval,
+    /// OpenAI `POST responses/{id}/cancel`: a background response stopped, with what it used.
+    ResponseCancel,
     /// OpenAI `embeddings`.
     Embeddings,
     /// Anthropic `messages` (also through Bedrock InvokeModel and Vertex rawPredict).
@@ -96,6 +101,8 @@ impl Api {
             Api::ChatCompletions => "chat_completions",
             Api::Completions => "completions",
             Api::Responses => "responses",
+            Api::ResponseRetrieval => "response_retrieval",
+            Api::ResponseCancel => "response_cancel",
             Api::Embeddings => "embeddings",
             Api::Messages => "messages",
             Api::GenerateContent => "generate_content",
@@ -110,7 +117,9 @@ impl Api {
     pub fn dialect(self) -> Dialect {
         match self {
             Api::ChatCompletions | Api::Completions | Api::Embeddings => Dialect::OpenaiChat,
-            Api::Responses => Dialect::OpenaiResponses,
+            Api::Responses | Api::ResponseRetrieval | Api::ResponseCancel => {
+                Dialect::OpenaiResponses
+            }
             Api::Messages => Dialect::Anthropic,
             Api::GenerateContent | Api::StreamGenerateContent => Dialect::Gemini,
             Api::Converse | Api::ConverseStream => Dialect::Converse,

@@ -201,9 +201,13 @@ impl RouteTable {
     ///
     /// `path` is the `:path` pseudo-header, query included; `host` the `:authority`.
     pub fn match_request(&self, method: &str, path: &str, host: Option<&str>) -> Option<Route> {
-        if !method.eq_ignore_ascii_case("POST") {
-            return None;
-        }
+        let route = self.match_path(path, host)?;
+        // Every API is a POST but the retrieval of a stored response, a GET.
+        let get = route.api == Api::ResponseRetrieval;
+        (method.eq_ignore_ascii_case(if get { "GET" } else { "POST" })).then_some(route)
+    }
+
+    fn match_path(&self, path: &str, host: Option<&str>) -> Option<Route> {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let host = host.map(normalise_host);
         let alt_sse = query.split('&').any(|kv| kv == "alt=sse");
@@ -234,6 +238,10 @@ impl RouteTable {
             .gateway_route(path, host.as_deref())
             .unwrap_or_else(|| builtin_route(path, host.as_deref()))?;
         route.alt_sse = alt_sse;
+        if route.api == Api::ResponseRetrieval {
+            // `?stream=true` resumes the response's event stream instead of its object.
+            route.stream_endpoint = query.split('&').any(|kv| kv == "stream=true");
+        }
         route.accepts_stream_options = accepts_stream_options(route.provider, path, query);
         Some(route)
     }
@@ -352,6 +360,9 @@ fn builtin_route(path: &str, host: Option<&str>) -> Option<Route> {
     if path.ends_with("/v2/chat") {
         return Some(Route::new(Provider::Cohere, Api::CohereChat));
     }
+    if let Some(api) = stored_response_api(path) {
+        return Some(Route::new(openai_family_provider(path, host), api));
+    }
     let api = if path.ends_with("/chat/completions") {
         Api::ChatCompletions
     } else if path.ends_with("/completions") {
@@ -369,6 +380,24 @@ fn builtin_route(path: &str, host: Option<&str>) -> Option<Route> {
         route.path_model = rest.split('/').next().map(percent_decode);
     }
     Some(route)
+}
+
+/// `…/responses/{id}` (retrieval) or `…/responses/{id}/cancel`: a stored response, named by
+/// its id (`resp_…`); `…/responses/{id}/input_items` is no call.
+fn stored_response_api(path: &str) -> Option<Api> {
+    let (head, cancel) = match path.strip_suffix("/cancel") {
+        Some(head) => (head, true),
+        None => (path, false),
+    };
+    let (parent, id) = head.rsplit_once('/')?;
+    if !parent.ends_with("/responses") || id.is_empty() || id == "input_items" {
+        return None;
+    }
+    Some(if cancel {
+        Api::ResponseCancel
+    } else {
+        Api::ResponseRetrieval
+    })
 }
 
 fn openai_family_provider(path: &str, host: Option<&str>) -> Provider {

@@ -342,3 +342,38 @@ fn stream_options_go_only_where_the_provider_accepts_them() {
         "acme.openai.azure.com"
     ));
 }
+
+#[test]
+fn a_stored_response_is_retrieved_by_get_and_cancelled_by_post() {
+    let t = RouteTable::builtin();
+    let host = Some("api.openai.com");
+    let get = t
+        .match_request("GET", "/v1/responses/resp_1", host)
+        .unwrap();
+    assert_eq!(
+        (get.provider, get.api),
+        (Provider::Openai, Api::ResponseRetrieval)
+    );
+    assert_eq!(get.framing(false), Framing::Json);
+    let resumed = t
+        .match_request(
+            "GET",
+            "/v1/responses/resp_1?stream=true&starting_after=2",
+            host,
+        )
+        .unwrap();
+    assert_eq!(resumed.framing(false), Framing::Sse);
+    let cancel = t.match_request("POST", "/v1/responses/resp_1/cancel", host);
+    assert_eq!(cancel.map(|r| r.api), Some(Api::ResponseCancel));
+    // Through the gateway's own prefix too.
+    let prefixed = t.match_request("GET", "/openai/v1/responses/resp_1", Some("gateway"));
+    assert_eq!(prefixed.map(|r| r.api), Some(Api::ResponseRetrieval));
+    for (method, path) in [
+        ("POST", "/v1/responses/resp_1"),
+        ("GET", "/v1/responses/resp_1/cancel"),
+        ("GET", "/v1/responses/resp_1/input_items"),
+        ("DELETE", "/v1/responses/resp_1"),
+    ] {
+        assert_eq!(t.match_request(method, path, host), None, "{method} {path}");
+    }
+}

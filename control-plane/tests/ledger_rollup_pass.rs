@@ -63,3 +63,75 @@ async fn two_control_planes_running_the_rollup_pass_count_each_call_once() {
     assert_eq!((requests, cost), (i64::try_from(n).unwrap(), want_cost));
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_the_previous_release_wrote_one_per_entry_are_paged_and_counted_beside_batches()
+{
+    // The release before batch entries wrote one record per entry (field `r`) and a bare
+    // entry id as the rollup cursor. A rolling upgrade leaves such entries in the stream.
+    let server = support::RedisServer::start();
+    let store = support::redis_store(&server);
+    let t = 1_800_000_000_000_i64;
+    let old = |rid: &str, cost: i64| {
+        format!(
+            r#"[1,"{rid}",{s},{t},["org:acme","team:a"],"openai","chat_completions","gpt-4o","gpt-4o",[100,0,0,0,30,0,0,0],{cost},null,false,"allowed",null,null,"live"]"#,
+            s = t - 1_000
+        )
+    };
+    let mut c = server.client();
+    let _: () = redis::cmd("SADD")
+        .arg("tg:ledger:tags")
+        .arg("acme")
+        .query(&mut c)
+        .unwrap();
+    for (id, rid, cost) in [("1800000000000-0", "old0", 7), ("1800000000001-0", "old1", 11)] {
+        let _: String = redis::cmd("XADD")
+            .arg("tg:{acme}:lrec")
+            .arg(id)
+            .arg("r")
+            .arg(old(rid, cost))
+            .query(&mut c)
+            .unwrap();
+    }
+    // The previous release had counted old0.
+    let _: () = redis::cmd("SET")
+        .arg("tg:{acme}:lcur")
+        .arg("1800000000000-0")
+        .query(&mut c)
+        .unwrap();
+    let mut new = synthetic::op(0, 1, t);
+    new.request_id = "new".into();
+    new.request_tag = "acme".into();
+    if let Some(r) = new.ledger.as_mut() {
+        r.request_id = "new".into();
+        r.scopes = vec!["org:acme".parse().unwrap(), "team:a".parse().unwrap()];
+        r.ended_at_ms = t;
+        r.cost_nanos = 1_000;
+    }
+    new.now_ms = t + 5;
+    store.settle_many(&[new]).await.unwrap();
+    let page = store
+        .records(TimeRange::new(0, i64::MAX).unwrap(), None, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.records.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(ids, ["old0", "old1", "new"]);
+    let rows = store
+        .rollups(&RollupQuery {
+            range: TimeRange::new(t - 86_400_000, t + 86_400_000).unwrap(),
+            filter: RollupFilter {
+                scopes: vec!["team:a".parse().unwrap()],
+                ..RollupFilter::default()
+            },
+            granularity: Granularity::Hour,
+            now_ms: t,
+        })
+        .await
+        .unwrap();
+    let (requests, cost): (i64, i64) = rows
+        .iter()
+        .fold((0, 0), |(n, c), r| (n + r.requests, c + r.cost_nanos));
+    // old1 and the new call; old0 was counted before the upgrade.
+    assert_eq!((requests, cost), (2, 1_011));
+    drop(server);
+}

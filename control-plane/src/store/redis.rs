@@ -526,6 +526,7 @@ impl RedisStore {
         let mut inv = self.settle.prepare_invoke();
         inv.key(self.expiries_key(&first.request_tag));
         inv.arg(first.now_ms).arg(first.dedupe_ttl_ms.max(1));
+        self.ledger_args(&mut inv, first, ops);
         for op in ops {
             inv.key(self.record_key(&op.request_tag, &op.request_id));
             let keys = self.window_keys(&op.lines);
@@ -552,7 +553,6 @@ impl RedisStore {
                     .arg(format!("{}|{}", line.budget_id, line.window_index))
                     .arg(thresholds);
             }
-            self.ledger_args(&mut inv, op);
         }
         let items = self.run("settle", &inv).await?;
         let bad = || StoreError::Corrupt(format!("settle: unexpected reply {items:?}"));

@@ -57,7 +57,7 @@ fn outcome_str(o: CallOutcome) -> &'static str {
 /// A record as stored in the stream: a JSON array, positions fixed, so a record costs its
 /// values and not its field names. Readers ignore elements past those they know, so a newer
 /// release may append some (`recorded_at_ms` is the entry id's time, not stored).
-pub(super) fn encode_record(r: &RequestRecord) -> String {
+fn record_json(r: &RequestRecord) -> Json {
     let scopes: Vec<String> = r.scopes.iter().map(Scope::to_string).collect();
     let breakdown = r.breakdown.map(|b| {
         json!([
@@ -91,7 +91,20 @@ pub(super) fn encode_record(r: &RequestRecord) -> String {
         r.budget_id,
         r.source,
     ])
-    .to_string()
+}
+
+/// A settle batch's records as stored in its one entry (field `b`): a JSON array with one
+/// element per settlement of the batch, in order, `null` for a settlement without a record.
+/// `None` when no settlement has one (nothing is written).
+pub(super) fn encode_batch(records: &[Option<&RequestRecord>]) -> Option<String> {
+    if records.iter().all(Option::is_none) {
+        return None;
+    }
+    let all: Vec<Json> = records
+        .iter()
+        .map(|r| r.map_or(Json::Null, record_json))
+        .collect();
+    Some(Json::Array(all).to_string())
 }
 
 fn ints<const N: usize>(v: &Json) -> Option<[i64; N]> {
@@ -107,9 +120,8 @@ fn opt_str(v: Option<&Json>) -> Option<String> {
     v.and_then(Json::as_str).map(str::to_owned)
 }
 
-/// The inverse of [`encode_record`]; `recorded_at_ms` from the entry id.
-pub(super) fn decode_record(raw: &str, recorded_at_ms: i64) -> Option<RequestRecord> {
-    let v: Json = serde_json::from_str(raw).ok()?;
+/// The inverse of [`record_json`]; `recorded_at_ms` from the entry id.
+fn decode_record(v: &Json, recorded_at_ms: i64) -> Option<RequestRecord> {
     let a = v.as_array()?;
     if a.first()?.as_i64()? != STORED_V1 {
         return None;
@@ -219,17 +231,18 @@ impl RedisStore {
         Ok(())
     }
 
-    /// The ledger's KEYS and ARGV for one settlement (see ledger.lua): just "0" without a
-    /// record.
-    pub(super) fn ledger_args(&self, inv: &mut redis::ScriptInvocation<'_>, op: &SettleOp) {
-        let Some(record) = &op.ledger else {
-            inv.arg(0);
-            return;
-        };
-        inv.key(self.stream_key(&op.request_tag));
-        inv.arg(1)
-            .arg(encode_record(record))
-            .arg(format!("{}-*", op.now_ms.max(0)));
+    /// The ledger's KEYS and ARGV for a settle batch (see ledger.lua): the stream (declared
+    /// always), the batch's records (`''` when none has one) and the entry id.
+    pub(super) fn ledger_args(
+        &self,
+        inv: &mut redis::ScriptInvocation<'_>,
+        first: &SettleOp,
+        ops: &[&SettleOp],
+    ) {
+        let records: Vec<Option<&RequestRecord>> = ops.iter().map(|op| op.ledger.as_ref()).collect();
+        inv.key(self.stream_key(&first.request_tag));
+        inv.arg(encode_batch(&records).unwrap_or_default())
+            .arg(format!("{}-*", first.now_ms.max(0)));
     }
 
     pub(super) async fn ledger_tags(&self) -> Result<Vec<String>, StoreError> {
@@ -292,20 +305,56 @@ impl RedisStore {
     }
 }
 
-/// One XRANGE entry: its id and its `r` field.
-pub(super) fn entry(e: &Value) -> Option<((i64, u64), String)> {
+/// A stream entry id as numbers.
+pub(super) type Id = (i64, u64);
+
+/// One record of an entry: its position in the entry, and the record, or its stored text
+/// when this release cannot read it.
+pub(super) type Stored = (usize, Result<RequestRecord, String>);
+
+/// One XRANGE entry: its id and its records, replays left out. A batch entry (field `b`,
+/// replays listed in `x`) holds a settle batch's records; an entry of a release before
+/// batches holds one (field `r`, position 0).
+pub(super) fn entry(e: &Value) -> Option<(Id, Vec<Stored>)> {
     let Value::Array(parts) = e else { return None };
     let id = parse_id(&text(parts.first()?)?)?;
     let Value::Array(fields) = parts.get(1)? else {
         return None;
     };
+    let (mut single, mut batch, mut skip) = (None, None, None);
     let mut it = fields.iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        if text(k).as_deref() == Some("r") {
-            return Some((id, text(v)?));
+        match text(k).as_deref() {
+            Some("r") => single = Some(text(v)?),
+            Some("b") => batch = Some(text(v)?),
+            Some("x") => skip = Some(text(v)?),
+            _ => {}
         }
     }
-    None
+    let read = |v: &Json| decode_record(v, id.0).ok_or_else(|| v.to_string());
+    if let Some(raw) = batch {
+        let skipped: Vec<usize> = skip
+            .iter()
+            .flat_map(|x| x.split(','))
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let Ok(Json::Array(all)) = serde_json::from_str::<Json>(&raw) else {
+            return Some((id, vec![(0, Err(raw))]));
+        };
+        let records = all
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| !v.is_null() && !skipped.contains(i))
+            .map(|(i, v)| (i, read(v)))
+            .collect();
+        return Some((id, records));
+    }
+    let raw = single?;
+    let record = match serde_json::from_str::<Json>(&raw) {
+        Ok(v) => read(&v),
+        Err(_) => Err(raw),
+    };
+    Some((id, vec![(0, record)]))
 }
 
 /// A row's value: twelve big-endian i64 (the 11 amounts and the write count).

@@ -13,14 +13,18 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use redis::{AsyncCommands, Value};
 use tollgate_model::scope::Scope;
 
-use super::ledger::{decode_record, entry};
+use super::ledger::{Id, entry};
 use super::{RedisStore, text, unavailable};
 use crate::ledger::row::{self, VALUES, Values};
 use crate::ledger::{Granularity, LedgerLimits, RequestRecord};
 use crate::store::StoreError;
 
-/// Records read per step.
-const READ: usize = 1_000;
+/// Entries read per step (an entry holds a settle batch: 1 to 16 records).
+const READ: usize = 250;
+
+/// Count marks per `records_max` records (rollup.lua): the stream keeps up to
+/// `records_max / MARKS` records more than its cap.
+const MARKS: u64 = 64;
 
 /// Most rows one step writes: the script holds Redis while it runs (≈ 0.3 ms for 512 rows).
 const ROWS_PER_STEP: usize = 512;
@@ -35,16 +39,32 @@ type Bucket = (Granularity, i64);
 /// A bucket of a step: its key and its rows' fields with what the step adds to each.
 type BucketRows = (Bucket, String, Vec<(String, Values)>);
 
-/// A pass over one tag's stream: the cursor as this pass knows it, and the records read
-/// past it and not counted yet (a step counts up to `ROWS_PER_STEP` rows' worth; the rest
-/// wait for the next step instead of being read again).
+/// An entry read and not counted yet: its id, its readable records, and how many records
+/// it holds (readable or not: what the stream's count limit counts).
+type Read = (String, Id, Vec<RequestRecord>, u64);
+
+/// A pass over one tag's stream: the cursor as this pass knows it (`"<entry id>
+/// <records counted>"`, or a bare entry id from a release before batch entries), and the
+/// entries read past it and not counted yet (a step counts up to `ROWS_PER_STEP` rows'
+/// worth of whole entries; the rest wait for the next step instead of being read again).
 #[derive(Default)]
 struct Pass {
     started: bool,
     cursor: Option<String>,
-    read: VecDeque<(String, Option<RequestRecord>)>,
+    read: VecDeque<Read>,
     read_to: Option<String>,
     at_end: bool,
+}
+
+impl Pass {
+    /// The cursor's entry id and record count.
+    fn cursor(&self) -> (Option<&str>, u64) {
+        match self.cursor.as_deref().map(|c| c.split_once(' ')) {
+            None => (None, 0),
+            Some(None) => (self.cursor.as_deref(), 0),
+            Some(Some((id, n))) => (Some(id), n.parse().unwrap_or(0)),
+        }
+    }
 }
 
 /// What one step did.
@@ -162,7 +182,7 @@ impl RedisStore {
         let from = pass
             .read_to
             .as_deref()
-            .or(pass.cursor.as_deref())
+            .or(pass.cursor().0)
             .map_or_else(|| "-".to_owned(), |c| format!("({c}"));
         let reply: Value = redis::cmd("XRANGE")
             .arg(stream)
@@ -178,17 +198,24 @@ impl RedisStore {
         };
         pass.at_end = entries.len() < READ;
         for e in &entries {
-            let Some((id, raw)) = entry(e) else {
+            let Some((id, stored)) = entry(e) else {
                 return Err(StoreError::Corrupt(format!("stream entry {e:?}")));
             };
             let id_text = format!("{}-{}", id.0, id.1);
-            let record = decode_record(&raw, id.0);
-            if record.is_none() {
-                // A record this release cannot read adds to no row (it still exports as it is).
-                tracing::warn!(tag = stream, id = %id_text, "ledger record not rolled up: unreadable");
+            let held = stored.len() as u64;
+            let mut records = Vec::with_capacity(stored.len());
+            for (pos, r) in stored {
+                match r {
+                    Ok(r) => records.push(r),
+                    // A record this release cannot read adds to no row (it still exports as
+                    // it is).
+                    Err(_) => {
+                        tracing::warn!(tag = stream, id = %id_text, pos, "ledger record not rolled up: unreadable");
+                    }
+                }
             }
             pass.read_to = Some(id_text.clone());
-            pass.read.push_back((id_text, record));
+            pass.read.push_back((id_text, id, records, held));
         }
         Ok(())
     }
@@ -206,13 +233,29 @@ impl RedisStore {
         }
         let mut delta = Delta::default();
         let mut last: Option<String> = None;
-        while let Some((id, record)) = pass.read.front() {
-            if let Some(r) = record {
-                let fields = fields_of(r);
-                if last.is_some() && delta.rows + delta.new_rows(r, &fields) > ROWS_PER_STEP {
+        let (_, mut counted) = pass.cursor();
+        let every = self.ledger.limits.records_max.div_ceil(MARKS).max(1);
+        let mut marks: Vec<String> = Vec::new();
+        while let Some((id, (ms, seq), records, held)) = pass.read.front() {
+            let fields: Vec<Vec<String>> = records.iter().map(fields_of).collect();
+            if last.is_some() {
+                let new: usize = records
+                    .iter()
+                    .zip(&fields)
+                    .map(|(r, f)| delta.new_rows(r, f))
+                    .sum();
+                if delta.rows + new > ROWS_PER_STEP {
                     break;
                 }
-                delta.add(r, &fields);
+            }
+            for (r, f) in records.iter().zip(&fields) {
+                delta.add(r, f);
+            }
+            let before = counted;
+            counted = counted.saturating_add(*held);
+            if counted / every > before / every {
+                // Every entry up to this one is counted: the id right after it.
+                marks.push(format!("{counted} {ms}-{}", seq.saturating_add(1)));
             }
             last = Some(id.clone());
             pass.read.pop_front();
@@ -221,7 +264,7 @@ impl RedisStore {
             return Ok(Step::Done);
         };
         let to_end = pass.read.is_empty() && pass.at_end;
-        let cursor = pass.cursor.replace(last.clone());
+        let cursor = pass.cursor.replace(format!("{last} {counted}"));
         // The rows' current values, then their new ones.
         let buckets: Vec<BucketRows> = delta
             .buckets
@@ -245,7 +288,9 @@ impl RedisStore {
             pipe.query_async(&mut conn).await.map_err(unavailable)?;
         let limits = self.ledger.limits;
         let mut inv = self.rollup.prepare_invoke();
-        inv.key(&cursor_key).key(&stream);
+        inv.key(&cursor_key)
+            .key(&stream)
+            .key(format!("{}:{{{tag}}}:lmark", self.prefix));
         // Records older than the age limit before the newest one counted (its entry id is
         // the control plane's clock when it was written) go; none past the new cursor.
         let minid = if limits.records_max_age_ms > 0 {
@@ -259,11 +304,15 @@ impl RedisStore {
         } else {
             String::new()
         };
+        let floor = i128::from(counted) - i128::from(limits.records_max.max(1));
         inv.arg(cursor.unwrap_or_default())
-            .arg(&last)
-            .arg(u8::from(to_end))
-            .arg(limits.records_max.max(1))
-            .arg(minid);
+            .arg(pass.cursor.as_deref().unwrap_or_default())
+            .arg(floor.to_string())
+            .arg(minid)
+            .arg(marks.len());
+        for m in &marks {
+            inv.arg(m);
+        }
         for ((bucket, key, rows), old) in buckets.iter().zip(current) {
             if old.len() != rows.len() {
                 return Err(StoreError::Corrupt(format!(

@@ -7,15 +7,16 @@
 -- racing the original could charge twice, and a crash between steps could leak a reservation.
 --
 -- KEYS[1]        reservation expiries <p>:{<org>}:exp
+-- KEYS[2]        the org's ledger record stream (ledger.lua)
 -- then per settlement: its reservation record <p>:{<org>}:r:<request_id>, then its lines'
---                window keys (the budgets matching the settlement now), then its ledger
---                keys (ledger.lua; none when the ledger is off)
+--                window keys (the budgets matching the settlement now)
 -- ARGV[1] now_ms  ARGV[2] dedupe ttl ms (how long the settled marker blocks replays)
+-- ARGV[3], ARGV[4] the batch's ledger records and entry id (ledger.lua)
 -- then per settlement: request_id, cost_nanos, tokens, number of lines n, the lines'
 --                signature (their window keys joined by " "), then 7 per line:
 --                expire_at_ms, suspend_on_exceed ('1'/'0'), limit_nanos, limit_tokens,
 --                limit_requests ('' = none), "<budget_id>|<window_index>", thresholds csv
---                (ascending; '' = none), then its ledger arguments (ledger.lua; '0' = none)
+--                (ascending; '' = none)
 --
 -- Which windows are charged: with a record, the windows it reserved on (even if a new window
 -- has begun since); without one (a fail-open admission, or a record long gone), the given
@@ -84,14 +85,16 @@ local function charge(w, exp, susp, ln, lt, lr, who, th, cost, tokens, nc, nt, c
   end
 end
 
-local k, a = 2, 3
+local k, a = 3, 5
+local applied, dups, pos = 0, {}, 0
 while a <= #ARGV do
   local rid, cost, tokens, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
   local rec = redis.call('SET', KEYS[k], 'settled', 'PX', ARGV[2], 'GET')
-  local lk, la = ledger_size(a + 5 + 7 * n)
   if rec == 'settled' then
     out[#out + 1] = 'dup'
+    dups[#dups + 1] = pos
   else
+    applied = applied + 1
     local nc, nt, counted, rows = '0', '0', false, nil
     if rec then
       local sig, e1
@@ -122,13 +125,13 @@ while a <= #ARGV do
           ARGV[b + 5], ARGV[b + 6], cost, tokens, nc, nt, counted, alerts)
       end
     end
-    ledger_write(k + 1 + n, a + 5 + 7 * n)
     out[#out + 1] = 'ok'
     out[#out + 1] = #alerts / 3
     for _, v in ipairs(alerts) do
       out[#out + 1] = v
     end
   end
-  k, a = k + 1 + n + lk, a + 5 + 7 * n + la
+  k, a, pos = k + 1 + n, a + 5 + 7 * n, pos + 1
 end
+ledger_write(applied, dups)
 return out

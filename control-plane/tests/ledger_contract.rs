@@ -587,9 +587,7 @@ async fn records_of_several_orgs_page_in_time_order_at_any_page_size(s: Arc<dyn 
     assert_eq!(got, want[10..=20].to_vec());
 }
 
-async fn a_batch_with_replays_records_each_new_call_once_and_pages_at_any_size(
-    s: Arc<dyn Store>,
-) {
+async fn a_batch_with_replays_records_each_new_call_once_and_pages_at_any_size(s: Arc<dyn Store>) {
     // Five calls settled first; then one batch of 16 (one org, one time: one stream entry in
     // Redis) that repeats those five and adds ten new ones and one without a record.
     let op = |i: usize| {

@@ -65,10 +65,10 @@ async fn two_control_planes_running_the_rollup_pass_count_each_call_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_the_previous_release_wrote_one_per_entry_are_paged_and_counted_beside_batches()
-{
-    // The release before batch entries wrote one record per entry (field `r`) and a bare
-    // entry id as the rollup cursor. A rolling upgrade leaves such entries in the stream.
+async fn the_previous_release_s_entries_cursor_and_rows_are_read_beside_this_one_s() {
+    // The release before batch entries wrote one record per entry (field `r`), a bare entry
+    // id as the rollup cursor and one bucket hash of every scope kind. An upgrade leaves
+    // them behind.
     let server = support::RedisServer::start();
     let store = support::redis_store(&server);
     let t = 1_800_000_000_000_i64;
@@ -84,7 +84,10 @@ async fn records_the_previous_release_wrote_one_per_entry_are_paged_and_counted_
         .arg("acme")
         .query(&mut c)
         .unwrap();
-    for (id, rid, cost) in [("1800000000000-0", "old0", 7), ("1800000000001-0", "old1", 11)] {
+    for (id, rid, cost) in [
+        ("1800000000000-0", "old0", 7),
+        ("1800000000001-0", "old1", 11),
+    ] {
         let _: String = redis::cmd("XADD")
             .arg("tg:{acme}:lrec")
             .arg(id)
@@ -93,10 +96,20 @@ async fn records_the_previous_release_wrote_one_per_entry_are_paged_and_counted_
             .query(&mut c)
             .unwrap();
     }
-    // The previous release had counted old0.
+    // The previous release had counted old0, into its hour's hash of every scope kind.
     let _: () = redis::cmd("SET")
         .arg("tg:{acme}:lcur")
         .arg("1800000000000-0")
+        .query(&mut c)
+        .unwrap();
+    let value: Vec<u8> = [7_i64, 1, 0, 100, 0, 0, 0, 30, 0, 0, 0]
+        .iter()
+        .flat_map(|x| x.to_be_bytes())
+        .collect();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("tg:{{acme}}:rh:{}", t / 3_600_000))
+        .arg("team:a\topenai\tgpt-4o")
+        .arg(value)
         .query(&mut c)
         .unwrap();
     let mut new = synthetic::op(0, 1, t);
@@ -131,7 +144,7 @@ async fn records_the_previous_release_wrote_one_per_entry_are_paged_and_counted_
     let (requests, cost): (i64, i64) = rows
         .iter()
         .fold((0, 0), |(n, c), r| (n + r.requests, c + r.cost_nanos));
-    // old1 and the new call; old0 was counted before the upgrade.
-    assert_eq!((requests, cost), (2, 1_011));
+    // old0 from the previous release's row, old1 and the new call from this one's.
+    assert_eq!((requests, cost), (3, 1_018));
     drop(server);
 }

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_support::{
-    REDIS_SERVER, RedisServer, arg, peak_rss_kb, redis_cpu_us, redis_used_memory, wall_ms,
+    REDIS_SERVER, RedisServer, arg, peak_rss_kb, process_cpu_us, redis_cpu_us, redis_used_memory,
+    wall_ms,
 };
 use tollgate_control_plane::ledger::export::{self, Format};
 use tollgate_control_plane::ledger::{TimeRange, synthetic};
@@ -140,6 +141,14 @@ async fn export_all(store: &dyn Store, range: TimeRange) -> (u64, u64) {
     (n, bytes)
 }
 
+/// The machine's 1-minute load average (the figures are only comparable within a run).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 async fn run() -> Result<(), String> {
     let n: usize = arg("--records", 1_000_000);
     let server = RedisServer::start(&arg("--redis-server", REDIS_SERVER.to_owned()))?;
@@ -206,12 +215,14 @@ async fn run() -> Result<(), String> {
     let mut off = Vec::new();
     let mut on = Vec::new();
     for (round, ledger) in [false, true, false, true].into_iter().enumerate() {
-        let cpu0 = redis_cpu_us(&mut conn);
+        let (cpu0, own0) = (redis_cpu_us(&mut conn), process_cpu_us());
         let rate = throughput(store.clone(), ledger, &format!("r{round}"), 16, 4_096).await;
         let cpu = (redis_cpu_us(&mut conn) - cpu0) / per_run;
+        let own = (process_cpu_us() - own0) / per_run;
         println!(
-            "settle throughput, ledger {}: {rate:.0}/s, Redis CPU {cpu:.1} us per settlement",
-            if ledger { "on " } else { "off" }
+            "settle throughput, ledger {}: {rate:.0}/s, Redis CPU {cpu:.1} us per settlement, this process (client, rollup pass) {own:.1} us; load average {}",
+            if ledger { "on " } else { "off" },
+            load_average()
         );
         if ledger {
             on.push((rate, cpu))

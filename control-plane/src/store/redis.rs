@@ -37,6 +37,7 @@ const ROLLUP_LUA: &str = include_str!("redis/rollup.lua");
 mod ledger;
 mod records;
 mod rollup;
+mod stored;
 const DOCS_LUA: &str = include_str!("redis/docs.lua");
 
 /// How to reach Redis.

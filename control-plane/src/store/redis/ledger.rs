@@ -14,16 +14,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis::{AsyncCommands, Value};
-use serde_json::{Value as Json, json};
-use tollgate_model::scope::Scope;
-use tollgate_model::wire::v1::DenyReason;
+use tollgate_model::scope::ScopeKind;
 
+use super::stored::{batch_elements, decode_record, encode_batch};
 use super::{RedisStore, text, unavailable};
 use crate::ledger::row::{self, VALUES, Values};
-use crate::ledger::{
-    CallOutcome, CostParts, Granularity, LedgerLimits, RecordSource, RequestRecord, RollupQuery,
-    RollupRow, TokenCounts,
-};
+use crate::ledger::{Granularity, LedgerLimits, RequestRecord, RollupQuery, RollupRow};
 use crate::store::{SettleOp, StoreError};
 
 /// How long a tag stays known to be listed before it is listed again (a flushed Redis
@@ -39,143 +35,6 @@ pub(super) struct LedgerState {
     pub(super) limits: LedgerLimits,
     /// Tags listed in `<p>:ledger:tags` lately, and when.
     listed: Mutex<HashMap<String, Instant>>,
-}
-
-/// Version of the stored record form (its first element).
-const STORED_V1: i64 = 1;
-
-fn outcome_str(o: CallOutcome) -> &'static str {
-    match o {
-        CallOutcome::Allowed => "allowed",
-        CallOutcome::Downgraded => "downgraded",
-        CallOutcome::Denied => "denied",
-        CallOutcome::FailedOpen => "failed_open",
-        CallOutcome::CutOff => "cut_off",
-    }
-}
-
-/// A record as stored in the stream: a JSON array, positions fixed, so a record costs its
-/// values and not its field names. Readers ignore elements past those they know, so a newer
-/// release may append some (`recorded_at_ms` is the entry id's time, not stored).
-fn record_json(r: &RequestRecord) -> Json {
-    let scopes: Vec<String> = r.scopes.iter().map(Scope::to_string).collect();
-    let breakdown = r.breakdown.map(|b| {
-        json!([
-            b.uncached_input_nanos,
-            b.cached_input_nanos,
-            b.cache_write_5m_nanos,
-            b.cache_write_1h_nanos,
-            b.output_nanos,
-            b.reasoning_nanos,
-            b.request_fee_nanos,
-            b.images_nanos,
-            b.audio_nanos
-        ])
-    });
-    json!([
-        STORED_V1,
-        r.request_id,
-        r.started_at_ms,
-        r.ended_at_ms,
-        scopes,
-        r.provider,
-        r.api,
-        r.requested_model,
-        r.charged_model,
-        r.tokens.to_array(),
-        r.cost_nanos,
-        breakdown,
-        r.estimated,
-        outcome_str(r.outcome),
-        r.deny_reason,
-        r.budget_id,
-        r.source,
-    ])
-}
-
-/// A settle batch's records as stored in its one entry (field `b`): a JSON array with one
-/// element per settlement of the batch, in order, `null` for a settlement without a record.
-/// `None` when no settlement has one (nothing is written).
-pub(super) fn encode_batch(records: &[Option<&RequestRecord>]) -> Option<String> {
-    if records.iter().all(Option::is_none) {
-        return None;
-    }
-    let all: Vec<Json> = records
-        .iter()
-        .map(|r| r.map_or(Json::Null, record_json))
-        .collect();
-    Some(Json::Array(all).to_string())
-}
-
-fn ints<const N: usize>(v: &Json) -> Option<[i64; N]> {
-    let a = v.as_array()?;
-    let mut out = [0i64; N];
-    for (slot, x) in out.iter_mut().zip(a) {
-        *slot = x.as_i64()?;
-    }
-    Some(out)
-}
-
-fn opt_str(v: Option<&Json>) -> Option<String> {
-    v.and_then(Json::as_str).map(str::to_owned)
-}
-
-/// The inverse of [`record_json`]; `recorded_at_ms` from the entry id.
-fn decode_record(v: &Json, recorded_at_ms: i64) -> Option<RequestRecord> {
-    let a = v.as_array()?;
-    if a.first()?.as_i64()? != STORED_V1 {
-        return None;
-    }
-    let s = |i: usize| a.get(i).and_then(Json::as_str).map(str::to_owned);
-    let n = |i: usize| a.get(i).and_then(Json::as_i64);
-    let scopes = a
-        .get(4)?
-        .as_array()?
-        .iter()
-        .map(|x| x.as_str()?.parse().ok())
-        .collect::<Option<Vec<Scope>>>()?;
-    let breakdown = match a.get(11) {
-        Some(Json::Null) | None => None,
-        Some(b) => {
-            let p: [i64; 9] = ints(b)?;
-            Some(CostParts {
-                uncached_input_nanos: p[0],
-                cached_input_nanos: p[1],
-                cache_write_5m_nanos: p[2],
-                cache_write_1h_nanos: p[3],
-                output_nanos: p[4],
-                reasoning_nanos: p[5],
-                request_fee_nanos: p[6],
-                images_nanos: p[7],
-                audio_nanos: p[8],
-            })
-        }
-    };
-    Some(RequestRecord {
-        request_id: s(1)?,
-        started_at_ms: n(2)?,
-        ended_at_ms: n(3)?,
-        recorded_at_ms,
-        scopes,
-        provider: s(5)?,
-        api: opt_str(a.get(6)),
-        requested_model: s(7)?,
-        charged_model: s(8)?,
-        tokens: TokenCounts::from_array(ints(a.get(9)?)?),
-        cost_nanos: n(10)?,
-        breakdown,
-        estimated: a.get(12)?.as_bool()?,
-        outcome: serde_json::from_value(a.get(13)?.clone()).ok()?,
-        deny_reason: a
-            .get(14)
-            .and_then(|d| serde_json::from_value::<Option<DenyReason>>(d.clone()).ok())
-            .flatten(),
-        budget_id: opt_str(a.get(15)),
-        source: a
-            .get(16)
-            .and_then(|x| serde_json::from_value::<RecordSource>(x.clone()).ok())
-            .unwrap_or_default(),
-    })
 }
 
 /// A stream entry id `<ms>-<seq>` as numbers.
@@ -199,16 +58,25 @@ impl RedisStore {
         format!("{}:{{{tag}}}:lrec", self.prefix)
     }
 
-    pub(super) fn bucket_key(&self, tag: &str, g: Granularity, start_ms: i64) -> String {
+    /// A bucket's hash: `<p>:{tag}:rh:<hour>:<kind>` / `rd:<day>:<kind>`, the rows of one
+    /// scope kind; `kind` `None`: the hash of every kind the previous release wrote (read
+    /// until it expires, never written).
+    pub(super) fn bucket_key(
+        &self,
+        tag: &str,
+        g: Granularity,
+        start_ms: i64,
+        kind: Option<ScopeKind>,
+    ) -> String {
         let (what, len) = match g {
             Granularity::Hour => ("rh", Granularity::Hour.millis()),
             Granularity::Day => ("rd", Granularity::Day.millis()),
         };
-        format!(
-            "{}:{{{tag}}}:{what}:{}",
-            self.prefix,
-            start_ms.div_euclid(len)
-        )
+        let at = start_ms.div_euclid(len);
+        match kind {
+            Some(k) => format!("{}:{{{tag}}}:{what}:{at}:{}", self.prefix, k.as_str()),
+            None => format!("{}:{{{tag}}}:{what}:{at}", self.prefix),
+        }
     }
 
     /// Lists `tag` in the ledger's tag set unless that was done lately. Runs before the
@@ -239,7 +107,8 @@ impl RedisStore {
         first: &SettleOp,
         ops: &[&SettleOp],
     ) {
-        let records: Vec<Option<&RequestRecord>> = ops.iter().map(|op| op.ledger.as_ref()).collect();
+        let records: Vec<Option<&RequestRecord>> =
+            ops.iter().map(|op| op.ledger.as_ref()).collect();
         inv.key(self.stream_key(&first.request_tag));
         inv.arg(encode_batch(&records).unwrap_or_default())
             .arg(format!("{}-*", first.now_ms.max(0)));
@@ -275,19 +144,38 @@ impl RedisStore {
             }
             day += Granularity::Day.millis();
         }
+        // The kinds whose hashes can hold a row the filter keeps, and the previous release's
+        // hash of every kind.
+        let f = &q.filter;
+        let kinds: Vec<Option<ScopeKind>> = ScopeKind::ALL
+            .into_iter()
+            .filter(|k| f.scope_kinds.is_empty() || f.scope_kinds.contains(k))
+            .filter(|k| f.scopes.is_empty() || f.scopes.iter().any(|s| s.kind() == *k))
+            .map(Some)
+            .chain([None])
+            .collect();
         // Every record settled so far is counted before the rows are read.
         self.roll_up_all().await?;
         let mut out = Vec::new();
         let mut conn = self.conn.clone();
         for tag in self.ledger_tags().await? {
-            for chunk in buckets.chunks(READ_PIPELINE) {
+            let tag = tag.as_str();
+            let keys: Vec<(Granularity, i64, String)> = buckets
+                .iter()
+                .flat_map(|&(g, start)| {
+                    kinds
+                        .iter()
+                        .map(move |&k| (g, start, self.bucket_key(tag, g, start, k)))
+                })
+                .collect();
+            for chunk in keys.chunks(READ_PIPELINE) {
                 let mut pipe = redis::pipe();
-                for &(g, start) in chunk {
-                    pipe.hgetall(self.bucket_key(&tag, g, start));
+                for (_, _, key) in chunk {
+                    pipe.hgetall(key);
                 }
                 let rows: Vec<Vec<(String, Vec<u8>)>> =
                     pipe.query_async(&mut conn).await.map_err(unavailable)?;
-                for (&(g, start), rows) in chunk.iter().zip(rows) {
+                for (&(g, start, _), rows) in chunk.iter().zip(rows) {
                     for (f, raw) in rows {
                         let Some((scope, provider, model)) = row::parse_field(&f) else {
                             continue;
@@ -331,30 +219,25 @@ pub(super) fn entry(e: &Value) -> Option<(Id, Vec<Stored>)> {
             _ => {}
         }
     }
-    let read = |v: &Json| decode_record(v, id.0).ok_or_else(|| v.to_string());
+    let read = |raw: &str| decode_record(raw, id.0).ok_or_else(|| raw.to_owned());
     if let Some(raw) = batch {
         let skipped: Vec<usize> = skip
             .iter()
             .flat_map(|x| x.split(','))
             .filter_map(|p| p.parse().ok())
             .collect();
-        let Ok(Json::Array(all)) = serde_json::from_str::<Json>(&raw) else {
+        let Some(all) = batch_elements(&raw) else {
             return Some((id, vec![(0, Err(raw))]));
         };
         let records = all
             .iter()
             .enumerate()
-            .filter(|(i, v)| !v.is_null() && !skipped.contains(i))
-            .map(|(i, v)| (i, read(v)))
+            .filter(|(i, _)| !skipped.contains(i))
+            .filter_map(|(i, v)| v.map(|v| (i, read(v.get()))))
             .collect();
         return Some((id, records));
     }
-    let raw = single?;
-    let record = match serde_json::from_str::<Json>(&raw) {
-        Ok(v) => read(&v),
-        Err(_) => Err(raw),
-    };
-    Some((id, vec![(0, record)]))
+    Some((id, vec![(0, read(&single?))]))
 }
 
 /// A row's value: twelve big-endian i64 (the 11 amounts and the write count).

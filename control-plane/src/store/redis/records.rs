@@ -71,8 +71,9 @@ impl RedisStore {
                     Some(((ms, seq), pos, atag)) if *ms >= range.from_ms => {
                         let at = format!("{ms}-{seq}");
                         match (tag.as_str().cmp(atag.as_str()), pos) {
-                            (std::cmp::Ordering::Less, _)
-                            | (std::cmp::Ordering::Equal, None) => (format!("({at}"), None),
+                            (std::cmp::Ordering::Less, _) | (std::cmp::Ordering::Equal, None) => {
+                                (format!("({at}"), None)
+                            }
                             (std::cmp::Ordering::Equal, Some(p)) => (at, Some(((*ms, *seq), *p))),
                             (std::cmp::Ordering::Greater, _) => (at, None),
                         }

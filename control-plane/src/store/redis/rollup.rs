@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use redis::{AsyncCommands, Value};
-use tollgate_model::scope::Scope;
+use tollgate_model::scope::{Scope, ScopeKind};
 
 use super::ledger::{Id, entry};
 use super::{RedisStore, text, unavailable};
@@ -33,8 +33,13 @@ const ROWS_PER_STEP: usize = 512;
 /// arriving faster than it counts them) stops, and the next pass goes on.
 const STEPS_PER_PASS: usize = 1_000;
 
-/// A bucket: its granularity and start.
-type Bucket = (Granularity, i64);
+/// A bucket hash: its granularity, start and the kind of its rows' scopes (a report reads
+/// only the kinds it needs: a team × model month reads team and global rows, not the
+/// project rows beside them).
+type Bucket = (Granularity, i64, ScopeKind);
+
+/// A record's row: its scope's kind and its field.
+type Field = (ScopeKind, String);
 
 /// A bucket of a step: its key and its rows' fields with what the step adds to each.
 type BucketRows = (Bucket, String, Vec<(String, Values)>);
@@ -86,22 +91,24 @@ struct Delta {
 
 impl Delta {
     /// The rows `r` adds to that are not in the delta yet.
-    fn new_rows(&self, r: &RequestRecord, fields: &[String]) -> usize {
-        rows_of(r)
+    fn new_rows(&self, r: &RequestRecord, fields: &[Field]) -> usize {
+        times_of(r)
             .iter()
-            .map(|b| {
-                self.buckets.get(b).map_or(fields.len(), |rows| {
-                    fields.iter().filter(|f| !rows.contains_key(*f)).count()
+            .flat_map(|&(g, start)| {
+                fields.iter().filter(move |(kind, f)| {
+                    self.buckets
+                        .get(&(g, start, *kind))
+                        .is_none_or(|rows| !rows.contains_key(f))
                 })
             })
-            .sum()
+            .count()
     }
 
-    fn add(&mut self, r: &RequestRecord, fields: &[String]) {
+    fn add(&mut self, r: &RequestRecord, fields: &[Field]) {
         let v = row::values_of(r);
-        for b in rows_of(r) {
-            let rows = self.buckets.entry(b).or_default();
-            for f in fields {
+        for (g, start) in times_of(r) {
+            for (kind, f) in fields {
+                let rows = self.buckets.entry((g, start, *kind)).or_default();
                 match rows.get_mut(f) {
                     Some(sum) => row::add(sum, &v),
                     None => {
@@ -115,7 +122,7 @@ impl Delta {
 }
 
 /// The hour and the day a record counts in (by its end).
-fn rows_of(r: &RequestRecord) -> [Bucket; 2] {
+fn times_of(r: &RequestRecord) -> [(Granularity, i64); 2] {
     [
         (
             Granularity::Hour,
@@ -129,15 +136,15 @@ fn rows_of(r: &RequestRecord) -> [Bucket; 2] {
 }
 
 /// The row fields of a record: one per scope of the call, and `global`.
-fn fields_of(r: &RequestRecord) -> Vec<String> {
+fn fields_of(r: &RequestRecord) -> Vec<Field> {
     row::scopes_of(r)
         .iter()
-        .map(|s: &Scope| row::field(s, &r.provider, &r.charged_model))
+        .map(|s: &Scope| (s.kind(), row::field(s, &r.provider, &r.charged_model)))
         .collect()
 }
 
 /// When a bucket's hash expires: its end plus its granularity's retention.
-fn expiry((g, start): Bucket, l: &LedgerLimits) -> i64 {
+fn expiry((g, start, _): Bucket, l: &LedgerLimits) -> i64 {
     let keep = match g {
         Granularity::Hour => l.hourly_retention_ms,
         Granularity::Day => l.daily_retention_ms,
@@ -237,7 +244,7 @@ impl RedisStore {
         let every = self.ledger.limits.records_max.div_ceil(MARKS).max(1);
         let mut marks: Vec<String> = Vec::new();
         while let Some((id, (ms, seq), records, held)) = pass.read.front() {
-            let fields: Vec<Vec<String>> = records.iter().map(fields_of).collect();
+            let fields: Vec<Vec<Field>> = records.iter().map(fields_of).collect();
             if last.is_some() {
                 let new: usize = records
                     .iter()
@@ -272,7 +279,7 @@ impl RedisStore {
             .map(|(b, rows)| {
                 (
                     b,
-                    self.bucket_key(tag, b.0, b.1),
+                    self.bucket_key(tag, b.0, b.1, Some(b.2)),
                     rows.into_iter().collect(),
                 )
             })

@@ -143,9 +143,13 @@ fn this_release_settlement(i: u32) -> Settlement {
         model: "gpt-5-mini".into(),
         provider: "openai".into(),
         cost: NanoUsd(1_000 + i64::from(i)),
+        // With every part and fee this release reads, which the previous one refuses.
         usage: Usage {
             uncached_input_tokens: 10,
             output_tokens: 5,
+            audio_input_tokens: 4,
+            audio_output_tokens: 2,
+            web_searches: 1,
             ..Usage::default()
         },
         reserved: true,

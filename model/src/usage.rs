@@ -24,6 +24,12 @@ pub enum ServiceTier {
     Priority,
 }
 
+/// Counts this release added to the wire are left out while zero, so that a message without
+/// them is byte for byte what the previous release wrote (`control-plane/tests/wire_versions.rs`).
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Token and unit counts for one call, in the one meaning Tollgate prices. On the wire, a
 /// field this release does not know is ignored (a newer filter may send more kinds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -44,11 +50,14 @@ pub struct Usage {
     /// Of `output_tokens`, those spent on hidden reasoning / thinking.
     pub reasoning_tokens: u64,
     /// Of `uncached_input_tokens`, those that are audio (billed at the audio input price).
+    #[serde(skip_serializing_if = "is_zero")]
     pub audio_input_tokens: u64,
     /// Of `output_tokens`, those that are audio (billed at the audio output price).
+    #[serde(skip_serializing_if = "is_zero")]
     pub audio_output_tokens: u64,
     /// Searches a provider-side web search tool ran (Anthropic's
     /// `server_tool_use.web_search_requests`), billed per search.
+    #[serde(skip_serializing_if = "is_zero")]
     pub web_searches: u64,
     /// Images generated (priced per image where the model has a per-image fee).
     pub images: u64,

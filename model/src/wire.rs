@@ -309,6 +309,14 @@ pub mod v1 {
                 breakdown: None,
                 cut_off: false,
                 billed: None,
+                // The parts and fees this release reads are left out (that release refused
+                // them); the cost already charges them, and the parts stay in their totals.
+                usage: Usage {
+                    audio_input_tokens: 0,
+                    audio_output_tokens: 0,
+                    web_searches: 0,
+                    ..self.usage
+                },
                 ..self.clone()
             }
         }

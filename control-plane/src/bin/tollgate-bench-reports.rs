@@ -21,6 +21,7 @@ use std::time::Instant;
 use bench_support::{REDIS_SERVER, RedisServer, arg, summary_ms};
 
 use chrono::{DateTime, Utc};
+use tollgate_control_plane::alerts::anomaly_task::AnomalySettings;
 use tollgate_control_plane::auth::Auth;
 use tollgate_control_plane::ledger::{CallOutcome, RecordSource, RequestRecord, TokenCounts};
 use tollgate_control_plane::state::AppState;
@@ -187,6 +188,12 @@ async fn bench(a: Args) -> Result<(), String> {
         1_000,
     )?;
     state.clock = Arc::new(move || now);
+    // The anomaly detector's first pass over the loaded month takes seconds of CPU and would
+    // run beside the timed reports (tollgate-bench-anomaly measures it).
+    state.anomaly_settings = Arc::new(AnomalySettings {
+        enabled: false,
+        ..AnomalySettings::default()
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;

@@ -519,6 +519,43 @@ async fn extreme_amounts_saturate_and_never_wrap(s: Arc<dyn Store>) {
     assert_eq!((c.spent_nanos, c.reserved_nanos, c.requests), (0, 0, 2));
 }
 
+async fn many_windows_read_together_answer_as_each_read_alone_in_the_order_asked(
+    s: Arc<dyn Store>,
+) {
+    // Windows in three orgs (three hash tags: one slot each in a Cluster), more in one org
+    // than one MGET holds, some never charged, the order mixed.
+    let mut lines = Vec::new();
+    for i in 0..1_100usize {
+        let mut l = line(&format!("b{i}"));
+        l.tag = ["acme", "globex", "initech"][i % 7 % 3].into();
+        l.limit_nanos = None;
+        l.thresholds_pct = Vec::new();
+        lines.push(l);
+    }
+    lines.reverse();
+    for (i, l) in lines.iter().enumerate().filter(|(i, _)| i % 5 != 0) {
+        let cost = i64::try_from(i).unwrap() * 1_000 + 1;
+        s.settle(&SettleOp {
+            request_tag: l.tag.clone(),
+            ..settle(&format!("r{i}"), std::slice::from_ref(l), cost)
+        })
+        .await
+        .unwrap();
+    }
+    let many = s.counters_many(&lines).await.unwrap();
+    assert_eq!(many.len(), lines.len());
+    for (i, (l, c)) in lines.iter().zip(&many).enumerate() {
+        assert_eq!(*c, s.counters(l).await.unwrap(), "window {i}");
+        let expect = if i % 5 == 0 {
+            0
+        } else {
+            i64::try_from(i).unwrap() * 1_000 + 1
+        };
+        assert_eq!(c.spent_nanos, expect, "window {i}");
+    }
+    assert!(s.counters_many(&[]).await.unwrap().is_empty());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -576,4 +613,5 @@ contract!(
     the_audit_log_lists_newest_first,
     sixty_four_racing_tasks_admit_exactly_one_hundred,
     extreme_amounts_saturate_and_never_wrap,
+    many_windows_read_together_answer_as_each_read_alone_in_the_order_asked,
 );

@@ -475,6 +475,20 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn counters_many(&self, lines: &[Line]) -> Result<Vec<Counters>, StoreError> {
+        let inner = self.lock();
+        Ok(lines
+            .iter()
+            .map(|line| {
+                inner
+                    .windows
+                    .get(line as &dyn KeyView)
+                    .map(|w| w.counters)
+                    .unwrap_or_default()
+            })
+            .collect())
+    }
+
     async fn reset_window(&self, line: &Line) -> Result<(), StoreError> {
         self.lock().windows.remove(line as &dyn KeyView);
         Ok(())

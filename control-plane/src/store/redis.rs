@@ -7,6 +7,7 @@
 //! Redis at `maxmemory` is [`StoreError::Full`] (`503 store_full`). Connections: `conn.rs`;
 //! the eviction and persistence checks: `health.rs`.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -51,6 +52,9 @@ pub struct RedisConfig {
     /// How long one command may take before the store reports itself unavailable.
     pub timeout_ms: u64,
 }
+
+/// Most window keys one `MGET` of [`Store::counters_many`] reads.
+const MGET_KEYS: usize = 512;
 
 /// The Redis store.
 pub struct RedisStore {
@@ -380,6 +384,51 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let raw: Option<Vec<u8>> = conn.get(self.window_key(line)).await.map_err(unavailable)?;
         raw.map_or(Ok(Counters::default()), |r| parse_window(&r))
+    }
+
+    async fn counters_many(&self, lines: &[Line]) -> Result<Vec<Counters>, StoreError> {
+        // One MGET per hash tag (a Cluster serves one slot per command) and at most
+        // MGET_KEYS keys (one command never holds Redis long), all sent at once.
+        let mut by_tag: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, line) in lines.iter().enumerate() {
+            by_tag.entry(line.tag.as_str()).or_default().push(i);
+        }
+        let chunks: Vec<Vec<usize>> = by_tag
+            .into_values()
+            .flat_map(|idx| {
+                idx.chunks(MGET_KEYS)
+                    .map(<[usize]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let reads = chunks.into_iter().map(|idx| {
+            let mut conn = self.conn.clone();
+            let keys: Vec<String> = idx.iter().map(|&i| self.window_key(&lines[i])).collect();
+            async move {
+                let raw: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok::<_, StoreError>((idx, raw))
+            }
+        });
+        let mut out = vec![Counters::default(); lines.len()];
+        for (idx, raw) in futures_util::future::try_join_all(reads).await? {
+            if raw.len() != idx.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "MGET of {} windows answered {}",
+                    idx.len(),
+                    raw.len()
+                )));
+            }
+            for (i, r) in idx.into_iter().zip(raw) {
+                if let Some(r) = r {
+                    out[i] = parse_window(&r)?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn reset_window(&self, line: &Line) -> Result<(), StoreError> {

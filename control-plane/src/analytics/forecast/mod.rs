@@ -24,6 +24,7 @@
 // here, only carried through as nano-USD.
 #![allow(clippy::float_arithmetic)]
 
+pub mod batch;
 pub mod methods;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -46,7 +47,7 @@ const WIDEN_SHORT: f64 = 1.5;
 const HOUR_NANOS_PER_USD: f64 = 1e9;
 
 /// The length of one forecast step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     /// One hour (periods of up to two days).
@@ -331,30 +332,105 @@ fn usd(nanos: f64) -> f64 {
     nanos / HOUR_NANOS_PER_USD
 }
 
+/// What a forecast is fitted to, and where it is priced: everything of a [`Request`] the
+/// fitting depends on ([`Plan::fit_key`]), and the steps ahead.
+pub(crate) struct Plan {
+    step: Step,
+    end: DateTime<Utc>,
+    ahead: Ahead,
+    /// Per-step spend, nano-USD.
+    y: Vec<f64>,
+    short: bool,
+}
+
+impl Plan {
+    fn of(req: &Request<'_>) -> Plan {
+        let step = Step::for_period(req.period_start, req.period_end);
+        let history_end = req.history.hours().end();
+        let end = req
+            .period_end
+            .unwrap_or(req.now + TimeDelta::days(OPEN_HORIZON_DAYS));
+        let ahead = ahead(history_end.min(req.now), req.now, end, step);
+        let y = steps_of(req.history, step);
+        let short = y.len()
+            < match step {
+                Step::Hour => SHORT_HOURS,
+                Step::Day => SHORT_DAYS,
+            };
+        Plan {
+            step,
+            end,
+            ahead,
+            y,
+            short,
+        }
+    }
+
+    /// Two plans with the same key get the same [`Fitted`]: the step (its season), the
+    /// steps ahead and the history's exact values (budgets counting the same calls, such as
+    /// a team's daily and shadow budgets, share one fit).
+    pub(crate) fn fit_key(&self) -> (Step, usize, Vec<u64>) {
+        (
+            self.step,
+            self.ahead.w.len(),
+            self.y.iter().map(|v| v.to_bits()).collect(),
+        )
+    }
+
+    /// Chooses the method by backtest and fits it: the costly part of a forecast.
+    pub(crate) fn fit(&self) -> Fitted {
+        let horizon = self.ahead.w.len();
+        let season = self.step.season();
+        let (method, backtest, calibrate) = choose(&self.y, season, horizon);
+        let path = if horizon == 0 {
+            None
+        } else {
+            methods::fit(method, &self.y, season, horizon)
+        };
+        Fitted {
+            method,
+            backtest,
+            calibrate,
+            path,
+        }
+    }
+}
+
+/// A series' chosen method and its path ahead ([`Plan::fit`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Fitted {
+    method: Method,
+    backtest: Option<Backtest>,
+    calibrate: f64,
+    path: Option<Path>,
+}
+
 /// Forecasts one series to its period's end.
 pub fn forecast(req: &Request<'_>) -> Forecast {
-    let step = Step::for_period(req.period_start, req.period_end);
-    let history_end = req.history.hours().end();
-    let end = req
-        .period_end
-        .unwrap_or(req.now + TimeDelta::days(OPEN_HORIZON_DAYS));
-    let ahead = ahead(history_end.min(req.now), req.now, end, step);
+    let plan = Plan::of(req);
+    let fitted = plan.fit();
+    finish(req, plan, fitted)
+}
+
+/// The forecast of `req` from its plan and fit: intervals, run-out, burn rate (cheap).
+pub(crate) fn finish(req: &Request<'_>, plan: Plan, fitted: Fitted) -> Forecast {
+    let Plan {
+        step,
+        end,
+        ahead,
+        y,
+        short,
+    } = plan;
+    let Fitted {
+        mut method,
+        backtest,
+        calibrate,
+        path,
+    } = fitted;
     let horizon = ahead.w.len();
-    let y = steps_of(req.history, step);
-    let short = y.len()
-        < match step {
-            Step::Hour => SHORT_HOURS,
-            Step::Day => SHORT_DAYS,
-        };
     let spent = req.spent_nanos as f64;
     let elapsed_h = ((req.now - req.period_start).num_milliseconds() as f64 / 3.6e6).max(1.0);
 
-    let (mut method, backtest, calibrate) = choose(&y, step.season(), horizon);
-    let path = if horizon == 0 {
-        None
-    } else {
-        methods::fit(method, &y, step.season(), horizon)
-    };
     // Point and sd of the spend still to come, cumulated step by step.
     let (cum, cum_sd): (Vec<f64>, Vec<f64>) = match path {
         Some(Path { point, errors }) => {

@@ -286,3 +286,34 @@ fn the_sum_of_shocks_has_the_variance_of_its_loadings() {
     assert!((sd[0] - 2.0).abs() < 1e-12);
     assert!((sd[1] - 2.0 * 3.25f64.sqrt()).abs() < 1e-12);
 }
+
+#[test]
+fn a_batch_on_several_threads_answers_as_each_forecast_alone_in_the_order_asked() {
+    let shapes = [Shape::Flat, Shape::Linear, Shape::Weekly, Shape::Daily];
+    // Twelve series, each asked for twice (the second as a budget with another limit and
+    // spent: the fit is shared, the rest is its own).
+    let cases: Vec<Case> = (0..24u64)
+        .map(|i| case(shapes[i as usize % shapes.len()], 0.2, i % 12 + 1))
+        .collect();
+    let reqs: Vec<Request<'_>> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Request {
+            now: c.now,
+            period_start: c.start,
+            period_end: Some(c.end),
+            history: &c.history,
+            spent_nanos: c.spent / if i < 12 { 1 } else { 3 },
+            limit_nanos: Some(c.spent * if i < 12 { 2 } else { 5 } / 4),
+        })
+        .collect();
+    let alone: Vec<Forecast> = reqs.iter().map(forecast).collect();
+    for threads in [1, 3, 64] {
+        assert_eq!(
+            batch::forecast_all(&reqs, threads).unwrap(),
+            alone,
+            "{threads} threads"
+        );
+    }
+    assert_eq!(batch::forecast_all(&[], 4).unwrap(), Vec::new());
+}

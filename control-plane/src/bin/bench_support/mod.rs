@@ -218,3 +218,48 @@ where
         }
     }
 }
+
+/// The machine's load averages over 1, 5 and 15 minutes, as `/proc/loadavg` gives them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Loads `ledger::synthetic`'s calls `0..n` through `Store::settle_many` with `tasks` loaders
+/// (batches of 256 taken in turn, so the calls arrive nearly in time order), then runs the
+/// ledger's upkeep once so every call is in its rollups, as the control plane's upkeep would
+/// have it. Returns the load's and the upkeep's seconds.
+pub async fn load_synthetic(
+    store: &Arc<dyn Store>,
+    n: usize,
+    start_ms: i64,
+    tasks: usize,
+) -> Result<(f64, f64), String> {
+    use tollgate_control_plane::ledger::synthetic;
+    const BATCH: usize = 256;
+    let t = Instant::now();
+    let tasks = tasks.max(1);
+    let mut handles = Vec::new();
+    for k in 0..tasks {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut i = k * BATCH;
+            while i < n {
+                let end = (i + BATCH).min(n);
+                let ops: Vec<_> = (i..end).map(|j| synthetic::op(j, n, start_ms)).collect();
+                store.settle_many(&ops).await.map_err(|e| e.to_string())?;
+                i += tasks * BATCH;
+            }
+            Ok::<(), String>(())
+        }));
+    }
+    for h in handles {
+        h.await.map_err(|e| e.to_string())??;
+    }
+    let loaded = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    store.ledger_upkeep().await.map_err(|e| e.to_string())?;
+    Ok((loaded, t.elapsed().as_secs_f64()))
+}

@@ -32,12 +32,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::admission::AnswerProblem;
 use crate::flow::Exchange;
 use crate::host::{Host, LogLevel};
 use crate::metrics::Metrics;
 use crate::plugin::Filter;
 use crate::request::deferred::DeferredEstimate;
-use crate::settle::SettleQueue;
+use crate::settle::{PostOutcome, SettleQueue};
 
 /// The root's tick period, at most: about how long a stream's charge waits (longer when the
 /// worker's event loop is busy, as Envoy runs the tick when it gets to it).
@@ -143,6 +144,46 @@ impl Charging {
         if waiting.is_empty() {
             *waiting = batch;
         }
+    }
+
+    /// The control plane answered the settle post in flight with `status` (`None`: the post
+    /// was reset or never sent): the queue takes the batch off or back (`SettleQueue::answered`),
+    /// and the outcome is counted (`tollgate_settle_posts_total`; a failure also by its
+    /// problem, a refused settlement as lost) and logged. Returns the outcome.
+    pub fn settle_post_answered(
+        &self,
+        host: &dyn Host,
+        status: Option<u16>,
+    ) -> Option<PostOutcome> {
+        let mut settlements = self.settlements.borrow_mut();
+        let queue = settlements.as_mut()?;
+        let outcome = queue.answered(status, host.now());
+        let waiting = queue.len();
+        drop(settlements);
+        let mut metrics = self.metrics.borrow_mut();
+        match outcome {
+            PostOutcome::Done => metrics.settle_post(host, "ok"),
+            PostOutcome::Retry => {
+                metrics.settle_post(host, "retry");
+                let problem = AnswerProblem::of_status(status);
+                metrics.control_plane_problem(host, problem.as_str());
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "tollgate: settle post failed ({status:?}); {waiting} settlements wait for a retry"
+                    ),
+                );
+            }
+            PostOutcome::Rejected => {
+                metrics.settle_post(host, "rejected");
+                metrics.settlements_lost(host, "rejected", 1);
+                host.log(
+                    LogLevel::Error,
+                    "tollgate: the control plane refused a settlement as invalid; it was dropped",
+                );
+            }
+        }
+        Some(outcome)
     }
 
     /// The settlements still queued: what a VM that shuts down now cannot post any more.

@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
-use tollgate_filter_core::admission::AnswerProblem;
 use tollgate_filter_core::charging::{self, Charging};
-use tollgate_filter_core::host::{Callout, Host, LogLevel as CoreLogLevel};
+use tollgate_filter_core::host::{Callout, Host};
 use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::price_sync::PriceSync;
-use tollgate_filter_core::settle::{PostOutcome, SettleQueue};
+use tollgate_filter_core::settle::SettleQueue;
 
 use crate::host::EnvoyHost;
 use crate::http::HttpExchange;
@@ -126,37 +125,13 @@ impl Context for TollgateRoot {
             .then(|| self.get_http_call_response_header(":status"))
             .flatten()
             .and_then(|s| s.parse::<u16>().ok());
-        let mut settlements = self.charging.settlements.borrow_mut();
-        let Some(queue) = settlements.as_mut() else {
+        if self
+            .charging
+            .settle_post_answered(&EnvoyHost, status)
+            .is_none()
+        {
             return;
-        };
-        let outcome = queue.answered(status, EnvoyHost.now());
-        let waiting = queue.len();
-        drop(settlements);
-        let mut metrics = self.charging.metrics.borrow_mut();
-        match outcome {
-            PostOutcome::Done => metrics.settle_post(&EnvoyHost, "ok"),
-            PostOutcome::Retry => {
-                metrics.settle_post(&EnvoyHost, "retry");
-                let problem = AnswerProblem::of_status(status);
-                metrics.control_plane_problem(&EnvoyHost, problem.as_str());
-                EnvoyHost.log(
-                    CoreLogLevel::Warn,
-                    &format!(
-                        "tollgate: settle post failed ({status:?}); {waiting} settlements wait for a retry"
-                    ),
-                );
-            }
-            PostOutcome::Rejected => {
-                metrics.settle_post(&EnvoyHost, "rejected");
-                metrics.settlements_lost(&EnvoyHost, "rejected", 1);
-                EnvoyHost.log(
-                    CoreLogLevel::Error,
-                    "tollgate: the control plane refused a settlement as invalid; it was dropped",
-                );
-            }
         }
-        drop(metrics);
         // Keep draining a backlog without waiting for the next tick.
         self.post_due_batch();
     }

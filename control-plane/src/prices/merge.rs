@@ -72,6 +72,16 @@ pub fn merge(
             report.invalid.push(format!("{id}: invalid price entry"));
             continue;
         };
+        if curated
+            .resolve(&id)
+            .is_some_and(|c| same_as_curated(c.entry(), &dto, today))
+        {
+            // Dropped from the layer too: an entry imported while the curated price differed
+            // would otherwise keep naming the model apart from its curated entry.
+            layer.remove(&id);
+            report.same_as_curated.push(id);
+            continue;
+        }
         match layer.get(&id) {
             Some(old) => match in_force(old, today) {
                 Some(old_version) if same_price(&old_version, &new_version) => {
@@ -88,13 +98,6 @@ pub fn merge(
                 }
             },
             None => {
-                let curated_price = curated
-                    .resolve(&id)
-                    .and_then(|m| in_force(m.entry(), today));
-                if curated_price.is_some_and(|c| same_price(&c, &new_version)) {
-                    report.same_as_curated.push(id);
-                    continue;
-                }
                 layer.insert(id.clone(), dto);
                 report.added.push(id);
             }
@@ -103,6 +106,47 @@ pub fn merge(
     Merged {
         models: layer.into_values().collect(),
         report,
+    }
+}
+
+/// Whether `incoming` prices as the `curated` entry its name resolves to (a dated snapshot, a
+/// Bedrock profile) does on `day`. A dimension the import leaves unstated is taken as the
+/// curated one's: a map's silence on a fee (LiteLLM lists no web-search fee for Bedrock's
+/// Claude ids, for one) is not a price of its own, and must not split a model into two names.
+pub(super) fn same_as_curated(curated: &ModelDto, incoming: &ModelDto, day: NaiveDate) -> bool {
+    let Some(c) = curated
+        .prices
+        .iter()
+        .rev()
+        .find(|v| v.effective_from <= day)
+        .or_else(|| curated.prices.first())
+    else {
+        return false;
+    };
+    let mut filled = incoming.clone();
+    for v in &mut filled.prices {
+        macro_rules! unstated_from_curated {
+            ($($f:ident),*) => { $( if v.$f.is_none() { v.$f.clone_from(&c.$f); } )* };
+        }
+        unstated_from_curated!(
+            cached_input,
+            cache_write_5m,
+            cache_write_1h,
+            reasoning,
+            audio_input,
+            audio_output,
+            long_context,
+            per_request,
+            per_web_search,
+            per_image,
+            per_audio_minute,
+            batch_multiplier,
+            priority_multiplier
+        );
+    }
+    match (in_force(curated, day), in_force(&filled, day)) {
+        (Some(a), Some(b)) => same_price(&a, &b),
+        _ => false,
     }
 }
 

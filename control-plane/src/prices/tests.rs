@@ -400,6 +400,35 @@ fn the_embedded_imported_table_never_shadows_a_shipped_name() {
     }
 }
 
+#[test]
+fn an_entry_imported_while_its_curated_price_differed_leaves_the_layer_once_they_agree() {
+    let shipped = PriceTable::shipped().unwrap();
+    let id = "global.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let previous = vec![entry(&converted(), id).clone()];
+    let merged = merge(&shipped, &previous, converted(), day(2026, 12, 7));
+    assert!(merged.models.iter().all(|m| m.id != id), "{id} kept");
+    assert!(merged.report.same_as_curated.contains(&id.to_owned()));
+}
+
+#[test]
+fn the_embedded_imported_table_names_no_model_apart_from_its_shipped_entry_at_the_same_price() {
+    // LiteLLM states no web-search fee for Bedrock's Claude ids; the shipped Claude entries
+    // carry one. That silence must not make `claude-sonnet-4-5-20250929-v1:0` a model of its
+    // own, charged and reported under that name instead of `claude-sonnet-4-5`.
+    let shipped = PriceTable::shipped().unwrap();
+    let today = day(2026, 12, 7);
+    for m in imported_layer().unwrap() {
+        if let Some(c) = shipped.resolve(m.id()) {
+            assert!(
+                !super::merge::same_as_curated(c.entry(), m.entry(), today),
+                "{} prices as the shipped {} does",
+                m.id(),
+                c.id()
+            );
+        }
+    }
+}
+
 proptest! {
     /// Any per-token price LiteLLM may write, as a JSON number in either notation, becomes
     /// exactly `mantissa × 10^(6 − scale)` USD per million tokens.

@@ -3,7 +3,7 @@
 //!
 //! - **One fit per distinct series.** The costly part of a forecast, choosing the method by
 //!   backtest and fitting it, depends only on the steps of history, the step and the steps
-//!   ahead ([`super::Plan::fit_key`]); budgets that count the same calls over the same
+//!   ahead (`Plan::fit_key`); budgets that count the same calls over the same
 //!   period length (a team's enforced and shadow budgets, a model-limited budget on a scope
 //!   using only that model) share it. Only spent, limit and run-out are per budget.
 //! - **Every core.** Distinct series are fitted on up to `threads` threads, each taking the

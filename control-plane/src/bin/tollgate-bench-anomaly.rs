@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bench_support::{
-    REDIS_SERVER, RedisServer, arg, load_average, load_synthetic, process_cpu_us, redis_cpu_us,
-    summary_ms, thread_cpu_secs,
+    REDIS_SERVER, RedisServer, Service, arg, load_average, load_synthetic, process_cpu_us,
+    redis_cpu_us, summary_ms, thread_cpu_secs,
 };
 use serde_json::json;
 use tollgate_control_plane::alerts::anomaly_pass;
@@ -224,18 +224,8 @@ async fn run() -> Result<(), String> {
         enabled: false,
         ..AnomalySettings::default()
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let base = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
-    tokio::spawn(tollgate_control_plane::server::run(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    let service = Service::start(state).await?;
+    let base = service.base.clone();
     let http = reqwest::Client::new();
     for (id, scope) in [
         ("b-team", "team:t00"),
@@ -309,6 +299,7 @@ async fn run() -> Result<(), String> {
         settings.interval_ms
     );
     println!("load average at end: {}", load_average());
+    service.stop().await;
     Ok(())
 }
 

@@ -18,7 +18,7 @@ mod bench_support;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bench_support::{REDIS_SERVER, RedisServer, arg, summary_ms};
+use bench_support::{REDIS_SERVER, RedisServer, Service, arg, summary_ms};
 
 use chrono::{DateTime, Utc};
 use tollgate_control_plane::alerts::anomaly_task::AnomalySettings;
@@ -194,21 +194,8 @@ async fn bench(a: Args) -> Result<(), String> {
         enabled: false,
         ..AnomalySettings::default()
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let base = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tollgate_control_plane::server::run(
-        listener,
-        state,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let service = Service::start(state).await?;
+    let base = service.base.clone();
     let http = reqwest::Client::new();
     println!("report latency over HTTP (the service and redis-server on this machine):");
     for path in [
@@ -219,8 +206,7 @@ async fn bench(a: Args) -> Result<(), String> {
     ] {
         time(&http, &base, token, path, a.runs).await?;
     }
-    let _ = stop.send(());
-    let _ = server.await;
+    service.stop().await;
     Ok(())
 }
 

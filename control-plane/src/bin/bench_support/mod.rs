@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tollgate_control_plane::state::AppState;
 use tollgate_control_plane::store::Store;
 use tollgate_control_plane::store::redis::{RedisConfig, RedisStore};
 
@@ -191,6 +192,42 @@ pub fn summary_ms(ms: &mut [f64]) -> String {
         percentile(ms, 50),
         ms.last().copied().unwrap_or_default()
     )
+}
+
+/// The control plane's HTTP API (`server::run`, its background tasks included) serving
+/// `state` on a free loopback port, until [`Service::stop`] or the end of the process.
+pub struct Service {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Service {
+    pub async fn start(state: AppState) -> Result<Self, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let base = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(tollgate_control_plane::server::run(
+            listener,
+            state,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self { base, stop, task })
+    }
+
+    /// Shuts the service down and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
 }
 
 /// Runs `bench` on a two-worker runtime (one per core of the machine the figures come from)

@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::Output;
 use super::client::Client;
-use super::reports::{cell, path_with, print, table, usd};
+use super::output::{cell, table};
+use super::reports::{path_with, print, usd};
 
 /// `tollgate forecast`: `GET /v1/forecasts[/{budget}]`.
 #[derive(Debug, Args)]

@@ -29,7 +29,8 @@ pub enum Kind {
     Done,
 }
 
-fn cell(v: &Value) -> String {
+/// A JSON value as a table cell: strings unquoted, null as "-".
+pub(super) fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -37,24 +38,24 @@ fn cell(v: &Value) -> String {
     }
 }
 
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+/// Rows under their headers, each column as wide as its widest cell, two spaces apart.
+pub(super) fn table<H: AsRef<str>>(headers: &[H], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.as_ref().len()).collect();
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
         let padded: Vec<String> = cells
-            .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
-    let mut out = line(headers.iter().map(|h| (*h).to_owned()).collect());
+    let mut out = line(&mut headers.iter().map(AsRef::as_ref));
     for r in rows {
-        out.push_str(&line(r.clone()));
+        out.push_str(&line(&mut r.iter().map(String::as_str)));
     }
     out
 }
@@ -250,5 +251,17 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("BUDGET  SPENT_USD"));
         assert!(lines[1].starts_with("team-a  1.5"));
+    }
+
+    #[test]
+    fn a_table_pads_each_column_to_its_widest_cell_by_characters_and_trims_line_ends() {
+        let rows = vec![
+            vec!["équipe".to_owned(), "1".to_owned(), String::new()],
+            vec!["b".to_owned(), "12345".to_owned(), "x".to_owned()],
+        ];
+        let owned = ["TEAM".to_owned(), "N".to_owned(), "NOTE".to_owned()];
+        let want = "TEAM    N      NOTE\néquipe  1\nb       12345  x\n";
+        assert_eq!(table(&["TEAM", "N", "NOTE"], &rows), want);
+        assert_eq!(table(&owned, &rows), want);
     }
 }

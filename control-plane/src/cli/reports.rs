@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::Output;
 use super::client::Client;
+use super::output::{cell, table};
 
 /// `tollgate report`: `GET /v1/reports/spend`.
 #[derive(Debug, Args)]
@@ -134,41 +135,11 @@ pub(super) fn path_with(path: &str, pairs: &[(&str, Option<&str>)]) -> Result<St
     })
 }
 
-pub(super) fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 pub(super) fn usd(nanos: &Value) -> String {
     nanos.as_i64().map_or_else(
         || "-".into(),
         |n| tollgate_model::NanoUsd(n).to_usd().to_string(),
     )
-}
-
-pub(super) fn table(headers: &[String], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(headers);
-    for r in rows {
-        out.push_str(&line(r));
-    }
-    out
 }
 
 pub(super) fn print(out: Output, value: &Value, as_table: impl Fn(&Value) -> String) {

@@ -133,11 +133,20 @@ fn recommend_table(v: &Value) -> String {
         cell(&v["from"]),
         cell(&v["to"])
     );
-    let rows: Vec<Vec<String>> = v["cheaper_models"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
+    section(
+        &mut out,
+        "cheaper model of the same class",
+        &[
+            "MODEL",
+            "INSTEAD",
+            "CLASS",
+            "REQUESTS",
+            "COST_USD",
+            "THEN_USD",
+            "SAVING_USD",
+        ],
+        &v["cheaper_models"],
+        |c| {
             vec![
                 format!("{} ({})", cell(&c["model"]), cell(&c["provider"])),
                 cell(&c["alternative"]),
@@ -147,40 +156,35 @@ fn recommend_table(v: &Value) -> String {
                 usd(&c["alternative_cost_nanos"]),
                 usd(&c["saving_nanos"]),
             ]
-        })
-        .collect();
-    out.push_str("\ncheaper model of the same class:\n");
-    let h = [
-        "MODEL",
-        "INSTEAD",
-        "CLASS",
-        "REQUESTS",
-        "COST_USD",
-        "THEN_USD",
-        "SAVING_USD",
-    ];
-    out.push_str(&table(&h.map(String::from), &rows));
-    let rows: Vec<Vec<String>> = v["prompt_cache"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
+        },
+    );
+    section(
+        &mut out,
+        "prompt caching (large inputs, no cache reads)",
+        &["MODEL", "REQUESTS", "AVG_INPUT_TOKENS", "SAVING_UP_TO_USD"],
+        &v["prompt_cache"],
+        |c| {
             vec![
                 format!("{} ({})", cell(&c["model"]), cell(&c["provider"])),
                 cell(&c["requests"]),
                 cell(&c["avg_input_tokens_per_request"]),
                 usd(&c["max_saving_nanos"]),
             ]
-        })
-        .collect();
-    out.push_str("\nprompt caching (large inputs, no cache reads):\n");
-    let h = ["MODEL", "REQUESTS", "AVG_INPUT_TOKENS", "SAVING_UP_TO_USD"];
-    out.push_str(&table(&h.map(String::from), &rows));
-    let rows: Vec<Vec<String>> = v["budgets_running_out"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|b| {
+        },
+    );
+    section(
+        &mut out,
+        "budgets running out before their period ends",
+        &[
+            "BUDGET",
+            "SPENT_USD",
+            "LIMIT_USD",
+            "END_USD",
+            "RUNOUT_AT",
+            "PERIOD_END",
+        ],
+        &v["budgets_running_out"],
+        |b| {
             vec![
                 cell(&b["budget_id"]),
                 usd(&b["spent_nanos"]),
@@ -189,30 +193,30 @@ fn recommend_table(v: &Value) -> String {
                 cell(&b["runout_at"]),
                 cell(&b["period_end"]),
             ]
-        })
-        .collect();
-    out.push_str("\nbudgets running out before their period ends:\n");
-    let h = [
-        "BUDGET",
-        "SPENT_USD",
-        "LIMIT_USD",
-        "END_USD",
-        "RUNOUT_AT",
-        "PERIOD_END",
-    ];
-    out.push_str(&table(&h.map(String::from), &rows));
-    let rows: Vec<Vec<String>> = v["unused_budgets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|b| vec![cell(&b["budget_id"]), cell(&b["checked_days"])])
-        .collect();
-    out.push_str("\nbudgets never used:\n");
-    out.push_str(&table(
-        &["BUDGET", "NO_SPEND_FOR_DAYS"].map(String::from),
-        &rows,
-    ));
+        },
+    );
+    section(
+        &mut out,
+        "budgets never used",
+        &["BUDGET", "NO_SPEND_FOR_DAYS"],
+        &v["unused_budgets"],
+        |b| vec![cell(&b["budget_id"]), cell(&b["checked_days"])],
+    );
     out
+}
+
+/// Appends "\n<title>:\n" and a table with a row per element of the array `items` (headers
+/// alone when it is empty or absent).
+fn section(
+    out: &mut String,
+    title: &str,
+    headers: &[&str],
+    items: &Value,
+    row: impl Fn(&Value) -> Vec<String>,
+) {
+    let rows: Vec<Vec<String>> = items.as_array().into_iter().flatten().map(row).collect();
+    out.push_str(&format!("\n{title}:\n"));
+    out.push_str(&table(headers, &rows));
 }
 
 /// Runs `tollgate recommend`.

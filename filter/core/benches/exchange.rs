@@ -31,7 +31,7 @@ fn exchange(
     });
     x.on_response_headers(filter, 200);
     for c in chunks {
-        x.on_response_body(c);
+        black_box(x.on_response_chunk(filter, metrics, host, c.to_vec()));
     }
     black_box(x.finish(filter, metrics, host, host.now()));
 }

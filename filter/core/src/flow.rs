@@ -1,23 +1,26 @@
 //! One HTTP exchange through the filter: Envoy's callbacks in, decisions out.
 //!
 //! The proxy-wasm adapter owns one [`Exchange`] per stream and forwards each callback; the
-//! exchange answers with what Envoy should do. Nothing here calls Envoy: the adapter does
-//! what the answer says, so the whole lifecycle is testable natively.
+//! exchange answers with what Envoy should do. Nothing here calls Envoy and the adapter keeps
+//! no state of its own: it does what the answer says, so the whole lifecycle is testable
+//! natively. Where the request stands is one state machine (`flow/stage.rs`).
 //!
 //! Lifecycle: [`Exchange::on_request_headers`] matches the route (and asks the adapter to
 //! drop `content-length` when the body may be rewritten); [`Exchange::on_request_body`]
 //! buffers until the end of the body, then reads it (model, stream flag, output cap, input
 //! estimate) and may replace it (streamed-usage injection);
-//! [`Exchange::on_response_headers`] and [`Exchange::on_response_body`] feed the usage
-//! reader without ever holding a chunk back; [`Exchange::finish`] (once the stream ended, on
-//! the VM's next tick: see [`crate::charging`]; a second call does nothing) prices the
-//! usage, counts the metrics and returns the [`Charge`].
+//! [`Exchange::on_response_headers`] and [`Exchange::on_response_chunk`] (the one entry for
+//! every response chunk) feed the usage reader without ever holding a chunk back once the
+//! call is admitted; [`Exchange::finish`] (once the stream ended, on the VM's next tick: see
+//! [`crate::charging`]; a second call does nothing) prices the usage, counts the metrics and
+//! returns the [`Charge`].
 //!
 //! With a control plane configured, admission sits in between (see `flow/enforce.rs`): the
 //! exchange asks the adapter to post a reservation ([`HeadersAction::Reserve`] or
 //! [`BodyAction::Reserve`]) and hold the request until [`Exchange::on_reserve_answer`]; the
-//! answer lets the call through, downgrades it or refuses it. The charge then becomes a
-//! settlement ([`Charge::settlement`]).
+//! answer lets the call through, downgrades it or refuses it ([`Resume`]), and releases an
+//! answer the upstream sent meanwhile or replaces it with the refusal. The charge then
+//! becomes a settlement ([`Charge::settlement`]).
 
 use chrono::{DateTime, Utc};
 use tollgate_model::wire::v1::Settlement;
@@ -38,11 +41,14 @@ use crate::scopes::{Lookup, Resolved};
 use crate::stream::ResponseReader;
 use crate::stream::usage_chunk::UsageChunkFilter;
 
+mod answer;
 mod background;
 mod client_stream;
 mod enforce;
+mod stage;
 
-pub use enforce::{ChunkAction, Resume};
+pub use answer::{ChunkAction, NewBody, Release, ResponseAction, ResponseHeaders, Resume};
+use stage::{Admit, Held, Stage};
 
 /// The request line and host, as Envoy saw them.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +59,8 @@ pub struct RequestHead<'a> {
     pub path: &'a str,
     /// `:authority`.
     pub authority: Option<&'a str>,
+    /// The request ended with its headers: no body callback will come.
+    pub ends_stream: bool,
 }
 
 /// The `accept-encoding` a governed request goes upstream with, replacing the client's: the
@@ -161,25 +169,11 @@ impl Charge {
     }
 }
 
-#[derive(Debug, Default)]
-enum Phase {
-    #[default]
-    New,
-    /// Governed, request body not read yet.
-    ReadingRequest,
-    /// Request read (or skipped); waiting for / reading the answer.
-    Answered,
-    /// Refused after a reservation was made: the reservation is released (settled at zero)
-    /// when the stream ends.
-    Released,
-    /// Charged or abandoned; every later callback is a no-op.
-    Done,
-}
-
 /// One stream's state.
 #[derive(Debug, Default)]
 pub struct Exchange {
-    phase: Phase,
+    /// Where the request stands (`flow/stage.rs`).
+    stage: Stage,
     route: Option<Route>,
     scopes: Vec<Scope>,
     request: Option<RequestInfo>,
@@ -190,7 +184,7 @@ pub struct Exchange {
     unread_body_bytes: Option<u64>,
     reader: Option<ResponseReader>,
     status: Option<u16>,
-    /// Admission's state (see `flow/enforce.rs`).
+    /// What admission knows of the call (see `flow/enforce.rs`).
     admission: enforce::Admitted,
     /// Takes out the usage chunk the client did not ask for (`flow/client_stream.rs`).
     usage_chunk: Option<UsageChunkFilter>,
@@ -239,11 +233,12 @@ impl Exchange {
         self.deferred_estimate.as_ref()
     }
 
-    /// Whether this exchange still reads the response: `false` for a path it does not govern
-    /// and once it is refused or finished, so that the adapter can skip reading the status
-    /// and copying each chunk out of the host (a hostcall and a copy per chunk).
+    /// Whether the response's callbacks must reach this exchange: it reads the answer, or
+    /// holds it until the call is admitted. `false` for a path it does not govern and once it
+    /// is refused or finished, so that the adapter can skip reading the status and copying
+    /// each chunk out of the host (a hostcall and a copy per chunk).
     pub fn reads_response(&self) -> bool {
-        matches!(self.phase, Phase::Answered)
+        matches!(self.stage, Stage::Answering { .. }) || self.stage.answer_waits()
     }
 
     /// Request headers arrived. `lookup` answers the header and property questions of scope
@@ -264,7 +259,7 @@ impl Exchange {
                 let (resolved, rejected) = filter.scopes.resolve(lookup);
                 metrics.scope_values_rejected(host, u64::from(rejected));
                 let Resolved::Scopes(scopes) = resolved else {
-                    self.phase = Phase::Done;
+                    self.stage = Stage::Done;
                     metrics.request(host, route.provider.as_str(), Outcome::Rejected);
                     return HeadersAction::Reply(LocalReply::error(
                         Some(&route),
@@ -282,19 +277,35 @@ impl Exchange {
                     // Not a new call: nothing to read or reserve; the answer may carry the
                     // usage of the background call that created the response.
                     self.route = Some(route);
-                    self.phase = Phase::Answered;
+                    self.stage = Stage::answering(Admit::Free);
                     self.stored = Some(background::StoredResponse::new());
                     return HeadersAction::ReadBody { may_rewrite: false };
                 }
                 self.route = Some(route);
-                self.phase = Phase::ReadingRequest;
+                let admit = if filter.control_plane.is_some() {
+                    Admit::Undecided
+                } else {
+                    Admit::Free
+                };
+                self.stage = Stage::Reading {
+                    admit,
+                    answer: None,
+                };
                 match self.reserve_at_headers(filter, host, head, lookup) {
-                    Some(call) => HeadersAction::Reserve(call),
+                    Some(call) => {
+                        self.stage = Stage::Waiting {
+                            held: Held::Headers {
+                                body_follows: !head.ends_stream,
+                            },
+                            answer: None,
+                        };
+                        HeadersAction::Reserve(call)
+                    }
                     None => HeadersAction::ReadBody { may_rewrite },
                 }
             }
             None => {
-                self.phase = Phase::Done;
+                self.stage = Stage::Done;
                 metrics.request(host, "none", Outcome::Unmatched);
                 match filter.unmatched_path {
                     UnmatchedPolicy::Pass => HeadersAction::PassThrough,
@@ -320,13 +331,12 @@ impl Exchange {
         end_of_stream: bool,
         read: &mut dyn FnMut() -> Option<Vec<u8>>,
     ) -> BodyAction {
-        if self.admission.is_waiting() {
+        let admit = match &self.stage {
             // More body arrived while the reservation is in flight: keep holding it.
-            return BodyAction::Buffer;
-        }
-        if !matches!(self.phase, Phase::ReadingRequest) {
-            return BodyAction::Continue;
-        }
+            Stage::Waiting { .. } => return BodyAction::Buffer,
+            Stage::Reading { admit, .. } => *admit,
+            _ => return BodyAction::Continue,
+        };
         let Some(route) = self.route.as_ref() else {
             return BodyAction::Continue;
         };
@@ -340,8 +350,7 @@ impl Exchange {
             return match filter.oversized_request {
                 OversizedPolicy::Pass => {
                     self.unread_body_bytes = Some(buffered as u64);
-                    self.phase = Phase::Answered;
-                    match self.reserve_at_body(filter, host) {
+                    match self.body_read(filter, host, admit, buffered) {
                         Some(call) => BodyAction::Reserve {
                             replace: None,
                             call,
@@ -350,7 +359,7 @@ impl Exchange {
                     }
                 }
                 OversizedPolicy::Reject => {
-                    self.phase = Phase::Done;
+                    self.stage = Stage::Done;
                     metrics.request(host, route.provider.as_str(), Outcome::Rejected);
                     BodyAction::Reply(LocalReply::error(
                         Some(route),
@@ -382,7 +391,6 @@ impl Exchange {
         if defer && info.body_is_estimable() {
             self.deferred_estimate = Some(DeferredEstimate::new(body));
         }
-        self.phase = Phase::Answered;
         if let Some(problem) = &info.problem {
             let word = match problem {
                 RequestProblem::TooLarge { .. } => "too_large",
@@ -402,44 +410,19 @@ impl Exchange {
             self.usage_chunk = Some(UsageChunkFilter::new());
         }
         self.request = Some(info);
-        if let Some(call) = self.reserve_at_body(filter, host) {
+        // Held for a reservation, a body-less call keeps no body: there is no body buffer to
+        // replace (`buffered == 0`).
+        let held_len = match &replace {
+            Some(body) if buffered > 0 => body.len(),
+            _ => buffered,
+        };
+        if let Some(call) = self.body_read(filter, host, admit, held_len) {
+            let replace = replace.filter(|_| buffered > 0);
             return BodyAction::Reserve { replace, call };
         }
         match replace {
             Some(new_body) => BodyAction::Replace(new_body),
             None => BodyAction::Continue,
-        }
-    }
-
-    /// Response headers arrived with `status`. Returns the headers to add to the response
-    /// (`x-tollgate-*`; see `flow/enforce.rs`).
-    pub fn on_response_headers(&mut self, filter: &Filter, status: u16) -> Vec<(String, String)> {
-        if !matches!(self.phase, Phase::Answered) {
-            return Vec::new();
-        }
-        let Some(route) = self.route.as_ref() else {
-            return Vec::new();
-        };
-        let streaming = self.request.as_ref().is_some_and(|r| r.streaming) || route.stream_endpoint;
-        self.status = Some(status);
-        if !(200..300).contains(&status) {
-            self.usage_chunk = None; // an error body is no stream
-        }
-        self.reader = Some(ResponseReader::new(
-            route.api.dialect(),
-            route.framing(streaming),
-            filter.stream_limits,
-        ));
-        self.response_headers(filter)
-    }
-
-    /// A piece of the response body passed through (it is never held back).
-    pub fn on_response_body(&mut self, chunk: &[u8]) {
-        if let Some(stored) = self.stored.as_mut() {
-            stored.feed(chunk);
-        }
-        if let Some(reader) = self.reader.as_mut() {
-            reader.feed(chunk);
         }
     }
 
@@ -459,7 +442,7 @@ impl Exchange {
     /// Whether [`Exchange::finish`] still has something to do: a governed stream that was
     /// not finished yet. The adapter skips keeping anything for the others.
     pub fn is_open(&self) -> bool {
-        !matches!(self.phase, Phase::New | Phase::Done)
+        !matches!(self.stage, Stage::New | Stage::Done)
     }
 
     /// The stream is over (completed, reset or abandoned) at `ended_at`. Prices what was used
@@ -475,24 +458,40 @@ impl Exchange {
         host: &dyn Host,
         ended_at: DateTime<Utc>,
     ) -> Option<Charge> {
-        let phase = std::mem::replace(&mut self.phase, Phase::Done);
-        if !matches!(phase, Phase::Done) {
+        let stage = std::mem::replace(&mut self.stage, Stage::Done);
+        if matches!(stage, Stage::Waiting { .. }) {
             self.abandon_admission(metrics, host);
         }
+        let end = End {
+            settles: stage.settles(),
+            cut_off: stage.cut_off(),
+        };
         let route = self.route.as_ref()?;
         let provider = route.provider.as_str();
         let release = |x: &mut Exchange, outcome| {
             // Nothing was used; a reservation that was (or may have been) made is released.
-            x.admission.reserved()?;
+            end.settles?;
             let model = x.priced_model();
-            Some(x.charge(provider, model, Usage::default(), None, outcome))
+            Some(x.charge(provider, model, Usage::default(), None, outcome, end))
         };
-        match phase {
-            Phase::Answered => {}
-            Phase::Released => return release(self, Outcome::Denied),
-            // The client left while its request was held for the control plane.
-            Phase::ReadingRequest => return release(self, Outcome::NoResponse),
-            Phase::New | Phase::Done => return None,
+        match stage {
+            Stage::Answering { .. } => {}
+            Stage::Released => return release(self, Outcome::Denied),
+            // The client left while its request was read or held for the control plane.
+            Stage::Reading { .. }
+            | Stage::Waiting {
+                held: Held::Headers { .. },
+                ..
+            } => return release(self, Outcome::NoResponse),
+            // Held at the end of its body: the request was read, no answer was.
+            Stage::Waiting {
+                held: Held::Body { .. },
+                ..
+            } => {
+                metrics.request(host, provider, Outcome::NoResponse);
+                return release(self, Outcome::NoResponse);
+            }
+            Stage::New | Stage::Done => return None,
         }
         let Some(reader) = self.reader.take() else {
             // No answer at all: providers do not bill a call that never got a response. A
@@ -538,7 +537,7 @@ impl Exchange {
         if self.status.is_some_and(|s| s >= 400) && usage.estimated {
             // Providers do not bill failed calls; one that still reports usage is charged for it.
             metrics.request(host, provider, Outcome::ProviderError);
-            return Some(self.charge(provider, model, usage, None, Outcome::ProviderError));
+            return Some(self.charge(provider, model, usage, None, Outcome::ProviderError, end));
         }
         metrics.tokens(host, provider, &usage);
         let (cost, outcome) = match model.as_deref() {
@@ -565,8 +564,17 @@ impl Exchange {
             },
         };
         metrics.request(host, provider, outcome);
-        Some(self.charge(provider, model, usage, cost, outcome))
+        Some(self.charge(provider, model, usage, cost, outcome, end))
     }
+}
+
+/// What the stage a stream ended in says of its charge.
+#[derive(Debug, Default, Clone, Copy)]
+struct End {
+    /// `Some(reserved)` when the charge is settled (see [`Charge::reserved`]).
+    settles: Option<bool>,
+    /// A budget's cut-off stopped the stream.
+    cut_off: bool,
 }
 
 impl Exchange {
@@ -578,15 +586,15 @@ impl Exchange {
         usage: Usage,
         cost: Option<Cost>,
         outcome: Outcome,
+        end: End,
     ) -> Charge {
-        let (started_at_ms, requested_model, downgraded_by, cut_off) =
-            self.admission.ledger_facts();
+        let (started_at_ms, requested_model, downgraded_by) = self.admission.ledger_facts();
         Charge {
             api: self.route.as_ref().map(|r| r.api.as_str()),
             started_at_ms,
             requested_model,
             downgraded_by,
-            cut_off,
+            cut_off: end.cut_off,
             provider,
             scopes: std::mem::take(&mut self.scopes),
             model,
@@ -594,7 +602,7 @@ impl Exchange {
             cost,
             outcome,
             request_id: self.admission.request_id().to_owned(),
-            reserved: self.admission.reserved(),
+            reserved: end.settles,
         }
     }
 

@@ -1,5 +1,6 @@
 //! One HTTP stream: forwards Envoy's callbacks to the core's [`Exchange`] and carries out
-//! its answers with hostcalls.
+//! its answers with hostcalls. It keeps no state of its own: where the request stands (held
+//! for the control plane, its answer held until admission) is the exchange's.
 //!
 //! The SDK panics on host statuses it does not expect, so each hostcall here is made only in
 //! a phase where Envoy allows it: request headers and `:path` only while the headers are
@@ -13,7 +14,8 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 use tollgate_filter_core::charging::Charging;
 use tollgate_filter_core::flow::{
-    BodyAction, ChunkAction, Exchange, HeadersAction, RequestHead, Resume, UPSTREAM_ACCEPT_ENCODING,
+    BodyAction, ChunkAction, Exchange, HeadersAction, RequestHead, ResponseAction, ResponseHeaders,
+    Resume, UPSTREAM_ACCEPT_ENCODING,
 };
 use tollgate_filter_core::host::{Callout, Host};
 use tollgate_filter_core::plugin::Filter;
@@ -77,37 +79,22 @@ fn buffered_request_body(len: usize) -> Option<Vec<u8>> {
         .flatten()
 }
 
-/// Where the request is held while the control plane decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Held {
-    /// Not held.
-    No,
-    /// At the headers (the whole request waits; `:path` can still change).
-    Headers,
-    /// At the end of the body (`len` bytes buffered; the body can still change).
-    Body { len: usize },
-}
-
-/// Per-stream state.
+/// Per-stream state: the core's exchange (the adapter keeps none of its own).
 pub struct HttpExchange {
     filter: Rc<Filter>,
     charging: Rc<Charging>,
     exchange: Exchange,
-    held: Held,
-    /// The request ended with its headers (no body will come).
-    headers_only: bool,
-    /// The answer is held until admission is decided (see `hold_answer`).
-    answer: HeldAnswer,
 }
 
-/// An upstream's answer that arrived before the call's admission was decided.
-#[derive(Debug, Default, PartialEq, Eq)]
-enum HeldAnswer {
-    /// Not held.
-    #[default]
-    No,
-    /// Its headers are held; `body` is a copy of the body Envoy buffers meanwhile.
-    Held { body: Vec<u8> },
+/// What the control plane's answer came to, for the held request.
+enum Decided {
+    /// Nothing waited for it.
+    Nothing,
+    /// Refused: the local reply went out (it also replaces an answer held meanwhile).
+    Refused,
+    /// Admitted, the request changed as the core said: let it go, then release the answer
+    /// held meanwhile, if any, with these header changes.
+    Go(Option<ResponseHeaders>),
 }
 
 impl HttpExchange {
@@ -117,42 +104,17 @@ impl HttpExchange {
             filter,
             charging,
             exchange: Exchange::new(),
-            held: Held::No,
-            headers_only: false,
-            answer: HeldAnswer::No,
         }
     }
 
-    /// Admission is decided and allowed the call: an answer held meanwhile goes on, read
-    /// like any other (its headers, then the body buffered so far as one chunk).
-    fn release_answer(&mut self) {
-        if self.exchange.answer_waits_for_admission() {
-            return;
-        }
-        let HeldAnswer::Held { body } = std::mem::take(&mut self.answer) else {
-            return;
-        };
-        if self.exchange.reads_response() {
-            self.response_headers();
-            // Read as one chunk: buffered whole, it goes on whole (no cut-off applies).
-            self.exchange.on_response_body(&body);
-        }
-        self.resume_http_response();
-    }
-
-    /// Reads the status and adds the exchange's response headers. Not inlined: it has two
+    /// Makes the exchange's changes to the response headers. Not inlined: it has two
     /// callers, and a copy in each cost the `.wasm` ~10 KB.
     #[inline(never)]
-    fn response_headers(&mut self) {
-        let status = self
-            .get_http_response_header(":status")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        for (name, value) in self.exchange.on_response_headers(&self.filter, status) {
-            self.add_http_response_header(&name, &value);
+    fn change_response_headers(&mut self, headers: &ResponseHeaders) {
+        for (name, value) in &headers.add {
+            self.add_http_response_header(name, value);
         }
-        if self.exchange.shortens_response() {
-            // The client gets fewer bytes than the provider sent: Envoy sends them chunked.
+        if headers.drop_content_length {
             self.set_http_response_header("content-length", None);
         }
     }
@@ -168,8 +130,8 @@ impl HttpExchange {
     }
 
     /// Posts a reservation and holds the request; when the post cannot even start, the
-    /// answer (the fail mode) is applied at once.
-    fn reserve(&mut self, call: &[u8], held: Held) -> Action {
+    /// answer (the fail mode) is carried out at once.
+    fn reserve(&mut self, call: &[u8]) -> Action {
         let token = self.filter.control_plane.as_ref().and_then(|cp| {
             EnvoyHost
                 .dispatch_http_call(&Callout {
@@ -180,24 +142,24 @@ impl HttpExchange {
                 })
                 .ok()
         });
-        self.held = held;
-        match token {
-            Some(_) => Action::Pause,
-            None => match self.answer(None) {
-                Some(reply) => self.reply(&reply),
-                None => Action::Continue,
-            },
+        if token.is_some() {
+            return Action::Pause;
+        }
+        match self.decided(None) {
+            Decided::Refused => Action::Pause,
+            Decided::Nothing => Action::Continue,
+            Decided::Go(answer) => {
+                if let Some(headers) = answer {
+                    self.release_answer(&headers);
+                }
+                Action::Continue
+            }
         }
     }
 
-    /// Applies the control plane's answer to the held request. Returns the local reply to
-    /// send, if the call is refused; otherwise the request's changes are made here.
-    fn answer(&mut self, answer: Option<(u16, &[u8])>) -> Option<LocalReply> {
-        let held = std::mem::replace(&mut self.held, Held::No);
-        let mut read_body = || match held {
-            Held::Body { len } if len > 0 => buffered_request_body(len),
-            _ => None,
-        };
+    /// Hands the control plane's answer to the exchange and carries out what it decided for
+    /// the held request: the refusal is sent, or the request's changes are made.
+    fn decided(&mut self, answer: Option<(u16, &[u8])>) -> Decided {
         let resume = {
             let mut metrics = self.charging.metrics.borrow_mut();
             self.exchange.on_reserve_answer(
@@ -205,22 +167,32 @@ impl HttpExchange {
                 &mut metrics,
                 &EnvoyHost,
                 answer,
-                &mut read_body,
+                // The core asks only for a body it holds (`len > 0`), while Envoy buffers it.
+                &mut buffered_request_body,
             )
         };
         match resume {
-            Resume::Continue => None,
-            Resume::Reply(reply) => Some(reply),
-            Resume::Rewrite { path, body } => {
-                if let (Some(path), Held::Headers) = (path, held) {
+            Resume::Nothing => Decided::Nothing,
+            Resume::Reply(reply) => {
+                self.reply(&reply);
+                Decided::Refused
+            }
+            Resume::Go(release) => {
+                if let Some(path) = release.path {
                     self.set_http_request_header(":path", Some(&path));
                 }
-                if let (Some(body), Held::Body { len }) = (body, held) {
-                    self.set_http_request_body(0, len, &body);
+                if let Some(body) = release.body {
+                    self.set_http_request_body(0, body.replaces, &body.bytes);
                 }
-                None
+                Decided::Go(release.answer)
             }
         }
+    }
+
+    /// An answer held until admission goes on, with the exchange's header changes.
+    fn release_answer(&mut self, headers: &ResponseHeaders) {
+        self.change_response_headers(headers);
+        self.resume_http_response();
     }
 
     fn request_body(&mut self, buffered: usize, end_of_stream: bool) -> Action {
@@ -250,23 +222,17 @@ impl HttpExchange {
         }
         match action {
             BodyAction::Buffer => Action::Pause,
-            BodyAction::Continue => {
-                self.release_answer();
-                Action::Continue
-            }
+            BodyAction::Continue => Action::Continue,
             BodyAction::Replace(body) => {
                 self.set_http_request_body(0, buffered, &body);
-                self.release_answer();
                 Action::Continue
             }
             BodyAction::Reply(reply) => self.reply(&reply),
             BodyAction::Reserve { replace, call } => {
-                let mut len = buffered;
-                if let Some(body) = replace.filter(|_| buffered > 0) {
+                if let Some(body) = replace {
                     self.set_http_request_body(0, buffered, &body);
-                    len = body.len();
                 }
-                self.reserve(&call, Held::Body { len })
+                self.reserve(&call)
             }
         }
     }
@@ -280,9 +246,6 @@ impl Context for HttpExchange {
         body_size: usize,
         _num_trailers: usize,
     ) {
-        if self.held == Held::No {
-            return;
-        }
         // A reset callout comes with no headers at all: nothing to read.
         let answer = (num_headers > 0).then(|| {
             let status = self
@@ -297,20 +260,11 @@ impl Context for HttpExchange {
             };
             (status, body)
         });
-        let held = self.held;
-        match self.answer(answer.as_ref().map(|(s, b)| (*s, b.as_slice()))) {
-            Some(reply) => {
-                // Also when the upstream already answered: its held answer is replaced.
-                self.answer = HeldAnswer::No;
-                self.reply(&reply);
-            }
-            None => {
-                if held == Held::Headers && self.headers_only {
-                    // No body callback will come: read the empty body now, as at the headers.
-                    self.request_body(0, true);
-                }
-                self.resume_http_request();
-                self.release_answer();
+        if let Decided::Go(answer) = self.decided(answer.as_ref().map(|(s, b)| (*s, b.as_slice())))
+        {
+            self.resume_http_request();
+            if let Some(headers) = answer {
+                self.release_answer(&headers);
             }
         }
     }
@@ -330,6 +284,7 @@ impl HttpContext for HttpExchange {
             method: method.as_deref().unwrap_or_default(),
             path: path.as_deref().unwrap_or_default(),
             authority: authority.as_deref(),
+            ends_stream: end_of_stream,
         };
         let action = {
             let mut metrics = self.charging.metrics.borrow_mut();
@@ -364,12 +319,9 @@ impl HttpContext for HttpExchange {
                 }
                 Action::Continue
             }
-            HeadersAction::Reserve(call) => {
-                self.headers_only = end_of_stream;
-                // The length stays: only APIs that name the model in the path reserve here, and
-                // their downgrade rewrites the path, never the body.
-                self.reserve(&call, Held::Headers)
-            }
+            // The length stays: only APIs that name the model in the path reserve here, and
+            // their downgrade rewrites the path, never the body.
+            HeadersAction::Reserve(call) => self.reserve(&call),
             HeadersAction::Reply(reply) => self.reply(&reply),
         }
     }
@@ -379,35 +331,35 @@ impl HttpContext for HttpExchange {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        if self.exchange.answer_waits_for_admission() {
-            // The upstream answered before the call was admitted: hold the answer (Envoy
-            // buffers its body) until the control plane decides.
-            self.answer = HeldAnswer::Held { body: Vec::new() };
-            return Action::Pause;
-        }
         if !self.exchange.reads_response() {
             return Action::Continue;
         }
-        self.response_headers();
-        Action::Continue
+        let status = self
+            .get_http_response_header(":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        match self.exchange.on_response_headers(&self.filter, status) {
+            // The upstream answered before the call was admitted: Envoy buffers the answer
+            // until the control plane decides.
+            ResponseAction::Hold => Action::Pause,
+            ResponseAction::Continue(headers) => {
+                self.change_response_headers(&headers);
+                Action::Continue
+            }
+        }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
-        if matches!(self.answer, HeldAnswer::Held { .. }) {
-            // Held: Envoy keeps the body; the copy is what the usage reader gets on release.
-            if body_size > 0
-                && let Some(buffered) = self.get_http_response_body(0, body_size)
-            {
-                self.answer = HeldAnswer::Held { body: buffered };
-            }
-            return Action::Pause;
-        }
-        // Each chunk is passed on at once; only a copy is scanned for usage.
-        if body_size == 0 || !self.exchange.reads_response() {
+        if !self.exchange.reads_response() {
             return Action::Continue;
         }
-        let Some(chunk) = self.get_http_response_body(0, body_size) else {
-            return Action::Continue;
+        // A copy goes to the exchange; while the answer is held it is everything Envoy
+        // buffered so far.
+        let chunk = if body_size > 0 {
+            self.get_http_response_body(0, body_size)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
         };
         let action = {
             let mut metrics = self.charging.metrics.borrow_mut();
@@ -420,6 +372,7 @@ impl HttpContext for HttpExchange {
             // The client already has the error event; this also closes the upstream
             // connection, which is what stops the provider generating.
             ChunkAction::Reset => self.reset_http_response(),
+            ChunkAction::Hold => return Action::Pause,
         }
         Action::Continue
     }

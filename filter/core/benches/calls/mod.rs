@@ -17,6 +17,7 @@ pub const CHAT: RequestHead<'static> = RequestHead {
     method: "POST",
     path: "/v1/chat/completions",
     authority: Some("api.openai.com"),
+    ends_stream: false,
 };
 
 /// The phases [`run_phase`] runs, in order.

@@ -48,15 +48,16 @@ fn answered_to(
         method: "POST",
         path: CHAT,
         authority: Some("api.openai.com"),
+        ends_stream: false,
     };
     x.on_request_headers(f, m, h, head, &mut |_| None);
     let mut read = || Some(body.as_bytes().to_vec());
     x.on_request_body(f, m, h, body.len(), true, &mut read);
     if f.control_plane.is_some() {
-        x.on_reserve_answer(f, m, h, None, &mut read);
+        x.on_reserve_answer(f, m, h, None, &mut |_| read());
     }
     x.on_response_headers(f, 200);
-    x.on_response_body(answer.as_bytes());
+    x.on_response_chunk(f, m, h, answer.as_bytes().to_vec());
     x
 }
 
@@ -155,6 +156,7 @@ fn a_stream_with_nothing_to_charge_is_not_kept() {
         method: "GET",
         path: "/healthz",
         authority: None,
+        ends_stream: false,
     };
     unmatched.on_request_headers(
         &f,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use tollgate_model::Usage;
 
-use super::{Charge, Exchange};
+use super::{Charge, End, Exchange};
 use crate::host::{Host, LogLevel};
 use crate::metrics::{Metrics, Outcome};
 use crate::plugin::Filter;
@@ -110,7 +110,7 @@ impl Exchange {
         } else {
             usage
         };
-        let mut charge = self.charge(provider, model, usage, cost, result);
+        let mut charge = self.charge(provider, model, usage, cost, result, End::default());
         charge.request_id = tag;
         charge.reserved = settles.then_some(true);
         Some(charge)

@@ -4,21 +4,24 @@
 //! mid-stream cut-off see the chunk as it came.
 
 use super::Exchange;
-use super::enforce::ChunkAction;
+use super::answer::ChunkAction;
 use crate::host::Host;
 use crate::metrics::Metrics;
 use crate::plugin::Filter;
 
 impl Exchange {
     /// Whether the client may get fewer bytes than the provider sends (a usage-only chunk
-    /// taken out), known at the response headers: the adapter then removes the answer's
-    /// `content-length`, or the client would wait for the missing bytes.
-    pub fn shortens_response(&self) -> bool {
+    /// taken out), known at the response headers: the answer's `content-length` goes
+    /// ([`super::ResponseHeaders::drop_content_length`]).
+    pub(super) fn shortens_response(&self) -> bool {
         self.usage_chunk.is_some()
     }
 
-    /// A response chunk arrived (the adapter's copy out of Envoy): read it for the charge
-    /// and say what the client gets instead, if anything.
+    /// A response chunk arrived (the adapter's copy out of Envoy; empty when Envoy passed
+    /// none): read it for the charge and say what the client gets instead, if anything. The
+    /// one entry for every response chunk: while the answer is held until admission
+    /// ([`ChunkAction::Hold`]), `chunk` is everything Envoy buffered so far, kept until the
+    /// answer is released.
     pub fn on_response_chunk(
         &mut self,
         filter: &Filter,
@@ -26,11 +29,17 @@ impl Exchange {
         host: &dyn Host,
         chunk: Vec<u8>,
     ) -> ChunkAction {
+        let Some(chunk) = self.unless_held(chunk) else {
+            return ChunkAction::Hold;
+        };
+        if chunk.is_empty() {
+            return ChunkAction::Pass;
+        }
         let shown = self.usage_chunk.as_mut().and_then(|f| f.filter(&chunk));
         let received = chunk.len();
         let action = self.read_response_chunk(filter, metrics, host, chunk);
         match (action, shown) {
-            (action, None) | (action @ ChunkAction::Reset, _) => action,
+            (action, None) | (action @ (ChunkAction::Reset | ChunkAction::Hold), _) => action,
             (ChunkAction::Pass, Some(shown)) => ChunkAction::Replace(shown),
             // A cut-off appended its error event to the chunk: append it to what is shown.
             (ChunkAction::Replace(with_error), Some(mut shown)) => {
@@ -67,6 +76,7 @@ mod tests {
             method: "POST",
             path: "/v1/chat/completions",
             authority: Some("api.openai.com"),
+            ends_stream: false,
         };
         let mut none = |_: crate::scopes::Lookup<'_>| None;
         assert!(matches!(
@@ -85,7 +95,7 @@ mod tests {
             match x.on_response_chunk(&f, &mut m, &h, chunk.to_vec()) {
                 ChunkAction::Pass => shown.extend_from_slice(chunk),
                 ChunkAction::Replace(instead) => shown.extend_from_slice(&instead),
-                ChunkAction::Reset => panic!("reset"),
+                ChunkAction::Reset | ChunkAction::Hold => panic!("{:?}", chunk),
             }
         }
         let charge = x.finish(&f, &mut m, &h, h.now()).unwrap();

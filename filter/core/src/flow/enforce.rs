@@ -23,7 +23,9 @@ use chrono::{DateTime, Utc};
 use tollgate_model::wire::v1::ReserveRequest;
 use tollgate_model::{NanoUsd, PriceTable, Usage};
 
-use super::{Exchange, Phase, RequestHead};
+use super::answer::{ChunkAction, Edit, NewBody, Release, Resume};
+use super::stage::{Admit, Cut, EarlyAnswer, Held, Stage};
+use super::{BodyAction, Exchange, RequestHead};
 use crate::admission::{Admission, AnswerProblem, decide};
 use crate::estimate::REQUEST_OVERHEAD_TOKENS;
 use crate::host::{Host, LogLevel};
@@ -35,47 +37,10 @@ use crate::request::default_cap;
 use crate::request::rewrite::{provider_model_id, rewrite_body_model, rewrite_path_model};
 use crate::scopes::Lookup;
 
-/// Where admission stands.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) enum State {
-    /// No control plane, or not asked yet.
-    #[default]
-    NotAsked,
-    /// The reservation is in flight; the request is held.
-    Waiting,
-    /// Reserved: settle with the charge.
-    Reserved,
-    /// The control plane could not answer and the fail mode let the call through: settle
-    /// unreserved.
-    FailedOpen,
-    /// Refused before anything was reserved: nothing to settle.
-    Refused,
-    /// Refused because the control plane gave no usable answer (timed out, failed, answered
-    /// nonsense) after the reserve was sent: it may still have reserved (its store may
-    /// carry the reserve out after the timeout), so the call is settled at zero, which
-    /// releases that reservation or, arriving first, makes it a no-op replay.
-    RefusedUnanswered,
-}
-
-/// How far a cut-off stream has gone.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-enum Cut {
-    #[default]
-    No,
-    /// The error event went out with the last chunk; the next callback resets the stream.
-    Announced,
-    /// Reset.
-    Done,
-}
-
-/// Admission's per-exchange state.
+/// What admission knows of one call (where it stands is the exchange's [`Stage`]).
 #[derive(Debug, Default)]
 pub(super) struct Admitted {
-    pub(super) state: State,
-    /// A control plane decides this call: its answer must wait for that decision.
-    decides: bool,
     request_id: String,
-    reserved_at_headers: bool,
     /// The request path, kept while a header-time reservation may rewrite it.
     path: String,
     /// The request carries an AWS SigV4 signature, which covers its path and body: a
@@ -91,36 +56,20 @@ pub(super) struct Admitted {
     downgraded_by: Option<String>,
     /// When the reservation was asked for, Unix ms (the ledger's start time).
     started_at_ms: Option<i64>,
-    cut: Cut,
 }
 
 impl Admitted {
-    /// Whether the charge must be settled, and as reserved or not.
-    pub(super) fn reserved(&self) -> Option<bool> {
-        match self.state {
-            // A reservation may have been made even if its answer never arrived.
-            State::Waiting | State::Reserved | State::RefusedUnanswered => Some(true),
-            State::FailedOpen => Some(false),
-            State::NotAsked | State::Refused => None,
-        }
-    }
-
     pub(super) fn request_id(&self) -> &str {
         &self.request_id
     }
 
-    pub(super) fn is_waiting(&self) -> bool {
-        self.state == State::Waiting
-    }
-
     /// What the ledger records of admission: (start time, model asked for before a
-    /// downgrade, who downgraded, whether the stream was cut off).
-    pub(super) fn ledger_facts(&self) -> (Option<i64>, Option<String>, Option<String>, bool) {
+    /// downgrade, who downgraded).
+    pub(super) fn ledger_facts(&self) -> (Option<i64>, Option<String>, Option<String>) {
         (
             self.started_at_ms,
             self.downgraded_from.clone(),
             self.downgraded_by.clone(),
-            self.cut != Cut::No,
         )
     }
 }
@@ -130,61 +79,23 @@ impl Exchange {
     /// not decided yet (the request is still being read, or its reservation is in flight).
     /// An upstream may answer before it has the whole request (an error page, a proxy, a
     /// misbehaving server); passing that answer on would let a call through that its
-    /// budgets may refuse. The adapter holds the response (headers and body) and, once
-    /// admission is decided, releases it ([`Exchange::on_response_headers`] then) or
-    /// replaces it with the refusal.
-    pub fn answer_waits_for_admission(&self) -> bool {
-        self.admission.decides
-            && match self.admission.state {
-                State::Waiting => true,
-                State::NotAsked => matches!(self.phase, Phase::ReadingRequest),
-                // Reserved at the headers, the body still being read: decided.
-                State::Reserved | State::FailedOpen | State::Refused | State::RefusedUnanswered => {
-                    false
-                }
-            }
+    /// budgets may refuse. The exchange holds it ([`super::ResponseAction::Hold`],
+    /// [`ChunkAction::Hold`]) and, once admission is decided, releases it
+    /// ([`Release::answer`]) or replaces it with the refusal.
+    #[cfg(test)]
+    pub(crate) fn answer_waits_for_admission(&self) -> bool {
+        self.stage.answer_waits()
     }
 
-    /// The stream ended: a reservation still in flight (the client left, or the upstream
-    /// answered and closed, before the control plane did) is counted as an `abandoned`
-    /// admission, so that every reserve posted is counted once in `tollgate_admission_total`.
+    /// The stream ended while its reservation was in flight (the client left, or the
+    /// upstream answered and closed, before the control plane did): counted as an
+    /// `abandoned` admission, so that every reserve posted is counted once in
+    /// `tollgate_admission_total`.
     pub(super) fn abandon_admission(&mut self, metrics: &mut Metrics, host: &dyn Host) {
-        if self.admission.state != State::Waiting {
-            return;
-        }
         if let Some(route) = self.route.as_ref() {
             metrics.admission(host, route.provider.as_str(), "abandoned");
         }
     }
-}
-
-/// What to do once the control plane answered (or could not).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resume {
-    /// Let the held request go as it is.
-    Continue,
-    /// Let it go changed: a new `:path` (only after a header-time reservation) or a new body
-    /// (only after a body-time one).
-    Rewrite {
-        /// The new `:path`.
-        path: Option<String>,
-        /// The new body.
-        body: Option<Vec<u8>>,
-    },
-    /// Answer locally instead.
-    Reply(LocalReply),
-}
-
-/// What to do with a response chunk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChunkAction {
-    /// Pass it on unchanged.
-    Pass,
-    /// Pass this instead: the chunk followed by the provider-shaped error that ends a
-    /// cut-off stream.
-    Replace(Vec<u8>),
-    /// Reset the stream: it was cut off and has already told the client why.
-    Reset,
 }
 
 /// Per-VM sequence for request ids.
@@ -273,7 +184,6 @@ impl Exchange {
             max_output_tokens,
             at_unix_ms: now.timestamp_millis(),
         };
-        self.admission.state = State::Waiting;
         self.admission.started_at_ms = Some(request.at_unix_ms);
         Some(cp.reserve_body(&request))
     }
@@ -288,7 +198,6 @@ impl Exchange {
         lookup: &mut dyn FnMut(Lookup<'_>) -> Option<String>,
     ) -> Option<Vec<u8>> {
         filter.control_plane.as_ref()?;
-        self.admission.decides = true;
         self.admission.signed = lookup(Lookup::Header("authorization"))
             .is_some_and(|a| a.trim_start().starts_with("AWS4-HMAC-SHA256"));
         let client_id = lookup(Lookup::Header("x-request-id"));
@@ -303,7 +212,6 @@ impl Exchange {
             .ok()?;
         let model = route.path_model.clone()?;
         let max_output = default_cap(route, Some(&model), &filter.prices);
-        self.admission.reserved_at_headers = true;
         self.admission.path = head.path.to_owned();
         self.reserve(
             filter,
@@ -314,11 +222,35 @@ impl Exchange {
         )
     }
 
-    /// At the end of the request body: reserves unless that was done at the headers.
-    pub(super) fn reserve_at_body(&mut self, filter: &Filter, host: &dyn Host) -> Option<Vec<u8>> {
-        if self.admission.state != State::NotAsked {
-            return None;
-        }
+    /// The request body was read (or skipped, too large), `held_len` bytes of it buffered:
+    /// a call a control plane decides is reserved now (the exchange then waits, the request
+    /// held), unless that was done at the headers; any other goes on to its answer. An
+    /// answer held meanwhile stays held while the reservation is in flight.
+    pub(super) fn body_read(
+        &mut self,
+        filter: &Filter,
+        host: &dyn Host,
+        admit: Admit,
+        held_len: usize,
+    ) -> Option<Vec<u8>> {
+        let answer = self.stage.early_answer().and_then(Option::take);
+        let call = if admit == Admit::Undecided {
+            self.reserve_at_body(filter, host)
+        } else {
+            None
+        };
+        self.stage = match call {
+            Some(_) => Stage::Waiting {
+                held: Held::Body { len: held_len },
+                answer,
+            },
+            None => Stage::answering(admit),
+        };
+        call
+    }
+
+    /// At the end of the request body: the `reserve` body.
+    fn reserve_at_body(&mut self, filter: &Filter, host: &dyn Host) -> Option<Vec<u8>> {
         filter.control_plane.as_ref()?;
         let (model, input, output) = match (&self.request, self.unread_body_bytes) {
             (Some(info), _) => (
@@ -339,22 +271,27 @@ impl Exchange {
     }
 
     /// The control plane answered the reservation: `answer` is its status and body, `None`
-    /// when the callout could not even be sent. `read_body` fetches the held request body
-    /// (for a downgrade's rewrite).
+    /// when the callout could not even be sent. `read_body(len)` fetches the `len` bytes of
+    /// request body held (for a downgrade's rewrite). Says what happens to the held request
+    /// and to an answer the upstream sent meanwhile; [`Resume::Nothing`] when no reservation
+    /// waited for this answer (the stream ended meanwhile, counted `abandoned`).
     pub fn on_reserve_answer(
         &mut self,
         filter: &Filter,
         metrics: &mut Metrics,
         host: &dyn Host,
         answer: Option<(u16, &[u8])>,
-        read_body: &mut dyn FnMut() -> Option<Vec<u8>>,
+        read_body: &mut dyn FnMut(usize) -> Option<Vec<u8>>,
     ) -> Resume {
-        // Not waiting, or the stream already ended (counted `abandoned`).
-        if self.admission.state != State::Waiting || matches!(self.phase, Phase::Done) {
-            return Resume::Continue;
-        }
         let (Some(cp), Some(route)) = (filter.control_plane.as_ref(), self.route.as_ref()) else {
-            return Resume::Continue;
+            return Resume::Nothing;
+        };
+        let Stage::Waiting {
+            held,
+            answer: early,
+        } = std::mem::take(&mut self.stage)
+        else {
+            return Resume::Nothing;
         };
         let provider = route.provider.as_str();
         let model = self.priced_model();
@@ -371,41 +308,37 @@ impl Exchange {
                 ),
             );
         }
-        match admission {
+        let (admit, edit) = match admission {
             Admission::Allow {
                 remaining,
                 stream_cutoff,
             } => {
                 metrics.admission(host, provider, "allow");
-                self.admission.state = State::Reserved;
                 self.admission.remaining = remaining;
                 self.admission.cutoff = stream_cutoff;
-                Resume::Continue
+                (Admit::Reserved, Edit::default())
             }
             Admission::FailedOpen => {
                 metrics.admission(host, provider, "failed_open");
-                self.admission.state = State::FailedOpen;
-                Resume::Continue
+                (Admit::FailedOpen, Edit::default())
             }
             Admission::Deny(reply) => {
                 metrics.request(host, provider, Outcome::Denied);
-                match problem {
-                    None | Some(AnswerProblem::NotSent) => {
-                        self.admission.state = State::Refused;
-                        self.phase = Phase::Done;
-                    }
-                    Some(_) => {
-                        self.admission.state = State::RefusedUnanswered;
-                        self.phase = Phase::Released;
-                    }
-                }
+                self.stage = match problem {
+                    None | Some(AnswerProblem::NotSent) => Stage::Done,
+                    // No usable answer after the reserve was sent: the control plane may
+                    // still have reserved (its store may carry the reserve out after the
+                    // timeout), so the call is settled at zero, which releases that
+                    // reservation or, arriving first, makes it a no-op replay.
+                    Some(_) => Stage::Released,
+                };
                 let word = if problem.is_some() {
                     "failed_closed"
                 } else {
                     "deny"
                 };
                 metrics.admission(host, provider, word);
-                Resume::Reply(reply)
+                return Resume::Reply(reply);
             }
             Admission::Downgrade {
                 model,
@@ -413,13 +346,60 @@ impl Exchange {
                 remaining,
             } => {
                 metrics.admission(host, provider, "downgrade");
-                self.admission.state = State::Reserved;
                 self.admission.remaining = remaining;
-                self.downgrade(filter, metrics, host, &model, &budget_id, read_body)
+                match self.downgrade(filter, metrics, host, &model, &budget_id, held, read_body) {
+                    Ok(edit) => (Admit::Reserved, edit),
+                    Err(reply) => {
+                        self.stage = Stage::Released;
+                        return Resume::Reply(reply);
+                    }
+                }
             }
-        }
+        };
+        self.admitted(filter, metrics, host, admit, held, early, edit)
     }
 
+    /// The call was admitted: the held request goes on (changed by `edit`), the exchange
+    /// moves on, and an answer the upstream sent meanwhile is released.
+    #[allow(clippy::too_many_arguments)]
+    fn admitted(
+        &mut self,
+        filter: &Filter,
+        metrics: &mut Metrics,
+        host: &dyn Host,
+        admit: Admit,
+        held: Held,
+        early: Option<EarlyAnswer>,
+        mut edit: Edit,
+    ) -> Resume {
+        match held {
+            Held::Headers { body_follows } => {
+                self.stage = Stage::Reading {
+                    admit,
+                    answer: None,
+                };
+                if !body_follows {
+                    // No body callback will come: read the empty body now, as at the headers.
+                    let mut empty = || Some(Vec::new());
+                    let action = self.on_request_body(filter, metrics, host, 0, true, &mut empty);
+                    if let BodyAction::Replace(bytes) = action {
+                        edit.body = Some(NewBody { replaces: 0, bytes });
+                    }
+                }
+            }
+            Held::Body { .. } => self.stage = Stage::answering(admit),
+        }
+        let answer = early.map(|early| self.release_answer(filter, early));
+        Resume::Go(Release {
+            path: edit.path,
+            body: edit.body,
+            answer,
+        })
+    }
+
+    /// A downgrade to `model`, asked for by `budget_id`: the change to the held request, or
+    /// the refusal when it cannot be carried out.
+    #[allow(clippy::too_many_arguments)]
     fn downgrade(
         &mut self,
         filter: &Filter,
@@ -427,8 +407,9 @@ impl Exchange {
         host: &dyn Host,
         model: &str,
         budget_id: &str,
-        read_body: &mut dyn FnMut() -> Option<Vec<u8>>,
-    ) -> Resume {
+        held: Held,
+        read_body: &mut dyn FnMut(usize) -> Option<Vec<u8>>,
+    ) -> Result<Edit, LocalReply> {
         let original = self.priced_model().unwrap_or_default();
         let provider = self.route.as_ref().map(|r| r.provider);
         // The provider's own id for the cheaper model (Bedrock's differ from the table's).
@@ -436,34 +417,45 @@ impl Exchange {
         let rewritten = if self.admission.signed {
             // Signed over what a downgrade would change: sent changed, the provider refuses it.
             None
-        } else if self.admission.reserved_at_headers {
-            let path = own_id
-                .as_deref()
-                .and_then(|id| rewrite_path_model(&self.admission.path, &original, id));
-            if path.is_some()
-                && let Some(route) = self.route.as_mut()
-            {
-                route.path_model = Some(model.to_owned());
-            }
-            path.map(|p| Resume::Rewrite {
-                path: Some(p),
-                body: None,
-            })
         } else {
-            let body = own_id
-                .as_deref()
-                .and_then(|id| read_body().and_then(|b| rewrite_body_model(&b, id)));
-            if body.is_some()
-                && let Some(info) = self.request.as_mut()
-            {
-                info.model = Some(model.to_owned());
+            match held {
+                Held::Headers { .. } => {
+                    let path = own_id
+                        .as_deref()
+                        .and_then(|id| rewrite_path_model(&self.admission.path, &original, id));
+                    if path.is_some()
+                        && let Some(route) = self.route.as_mut()
+                    {
+                        route.path_model = Some(model.to_owned());
+                    }
+                    path.map(|p| Edit {
+                        path: Some(p),
+                        body: None,
+                    })
+                }
+                Held::Body { len } => {
+                    let body = own_id.as_deref().and_then(|id| {
+                        (len > 0)
+                            .then(|| read_body(len))
+                            .flatten()
+                            .and_then(|b| rewrite_body_model(&b, id))
+                    });
+                    if body.is_some()
+                        && let Some(info) = self.request.as_mut()
+                    {
+                        info.model = Some(model.to_owned());
+                    }
+                    body.map(|bytes| Edit {
+                        path: None,
+                        body: Some(NewBody {
+                            replaces: len,
+                            bytes,
+                        }),
+                    })
+                }
             }
-            body.map(|b| Resume::Rewrite {
-                path: None,
-                body: Some(b),
-            })
         };
-        let Some(resume) = rewritten else {
+        let Some(edit) = rewritten else {
             // Reserved on the cheaper model but cannot be sent as it: refuse, and release
             // the reservation (settled at zero when the stream ends).
             let route = self.route.as_ref();
@@ -472,7 +464,6 @@ impl Exchange {
                 route.map_or("none", |r| r.provider.as_str()),
                 Outcome::Denied,
             );
-            self.phase = Phase::Released;
             let call = own_id.as_deref().unwrap_or(model);
             let why = if self.admission.signed {
                 "this request is signed (AWS SigV4) over its model, so the gateway cannot change it"
@@ -493,7 +484,7 @@ impl Exchange {
             reply
                 .headers
                 .push(("x-tollgate-budget".into(), budget_id.to_owned()));
-            return Resume::Reply(reply);
+            return Err(reply);
         };
         // The control plane reserved the same worst case on the cheaper model.
         self.admission.estimate = filter
@@ -502,7 +493,7 @@ impl Exchange {
             .map_or(NanoUsd::ZERO, |c| c.total);
         self.admission.downgraded_from = Some(original);
         self.admission.downgraded_by = Some(budget_id.to_owned());
-        resume
+        Ok(edit)
     }
 
     /// Headers added to the response: the model a downgrade replaced (always), and with
@@ -513,7 +504,14 @@ impl Exchange {
         if let Some(from) = &self.admission.downgraded_from {
             headers.push(("x-tollgate-downgraded-from".to_owned(), from.clone()));
         }
-        if filter.response_headers && self.admission.state == State::Reserved {
+        let reserved = matches!(
+            self.stage,
+            Stage::Answering {
+                admit: Admit::Reserved,
+                ..
+            }
+        );
+        if filter.response_headers && reserved {
             headers.push((
                 "x-tollgate-reserved-usd".to_owned(),
                 usd(self.admission.estimate),
@@ -536,24 +534,22 @@ impl Exchange {
         host: &dyn Host,
         chunk: Vec<u8>,
     ) -> ChunkAction {
-        match self.admission.cut {
+        let Stage::Answering { cut, .. } = &mut self.stage else {
+            return ChunkAction::Pass;
+        };
+        match *cut {
             Cut::No => {}
             Cut::Announced => {
-                self.admission.cut = Cut::Done;
+                *cut = Cut::Done;
                 return ChunkAction::Reset;
             }
             Cut::Done => return ChunkAction::Pass,
         }
         let Some(cutoff) = self.admission.cutoff else {
-            if let Some(stored) = self.stored.as_mut() {
-                stored.feed(&chunk);
-            }
-            if let Some(reader) = self.reader.as_mut() {
-                reader.feed_owned(chunk);
-            }
+            self.feed(chunk);
             return ChunkAction::Pass;
         };
-        self.on_response_body(&chunk);
+        self.feed_slice(&chunk);
         if self.status.is_some_and(|s| s >= 400) {
             return ChunkAction::Pass;
         }
@@ -572,7 +568,9 @@ impl Exchange {
         if cost.total <= cutoff {
             return ChunkAction::Pass;
         }
-        self.admission.cut = Cut::Announced;
+        if let Stage::Answering { cut, .. } = &mut self.stage {
+            *cut = Cut::Announced;
+        }
         metrics.stream_cutoff(host, route.provider.as_str());
         host.log(
             LogLevel::Info,
@@ -594,5 +592,7 @@ impl Exchange {
 
 #[cfg(test)]
 mod edge_tests;
+#[cfg(test)]
+mod held_tests;
 #[cfg(test)]
 mod tests;

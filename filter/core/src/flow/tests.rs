@@ -23,6 +23,7 @@ fn head(path: &str) -> RequestHead<'_> {
         method: "POST",
         path,
         authority: Some("api.openai.com"),
+        ends_stream: false,
     }
 }
 
@@ -50,7 +51,7 @@ fn run(
     let action = x.on_request_body(f, m, h, body.len(), true, &mut read);
     x.on_response_headers(f, status);
     for c in chunks {
-        x.on_response_body(c.as_bytes());
+        x.on_response_chunk(f, m, h, c.as_bytes().to_vec());
     }
     let charge = x.finish(f, m, h, h.now());
     assert_eq!(
@@ -231,7 +232,7 @@ fn an_oversized_body_is_rejected_with_413_or_passed_and_still_charged() {
         BodyAction::Continue
     );
     x.on_response_headers(&pass, 200);
-    x.on_response_body(OPENAI_JSON.as_bytes());
+    x.on_response_chunk(&pass, &mut m, &h, OPENAI_JSON.as_bytes().to_vec());
     let charge = x.finish(&pass, &mut m, &h, h.now()).unwrap();
     // The body was never read: the model the answer reports prices it.
     assert_eq!(charge.outcome, Outcome::Charged);
@@ -279,7 +280,7 @@ fn scopes_ride_on_the_charge_and_no_scope_can_be_refused() {
         Some(body.to_vec())
     });
     x.on_response_headers(&f, 200);
-    x.on_response_body(OPENAI_JSON.as_bytes());
+    x.on_response_chunk(&f, &mut m, &h, OPENAI_JSON.as_bytes().to_vec());
     let charge = x.finish(&f, &mut m, &h, h.now()).unwrap();
     assert_eq!(charge.scopes, vec!["team:payments".parse().unwrap()]);
 
@@ -335,7 +336,8 @@ fn a_stream_is_priced_at_the_time_it_ended_not_when_it_is_finished() {
         Some(body.as_bytes().to_vec())
     });
     x.on_response_headers(&f, 200);
-    x.on_response_body(br#"{"usage":{"prompt_tokens":1000,"completion_tokens":100}}"#);
+    let answer = br#"{"usage":{"prompt_tokens":1000,"completion_tokens":100}}"#;
+    x.on_response_chunk(&f, &mut m, &h, answer.to_vec());
     assert!(x.is_open());
 
     // It ended the evening before the price cut; the host's clock is already past it.
@@ -362,6 +364,7 @@ fn only_a_body_that_may_be_rewritten_loses_its_length_at_the_headers() {
         method: "POST",
         path,
         authority: Some(authority),
+        ends_stream: false,
     };
     let default = filter("{}");
     let no_option = filter(r#"{"add_stream_usage_option":false}"#);

@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use tollgate_model::wire::v1::ReserveRequest;
 
 use super::*;
-use crate::flow::{BodyAction, ChunkAction, HeadersAction, RequestHead, Resume};
+use crate::flow::{BodyAction, ChunkAction, HeadersAction, Release, RequestHead, Resume};
 use crate::scopes::Lookup;
 use crate::testing::FakeHost;
 
@@ -40,6 +40,7 @@ impl Call {
             method,
             path,
             authority: Some("api.openai.com"),
+            ends_stream: false,
         };
         let mut lookup = |_: Lookup<'_>| None;
         self.x
@@ -90,9 +91,9 @@ fn create(c: &mut Call) -> (ReserveRequest, Vec<u8>) {
         &mut c.m,
         &c.h,
         Some((200, br#"{"decision":"allow","remaining":5000000000}"#)),
-        &mut || Some(sent.clone()),
+        &mut |_| Some(sent.clone()),
     );
-    assert_eq!(resume, Resume::Continue);
+    assert_eq!(resume, Resume::Go(Release::default()));
     (req, sent)
 }
 
@@ -232,7 +233,7 @@ fn a_creation_whose_metadata_is_full_is_charged_its_estimate_as_before() {
         &mut c.m,
         &c.h,
         Some((200, br#"{"decision":"allow"}"#)),
-        &mut || Some(body.as_bytes().to_vec()),
+        &mut |_| Some(body.as_bytes().to_vec()),
     );
     c.respond(200, QUEUED, 4096);
     let s = c.finish().unwrap().settlement(9).unwrap();

@@ -198,6 +198,7 @@ fn bedrock_call(
         method: "POST",
         path: model_path,
         authority: Some("bedrock-runtime.us-east-1.amazonaws.com"),
+        ends_stream: false,
     };
     let action =
         c.x.on_request_headers(&c.f, &mut c.m, &c.h, head, &mut |what| match what {
@@ -230,10 +231,10 @@ fn a_bedrock_downgrade_writes_bedrocks_own_model_id_into_the_path() {
     );
     assert_eq!(
         c.answer(Some((200, DOWNGRADE_HAIKU)), ""),
-        Resume::Rewrite {
+        Resume::Go(Release {
             path: Some("/model/us.anthropic.claude-3-5-haiku-20241022-v1%3A0/converse".into()),
-            body: None
-        }
+            ..Release::default()
+        })
     );
 }
 

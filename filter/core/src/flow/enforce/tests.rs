@@ -2,7 +2,9 @@ use chrono::{TimeZone, Utc};
 use tollgate_model::NanoUsd;
 use tollgate_model::wire::v1::ReserveRequest;
 
-use super::super::{BodyAction, Charge, Exchange, HeadersAction, RequestHead};
+use super::super::{
+    BodyAction, Charge, Exchange, HeadersAction, NewBody, Release, RequestHead, ResponseAction,
+};
 use super::*;
 use crate::testing::FakeHost;
 
@@ -63,6 +65,7 @@ impl Call {
             method: "POST",
             path,
             authority: None,
+            ends_stream: false,
         };
         self.x.on_request_headers(
             &self.f,
@@ -80,7 +83,10 @@ impl Call {
     }
 
     pub(super) fn answer(&mut self, answer: Option<(u16, &str)>, held_body: &str) -> Resume {
-        let mut read = || Some(held_body.as_bytes().to_vec());
+        let mut read = |len: usize| {
+            assert_eq!(len, held_body.len(), "the held body's length");
+            Some(held_body.as_bytes().to_vec())
+        };
         self.x.on_reserve_answer(
             &self.f,
             &mut self.m,
@@ -95,7 +101,11 @@ impl Call {
         status: u16,
         chunks: &[&str],
     ) -> (Vec<(String, String)>, Vec<ChunkAction>) {
-        let headers = self.x.on_response_headers(&self.f, status);
+        // Held until admission (the actions then say `Hold`), it gets no headers.
+        let headers = match self.x.on_response_headers(&self.f, status) {
+            ResponseAction::Continue(headers) => headers.add,
+            ResponseAction::Hold => Vec::new(),
+        };
         let actions = chunks
             .iter()
             .map(|c| {
@@ -221,7 +231,7 @@ fn allow_lets_the_call_through_and_settles_the_exact_charge_as_reserved() {
             Some((200, r#"{"decision":"allow","remaining":2500000000}"#)),
             ""
         ),
-        Resume::Continue
+        Resume::Go(Release::default())
     );
     let (headers, actions) = c.respond(200, &[OPENAI_JSON]);
     assert_eq!(actions, [ChunkAction::Pass]);
@@ -278,13 +288,18 @@ fn a_downgrade_rewrites_the_body_model_and_prices_the_cheaper_one() {
     c.headers(CHAT, &[]);
     c.body(CHAT_BODY);
     let answer = r#"{"decision":"downgrade","budget_id":"dg","model":"gpt-4o-mini"}"#;
-    let Resume::Rewrite {
+    let Resume::Go(Release {
         path: None,
-        body: Some(body),
-    } = c.answer(Some((200, answer)), CHAT_BODY)
+        body: Some(NewBody {
+            replaces,
+            bytes: body,
+        }),
+        answer: None,
+    }) = c.answer(Some((200, answer)), CHAT_BODY)
     else {
         panic!()
     };
+    assert_eq!(replaces, CHAT_BODY.len(), "the whole held body");
     assert_eq!(
         String::from_utf8(body).unwrap(),
         CHAT_BODY.replace("\"gpt-4o\"", "\"gpt-4o-mini\"")
@@ -320,10 +335,10 @@ fn a_path_model_call_with_a_length_reserves_at_the_headers_and_a_downgrade_rewri
         r#"{"decision":"downgrade","budget_id":"dg","model":"gemini-2.5-flash","remaining":5}"#;
     assert_eq!(
         c.answer(Some((200, answer)), ""),
-        Resume::Rewrite {
+        Resume::Go(Release {
             path: Some("/v1beta/models/gemini-2.5-flash:generateContent".into()),
-            body: None
-        }
+            ..Release::default()
+        })
     );
     // The body then flows as usual, and is not reserved again.
     assert_eq!(c.body(GEMINI_BODY), BodyAction::Continue);
@@ -384,7 +399,7 @@ fn an_unreachable_control_plane_follows_the_fail_mode() {
     open.body(CHAT_BODY);
     assert_eq!(
         open.answer(Some((503, "upstream connect error")), ""),
-        Resume::Continue
+        Resume::Go(Release::default())
     );
     open.respond(200, &[OPENAI_JSON]);
     let s = open.finish().unwrap().settlement(0).unwrap();

@@ -296,8 +296,8 @@ pub(super) fn model_from_dto(
             format!("alias {bad:?} must be non-empty"),
         ));
     }
-    if dto.id.trim().is_empty() || dto.id != dto.id.to_lowercase() {
-        return Err(invalid("id", "must be non-empty and lowercase".into()));
+    if dto.id.trim().is_empty() || !dto.id.is_ascii() || dto.id != dto.id.to_ascii_lowercase() {
+        return Err(invalid("id", "must be non-empty lowercase ASCII".into()));
     }
     if dto.provider.trim().is_empty() {
         return Err(invalid("provider", "must be non-empty".into()));

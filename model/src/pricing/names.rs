@@ -33,7 +33,11 @@ const VENDOR_PREFIXES: &[&str] = &[
 pub(super) fn candidates(raw: &str) -> Vec<String> {
     let mut out = Vec::with_capacity(8);
     let trimmed = raw.trim();
-    let base = trimmed.rsplit('/').next().unwrap_or(trimmed).to_lowercase();
+    let base = trimmed
+        .rsplit('/')
+        .next()
+        .unwrap_or(trimmed)
+        .to_ascii_lowercase();
     let mut forms = vec![base.clone()];
     let regionless = strip_any_prefix(&base, REGION_PREFIXES)
         .filter(|rest| strip_any_prefix(rest, VENDOR_PREFIXES).is_some())

@@ -363,6 +363,27 @@ fn a_negative_price_is_refused_naming_entry_and_field() {
 }
 
 #[test]
+fn a_model_id_that_is_not_lowercase_ascii_is_refused_naming_the_field() {
+    // Names are matched lower-cased by ASCII rules only (no Unicode case tables in the
+    // filter's .wasm), so an id must already be what that lower-casing gives.
+    for id in ["GPT-4o", "modèle"] {
+        let e = load_err(&with_model(&format!(
+            r#"{{"id":"{id}","provider":"p","source":"s","checked":"2026-01-01","prices":[{{"effective_from":"2025-01-01","input":"1","output":"1"}}]}}"#
+        )));
+        assert!(e.contains("id") && e.contains("lowercase ASCII"), "{e}");
+    }
+}
+
+#[test]
+fn a_name_is_matched_lower_cased() {
+    let t = PriceTable::from_json("t.json", &with_model(
+        r#"{"id":"m-1","provider":"p","source":"s","checked":"2026-01-01","prices":[{"effective_from":"2025-01-01","input":"1","output":"1"}]}"#,
+    ))
+    .unwrap();
+    assert_eq!(t.resolve("models/M-1").map(|m| m.id()), Some("m-1"));
+}
+
+#[test]
 fn a_duplicate_model_is_refused() {
     let m = r#"{"id":"m","provider":"p","source":"s","checked":"2026-01-01","prices":[{"effective_from":"2025-01-01","input":"1","output":"1"}]}"#;
     let e = load_err(&with_model(&format!("{m},{m}")));

@@ -415,3 +415,100 @@ fn price_import_shows_what_it_would_change_then_imports_under_tollgates_own_entr
     assert!(status.success());
     assert!(server.wait().unwrap().success());
 }
+
+/// `tollgate import` of OpenAI's Usage and Costs API answers (the documented examples, their
+/// bucket moved to yesterday): pretty-printed pages go whole, the usage's rows are said to
+/// carry no cost, a second import adds nothing, and a bad page fails naming line and field.
+#[test]
+fn import_reads_openai_answer_pages_and_says_which_rows_carry_no_cost() {
+    let port = support::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(BIN)
+        .arg("serve")
+        .env("TOLLGATE_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TOLLGATE_ADMIN_TOKEN", "adm")
+        .env("TOLLGATE_DATAPLANE_TOKEN", "dp")
+        .env_remove("REDIS_URL")
+        .env_remove("TOLLGATE_REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let day = now_s / 86_400 * 86_400 - 86_400;
+    let moved = |text: &str| {
+        text.replace("1730419200", &day.to_string())
+            .replace("1730505600", &(day + 86_400).to_string())
+    };
+    let usage = moved(include_str!(
+        "fixtures/openai-admin/usage-completions-grouped-page.json"
+    ));
+    let costs = moved(include_str!(
+        "fixtures/openai-admin/costs-grouped-page.json"
+    ));
+    let usage_file = dir.path().join("usage.json");
+    std::fs::write(
+        &usage_file,
+        format!(
+            "{usage}\n{}",
+            moved(include_str!(
+                "fixtures/openai-admin/usage-completions-page.json"
+            ))
+        ),
+    )
+    .unwrap();
+    let costs_file = dir.path().join("costs.json");
+    std::fs::write(&costs_file, &costs).unwrap();
+    let import = |file: &std::path::Path, format: &str| {
+        cli(
+            &url,
+            &[
+                "--output",
+                "json",
+                "import",
+                file.to_str().unwrap(),
+                "--format",
+                format,
+            ],
+        )
+    };
+    let out: serde_json::Value =
+        serde_json::from_str(&ok(&import(&usage_file, "openai_usage_completions"))).unwrap();
+    assert_eq!(
+        out,
+        serde_json::json!({ "imported": 2, "duplicates": 0, "rows_without_cost": 2 })
+    );
+    let out: serde_json::Value =
+        serde_json::from_str(&ok(&import(&costs_file, "openai_costs"))).unwrap();
+    assert_eq!(out, serde_json::json!({ "imported": 1, "duplicates": 0 }));
+    let again: serde_json::Value =
+        serde_json::from_str(&ok(&import(&costs_file, "openai_costs"))).unwrap();
+    assert_eq!(again, serde_json::json!({ "imported": 0, "duplicates": 1 }));
+
+    std::fs::write(&costs_file, costs.replace("0.06", "-0.06")).unwrap();
+    let bad = import(&costs_file, "openai_costs");
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("line 1: data[0].results[0].amount.value"),
+        "{stderr}"
+    );
+    let unknown = import(&costs_file, "openai_invoices");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("openai_costs"));
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.wait().unwrap().success());
+}

@@ -3,6 +3,7 @@
 //! the client before reading the next, so memory stays flat whatever the export's size, and
 //! admission never waits behind more than one page's read.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -17,7 +18,7 @@ use tollgate_model::scope::Scope;
 use super::error::ApiError;
 use crate::admission::request_tag;
 use crate::ledger::export::{self, Format};
-use crate::ledger::import::{self, ImportFormat};
+use crate::ledger::import::{self, ImportFormat, ImportRow, Parsed, SpendRow};
 use crate::ledger::{Granularity, RollupFilter, RollupQuery, TimeRange};
 use crate::state::AppState;
 use crate::store::{SettleOp, SettleOutcome, Store};
@@ -67,17 +68,27 @@ pub struct RollupsParams {
 /// `POST /v1/ledger/import` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ImportParams {
-    /// `tollgate_csv`, `tollgate_jsonl` or `litellm_csv`.
+    /// `tollgate_csv` (default), `tollgate_jsonl`, `litellm_csv` (past calls, written as
+    /// request records), `hourly_csv`, `hourly_jsonl`, `openai_costs`,
+    /// `openai_usage_completions` (spend per hour or day, added to the rollups only).
     pub format: Option<String>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// What an import did.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ImportSummary {
     /// Rows written now.
     pub imported: u64,
     /// Rows already imported earlier (same id): nothing added.
     pub duplicates: u64,
+    /// Of `imported`, rows that carry tokens but no cost (OpenAI's usage answers have no
+    /// money: import the Costs answer for the same days for the spend). Left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_without_cost: u64,
 }
 
 fn enum_param<T: for<'de> Deserialize<'de>>(
@@ -253,13 +264,14 @@ pub async fn rollups(
     Ok(streamed(format, "ledger-rollups", body))
 }
 
-/// Import past calls. Never touches budget counters; idempotent by row id.
+/// Import past calls (request records) or spend summed per hour or day (rollups only).
+/// Never touches budget counters; idempotent by row id.
 #[utoipa::path(
     post, path = "/v1/ledger/import", tag = "ledger", params(ImportParams),
-    request_body(content = String, description = "The file: Tollgate records CSV / JSON lines, or LiteLLM spend logs CSV (docs/ledger.md)", content_type = "text/csv"),
+    request_body(content = String, description = "The file: Tollgate records CSV / JSON lines, LiteLLM spend logs CSV, Tollgate hourly spend CSV / JSON lines, or pages of OpenAI's organization Costs / completions Usage API answers (formats and mapping: docs/ledger.md, Import)", content_type = "text/plain"),
     responses(
         (status = 200, description = "Rows imported and rows already imported", body = ImportSummary),
-        (status = 400, description = "invalid_field: format, or `line N: column` of the first row that cannot be read (nothing is imported)", body = super::error::ErrorBody),
+        (status = 400, description = "invalid_field: format, or `line N: field` of the first row that cannot be read (API answer pages: the page's first line and the field's path, `data[0].results[1].amount.value`); nothing is imported", body = super::error::ErrorBody),
         (status = 401, description = "missing_token / invalid_token", body = super::error::ErrorBody),
         (status = 413, description = "payload_too_large: more than 64 MiB (send it in parts)", body = super::error::ErrorBody),
         (status = 503, description = "store_unavailable: retry (rows already written count as duplicates)", body = super::error::ErrorBody),
@@ -275,20 +287,44 @@ pub async fn import(
         "format",
         p.format.as_deref(),
         "tollgate_csv",
-        "tollgate_csv, tollgate_jsonl, litellm_csv",
+        ImportFormat::NAMES,
     )?;
-    let rows = import::read(format, &body)
+    let parsed = import::read(format, &body)
         .map_err(|e| ApiError::invalid(format!("line {}: {}", e.line, e.column), e.message))?;
     let now_ms = state.now().timestamp_millis();
+    let summary = match parsed {
+        Parsed::Records(rows) => import_records(&state, rows, now_ms).await?,
+        Parsed::Spend(rows) => import_spend(&state, rows, now_ms).await?,
+    };
+    super::audit(
+        &state,
+        "ledger.import",
+        "ledger",
+        serde_json::json!({
+            "format": format,
+            "imported": summary.imported,
+            "duplicates": summary.duplicates,
+        }),
+    )
+    .await;
+    Ok(Json(summary))
+}
+
+fn in_the_future(row: usize, field: &str) -> ApiError {
+    ApiError::invalid(format!("row {row}: {field}"), "in the future")
+}
+
+async fn import_records(
+    state: &AppState,
+    rows: Vec<ImportRow>,
+    now_ms: i64,
+) -> Result<ImportSummary, ApiError> {
     if let Some((i, _)) = rows
         .iter()
         .enumerate()
         .find(|(_, r)| r.record.ended_at_ms > now_ms + crate::ledger::entry::MAX_CLOCK_SKEW_MS)
     {
-        return Err(ApiError::invalid(
-            format!("row {}: ended_at", i + 1),
-            "in the future",
-        ));
+        return Err(in_the_future(i + 1, "ended_at"));
     }
     let ops: Vec<SettleOp> = rows
         .into_iter()
@@ -303,10 +339,7 @@ pub async fn import(
             ledger: Some(r.record),
         })
         .collect();
-    let mut summary = ImportSummary {
-        imported: 0,
-        duplicates: 0,
-    };
+    let mut summary = ImportSummary::default();
     for chunk in ops.chunks(EXPORT_PAGE) {
         for o in state.store.settle_many(chunk).await? {
             match o {
@@ -316,12 +349,46 @@ pub async fn import(
         }
         tokio::task::yield_now().await;
     }
-    super::audit(
-        &state,
-        "ledger.import",
-        "ledger",
-        serde_json::json!({ "imported": summary.imported, "duplicates": summary.duplicates }),
-    )
-    .await;
-    Ok(Json(summary))
+    Ok(summary)
+}
+
+/// Spend rows, grouped by the org hash tag of their scopes (one store call per tag and
+/// page, so a Redis Cluster script touches one slot), in file order within a tag.
+async fn import_spend(
+    state: &AppState,
+    rows: Vec<SpendRow>,
+    now_ms: i64,
+) -> Result<ImportSummary, ApiError> {
+    if let Some((i, _)) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.bucket_start_ms > now_ms + crate::ledger::entry::MAX_CLOCK_SKEW_MS)
+    {
+        return Err(in_the_future(i + 1, "bucket_start"));
+    }
+    let mut by_tag: BTreeMap<String, Vec<SpendRow>> = BTreeMap::new();
+    for r in rows {
+        by_tag.entry(request_tag(&r.scopes)).or_default().push(r);
+    }
+    let mut summary = ImportSummary::default();
+    for (tag, rows) in &by_tag {
+        for chunk in rows.chunks(EXPORT_PAGE) {
+            let added = state
+                .store
+                .import_spend(tag, chunk, now_ms, IMPORT_DEDUPE_MS)
+                .await?;
+            for (r, added) in chunk.iter().zip(added) {
+                if !added {
+                    summary.duplicates += 1;
+                    continue;
+                }
+                summary.imported += 1;
+                if r.cost_nanos == 0 && r.tokens.total_tokens() > 0 {
+                    summary.rows_without_cost += 1;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(summary)
 }

@@ -1,6 +1,7 @@
 //! `tollgate export` (records or rollups, streamed to a file or stdout, with a progress bar
 //! on stderr) and `tollgate import FILE` (sent in parts of at most [`PART_BYTES`], each a
-//! whole number of lines, the CSV header repeated).
+//! whole number of lines with the CSV header repeated, or of whole JSON values for API
+//! answer pages).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::Output;
+use crate::ledger::import::{ImportFormat, Layout};
 
 /// Largest part of a file one import request carries (the API takes 64 MiB).
 pub const PART_BYTES: usize = 32 << 20;
@@ -53,9 +55,11 @@ pub struct ExportArgs {
 /// `tollgate import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The file (CSV or JSON lines).
+    /// The file (CSV, JSON lines, or API answer pages).
     file: PathBuf,
-    /// tollgate_csv, tollgate_jsonl or litellm_csv.
+    /// Past calls: tollgate_csv, tollgate_jsonl, litellm_csv. Spend per hour or day (rollups
+    /// only): hourly_csv, hourly_jsonl, openai_costs, openai_usage_completions
+    /// (docs/ledger.md, Import).
     #[arg(long, default_value = "tollgate_csv")]
     format: String,
 }
@@ -154,6 +158,36 @@ pub async fn export(url: &str, a: ExportArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The file's parts for `layout`.
+fn parts_of(text: &str, layout: Layout) -> Vec<String> {
+    match layout {
+        Layout::CsvLines => parts(text, true),
+        Layout::Lines => parts(text, false),
+        Layout::JsonValues => json_parts(text),
+    }
+}
+
+/// Whole JSON values (API answer pages), at most [`PART_BYTES`] each (a longer one goes
+/// alone). A file that is not a run of JSON values goes whole: the API names what is wrong.
+fn json_parts(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut part = String::new();
+    for v in serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>() {
+        let Ok(v) = v else {
+            return vec![text.to_owned()];
+        };
+        if !part.is_empty() && part.len() + v.get().len() + 1 > PART_BYTES {
+            out.push(std::mem::take(&mut part));
+        }
+        part.push_str(v.get());
+        part.push('\n');
+    }
+    if !part.is_empty() {
+        out.push(part);
+    }
+    out
+}
+
 /// The file's parts: whole lines, at most [`PART_BYTES`] each (a longer line goes alone),
 /// each CSV part starting with the header.
 fn parts(text: &str, csv: bool) -> Vec<String> {
@@ -186,9 +220,17 @@ fn parts(text: &str, csv: bool) -> Vec<String> {
 pub async fn import(url: &str, out: Output, a: ImportArgs) -> Result<(), String> {
     let text =
         std::fs::read_to_string(&a.file).map_err(|e| format!("{}: {e}", a.file.display()))?;
+    let format: ImportFormat =
+        serde_json::from_value(Value::String(a.format.clone())).map_err(|_| {
+            format!(
+                "--format {:?} is not one of {}",
+                a.format,
+                ImportFormat::NAMES
+            )
+        })?;
     let client = http()?;
-    let (mut imported, mut duplicates) = (0u64, 0u64);
-    for part in parts(&text, a.format.ends_with("csv")) {
+    let (mut imported, mut duplicates, mut without_cost) = (0u64, 0u64, 0u64);
+    for part in parts_of(&text, format.layout()) {
         let resp = client
             .post(format!(
                 "{}/v1/ledger/import?format={}",
@@ -207,13 +249,29 @@ pub async fn import(url: &str, out: Output, a: ImportArgs) -> Result<(), String>
         let v: Value = resp.json().await.map_err(|e| e.to_string())?;
         imported += v["imported"].as_u64().unwrap_or(0);
         duplicates += v["duplicates"].as_u64().unwrap_or(0);
+        without_cost += v["rows_without_cost"].as_u64().unwrap_or(0);
     }
     match out {
+        Output::Json if without_cost > 0 => println!(
+            "{}",
+            serde_json::json!({
+                "imported": imported,
+                "duplicates": duplicates,
+                "rows_without_cost": without_cost,
+            })
+        ),
         Output::Json => println!(
             "{}",
             serde_json::json!({ "imported": imported, "duplicates": duplicates })
         ),
-        Output::Table => println!("imported {imported}, already imported {duplicates}"),
+        Output::Table => {
+            println!("imported {imported}, already imported {duplicates}");
+            if without_cost > 0 {
+                println!(
+                    "{without_cost} rows carry tokens but no cost: import the Costs answer for the same days for the spend"
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -221,6 +279,17 @@ pub async fn import(url: &str, out: Output, a: ImportArgs) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_answer_pages_split_between_whole_pages() {
+        let pretty =
+            "{\n  \"object\": \"page\",\n  \"data\": []\n}\n{\"object\":\"page\",\"data\":[]}\n";
+        let p = json_parts(pretty);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].matches("\"page\"").count(), 2);
+        // Not JSON: sent as it is, for the API to say where.
+        assert_eq!(json_parts("{oops"), vec!["{oops".to_owned()]);
+    }
 
     #[test]
     fn csv_parts_repeat_the_header_and_keep_whole_lines() {

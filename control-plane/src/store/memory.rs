@@ -24,6 +24,7 @@ use super::{
     ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, Versioned, WriteConflict,
     limit_reached, new_thresholds, refusal,
 };
+use crate::ledger::import::SpendRow;
 use crate::ledger::{LedgerLimits, RecordPage, RollupQuery, RollupRow, TimeRange};
 
 /// Sweep expired windows after this many mutating calls (records expire through their own
@@ -584,6 +585,37 @@ impl Store for MemoryStore {
 
     async fn rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
         Ok(self.lock().ledger.rollups(q))
+    }
+
+    async fn import_spend(
+        &self,
+        _tag: &str,
+        rows: &[SpendRow],
+        now_ms: i64,
+        dedupe_ttl_ms: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.sweep(now_ms);
+        let until_ms = now_ms.saturating_add(dedupe_ttl_ms);
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            // The same marker namespace as an imported record's settlement (`import:<id>`);
+            // spend row ids carry their format, so the two never meet.
+            let rid: Arc<str> = format!("import:{}", r.id).into();
+            let seen = matches!(
+                inner.records.get(&rid),
+                Some(Record::Settled { until_ms }) if *until_ms > now_ms
+            );
+            if seen {
+                out.push(false);
+                continue;
+            }
+            inner.put_record(rid, Record::Settled { until_ms });
+            inner.ledger.add_spend(r, now_ms);
+            out.push(true);
+        }
+        Ok(out)
     }
 
     async fn records(

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tollgate_model::wire::v1::DenyReason;
 
+use crate::ledger::import::SpendRow;
 use crate::ledger::{RecordPage, RequestRecord, RollupQuery, RollupRow, TimeRange};
 
 /// A store call that failed. Never turned into an admission answer: the API maps it to
@@ -360,6 +361,20 @@ pub trait Store: Send + Sync + 'static {
     /// older days, never both for the same time; with `Day`: daily rows only. A range edge
     /// inside a day answered in days takes in the whole day.
     async fn rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError>;
+
+    /// Adds imported spend rows (all under the hash tag `tag`) to the rollups, each exactly
+    /// as the calls it sums would be ([`SpendRow::fields`], by [`SpendRow::additions`]), and
+    /// each once: a row whose id was imported within `dedupe_ttl_ms` adds nothing. Writes no
+    /// request record and never touches a budget's counters. Per row, in order: `true` when
+    /// added now. On an error some rows may have been added: a retry counts them as
+    /// duplicates, never twice. Rows are visible to [`Store::rollups`] once this returns.
+    async fn import_spend(
+        &self,
+        tag: &str,
+        rows: &[SpendRow],
+        now_ms: i64,
+        dedupe_ttl_ms: i64,
+    ) -> Result<Vec<bool>, StoreError>;
 
     /// The ledger's background work, run every second or so by the control plane (Redis:
     /// the rollup pass, which adds the records settled since the last pass to their rows

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use redis::{AsyncCommands, Script, Value};
 use tollgate_model::wire::v1::DenyReason;
 
+use crate::ledger::import::SpendRow;
 use crate::ledger::{RecordPage, RollupQuery, RollupRow, TimeRange};
 
 use super::{
@@ -34,7 +35,9 @@ const RESERVE_LUA: &str = include_str!("redis/reserve.lua");
 const SETTLE_LUA: &str = include_str!("redis/settle.lua");
 const LEDGER_LUA: &str = include_str!("redis/ledger.lua");
 const ROLLUP_LUA: &str = include_str!("redis/rollup.lua");
+const IMPORT_LUA: &str = include_str!("redis/import.lua");
 
+mod import;
 mod ledger;
 mod records;
 mod rollup;
@@ -63,6 +66,7 @@ pub struct RedisStore {
     reserve: Script,
     settle: Script,
     rollup: Script,
+    import: Script,
     docs: Script,
     ledger: ledger::LedgerState,
     guard: health::Guard,
@@ -159,6 +163,7 @@ impl RedisStore {
             reserve: Script::new(&format!("{COMMON_LUA}\n{RESERVE_LUA}")),
             settle: Script::new(&format!("{COMMON_LUA}\n{LEDGER_LUA}\n{SETTLE_LUA}")),
             rollup: Script::new(ROLLUP_LUA),
+            import: Script::new(IMPORT_LUA),
             docs: Script::new(DOCS_LUA),
             ledger: ledger::LedgerState::default(),
             guard: health::Guard::default(),
@@ -548,6 +553,16 @@ impl Store for RedisStore {
 
     async fn rollups(&self, q: &RollupQuery) -> Result<Vec<RollupRow>, StoreError> {
         self.read_rollups(q).await
+    }
+
+    async fn import_spend(
+        &self,
+        tag: &str,
+        rows: &[SpendRow],
+        now_ms: i64,
+        dedupe_ttl_ms: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.write_spend(tag, rows, now_ms, dedupe_ttl_ms).await
     }
 
     async fn ledger_upkeep(&self) -> Result<(), StoreError> {

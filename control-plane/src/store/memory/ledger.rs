@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use tollgate_model::scope::Scope;
 
+use crate::ledger::import::SpendRow;
 use crate::ledger::row::{self, Values};
 use crate::ledger::{
     Granularity, LedgerLimits, RecordPage, RequestRecord, RollupFilter, RollupQuery, RollupRow,
@@ -84,6 +85,23 @@ impl MemLedger {
         }
         self.seq += 1;
         self.records.push_back((self.seq, record));
+        self.trim(now_ms);
+    }
+
+    /// Adds an imported spend row to its hour's and day's rows (the caller holds the store's
+    /// lock and has checked the row's import marker).
+    pub(super) fn add_spend(&mut self, r: &SpendRow, now_ms: i64) {
+        let adds = r.additions();
+        for scope in r.row_scopes() {
+            let key = (scope, r.provider.clone(), r.model.clone());
+            for (g, start, v) in &adds {
+                let buckets = match g {
+                    Granularity::Hour => &mut self.hours,
+                    Granularity::Day => &mut self.days,
+                };
+                bump(buckets, *start, &key, v);
+            }
+        }
         self.trim(now_ms);
     }
 

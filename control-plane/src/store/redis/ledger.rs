@@ -18,6 +18,7 @@ use tollgate_model::scope::ScopeKind;
 
 use super::stored::{batch_elements, decode_record, encode_batch};
 use super::{RedisStore, text, unavailable};
+use crate::ledger::import::SpendRow;
 use crate::ledger::row::{self, VALUES, Values};
 use crate::ledger::{Granularity, LedgerLimits, RequestRecord, RollupQuery, RollupRow};
 use crate::store::{SettleOp, StoreError};
@@ -209,15 +210,20 @@ pub(super) fn entry(e: &Value) -> Option<(Id, Vec<Stored>)> {
     let Value::Array(fields) = parts.get(1)? else {
         return None;
     };
-    let (mut single, mut batch, mut skip) = (None, None, None);
+    let (mut single, mut batch, mut skip, mut spend) = (None, None, None, false);
     let mut it = fields.iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         match text(k).as_deref() {
             Some("r") => single = Some(text(v)?),
             Some("b") => batch = Some(text(v)?),
             Some("x") => skip = Some(text(v)?),
+            Some("h") => spend = true,
             _ => {}
         }
+    }
+    if spend {
+        // Imported spend rows (`entry_spend`): no records.
+        return Some((id, Vec::new()));
     }
     let read = |raw: &str| decode_record(raw, id.0).ok_or_else(|| raw.to_owned());
     if let Some(raw) = batch {
@@ -238,6 +244,42 @@ pub(super) fn entry(e: &Value) -> Option<(Id, Vec<Stored>)> {
         return Some((id, records));
     }
     Some((id, vec![(0, read(&single?))]))
+}
+
+/// The imported spend rows of an entry `Store::import_spend` wrote (field `h`: a JSON array
+/// of `SpendRow`; field `x`: the positions already imported before, left out); none for a
+/// settle batch's entry. `Err` holds the text this release cannot read.
+pub(super) fn entry_spend(e: &Value) -> Result<Vec<SpendRow>, String> {
+    let Value::Array(parts) = e else {
+        return Ok(Vec::new());
+    };
+    let Some(Value::Array(fields)) = parts.get(1) else {
+        return Ok(Vec::new());
+    };
+    let (mut rows, mut skip) = (None, None);
+    let mut it = fields.iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        match text(k).as_deref() {
+            Some("h") => rows = text(v),
+            Some("x") => skip = text(v),
+            _ => {}
+        }
+    }
+    let Some(raw) = rows else {
+        return Ok(Vec::new());
+    };
+    let all: Vec<SpendRow> = serde_json::from_str(&raw).map_err(|_| raw.clone())?;
+    let skipped: Vec<usize> = skip
+        .iter()
+        .flat_map(|x| x.split(','))
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !skipped.contains(i))
+        .map(|(_, r)| r)
+        .collect())
 }
 
 /// A row's value: twelve big-endian i64 (the 11 amounts and the write count).

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use redis::{AsyncCommands, Value};
 use tollgate_model::scope::{Scope, ScopeKind};
 
-use super::ledger::{Id, entry};
+use super::ledger::{Id, entry, entry_spend};
 use super::{RedisStore, text, unavailable};
+use crate::ledger::import::SpendRow;
 use crate::ledger::row::{self, VALUES, Values};
 use crate::ledger::{Granularity, LedgerLimits, RequestRecord};
 use crate::store::StoreError;
@@ -44,9 +45,38 @@ type Field = (ScopeKind, String);
 /// A bucket of a step: its key and its rows' fields with what the step adds to each.
 type BucketRows = (Bucket, String, Vec<(String, Values)>);
 
-/// An entry read and not counted yet: its id, its readable records, and how many records
-/// it holds (readable or not: what the stream's count limit counts).
-type Read = (String, Id, Vec<RequestRecord>, u64);
+/// An entry read and not counted yet: its id, what its readable records (or imported spend
+/// rows) add, and how many records it holds (readable or not: what the stream's count limit
+/// counts; an entry of imported rows holds none).
+type Read = (String, Id, Vec<Addition>, u64);
+
+/// What one record, or one imported spend row (`Store::import_spend`), adds: the same
+/// values to each of its rows, in its hour and in its day.
+struct Addition {
+    /// (bucket, values added to each field there).
+    adds: Vec<(Granularity, i64, Values)>,
+    fields: Vec<Field>,
+}
+
+impl Addition {
+    fn of_record(r: &RequestRecord) -> Addition {
+        let v = row::values_of(r);
+        Addition {
+            adds: times_of(r)
+                .iter()
+                .map(|&(g, start)| (g, start, v))
+                .collect(),
+            fields: fields_of(r),
+        }
+    }
+
+    fn of_spend(r: &SpendRow) -> Addition {
+        Addition {
+            adds: r.additions(),
+            fields: r.fields().into_iter().map(|(s, f)| (s.kind(), f)).collect(),
+        }
+    }
+}
 
 /// A pass over one tag's stream: the cursor as this pass knows it (`"<entry id>
 /// <records counted>"`, or a bare entry id from a release before batch entries), and the
@@ -90,12 +120,12 @@ struct Delta {
 }
 
 impl Delta {
-    /// The rows `r` adds to that are not in the delta yet.
-    fn new_rows(&self, r: &RequestRecord, fields: &[Field]) -> usize {
-        times_of(r)
+    /// The rows `a` adds to that are not in the delta yet.
+    fn new_rows(&self, a: &Addition) -> usize {
+        a.adds
             .iter()
-            .flat_map(|&(g, start)| {
-                fields.iter().filter(move |(kind, f)| {
+            .flat_map(|&(g, start, _)| {
+                a.fields.iter().filter(move |(kind, f)| {
                     self.buckets
                         .get(&(g, start, *kind))
                         .is_none_or(|rows| !rows.contains_key(f))
@@ -104,15 +134,14 @@ impl Delta {
             .count()
     }
 
-    fn add(&mut self, r: &RequestRecord, fields: &[Field]) {
-        let v = row::values_of(r);
-        for (g, start) in times_of(r) {
-            for (kind, f) in fields {
-                let rows = self.buckets.entry((g, start, *kind)).or_default();
+    fn add(&mut self, a: &Addition) {
+        for (g, start, v) in &a.adds {
+            for (kind, f) in &a.fields {
+                let rows = self.buckets.entry((*g, *start, *kind)).or_default();
                 match rows.get_mut(f) {
-                    Some(sum) => row::add(sum, &v),
+                    Some(sum) => row::add(sum, v),
                     None => {
-                        rows.insert(f.clone(), v);
+                        rows.insert(f.clone(), *v);
                         self.rows += 1;
                     }
                 }
@@ -210,10 +239,18 @@ impl RedisStore {
             };
             let id_text = format!("{}-{}", id.0, id.1);
             let held = stored.len() as u64;
-            let mut records = Vec::with_capacity(stored.len());
+            let mut records: Vec<Addition> = match entry_spend(e) {
+                Ok(rows) => rows.iter().map(Addition::of_spend).collect(),
+                // Rows this release cannot read add to nothing (logged once, here).
+                Err(raw) => {
+                    tracing::warn!(tag = stream, id = %id_text, raw, "imported spend rows not rolled up: unreadable");
+                    Vec::new()
+                }
+            };
+            records.reserve(stored.len());
             for (pos, r) in stored {
                 match r {
-                    Ok(r) => records.push(r),
+                    Ok(r) => records.push(Addition::of_record(&r)),
                     // A record this release cannot read adds to no row (it still exports as
                     // it is).
                     Err(_) => {
@@ -244,19 +281,14 @@ impl RedisStore {
         let every = self.ledger.limits.records_max.div_ceil(MARKS).max(1);
         let mut marks: Vec<String> = Vec::new();
         while let Some((id, (ms, seq), records, held)) = pass.read.front() {
-            let fields: Vec<Vec<Field>> = records.iter().map(fields_of).collect();
             if last.is_some() {
-                let new: usize = records
-                    .iter()
-                    .zip(&fields)
-                    .map(|(r, f)| delta.new_rows(r, f))
-                    .sum();
+                let new: usize = records.iter().map(|a| delta.new_rows(a)).sum();
                 if delta.rows + new > ROWS_PER_STEP {
                     break;
                 }
             }
-            for (r, f) in records.iter().zip(&fields) {
-                delta.add(r, f);
+            for a in records {
+                delta.add(a);
             }
             let before = counted;
             counted = counted.saturating_add(*held);

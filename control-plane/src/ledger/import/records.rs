@@ -1,142 +1,14 @@
-//! Reading past calls from files into ledger records: Tollgate's own CSV (the records
-//! export's columns) and JSON lines (the records export's objects), and LiteLLM's spend logs
-//! (`LiteLLM_SpendLogs` exported as CSV). Pure: the API layer writes what this returns.
+//! Past calls read into request records: Tollgate's own CSV (the records export's columns)
+//! and JSON lines (the records export's objects), and LiteLLM's spend logs
+//! (`LiteLLM_SpendLogs` exported as CSV).
 //!
 //! Each row gets a stable import id: its request id when the file has one, else a SHA-256 of
-//! the row's own text. The store keeps `import:<id>` markers, so the same file imported twice
-//! adds nothing (docs/ledger.md).
+//! the row's own text.
 
-use std::collections::HashMap;
+use tollgate_model::scope::ScopeKind;
 
-use chrono::DateTime;
-use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
-use tollgate_model::scope::{Scope, ScopeKind};
-
-use super::{CallOutcome, RecordSource, RequestRecord, TokenCounts};
-
-/// A file format `POST /v1/ledger/import` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ImportFormat {
-    /// Tollgate's records CSV (what `GET /v1/ledger/records?format=csv` writes).
-    TollgateCsv,
-    /// Tollgate's records JSON lines (what `GET /v1/ledger/records?format=jsonl` writes).
-    TollgateJsonl,
-    /// LiteLLM's spend logs as CSV (`LiteLLM_SpendLogs` columns).
-    LitellmCsv,
-}
-
-/// A row that cannot be imported: the file is refused whole.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {column}: {message}")]
-pub struct ImportError {
-    /// 1-based line in the file.
-    pub line: usize,
-    /// The column (or JSON field) at fault.
-    pub column: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// One row read: its import id and its record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImportRow {
-    /// Stable id (the request id, or the row's hash).
-    pub id: String,
-    /// The record to write (`source: import`).
-    pub record: RequestRecord,
-}
-
-fn err(line: usize, column: &str, message: impl Into<String>) -> ImportError {
-    ImportError {
-        line,
-        column: column.to_owned(),
-        message: message.into(),
-    }
-}
-
-fn hash_id(text: &str) -> String {
-    let d = Sha256::digest(text.as_bytes());
-    d.iter().take(16).map(|b| format!("{b:02x}")).collect()
-}
-
-/// A time as RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (UTC, LiteLLM's form) or Unix ms.
-fn time_ms(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if let Ok(ms) = s.parse::<i64>() {
-        return Some(ms);
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis());
-    }
-    let naive = s.trim_end_matches(" UTC").trim_end_matches('Z');
-    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(naive, f) {
-            return Some(t.and_utc().timestamp_millis());
-        }
-    }
-    None
-}
-
-/// USD (a decimal, as written) to nano-USD, rounded half up; `None` when it does not fit.
-fn usd_to_nanos(s: &str) -> Option<i64> {
-    let d: Decimal = s.trim().parse().ok()?;
-    let nanos = (d * Decimal::from(1_000_000_000i64)).round();
-    i64::try_from(nanos).ok()
-}
-
-/// The columns of a CSV row by name.
-struct Row<'a> {
-    line: usize,
-    cols: &'a HashMap<String, usize>,
-    rec: &'a csv::StringRecord,
-}
-
-impl Row<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.cols
-            .get(name)
-            .and_then(|&i| self.rec.get(i))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    }
-
-    fn need(&self, name: &str) -> Result<&str, ImportError> {
-        self.get(name)
-            .ok_or_else(|| err(self.line, name, "required, and empty or missing"))
-    }
-
-    fn count(&self, name: &str) -> Result<i64, ImportError> {
-        match self.get(name) {
-            None => Ok(0),
-            Some(v) => v
-                .parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| err(self.line, name, format!("{v:?} is not a count"))),
-        }
-    }
-
-    fn time(&self, name: &str) -> Result<i64, ImportError> {
-        let v = self.need(name)?;
-        time_ms(v).ok_or_else(|| {
-            err(
-                self.line,
-                name,
-                format!("{v:?} is not a time (RFC 3339, \"YYYY-MM-DD HH:MM:SS\" UTC or Unix ms)"),
-            )
-        })
-    }
-
-    fn text(&self) -> String {
-        self.rec.iter().collect::<Vec<_>>().join("\u{1f}")
-    }
-}
-
-fn scope(line: usize, column: &str, kind: ScopeKind, value: &str) -> Result<Scope, ImportError> {
-    Scope::new(kind, value).map_err(|e| err(line, column, e.to_string()))
-}
+use super::{ImportError, ImportRow, Row, err, hash_id, json_err, label, scope, usd_to_nanos};
+use crate::ledger::{CallOutcome, RecordSource, RequestRecord, TokenCounts};
 
 fn base_record(id: &str, ended: i64) -> RequestRecord {
     RequestRecord {
@@ -160,14 +32,7 @@ fn base_record(id: &str, ended: i64) -> RequestRecord {
     }
 }
 
-fn label(line: usize, column: &str, v: &str) -> Result<String, ImportError> {
-    if v.chars().any(char::is_whitespace) {
-        return Err(err(line, column, format!("{v:?} holds whitespace")));
-    }
-    Ok(v.to_owned())
-}
-
-fn tollgate_row(r: &Row<'_>) -> Result<ImportRow, ImportError> {
+pub(super) fn tollgate_row(r: &Row<'_>) -> Result<ImportRow, ImportError> {
     let ended = r.time("ended_at")?;
     let model = match r.get("charged_model") {
         Some(m) => m,
@@ -228,7 +93,7 @@ fn tollgate_row(r: &Row<'_>) -> Result<ImportRow, ImportError> {
 }
 
 /// LiteLLM's provider for a model written `provider/model`, else `custom_llm_provider`.
-fn litellm_row(r: &Row<'_>) -> Result<ImportRow, ImportError> {
+pub(super) fn litellm_row(r: &Row<'_>) -> Result<ImportRow, ImportError> {
     let ended = r.time("endTime")?;
     let raw_model = r.need("model")?;
     let (prefix, model) = raw_model.split_once('/').unwrap_or(("", raw_model));
@@ -276,34 +141,7 @@ fn litellm_row(r: &Row<'_>) -> Result<ImportRow, ImportError> {
     Ok(ImportRow { id, record: rec })
 }
 
-fn read_csv(
-    body: &[u8],
-    row: fn(&Row<'_>) -> Result<ImportRow, ImportError>,
-) -> Result<Vec<ImportRow>, ImportError> {
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(body);
-    let headers = rdr
-        .headers()
-        .map_err(|e| err(1, "header", e.to_string()))?
-        .clone();
-    let cols: HashMap<String, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.trim().to_owned(), i))
-        .collect();
-    let mut out = Vec::new();
-    for (i, rec) in rdr.records().enumerate() {
-        let line = i + 2;
-        let rec = rec.map_err(|e| err(line, "row", e.to_string()))?;
-        out.push(row(&Row {
-            line,
-            cols: &cols,
-            rec: &rec,
-        })?);
-    }
-    Ok(out)
-}
-
-fn read_jsonl(body: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
+pub(super) fn read_jsonl(body: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
     let text = std::str::from_utf8(body).map_err(|_| err(1, "file", "not UTF-8"))?;
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {
@@ -311,8 +149,8 @@ fn read_jsonl(body: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
             continue;
         }
         let mut d = serde_json::Deserializer::from_str(l);
-        let mut rec: RequestRecord = serde_path_to_error::deserialize(&mut d)
-            .map_err(|e| err(i + 1, &e.path().to_string(), e.inner().to_string()))?;
+        let mut rec: RequestRecord =
+            serde_path_to_error::deserialize(&mut d).map_err(|e| json_err(i + 1, &e))?;
         rec.source = RecordSource::Import;
         if rec.provider.chars().any(char::is_whitespace) {
             return Err(err(i + 1, "provider", "holds whitespace"));
@@ -325,18 +163,17 @@ fn read_jsonl(body: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
     Ok(out)
 }
 
-/// Every row of a file, or the first row that cannot be read.
-pub fn read(format: ImportFormat, body: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
-    match format {
-        ImportFormat::TollgateCsv => read_csv(body, tollgate_row),
-        ImportFormat::LitellmCsv => read_csv(body, litellm_row),
-        ImportFormat::TollgateJsonl => read_jsonl(body),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::{ImportFormat, Parsed, read as read_any};
     use super::*;
+
+    fn read(format: ImportFormat, body: &[u8]) -> Result<Vec<ImportRow>, ImportError> {
+        match read_any(format, body)? {
+            Parsed::Records(rows) => Ok(rows),
+            Parsed::Spend(_) => panic!("{format:?} read as spend rows"),
+        }
+    }
 
     #[test]
     fn litellm_spend_logs_read_with_scopes_tokens_and_exact_cost() {

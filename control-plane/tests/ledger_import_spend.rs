@@ -21,7 +21,7 @@ use tollgate_control_plane::ledger::{
     TokenCounts,
 };
 use tollgate_control_plane::store::memory::MemoryStore;
-use tollgate_control_plane::store::{SettleOp, Store};
+use tollgate_control_plane::store::{SettleOp, SpendOutcome, Store};
 
 /// Three hours of spend on 2027-01-14 (the day before the tests' clock).
 const HOURLY: &str = "bucket_start,scopes,provider,model,requests,cost_usd,uncached_input_tokens,cached_input_tokens,output_tokens
@@ -33,14 +33,18 @@ const HOURLY: &str = "bucket_start,scopes,provider,model,requests,cost_usd,uncac
 /// OpenAI's documented answers (tests/fixtures/openai-admin/README.md), their bucket moved
 /// from 2024-11-01 to 2027-01-14 so that it is inside the ledger's retention.
 fn openai(file: &str) -> String {
+    documented(file)
+        .replace("1730419200", "1799884800")
+        .replace("1730505600", "1799971200")
+}
+
+/// OpenAI's documented answer as it is (2024-11-01).
+fn documented(file: &str) -> String {
     let path = format!(
         "{}/tests/fixtures/openai-admin/{file}",
         env!("CARGO_MANIFEST_DIR")
     );
-    std::fs::read_to_string(path)
-        .unwrap()
-        .replace("1730419200", "1799884800")
-        .replace("1730505600", "1799971200")
+    std::fs::read_to_string(path).unwrap()
 }
 
 async fn import(app: &TestApp, format: &str, body: &str) -> (u16, Value) {
@@ -266,6 +270,12 @@ async fn openai_costs_and_usage_answers_add_up_in_reports(store: Arc<dyn Store>)
     }
     let (_, after) = get(&app, &format!("/v1/reports/spend?{DAY_14}")).await;
     assert_eq!(after["total"]["cost_nanos"], 60_000_000);
+    // The answer as documented is from 2024-11-01: older than the 400 days of daily rollups
+    // the ledger keeps, so nothing is written, and the answer says so.
+    assert_eq!(
+        import(&app, "openai_costs", &documented("costs-page.json")).await,
+        (200, json!({ "imported": 0, "duplicates": 0, "too_old": 1 }))
+    );
     app.stop().await;
 }
 
@@ -436,7 +446,7 @@ async fn imports_racing_settlements_and_rollup_passes_lose_nothing(store: Arc<dy
                     .import_spend("global", &rows, now, 60_000)
                     .await
                     .unwrap();
-                assert_eq!(added, vec![true, false]);
+                assert_eq!(added, vec![SpendOutcome::Added, SpendOutcome::Duplicate]);
             }
         })
     };

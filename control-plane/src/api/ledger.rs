@@ -21,7 +21,7 @@ use crate::ledger::export::{self, Format};
 use crate::ledger::import::{self, ImportFormat, ImportRow, Parsed, SpendRow};
 use crate::ledger::{Granularity, RollupFilter, RollupQuery, TimeRange};
 use crate::state::AppState;
-use crate::store::{SettleOp, SettleOutcome, Store};
+use crate::store::{SettleOp, SettleOutcome, SpendOutcome, Store};
 
 /// Records read per store call while exporting.
 pub const EXPORT_PAGE: usize = 1_000;
@@ -89,6 +89,10 @@ pub struct ImportSummary {
     /// money: import the Costs answer for the same days for the spend). Left out when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rows_without_cost: u64,
+    /// Spend rows not written because their day is older than the ledger keeps (the daily
+    /// rollups' retention, `[ledger] daily_retention_days`). Left out when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub too_old: u64,
 }
 
 fn enum_param<T: for<'de> Deserialize<'de>>(
@@ -377,14 +381,16 @@ async fn import_spend(
                 .store
                 .import_spend(tag, chunk, now_ms, IMPORT_DEDUPE_MS)
                 .await?;
-            for (r, added) in chunk.iter().zip(added) {
-                if !added {
-                    summary.duplicates += 1;
-                    continue;
-                }
-                summary.imported += 1;
-                if r.cost_nanos == 0 && r.tokens.total_tokens() > 0 {
-                    summary.rows_without_cost += 1;
+            for (r, outcome) in chunk.iter().zip(added) {
+                match outcome {
+                    SpendOutcome::Duplicate => summary.duplicates += 1,
+                    SpendOutcome::TooOld => summary.too_old += 1,
+                    SpendOutcome::Added => {
+                        summary.imported += 1;
+                        if r.cost_nanos == 0 && r.tokens.total_tokens() > 0 {
+                            summary.rows_without_cost += 1;
+                        }
+                    }
                 }
             }
             tokio::task::yield_now().await;

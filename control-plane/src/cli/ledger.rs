@@ -229,7 +229,7 @@ pub async fn import(url: &str, out: Output, a: ImportArgs) -> Result<(), String>
             )
         })?;
     let client = http()?;
-    let (mut imported, mut duplicates, mut without_cost) = (0u64, 0u64, 0u64);
+    let (mut imported, mut duplicates, mut without_cost, mut too_old) = (0u64, 0u64, 0u64, 0u64);
     for part in parts_of(&text, format.layout()) {
         let resp = client
             .post(format!(
@@ -250,25 +250,29 @@ pub async fn import(url: &str, out: Output, a: ImportArgs) -> Result<(), String>
         imported += v["imported"].as_u64().unwrap_or(0);
         duplicates += v["duplicates"].as_u64().unwrap_or(0);
         without_cost += v["rows_without_cost"].as_u64().unwrap_or(0);
+        too_old += v["too_old"].as_u64().unwrap_or(0);
     }
     match out {
-        Output::Json if without_cost > 0 => println!(
-            "{}",
-            serde_json::json!({
-                "imported": imported,
-                "duplicates": duplicates,
-                "rows_without_cost": without_cost,
-            })
-        ),
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({ "imported": imported, "duplicates": duplicates })
-        ),
+        Output::Json => {
+            // The API's summary, added up over the parts (zero counts left out as it does).
+            let mut summary = serde_json::json!({ "imported": imported, "duplicates": duplicates });
+            for (k, n) in [("rows_without_cost", without_cost), ("too_old", too_old)] {
+                if n > 0 {
+                    summary[k] = n.into();
+                }
+            }
+            println!("{summary}");
+        }
         Output::Table => {
             println!("imported {imported}, already imported {duplicates}");
             if without_cost > 0 {
                 println!(
                     "{without_cost} rows carry tokens but no cost: import the Costs answer for the same days for the spend"
+                );
+            }
+            if too_old > 0 {
+                println!(
+                    "{too_old} rows not written: older than the ledger keeps (daily_retention_days)"
                 );
             }
         }

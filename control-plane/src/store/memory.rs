@@ -21,8 +21,8 @@ mod ledger;
 
 use super::{
     ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
-    ReserveOutcome, SettleOp, SettleOutcome, Store, StoreError, Versioned, WriteConflict,
-    limit_reached, new_thresholds, refusal,
+    ReserveOutcome, SettleOp, SettleOutcome, SpendOutcome, Store, StoreError, Versioned,
+    WriteConflict, limit_reached, new_thresholds, refusal,
 };
 use crate::ledger::import::SpendRow;
 use crate::ledger::{LedgerLimits, RecordPage, RollupQuery, RollupRow, TimeRange};
@@ -593,7 +593,7 @@ impl Store for MemoryStore {
         rows: &[SpendRow],
         now_ms: i64,
         dedupe_ttl_ms: i64,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<SpendOutcome>, StoreError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         inner.sweep(now_ms);
@@ -608,12 +608,15 @@ impl Store for MemoryStore {
                 Some(Record::Settled { until_ms }) if *until_ms > now_ms
             );
             if seen {
-                out.push(false);
+                out.push(SpendOutcome::Duplicate);
                 continue;
             }
-            inner.put_record(rid, Record::Settled { until_ms });
-            inner.ledger.add_spend(r, now_ms);
-            out.push(true);
+            let outcome = SpendOutcome::of_new(r, &inner.ledger.limits, now_ms);
+            if outcome == SpendOutcome::Added {
+                inner.put_record(rid, Record::Settled { until_ms });
+                inner.ledger.add_spend(r, now_ms);
+            }
+            out.push(outcome);
         }
         Ok(out)
     }

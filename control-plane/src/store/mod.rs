@@ -173,6 +173,34 @@ pub struct SettleOp {
     pub ledger: Option<RequestRecord>,
 }
 
+/// What [`Store::import_spend`] did with a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendOutcome {
+    /// Added to the rollups now.
+    Added,
+    /// Imported before (same id): nothing added.
+    Duplicate,
+    /// Its day ended longer ago than the daily retention: every row it would add is already
+    /// past its retention, so nothing is written (not even its marker).
+    TooOld,
+}
+
+impl SpendOutcome {
+    /// The outcome of a row not imported before, by the store's retention.
+    pub fn of_new(row: &SpendRow, limits: &crate::ledger::LedgerLimits, now_ms: i64) -> Self {
+        let day = crate::ledger::Granularity::Day;
+        let kept_until = day
+            .bucket_start(row.bucket_start_ms)
+            .saturating_add(day.millis())
+            .saturating_add(limits.daily_retention_ms);
+        if kept_until <= now_ms {
+            SpendOutcome::TooOld
+        } else {
+            SpendOutcome::Added
+        }
+    }
+}
+
 /// A threshold crossed by a settlement: recorded once per window per budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AlertEvent {
@@ -368,13 +396,14 @@ pub trait Store: Send + Sync + 'static {
     /// request record and never touches a budget's counters. Per row, in order: `true` when
     /// added now. On an error some rows may have been added: a retry counts them as
     /// duplicates, never twice. Rows are visible to [`Store::rollups`] once this returns.
+    /// A row whose day is past the daily retention is not written ([`SpendOutcome::TooOld`]).
     async fn import_spend(
         &self,
         tag: &str,
         rows: &[SpendRow],
         now_ms: i64,
         dedupe_ttl_ms: i64,
-    ) -> Result<Vec<bool>, StoreError>;
+    ) -> Result<Vec<SpendOutcome>, StoreError>;
 
     /// The ledger's background work, run every second or so by the control plane (Redis:
     /// the rollup pass, which adds the records settled since the last pass to their rows

@@ -19,8 +19,8 @@ use crate::ledger::{RecordPage, RollupQuery, RollupRow, TimeRange};
 
 use super::{
     ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
-    ReserveOutcome, SETTLE_CHUNK, SettleOp, SettleOutcome, Store, StoreError, Versioned,
-    WriteConflict,
+    ReserveOutcome, SETTLE_CHUNK, SettleOp, SettleOutcome, SpendOutcome, Store, StoreError,
+    Versioned, WriteConflict,
 };
 
 mod conn;
@@ -561,7 +561,7 @@ impl Store for RedisStore {
         rows: &[SpendRow],
         now_ms: i64,
         dedupe_ttl_ms: i64,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<SpendOutcome>, StoreError> {
         self.write_spend(tag, rows, now_ms, dedupe_ttl_ms).await
     }
 

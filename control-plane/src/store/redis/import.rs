@@ -5,7 +5,7 @@
 
 use super::{RedisStore, int};
 use crate::ledger::import::SpendRow;
-use crate::store::StoreError;
+use crate::store::{SpendOutcome, StoreError};
 
 /// Most rollup row additions one script call's entry carries: the rollup pass counts an
 /// entry in one step, and its steps write about 512 rows (an hour row of three scopes adds
@@ -36,14 +36,27 @@ impl RedisStore {
         rows: &[SpendRow],
         now_ms: i64,
         dedupe_ttl_ms: i64,
-    ) -> Result<Vec<bool>, StoreError> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
+    ) -> Result<Vec<SpendOutcome>, StoreError> {
+        // Rows already past the daily retention are not written (their buckets would be
+        // dropped by their PEXPIREAT at once).
+        let mut out: Vec<SpendOutcome> = rows
+            .iter()
+            .map(|r| SpendOutcome::of_new(r, &self.ledger.limits, now_ms))
+            .collect();
+        let (fresh, at): (Vec<SpendRow>, Vec<usize>) = rows
+            .iter()
+            .zip(&out)
+            .enumerate()
+            .filter(|(_, (_, o))| **o == SpendOutcome::Added)
+            .map(|(i, (r, _))| (r.clone(), i))
+            .unzip();
+        if fresh.is_empty() {
+            return Ok(out);
         }
         // Listed before the entry exists, as a settle batch's tag is.
         self.list_ledger_tag(tag).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for chunk in chunks(rows) {
+        let mut added_all = Vec::with_capacity(fresh.len());
+        for chunk in chunks(&fresh) {
             let json = serde_json::to_string(chunk)
                 .map_err(|e| StoreError::Corrupt(format!("spend rows: {e}")))?;
             let mut inv = self.import.prepare_invoke();
@@ -63,7 +76,12 @@ impl RedisStore {
                     .ok_or_else(|| StoreError::Corrupt(format!("import: reply {dups:?}")))?;
                 *slot = false;
             }
-            out.extend(added);
+            added_all.extend(added);
+        }
+        for (i, added) in at.into_iter().zip(added_all) {
+            if !added && let Some(o) = out.get_mut(i) {
+                *o = SpendOutcome::Duplicate;
+            }
         }
         Ok(out)
     }

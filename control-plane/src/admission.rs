@@ -43,6 +43,9 @@ pub struct AdmissionSettings {
     pub dedupe_ttl_ms: i64,
     /// Whether settlements and refusals are written to the ledger.
     pub ledger: bool,
+    /// How long a lease lets its holder admit calls (docs/leases.md); it is released
+    /// `reservation_ttl_ms` after that, so that its last calls are covered as they settle.
+    pub lease_ttl_ms: i64,
 }
 
 impl Default for AdmissionSettings {
@@ -52,6 +55,7 @@ impl Default for AdmissionSettings {
             record_ttl_ms: 86_400_000,
             dedupe_ttl_ms: 3_600_000,
             ledger: true,
+            lease_ttl_ms: 30_000,
         }
     }
 }
@@ -188,7 +192,7 @@ fn priced(cost: Result<Cost, PricingError>) -> Option<i64> {
 }
 
 /// The price-table id of `model`, or the name as given when the table does not know it.
-fn model_id(snap: &Snapshot, model: &str) -> String {
+pub(crate) fn model_id(snap: &Snapshot, model: &str) -> String {
     snap.prices
         .resolve(model)
         .map_or_else(|| model.to_owned(), |m| m.id().to_owned())
@@ -197,7 +201,11 @@ fn model_id(snap: &Snapshot, model: &str) -> String {
 /// The budgets a call by `scopes` for `model` counts toward: a budget limited to a model
 /// counts every name of its family (`PriceTable::model_family`: dated snapshots, aliases,
 /// inference profiles); a model the table does not know counts only as itself.
-fn matching<'a>(snap: &'a Snapshot, scopes: &[Scope], model: &str) -> Vec<&'a Arc<Budget>> {
+pub(crate) fn matching<'a>(
+    snap: &'a Snapshot,
+    scopes: &[Scope],
+    model: &str,
+) -> Vec<&'a Arc<Budget>> {
     let mut family = snap.prices.model_family(model);
     if family.is_empty() {
         family.push(model);
@@ -566,6 +574,15 @@ impl Admission<'_> {
                     "must not be negative",
                 ));
             }
+            if let Some(id) = &s.lease_id {
+                crate::lease::check_lease_id(&format!("settlements[{i}].lease_id"), id)?;
+            }
+            if s.lease_usd.is_some_and(|u| u.nanos() < 0) {
+                return Err(invalid(
+                    format!("settlements[{i}].lease_usd"),
+                    "must not be negative",
+                ));
+            }
         }
         let mut out = SettleResponse::default();
         let mut raised = Vec::new();
@@ -576,10 +593,14 @@ impl Admission<'_> {
             .map(|s| self.settle_op(s))
             .collect();
         let outcomes = self.store.settle_many(&ops).await?;
+        let mut leased = Vec::new();
         for (outcome, s) in outcomes.into_iter().zip(&batch.settlements) {
             match outcome {
                 SettleOutcome::Applied { alerts } => {
                     out.applied += 1;
+                    if s.lease_id.is_some() {
+                        leased.push(s);
+                    }
                     if !s.reserved {
                         failed_open
                             .push(entry::sane_time(s.at_unix_ms, self.now.timestamp_millis()));
@@ -597,6 +618,9 @@ impl Admission<'_> {
                 }
                 SettleOutcome::Duplicate => out.duplicates += 1,
             }
+        }
+        if !leased.is_empty() {
+            self.take_settled(&leased).await;
         }
         Ok((out, raised, failed_open))
     }

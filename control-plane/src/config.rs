@@ -91,6 +91,8 @@ pub struct Config {
     pub reservation_ttl_secs: u64,
     /// How long a settled request id blocks replays.
     pub settle_dedupe_secs: u64,
+    /// How long a lease lets a filter VM admit calls on its own (docs/leases.md).
+    pub lease_ttl_secs: u64,
     /// How long a replica trusts its cached budgets before reloading them.
     pub budget_refresh_ms: u64,
     /// The spend history (`[ledger]`): docs/ledger.md.
@@ -170,6 +172,7 @@ impl Default for Config {
             body_limit_bytes: 1 << 20,
             reservation_ttl_secs: 600,
             settle_dedupe_secs: 3600,
+            lease_ttl_secs: 30,
             budget_refresh_ms: 1000,
             ledger: LedgerConfig::default(),
             alerts: DeliverySettings::default(),
@@ -352,6 +355,7 @@ impl Config {
             record_ttl_ms: reservation.saturating_mul(6).max(86_400_000),
             dedupe_ttl_ms: ms(self.settle_dedupe_secs.max(1)),
             ledger: self.ledger.enabled,
+            lease_ttl_ms: ms(self.lease_ttl_secs.max(1)),
         }
     }
 }

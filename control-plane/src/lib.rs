@@ -9,6 +9,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod lease;
 pub mod ledger;
 pub mod metrics;
 pub mod prices;

@@ -1,8 +1,8 @@
 //! The HTTP server: `run(listener, state, shutdown)` serves until `shutdown` resolves, then
 //! lets in-flight requests finish (tests bind port 0 and pass their own shutdown future).
 //! Alert delivery, the forecast refresh (gauges, run-out alerts), the anomaly detector and
-//! the ledger's upkeep (`Store::ledger_upkeep`, every second) run beside it as background
-//! tasks, stopped when serving ends.
+//! the ledger's upkeep (`Store::ledger_upkeep`, every second) and the lease sweep
+//! (`api::lease::start`) run beside it as background tasks, stopped when serving ends.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ pub async fn run(
     let forecasts = crate::api::forecasts::start(&state);
     let detector = crate::alerts::anomaly_task::start(&state);
     let upkeep = tokio::spawn(ledger_upkeep(state.store.clone()));
+    let lease_sweep = crate::api::lease::start(&state);
     let app = crate::api::router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -33,6 +34,7 @@ pub async fn run(
     }
     forecasts.abort();
     upkeep.abort();
+    lease_sweep.abort();
     served
 }
 

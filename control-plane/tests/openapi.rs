@@ -348,6 +348,108 @@ async fn every_operation_answers_as_the_document_says() {
         .await;
     assert_eq!(s, 400);
 
+    // Leases: grant, renew, a leased call's settle, the admin listing, return, and a 400.
+    let (s, _) = c
+        .call(
+            &app,
+            ADMIN,
+            M::POST,
+            "/v1/budgets",
+            "/v1/budgets",
+            Some(
+                json!({ "id": "leased", "scopes": ["team:l"], "limit_usd": "100",
+                "limit_requests": 1000, "period": "monthly", "lease": "5%" }),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let ask = json!({ "holder": "vm-1", "scopes": ["team:l"], "model": "gpt-4o-mini",
+        "provider": "openai", "at_unix_ms": 0 });
+    let (s, granted) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/lease",
+            "/v1/admission/lease",
+            Some(ask.clone()),
+        )
+        .await;
+    assert_eq!(s, 200, "{granted}");
+    let lease_id = granted["lease"]["lease_id"].clone();
+    let mut renew = ask.clone();
+    renew["lease_id"] = lease_id.clone();
+    let (s, renewed) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/lease",
+            "/v1/admission/lease",
+            Some(renew),
+        )
+        .await;
+    assert_eq!((s, &renewed["lease"]["lease_id"]), (200, &lease_id));
+    let mut leased = settlement("leased-1", &["team:l"], "gpt-4o-mini", 900, true);
+    leased["lease_id"] = lease_id.clone();
+    leased["lease_usd"] = json!(1_000);
+    leased["lease_tokens"] = json!(100);
+    let (s, _) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/settle",
+            "/v1/admission/settle",
+            Some(json!({ "settlements": [leased] })),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, listed) = c
+        .call(&app, ADMIN, M::GET, "/v1/leases", "/v1/leases", None)
+        .await;
+    assert_eq!(
+        (s, listed["outstanding"].as_u64()),
+        (200, Some(1)),
+        "{listed}"
+    );
+    let (s, back) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/lease/return",
+            "/v1/admission/lease/return",
+            Some(json!({ "lease_id": lease_id, "usd": 1_000, "requests": 1, "at_unix_ms": 0 })),
+        )
+        .await;
+    assert_eq!((s, back), (200, json!({ "known": true })));
+    let (s, _) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/lease",
+            "/v1/admission/lease",
+            Some(json!({ "holder": " ", "scopes": [], "model": "m", "provider": "p", "at_unix_ms": 0 })),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let (s, none) = c
+        .call(
+            &app,
+            DATAPLANE,
+            M::POST,
+            "/v1/admission/lease",
+            "/v1/admission/lease",
+            Some(
+                json!({ "holder": "vm-1", "scopes": ["team:nobody"], "model": "gpt-4o-mini",
+                "provider": "openai", "at_unix_ms": 0 }),
+            ),
+        )
+        .await;
+    assert_eq!((s, none), (200, json!({ "no_lease": "no_budget" })));
+
     // Prices.
     let (s, entry) = c
         .call(

@@ -164,6 +164,9 @@ fn this_release_settlement(i: u32) -> Settlement {
         }),
         cut_off: false,
         billed: None,
+        lease_id: None,
+        lease_usd: None,
+        lease_tokens: None,
     }
 }
 

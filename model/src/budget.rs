@@ -22,6 +22,73 @@ pub const MAX_BUDGET_ID_LEN: usize = 64;
 /// Threshold percentages used when a budget names none.
 pub const DEFAULT_THRESHOLDS_PCT: [u16; 4] = [50, 80, 90, 100];
 
+/// The share of each limit one lease carves when a budget does not say (`"1%"`).
+pub const DEFAULT_LEASE_BASIS_POINTS: u16 = 100;
+/// The largest share of a limit one lease may carve (`"25%"`).
+pub const MAX_LEASE_BASIS_POINTS: u16 = 2_500;
+
+/// How the control plane leases a budget to the filters (docs/leases.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseShare {
+    /// No leases: every call counting toward the budget is reserved on its own, and so are
+    /// the calls of every key this budget matches.
+    Exact,
+    /// Each lease carves this many hundredths of a percent of each of the budget's limits
+    /// (at least one unit of each).
+    BasisPoints(u16),
+}
+
+impl Default for LeaseShare {
+    fn default() -> Self {
+        LeaseShare::BasisPoints(DEFAULT_LEASE_BASIS_POINTS)
+    }
+}
+
+impl LeaseShare {
+    /// Reads `"exact"` or a percentage such as `"2%"` or `"0.5%"` (above 0, at most 25 %,
+    /// two decimal places at most).
+    pub fn parse(s: &str) -> Result<LeaseShare, String> {
+        if s == "exact" {
+            return Ok(LeaseShare::Exact);
+        }
+        let bad = || {
+            format!(
+                "{s:?} is neither \"exact\" nor a percentage such as \"2%\" (above 0, at most 25%, at most two decimals)"
+            )
+        };
+        let pct = s.strip_suffix('%').ok_or_else(bad)?;
+        let pct = Decimal::from_str(pct.trim()).map_err(|_| bad())?;
+        let bp = pct * Decimal::from(100);
+        if bp != bp.trunc() || bp <= Decimal::ZERO || bp > Decimal::from(MAX_LEASE_BASIS_POINTS) {
+            return Err(bad());
+        }
+        u16::try_from(bp.mantissa() / 10i128.pow(bp.scale()))
+            .map(LeaseShare::BasisPoints)
+            .map_err(|_| bad())
+    }
+
+    /// The setting as written (`"exact"`, `"2%"`, `"0.5%"`).
+    pub fn as_setting(self) -> String {
+        match self {
+            LeaseShare::Exact => "exact".to_owned(),
+            LeaseShare::BasisPoints(bp) => {
+                format!("{}%", (Decimal::from(bp) / Decimal::from(100)).normalize())
+            }
+        }
+    }
+
+    /// One lease's slice of `limit` (at least 1), or `None` for `Exact`.
+    pub fn slice_of(self, limit: i64) -> Option<i64> {
+        match self {
+            LeaseShare::Exact => None,
+            LeaseShare::BasisPoints(bp) => {
+                let slice = i128::from(limit) * i128::from(bp) / 10_000;
+                Some(i64::try_from(slice).unwrap_or(i64::MAX).max(1))
+            }
+        }
+    }
+}
+
 /// What happens to a request that would pass the limit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -92,6 +159,11 @@ pub struct BudgetSpec {
     /// (default: the control plane's `unknown_model` setting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_model: Option<UnknownModelPolicy>,
+    /// How much of each limit one lease to a filter VM carves: `"exact"` (no leases: every
+    /// call is reserved on its own) or a percentage, `"0.01%"` to `"25%"`. Unset: `"1%"`.
+    /// Leasing stops while less than two slices are left (docs/leases.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 fn default_timezone() -> String {
@@ -152,6 +224,8 @@ pub struct Budget {
     pub cutoff_mid_stream: bool,
     /// Unknown-model policy, when the budget sets its own.
     pub unknown_model: Option<UnknownModelPolicy>,
+    /// The lease setting, when the budget sets one (else [`LeaseShare::default`]).
+    pub lease: Option<LeaseShare>,
 }
 
 impl TryFrom<BudgetSpec> for Budget {
@@ -227,6 +301,12 @@ impl TryFrom<BudgetSpec> for Budget {
                 ));
             }
         }
+        let lease = spec
+            .lease
+            .as_deref()
+            .map(LeaseShare::parse)
+            .transpose()
+            .map_err(|e| err("lease", e))?;
         let thresholds: BTreeSet<u16> = spec.thresholds_pct.iter().copied().collect();
         if thresholds.iter().any(|&p| p == 0 || p > 1000) {
             return Err(err("thresholds_pct", "each percentage must be 1..=1000"));
@@ -247,6 +327,7 @@ impl TryFrom<BudgetSpec> for Budget {
             suspend_on_exceed: spec.suspend_on_exceed,
             cutoff_mid_stream: spec.cutoff_mid_stream,
             unknown_model: spec.unknown_model,
+            lease,
         })
     }
 }
@@ -269,6 +350,7 @@ impl From<&Budget> for BudgetSpec {
             suspend_on_exceed: b.suspend_on_exceed,
             cutoff_mid_stream: b.cutoff_mid_stream,
             unknown_model: b.unknown_model.clone(),
+            lease: b.lease.map(LeaseShare::as_setting),
         }
     }
 }
@@ -290,6 +372,11 @@ impl Budget {
         self.scopes
             .iter()
             .all(|s| s.kind() == ScopeKind::Global || request_scopes.contains(s))
+    }
+
+    /// How this budget is leased (its own setting, or the default share).
+    pub fn lease_share(&self) -> LeaseShare {
+        self.lease.unwrap_or_default()
     }
 
     /// The cheaper model a downgrade budget maps `model` to, if any.
@@ -376,6 +463,26 @@ mod tests {
                 r#"{"id":"a","scopes":["team:a"],"limit_usd":"1","period":"daily","thresholds_pct":[0]}"#,
                 "thresholds_pct",
             ),
+            (
+                r#"{"id":"a","scopes":["team:a"],"limit_usd":"1","period":"daily","lease":"26%"}"#,
+                "lease",
+            ),
+            (
+                r#"{"id":"a","scopes":["team:a"],"limit_usd":"1","period":"daily","lease":"0%"}"#,
+                "lease",
+            ),
+            (
+                r#"{"id":"a","scopes":["team:a"],"limit_usd":"1","period":"daily","lease":"0.001%"}"#,
+                "lease",
+            ),
+            (
+                r#"{"id":"a","scopes":["team:a"],"limit_usd":"1","period":"daily","lease":"2"}"#,
+                "lease",
+            ),
+            (
+                r#"{"id":"a","scopes":["team:a"],"limit_usd":"1","period":"daily","lease":"Exact"}"#,
+                "lease",
+            ),
         ];
         for (json, field) in cases {
             assert_eq!(spec(json).unwrap_err().field, field, "{json}");
@@ -407,8 +514,39 @@ mod tests {
     }
 
     #[test]
+    fn lease_settings_read_as_written_and_slice_each_limit() {
+        for (written, share) in [
+            ("exact", LeaseShare::Exact),
+            ("1%", LeaseShare::BasisPoints(100)),
+            ("0.5%", LeaseShare::BasisPoints(50)),
+            ("0.01%", LeaseShare::BasisPoints(1)),
+            ("25%", LeaseShare::BasisPoints(2_500)),
+        ] {
+            assert_eq!(LeaseShare::parse(written), Ok(share), "{written}");
+            assert_eq!(share.as_setting(), written);
+        }
+        assert_eq!(LeaseShare::parse("2.50%"), Ok(LeaseShare::BasisPoints(250)));
+        assert_eq!(LeaseShare::default().slice_of(1_000_000), Some(10_000));
+        assert_eq!(LeaseShare::BasisPoints(1_000).slice_of(100), Some(10));
+        // At least one unit, so a small request limit still leases one request at a time.
+        assert_eq!(LeaseShare::BasisPoints(100).slice_of(30), Some(1));
+        assert_eq!(LeaseShare::Exact.slice_of(100), None);
+        let b = spec(
+            r#"{"id":"a","scopes":["team:a"],"limit_usd":"1","period":"daily","lease":"exact"}"#,
+        )
+        .unwrap();
+        assert_eq!(b.lease_share(), LeaseShare::Exact);
+        let d = spec(r#"{"id":"a","scopes":["team:a"],"limit_usd":"1","period":"daily"}"#).unwrap();
+        assert_eq!(
+            d.lease_share(),
+            LeaseShare::BasisPoints(DEFAULT_LEASE_BASIS_POINTS)
+        );
+        assert_eq!(BudgetSpec::from(&d).lease, None);
+    }
+
+    #[test]
     fn spec_round_trips() {
-        let b = spec(r#"{"id":"a","scopes":["team:a"],"limit_usd":"12.25","period":{"seconds":60},"timezone":"Europe/Berlin","enforcement":{"downgrade":{"gpt-4o":"gpt-4o-mini"}},"thresholds_pct":[90,50,90]}"#).unwrap();
+        let b = spec(r#"{"id":"a","scopes":["team:a"],"limit_usd":"12.25","period":{"seconds":60},"timezone":"Europe/Berlin","enforcement":{"downgrade":{"gpt-4o":"gpt-4o-mini"}},"thresholds_pct":[90,50,90],"lease":"3%"}"#).unwrap();
         assert_eq!(b.downgrade_target("gpt-4o"), Some("gpt-4o-mini"));
         assert_eq!(b.thresholds_pct, vec![50, 90]);
         let again = Budget::try_from(BudgetSpec::from(&b)).unwrap();

@@ -77,10 +77,13 @@ pub struct Settings {
     /// (unset: the control plane's `unknown_model` setting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_model: Option<UnknownModelPolicy>,
+    /// Lease share (`"exact"` or a percentage; unset: `"1%"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 /// Field names of [`Settings`], as written in JSON (the order of a budget's `settings_from`).
-pub const SETTING_FIELDS: [&str; 11] = [
+pub const SETTING_FIELDS: [&str; 12] = [
     "limit_usd",
     "limit_tokens",
     "limit_requests",
@@ -92,6 +95,7 @@ pub const SETTING_FIELDS: [&str; 11] = [
     "suspend_on_exceed",
     "cutoff_mid_stream",
     "unknown_model",
+    "lease",
 ];
 
 /// A budget that takes its settings from a profile and overrides some.
@@ -151,6 +155,9 @@ pub struct ProfiledBudgetSpec {
     /// Override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unknown_model: Option<UnknownModelPolicy>,
+    /// Override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 impl ProfiledBudgetSpec {
@@ -168,6 +175,7 @@ impl ProfiledBudgetSpec {
             suspend_on_exceed: self.suspend_on_exceed,
             cutoff_mid_stream: self.cutoff_mid_stream,
             unknown_model: self.unknown_model.clone(),
+            lease: self.lease.clone(),
         }
     }
 }
@@ -234,6 +242,7 @@ pub fn resolve(
         cutoff_mid_stream: pick!(cutoff_mid_stream).unwrap_or_default(),
         // Unset in both: the service's policy applies.
         unknown_model: pick!(unknown_model),
+        lease: pick!(lease),
     };
     Ok((spec, from))
 }
@@ -263,6 +272,7 @@ impl ProfileSpec {
             suspend_on_exceed: None,
             cutoff_mid_stream: None,
             unknown_model: None,
+            lease: None,
         };
         let (spec, _) = resolve(&probe, &self.settings)?;
         Budget::try_from(spec).map(|_| ())

@@ -15,6 +15,12 @@
 pub mod v1 {
     use serde::{Deserialize, Serialize};
 
+    mod lease;
+    pub use lease::{
+        LEASE_PATH, LEASE_RETURN_PATH, Lease, LeaseRequest, LeaseResponse, LeaseReturn,
+        LeaseReturned, NoLeaseReason,
+    };
+
     use crate::money::NanoUsd;
     use crate::pricing::CostBreakdown;
     use crate::scope::{FailMode, Scope};
@@ -291,6 +297,19 @@ pub mod v1 {
         /// no usage as not billed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub billed: Option<bool>,
+        /// The lease the call was admitted from ([`Lease::lease_id`]), when the filter
+        /// admitted it locally instead of reserving it (send `reserved: true` with it: the
+        /// lease covered it). The control plane charges the call as usual (idempotently by
+        /// `request_id`) and takes what the call took from the lease off the lease's hold.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub lease_id: Option<String>,
+        /// What the call took from the lease's USD (its estimate at admission). Absent: its
+        /// `cost`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub lease_usd: Option<NanoUsd>,
+        /// What the call took from the lease's tokens. Absent: its usage's total tokens.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub lease_tokens: Option<u64>,
     }
 
     fn is_false(b: &bool) -> bool {
@@ -309,6 +328,10 @@ pub mod v1 {
                 breakdown: None,
                 cut_off: false,
                 billed: None,
+                // That release granted no lease, so none of its calls came from one.
+                lease_id: None,
+                lease_usd: None,
+                lease_tokens: None,
                 // The parts and fees this release reads are left out (that release refused
                 // them); the cost already charges them, and the parts stay in their totals.
                 usage: Usage {
@@ -508,6 +531,9 @@ pub mod v1 {
                 breakdown: None,
                 cut_off: false,
                 billed: Some(true),
+                lease_id: Some("0123456789abcdef0123456789abcdef@acme".into()),
+                lease_usd: Some(NanoUsd(2000)),
+                lease_tokens: Some(40),
             };
             let batch = SettleBatch {
                 settlements: vec![s],

@@ -25,7 +25,7 @@ fn outcome_label(r: &ReserveResponse) -> &'static str {
 }
 
 /// The admission step over this replica's store, its cached budgets and its clock.
-fn admission<'a>(state: &'a AppState, snap: &'a Snapshot) -> Admission<'a> {
+pub(super) fn admission<'a>(state: &'a AppState, snap: &'a Snapshot) -> Admission<'a> {
     Admission {
         store: state.store.as_ref(),
         snap,

@@ -9,6 +9,7 @@ pub mod emergency;
 pub mod error;
 pub mod forecasts;
 pub mod json;
+pub mod lease;
 pub mod ledger;
 pub mod ops;
 pub mod path;
@@ -37,6 +38,7 @@ use error::ApiError;
     info(title = "Tollgate control plane", description = "Budgets, prices and admission for LLM traffic. Money is integer nano-USD (1e-9 USD)."),
     paths(
         admission::reserve, admission::settle, admission::prices,
+        lease::lease, lease::return_lease, lease::list,
         budgets::create, budgets::list, budgets::get, budgets::update, budgets::delete,
         budgets::reset, budgets::reopen, budgets::usage,
         prices::put, prices::get, price_import::import,
@@ -50,7 +52,9 @@ use error::ApiError;
         ledger::records, ledger::rollups, ledger::import,
         forecasts::list, forecasts::get, recommendations::list,
     ),
-    components(schemas(ledger::ImportSummary, crate::ledger::RequestRecord,
+    components(schemas(lease::LeaseList, crate::store::LeaseView, crate::store::LeaseMeta,
+        crate::store::LeaseAmounts, tollgate_model::wire::v1::Lease,
+        tollgate_model::wire::v1::NoLeaseReason, ledger::ImportSummary, crate::ledger::RequestRecord,
         crate::ledger::RollupRow, crate::ledger::TokenCounts, crate::ledger::CostParts,
         crate::ledger::CallOutcome, crate::ledger::RecordSource, crate::ledger::Granularity,
         views::BudgetView, views::BudgetPage, views::UsageView, views::PriceView,
@@ -152,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/channels/{id}/test", post(channels::test))
         .route("/v1/audit", get(ops::audit))
+        .route("/v1/leases", get(lease::list))
         .route("/v1/ledger/records", get(ledger::records))
         .route("/v1/ledger/rollups", get(ledger::rollups))
         .route(
@@ -171,6 +176,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             tollgate_model::wire::v1::PRICES_PATH,
             get(admission::prices),
+        )
+        .route(tollgate_model::wire::v1::LEASE_PATH, post(lease::lease))
+        .route(
+            tollgate_model::wire::v1::LEASE_RETURN_PATH,
+            post(lease::return_lease),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -66,6 +66,8 @@ pub struct UsageView {
     pub reserved_tokens: i64,
     /// Requests admitted.
     pub requests: i64,
+    /// Requests held by leases, not yet taken by a settled call (docs/leases.md).
+    pub reserved_requests: i64,
     /// Alert thresholds crossed in this window, percent.
     pub thresholds_crossed: Vec<u16>,
     /// Closed by `suspend_on_exceed` until an admin reopens it.
@@ -95,6 +97,7 @@ impl UsageView {
             tokens: c.tokens,
             reserved_tokens: c.reserved_tokens,
             requests: c.requests,
+            reserved_requests: c.reserved_requests,
             thresholds_crossed: b
                 .thresholds_pct
                 .iter()

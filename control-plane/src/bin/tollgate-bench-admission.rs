@@ -106,6 +106,9 @@ fn settlement_in(id: &str, org: &str) -> SettleBatch {
             }),
             cut_off: false,
             billed: None,
+            lease_id: None,
+            lease_usd: None,
+            lease_tokens: None,
         }],
     }
 }

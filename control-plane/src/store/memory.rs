@@ -17,12 +17,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+mod lease;
 mod ledger;
 
 use super::{
-    ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
-    ReserveOutcome, SettleOp, SettleOutcome, SpendOutcome, Store, StoreError, Versioned,
-    WriteConflict, limit_reached, new_thresholds, refusal,
+    ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, LeaseAmounts, LeaseOp,
+    LeaseOutcome, LeaseTakeOp, LeaseView, Line, ReserveOp, ReserveOutcome, SettleOp,
+    SettleOutcome, SpendOutcome, Store, StoreError, Versioned, WriteConflict, limit_reached,
+    new_thresholds, refusal,
 };
 use crate::ledger::import::SpendRow;
 use crate::ledger::{LedgerLimits, RecordPage, RollupQuery, RollupRow, TimeRange};
@@ -132,6 +134,7 @@ struct Inner {
     alerts: HashMap<String, VecDeque<AlertEvent>>,
     ops: u64,
     ledger: ledger::MemLedger,
+    leases: lease::Leases,
     /// Last generation / hold sequence number handed out.
     seq: u64,
 }
@@ -158,6 +161,7 @@ impl Inner {
 
     fn sweep(&mut self, now_ms: i64) {
         self.release_expired(now_ms);
+        self.release_expired_leases(now_ms);
         while let Some(entry) = self.record_expiries.first_entry() {
             if entry.key().0 > now_ms {
                 break;
@@ -628,5 +632,23 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<RecordPage, StoreError> {
         self.lock().ledger.records(range, cursor, limit)
+    }
+
+    async fn lease(&self, op: &LeaseOp) -> Result<LeaseOutcome, StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(op.now_ms);
+        Ok(inner.lease(op))
+    }
+
+    async fn lease_take(&self, op: &LeaseTakeOp) -> Result<Option<LeaseAmounts>, StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(op.now_ms);
+        Ok(inner.lease_take(op))
+    }
+
+    async fn leases(&self, now_ms: i64) -> Result<Vec<LeaseView>, StoreError> {
+        let mut inner = self.lock();
+        inner.release_expired_leases(now_ms);
+        Ok(inner.lease_views())
     }
 }

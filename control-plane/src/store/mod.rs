@@ -7,8 +7,13 @@
 //! and reserves every line in one atomic step, so two concurrent requests can never both take
 //! the last dollar of a budget.
 
+pub mod lease;
 pub mod memory;
 pub mod redis;
+
+pub use lease::{
+    LeaseAmounts, LeaseMeta, LeaseOp, LeaseOutcome, LeaseTakeOp, LeaseView, lease_refusal,
+};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -86,6 +91,9 @@ pub struct Counters {
     pub reserved_tokens: i64,
     /// Requests admitted (counted at reservation, or at settlement when none was made).
     pub requests: i64,
+    /// Requests held by leases, not yet taken by a settled call (a leased call is counted
+    /// in `requests` when it settles, and taken off here then).
+    pub reserved_requests: i64,
     /// Highest alert threshold crossed in this window, percent (0 = none).
     pub threshold_pct: u16,
 }
@@ -422,6 +430,20 @@ pub trait Store: Send + Sync + 'static {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<RecordPage, StoreError>;
+
+    /// Grants a lease (`op.renew` false) or tops one up (true), checking and holding its
+    /// amounts on every line in one atomic step, as a reservation is held (docs/leases.md).
+    /// Leases whose release time has passed are released first (a few per call).
+    async fn lease(&self, op: &LeaseOp) -> Result<LeaseOutcome, StoreError>;
+
+    /// Takes `op.amounts` (each at most what the lease still holds) off a lease's hold on
+    /// its windows: what a settled leased call took, or (`op.returned`) what its holder gives
+    /// back, after which it is never topped up again. `None`: no such lease (released).
+    async fn lease_take(&self, op: &LeaseTakeOp) -> Result<Option<LeaseAmounts>, StoreError>;
+
+    /// Releases every lease whose release time is at or before `now_ms` (its hold comes off
+    /// its windows), then lists the leases outstanding, by tag then id.
+    async fn leases(&self, now_ms: i64) -> Result<Vec<LeaseView>, StoreError>;
 }
 
 /// Most settlements one store call groups (Redis: one script run, which blocks the server
@@ -469,7 +491,7 @@ pub(crate) fn refusal(line: &Line, c: &Counters, cost: i64, tokens: i64) -> Opti
             i128::from(used) + i128::from(reserved) + i128::from(add) > i128::from(l)
         })
     };
-    if over(c.requests, 0, 1, line.limit_requests) {
+    if over(c.requests, c.reserved_requests, 1, line.limit_requests) {
         Some(DenyReason::Requests)
     } else if over(c.spent_nanos, c.reserved_nanos, cost, line.limit_nanos) {
         Some(DenyReason::Usd)

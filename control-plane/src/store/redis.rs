@@ -18,9 +18,9 @@ use crate::ledger::import::SpendRow;
 use crate::ledger::{RecordPage, RollupQuery, RollupRow, TimeRange};
 
 use super::{
-    ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, Line, ReserveOp,
-    ReserveOutcome, SETTLE_CHUNK, SettleOp, SettleOutcome, SpendOutcome, Store, StoreError,
-    Versioned, WriteConflict,
+    ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, LeaseAmounts, LeaseOp,
+    LeaseOutcome, LeaseTakeOp, LeaseView, Line, ReserveOp, ReserveOutcome, SETTLE_CHUNK,
+    SettleOp, SettleOutcome, SpendOutcome, Store, StoreError, Versioned, WriteConflict,
 };
 
 mod conn;
@@ -38,6 +38,9 @@ const ROLLUP_LUA: &str = include_str!("redis/rollup.lua");
 const IMPORT_LUA: &str = include_str!("redis/import.lua");
 
 mod import;
+const LEASE_LUA: &str = include_str!("redis/lease.lua");
+
+mod lease;
 mod ledger;
 mod records;
 mod rollup;
@@ -68,6 +71,7 @@ pub struct RedisStore {
     rollup: Script,
     import: Script,
     docs: Script,
+    lease: Script,
     ledger: ledger::LedgerState,
     guard: health::Guard,
 }
@@ -117,6 +121,21 @@ fn counters_at(items: &[Value], at: usize) -> Option<Counters> {
         reserved_tokens: n(3)?,
         requests: n(4)?,
         threshold_pct: u16::try_from(n(5)?).ok()?,
+        reserved_requests: 0,
+    })
+}
+
+/// The counters lease.lua answers with a refusal: spent, rsv, tok, rtok, req, rreq.
+fn counters_at_lease(items: &[Value], at: usize) -> Option<Counters> {
+    let n = |i: usize| items.get(at + i).and_then(int);
+    Some(Counters {
+        spent_nanos: n(0)?,
+        reserved_nanos: n(1)?,
+        tokens: n(2)?,
+        reserved_tokens: n(3)?,
+        requests: n(4)?,
+        threshold_pct: 0,
+        reserved_requests: n(5)?,
     })
 }
 
@@ -165,6 +184,7 @@ impl RedisStore {
             rollup: Script::new(ROLLUP_LUA),
             import: Script::new(IMPORT_LUA),
             docs: Script::new(DOCS_LUA),
+            lease: Script::new(&format!("{COMMON_LUA}\n{LEASE_LUA}")),
             ledger: ledger::LedgerState::default(),
             guard: health::Guard::default(),
         })
@@ -577,6 +597,18 @@ impl Store for RedisStore {
     ) -> Result<RecordPage, StoreError> {
         self.read_records(range, cursor, limit).await
     }
+
+    async fn lease(&self, op: &LeaseOp) -> Result<LeaseOutcome, StoreError> {
+        self.grant_lease(op).await
+    }
+
+    async fn lease_take(&self, op: &LeaseTakeOp) -> Result<Option<LeaseAmounts>, StoreError> {
+        self.take_lease(op).await
+    }
+
+    async fn leases(&self, now_ms: i64) -> Result<Vec<LeaseView>, StoreError> {
+        self.list_leases(now_ms).await
+    }
 }
 
 impl RedisStore {
@@ -703,16 +735,17 @@ fn parse_doc(raw: &str) -> Result<Versioned, StoreError> {
     })
 }
 
-/// A window's value: six big-endian signed 64-bit fields `spent rsv tok rtok req thr`, written
-/// with BITFIELD (see common.lua); missing trailing bytes read as zero, as BITFIELD reads them.
+/// A window's value: seven big-endian signed 64-bit fields `spent rsv tok rtok req thr rreq`,
+/// written with BITFIELD (see common.lua); missing trailing bytes read as zero, as BITFIELD
+/// reads them (a value written before leases has six).
 fn parse_window(raw: &[u8]) -> Result<Counters, StoreError> {
-    if raw.len() > 48 {
+    if raw.len() > 56 {
         return Err(StoreError::Corrupt(format!(
             "window value of {} bytes",
             raw.len()
         )));
     }
-    let mut b = [0u8; 48];
+    let mut b = [0u8; 56];
     b[..raw.len()].copy_from_slice(raw);
     let f = |i: usize| {
         let mut x = [0u8; 8];
@@ -726,5 +759,6 @@ fn parse_window(raw: &[u8]) -> Result<Counters, StoreError> {
         reserved_tokens: f(3),
         requests: f(4),
         threshold_pct: u16::try_from(f(5)).unwrap_or(0),
+        reserved_requests: f(6),
     })
 }

@@ -165,6 +165,9 @@ impl Charge {
             breakdown: self.cost.as_ref().map(|c| c.breakdown),
             cut_off: self.cut_off,
             billed: Some(self.outcome.is_billed()),
+            lease_id: None,
+            lease_usd: None,
+            lease_tokens: None,
         })
     }
 }

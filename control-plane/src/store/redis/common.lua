@@ -4,13 +4,15 @@
 -- Redis CPU, each redis.call ~0.8-1 us, each string.format('%.0f') of a counter ~0.45 us and
 -- each tonumber of one ~0.15 us. So the scripts never format or parse a counter:
 --
--- A window is ONE string key holding six signed 64-bit big-endian integers, changed and read
--- with BITFIELD (one call per window, arguments passed as the ARGV strings they already
+-- A window is ONE string key holding seven signed 64-bit big-endian integers, changed and
+-- read with BITFIELD (one call per window, arguments passed as the ARGV strings they already
 -- are, results returned to Lua as numbers with no parsing):
 --   #0 spent (nanos)  #1 rsv (reserved nanos)  #2 tok  #3 rtok (reserved tokens)
 --   #4 req (requests) #5 thr (highest threshold crossed, percent)
--- A missing window reads as zeros. Every window that exists has req >= 1 or spent/tok > 0,
--- so "spent, tok and req all zero after an update" means the update created the key.
+--   #6 rreq (requests held by leases; lease.lua)
+-- A missing window reads as zeros (and a six-field value, written before leases, as rreq 0).
+-- Every window that exists has req >= 1, spent/tok > 0 or a lease's hold (rsv, rtok or
+-- rreq > 0), so all of them zero after an update means the update created the key.
 --
 -- Numbers: Lua numbers are doubles, exact for integers below 2^53. Limits are capped at
 -- 2^53 - 1 nano-USD by the API; Redis does the additions in 64-bit integers itself.
@@ -111,9 +113,11 @@ local function neg(x)
 end
 
 -- A window the last update created (it did not exist) is deleted again; negative holds
--- (a hold released from a window reset since) are clamped to zero.
+-- (a hold released from a window reset since) are clamped to zero. A window that only
+-- leases hold has no spend or request yet but holds something (#1, #3 or #6): it stays.
 local function tidy(w, spent, rsv, tok, rtok, req)
-  if spent == 0 and tok == 0 and req == 0 then
+  if spent == 0 and tok == 0 and req == 0 and rsv <= 0 and rtok <= 0
+    and redis.call('BITFIELD', w, 'GET', 'i64', '#6')[1] <= 0 then
     redis.call('DEL', w)
   elseif rsv < 0 or rtok < 0 then
     redis.call('BITFIELD', w, 'SET', 'i64', '#1', rsv < 0 and '0' or int(rsv),

@@ -48,13 +48,21 @@ for i = 1, #KEYS - 2 do
   local ln, lt, lr, flags = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local enforce, susp = flags == '1' or flags == '3', flags == '2' or flags == '3'
   local suspended = susp and redis.call('EXISTS', side_key(w, 'susp')) == 1
-  local c = redis.call('BITFIELD', w, 'OVERFLOW', 'SAT', 'GET', 'i64', '#0',
-    'INCRBY', 'i64', '#1', ARGV[2], 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[3],
-    'INCRBY', 'i64', '#4', '1')
+  local c
+  if lr == '' then
+    c = redis.call('BITFIELD', w, 'OVERFLOW', 'SAT', 'GET', 'i64', '#0',
+      'INCRBY', 'i64', '#1', ARGV[2], 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[3],
+      'INCRBY', 'i64', '#4', '1')
+  else
+    -- A request limit counts the requests leases hold too (#6), read only here.
+    c = redis.call('BITFIELD', w, 'OVERFLOW', 'SAT', 'GET', 'i64', '#0',
+      'INCRBY', 'i64', '#1', ARGV[2], 'GET', 'i64', '#2', 'INCRBY', 'i64', '#3', ARGV[3],
+      'INCRBY', 'i64', '#4', '1', 'GET', 'i64', '#6')
+  end
   local reason = nil
   if suspended then
     reason = 'suspended'
-  elseif lr ~= '' and c[5] > tonumber(lr) then
+  elseif lr ~= '' and c[5] + c[6] > tonumber(lr) then
     reason = 'requests'
   elseif ln ~= '' and c[1] + c[2] > tonumber(ln) then
     reason = 'usd'

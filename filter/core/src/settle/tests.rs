@@ -30,6 +30,9 @@ fn charge(id: u32) -> Settlement {
         }),
         cut_off: true,
         billed: Some(true),
+        lease_id: None,
+        lease_usd: None,
+        lease_tokens: None,
     }
 }
 

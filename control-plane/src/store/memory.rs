@@ -22,9 +22,9 @@ mod ledger;
 
 use super::{
     ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, LeaseAmounts, LeaseOp,
-    LeaseOutcome, LeaseTakeOp, LeaseView, Line, ReserveOp, ReserveOutcome, SettleOp,
-    SettleOutcome, SpendOutcome, Store, StoreError, Versioned, WriteConflict, limit_reached,
-    new_thresholds, refusal,
+    LeaseOutcome, LeaseTakeOp, LeaseView, Line, ReserveOp, ReserveOutcome, SettleOp, SettleOutcome,
+    SpendOutcome, Store, StoreError, Versioned, WriteConflict, limit_reached, new_thresholds,
+    refusal,
 };
 use crate::ledger::import::SpendRow;
 use crate::ledger::{LedgerLimits, RecordPage, RollupQuery, RollupRow, TimeRange};

@@ -19,8 +19,8 @@ use crate::ledger::{RecordPage, RollupQuery, RollupRow, TimeRange};
 
 use super::{
     ALERTS_CAP, AUDIT_CAP, AlertEvent, Collection, Counters, Expect, LeaseAmounts, LeaseOp,
-    LeaseOutcome, LeaseTakeOp, LeaseView, Line, ReserveOp, ReserveOutcome, SETTLE_CHUNK,
-    SettleOp, SettleOutcome, SpendOutcome, Store, StoreError, Versioned, WriteConflict,
+    LeaseOutcome, LeaseTakeOp, LeaseView, Line, ReserveOp, ReserveOutcome, SETTLE_CHUNK, SettleOp,
+    SettleOutcome, SpendOutcome, Store, StoreError, Versioned, WriteConflict,
 };
 
 mod conn;

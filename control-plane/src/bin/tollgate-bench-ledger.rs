@@ -2,10 +2,14 @@
 //! synthetic calls (30 days, 50 teams, 20 models, 3 providers; `ledger::synthetic`) through
 //! the store's settle path, then prints the load rate, Redis memory per million records, the
 //! full CSV export's rate and this process's peak RSS, settle throughput with the ledger on
-//! and off, and settle latency while an export runs against idle.
+//! and off (with the rollup pass's own rate beside), and settle latency while an export runs
+//! against idle.
 //!
 //! Run: `cargo run --release -p tollgate-control-plane --bin tollgate-bench-ledger
-//! [-- --records 1000000 --redis-server /usr/bin/redis-server]`
+//! [-- --records 1000000 --redis-server /usr/bin/redis-server]`. Flags for the throughput
+//! part alone (profiling, quick comparisons): `--settle-only` (no load, export or latency),
+//! `--rounds N` (off/on pairs, default 2), `--per-task N` (settlements per task and round,
+//! default 4096), `--ledger on|off` (only that side).
 
 // Rates and latencies are timing statistics, not money.
 #![allow(clippy::float_arithmetic)]
@@ -13,11 +17,12 @@
 mod bench_support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bench_support::{
-    REDIS_SERVER, RedisServer, arg, peak_rss_kb, process_cpu_us, redis_cpu_us, redis_used_memory,
-    wall_ms,
+    REDIS_SERVER, RedisServer, arg, flag, load_average, peak_rss_kb, process_cpu_us, redis_cpu_us,
+    redis_used_memory, wall_ms,
 };
 use tollgate_control_plane::ledger::export::{self, Format};
 use tollgate_control_plane::ledger::{TimeRange, synthetic};
@@ -54,6 +59,14 @@ fn settle_op(id: String, ledger: bool, now: i64, i: usize) -> SettleOp {
     op
 }
 
+/// One throughput run: settlements per second (all of their records counted when the ledger
+/// is on), and the rollup pass's own time in the run (the background passes and the final
+/// one), seconds.
+struct Run {
+    rate: f64,
+    pass_secs: f64,
+}
+
 /// Settles per second: `tasks` tasks, each `per_task` settlements in batches of 16 (task `t`
 /// in org `t % 5`). With the ledger on, the rollup pass runs beside them every second as
 /// the control plane runs it, and the time it then takes to count what is left is part of
@@ -64,9 +77,10 @@ async fn throughput(
     tag: &str,
     tasks: usize,
     per_task: usize,
-) -> f64 {
+) -> Run {
     let started = Instant::now();
-    let upkeep = ledger.then(|| spawn_upkeep(store.clone()));
+    let pass_us = Arc::new(AtomicU64::new(0));
+    let upkeep = ledger.then(|| spawn_upkeep(store.clone(), pass_us.clone()));
     let mut handles = Vec::new();
     for t in 0..tasks {
         let store = store.clone();
@@ -89,18 +103,29 @@ async fn throughput(
     }
     if let Some(u) = upkeep {
         u.abort();
-        let _ = store.ledger_upkeep().await;
+        timed_upkeep(store.as_ref(), &pass_us).await;
     }
-    (tasks * (per_task / 16) * 16) as f64 / started.elapsed().as_secs_f64()
+    Run {
+        rate: (tasks * (per_task / 16) * 16) as f64 / started.elapsed().as_secs_f64(),
+        pass_secs: pass_us.load(Ordering::Relaxed) as f64 / 1e6,
+    }
+}
+
+/// One rollup pass, its wall time added to `pass_us`.
+async fn timed_upkeep(store: &dyn Store, pass_us: &AtomicU64) {
+    let t = Instant::now();
+    let _ = store.ledger_upkeep().await;
+    let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+    pass_us.fetch_add(us, Ordering::Relaxed);
 }
 
 /// The control plane's ledger upkeep (the rollup pass), every second until aborted.
-fn spawn_upkeep(store: Arc<dyn Store>) -> tokio::task::JoinHandle<()> {
+fn spawn_upkeep(store: Arc<dyn Store>, pass_us: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            let _ = store.ledger_upkeep().await;
+            timed_upkeep(store.as_ref(), &pass_us).await;
         }
     })
 }
@@ -141,20 +166,30 @@ async fn export_all(store: &dyn Store, range: TimeRange) -> (u64, u64) {
     (n, bytes)
 }
 
-/// The machine's 1-minute load average (the figures are only comparable within a run).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 async fn run() -> Result<(), String> {
     let n: usize = arg("--records", 1_000_000);
     let server = RedisServer::start(&arg("--redis-server", REDIS_SERVER.to_owned()))?;
     let mut conn = server.connection()?;
     let store = server.store("tg", 5_000)?;
-    let before = redis_used_memory(&mut conn);
+    println!("load average at start: {}", load_average());
+    if flag("--settle-only") {
+        return settle_rounds(&store, &mut conn).await;
+    }
+    load_and_export(&store, &mut conn, n).await?;
+    settle_rounds(&store, &mut conn).await?;
+    settle_latency(&store).await;
+    println!("load average at end: {}", load_average());
+    Ok(())
+}
+
+/// Loads `n` synthetic calls, then prints the load rate, Redis memory per million records
+/// and the full CSV export's rate and peak RSS.
+async fn load_and_export(
+    store: &Arc<dyn Store>,
+    conn: &mut redis::Connection,
+    n: usize,
+) -> Result<(), String> {
+    let before = redis_used_memory(conn);
     let start = wall_ms() - synthetic::DAYS * 86_400_000;
     let t = Instant::now();
     // Four loaders, each a contiguous quarter (calls stay in time order per loader).
@@ -175,7 +210,7 @@ async fn run() -> Result<(), String> {
             Ok(())
         }));
     }
-    let upkeep = spawn_upkeep(store.clone());
+    let upkeep = spawn_upkeep(store.clone(), Arc::default());
     for l in loaders {
         l.await.map_err(|e| e.to_string())??;
     }
@@ -183,7 +218,7 @@ async fn run() -> Result<(), String> {
     // Loaded = every record counted in its rollups.
     store.ledger_upkeep().await.map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
-    let after = redis_used_memory(&mut conn);
+    let after = redis_used_memory(conn);
     println!(
         "load: {n} records in {load_s:.1} s = {:.0} records/s",
         n as f64 / load_s
@@ -195,11 +230,7 @@ async fn run() -> Result<(), String> {
     );
     let rss0 = peak_rss_kb();
     let t = Instant::now();
-    let range = TimeRange {
-        from_ms: 0,
-        to_ms: i64::MAX,
-    };
-    let (exported, bytes) = export_all(store.as_ref(), range).await;
+    let (exported, bytes) = export_all(store.as_ref(), EVERYTHING).await;
     let ex_s = t.elapsed().as_secs_f64();
     println!(
         "csv export: {exported} records, {} MB in {ex_s:.1} s = {:.0} records/s; peak RSS {} MB (before the export {} MB)",
@@ -208,45 +239,90 @@ async fn run() -> Result<(), String> {
         peak_rss_kb() >> 10,
         rss0 >> 10
     );
+    Ok(())
+}
+
+/// Every record.
+const EVERYTHING: TimeRange = TimeRange {
+    from_ms: 0,
+    to_ms: i64::MAX,
+};
+
+/// Settle throughput with the ledger off and on, alternated (`--rounds` pairs), with Redis's
+/// CPU and this process's per settlement and the rollup pass's own rate; then the means.
+async fn settle_rounds(store: &Arc<dyn Store>, conn: &mut redis::Connection) -> Result<(), String> {
+    let rounds: usize = arg("--rounds", 2);
+    let per_task: usize = arg("--per-task", 4_096);
+    let only: String = arg("--ledger", String::new());
+    let sides: Vec<bool> = match only.as_str() {
+        "on" => vec![true],
+        "off" => vec![false],
+        "" => vec![false, true],
+        other => return Err(format!("--ledger {other}: on or off")),
+    };
     // Off, on, off, on: the machine's load moves between runs; each run also prints
     // Redis's CPU time per settlement (the rollup pass included when on), which load
     // moves far less.
-    let per_run = 16.0 * 4_096.0;
+    let tasks = 16;
+    let per_run = (tasks * (per_task / 16) * 16) as f64;
     let mut off = Vec::new();
     let mut on = Vec::new();
-    for (round, ledger) in [false, true, false, true].into_iter().enumerate() {
-        let (cpu0, own0) = (redis_cpu_us(&mut conn), process_cpu_us());
-        let rate = throughput(store.clone(), ledger, &format!("r{round}"), 16, 4_096).await;
-        let cpu = (redis_cpu_us(&mut conn) - cpu0) / per_run;
-        let own = (process_cpu_us() - own0) / per_run;
-        println!(
-            "settle throughput, ledger {}: {rate:.0}/s, Redis CPU {cpu:.1} us per settlement, this process (client, rollup pass) {own:.1} us; load average {}",
-            if ledger { "on " } else { "off" },
-            load_average()
-        );
-        if ledger {
-            on.push((rate, cpu))
-        } else {
-            off.push((rate, cpu))
+    for round in 0..rounds {
+        for &ledger in &sides {
+            let (cpu0, own0) = (redis_cpu_us(conn), process_cpu_us());
+            let tag = format!("r{round}{}", u8::from(ledger));
+            let run = throughput(store.clone(), ledger, &tag, tasks, per_task).await;
+            let cpu = (redis_cpu_us(conn) - cpu0) / per_run;
+            let own = (process_cpu_us() - own0) / per_run;
+            let pass = if ledger {
+                format!(
+                    "; rollup pass {:.0} ms in all = {:.0} records/s while it runs ({:.1}x the settle rate)",
+                    run.pass_secs * 1e3,
+                    per_run / run.pass_secs,
+                    per_run / run.pass_secs / run.rate
+                )
+            } else {
+                String::new()
+            };
+            println!(
+                "settle throughput, ledger {}: {:.0}/s, Redis CPU {cpu:.1} us per settlement, this process (client, rollup pass) {own:.1} us{pass}; load average {}",
+                if ledger { "on " } else { "off" },
+                run.rate,
+                load_average()
+            );
+            if ledger {
+                on.push((run.rate, cpu, own))
+            } else {
+                off.push((run.rate, cpu, own))
+            }
         }
     }
-    let mean =
-        |v: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
+    if off.is_empty() || on.is_empty() {
+        return Ok(());
+    }
+    type Side = (f64, f64, f64);
+    let mean = |v: &[Side], f: fn(&Side) -> f64| v.iter().map(f).sum::<f64>() / v.len() as f64;
     let (off_rate, on_rate) = (mean(&off, |x| x.0), mean(&on, |x| x.0));
     let (off_cpu, on_cpu) = (mean(&off, |x| x.1), mean(&on, |x| x.1));
+    let (off_own, on_own) = (mean(&off, |x| x.2), mean(&on, |x| x.2));
     println!(
-        "settle throughput (16 tasks, batches of 16, means of 2): ledger off {off_rate:.0}/s, on {on_rate:.0}/s = {:.1} % fewer; Redis CPU per settlement off {off_cpu:.1} us, on {on_cpu:.1} us (+{:.0} %)",
+        "settle throughput ({tasks} tasks, batches of 16, means of {rounds}): ledger off {off_rate:.0}/s, on {on_rate:.0}/s = {:.1} % fewer; Redis CPU per settlement off {off_cpu:.1} us, on {on_cpu:.1} us (+{:.0} %); this process off {off_own:.1} us, on {on_own:.1} us",
         (1.0 - on_rate / off_rate) * 100.0,
         (on_cpu / off_cpu - 1.0) * 100.0
     );
-    // Settle latency with the rollup pass running beside, as in the control plane.
-    let upkeep = spawn_upkeep(store.clone());
+    Ok(())
+}
+
+/// Settle latency with the rollup pass running beside, as in the control plane: idle, then
+/// while full exports run back to back.
+async fn settle_latency(store: &Arc<dyn Store>) {
+    let upkeep = spawn_upkeep(store.clone(), Arc::default());
     let idle = latency(store.as_ref(), "idle", 2_000).await;
     let exporter = {
         let store = store.clone();
         tokio::spawn(async move {
             loop {
-                export_all(store.as_ref(), range).await;
+                export_all(store.as_ref(), EVERYTHING).await;
             }
         })
     };
@@ -257,7 +333,6 @@ async fn run() -> Result<(), String> {
         "settle latency p50/p99: idle {}/{} us, during a full export {}/{} us",
         idle.0, idle.1, busy.0, busy.1
     );
-    Ok(())
 }
 
 fn main() -> std::process::ExitCode {

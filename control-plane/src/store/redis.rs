@@ -44,6 +44,7 @@ mod lease;
 mod ledger;
 mod records;
 mod rollup;
+mod rollup_read;
 mod stored;
 const DOCS_LUA: &str = include_str!("redis/docs.lua");
 

@@ -18,7 +18,6 @@ use tollgate_model::scope::ScopeKind;
 
 use super::stored::{batch_elements, decode_record, encode_batch};
 use super::{RedisStore, text, unavailable};
-use crate::ledger::import::SpendRow;
 use crate::ledger::row::{self, VALUES, Values};
 use crate::ledger::{Granularity, LedgerLimits, RequestRecord, RollupQuery, RollupRow};
 use crate::store::{SettleOp, StoreError};
@@ -222,7 +221,7 @@ pub(super) fn entry(e: &Value) -> Option<(Id, Vec<Stored>)> {
         }
     }
     if spend {
-        // Imported spend rows (`entry_spend`): no records.
+        // Imported spend rows (read by the rollup pass: `rollup_read.rs`): no records.
         return Some((id, Vec::new()));
     }
     let read = |raw: &str| decode_record(raw, id.0).ok_or_else(|| raw.to_owned());
@@ -244,42 +243,6 @@ pub(super) fn entry(e: &Value) -> Option<(Id, Vec<Stored>)> {
         return Some((id, records));
     }
     Some((id, vec![(0, read(&single?))]))
-}
-
-/// The imported spend rows of an entry `Store::import_spend` wrote (field `h`: a JSON array
-/// of `SpendRow`; field `x`: the positions already imported before, left out); none for a
-/// settle batch's entry. `Err` holds the text this release cannot read.
-pub(super) fn entry_spend(e: &Value) -> Result<Vec<SpendRow>, String> {
-    let Value::Array(parts) = e else {
-        return Ok(Vec::new());
-    };
-    let Some(Value::Array(fields)) = parts.get(1) else {
-        return Ok(Vec::new());
-    };
-    let (mut rows, mut skip) = (None, None);
-    let mut it = fields.iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        match text(k).as_deref() {
-            Some("h") => rows = text(v),
-            Some("x") => skip = text(v),
-            _ => {}
-        }
-    }
-    let Some(raw) = rows else {
-        return Ok(Vec::new());
-    };
-    let all: Vec<SpendRow> = serde_json::from_str(&raw).map_err(|_| raw.clone())?;
-    let skipped: Vec<usize> = skip
-        .iter()
-        .flat_map(|x| x.split(','))
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    Ok(all
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| !skipped.contains(i))
-        .map(|(_, r)| r)
-        .collect())
 }
 
 /// A row's value: twelve big-endian i64 (the 11 amounts and the write count).

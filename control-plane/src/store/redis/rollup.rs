@@ -13,11 +13,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use redis::{AsyncCommands, Value};
 use tollgate_model::scope::{Scope, ScopeKind};
 
-use super::ledger::{Id, entry, entry_spend};
+use super::rollup_read::{RawEntry, View};
 use super::{RedisStore, text, unavailable};
 use crate::ledger::import::SpendRow;
 use crate::ledger::row::{self, VALUES, Values};
-use crate::ledger::{Granularity, LedgerLimits, RequestRecord};
+use crate::ledger::{Granularity, LedgerLimits};
 use crate::store::StoreError;
 
 /// Entries read per step (an entry holds a settle batch: 1 to 16 records).
@@ -39,44 +39,8 @@ const STEPS_PER_PASS: usize = 1_000;
 /// project rows beside them).
 type Bucket = (Granularity, i64, ScopeKind);
 
-/// A record's row: its scope's kind and its field.
-type Field = (ScopeKind, String);
-
 /// A bucket of a step: its key and its rows' fields with what the step adds to each.
 type BucketRows = (Bucket, String, Vec<(String, Values)>);
-
-/// An entry read and not counted yet: its id, what its readable records (or imported spend
-/// rows) add, and how many records it holds (readable or not: what the stream's count limit
-/// counts; an entry of imported rows holds none).
-type Read = (String, Id, Vec<Addition>, u64);
-
-/// What one record, or one imported spend row (`Store::import_spend`), adds: the same
-/// values to each of its rows, in its hour and in its day.
-struct Addition {
-    /// (bucket, values added to each field there).
-    adds: Vec<(Granularity, i64, Values)>,
-    fields: Vec<Field>,
-}
-
-impl Addition {
-    fn of_record(r: &RequestRecord) -> Addition {
-        let v = row::values_of(r);
-        Addition {
-            adds: times_of(r)
-                .iter()
-                .map(|&(g, start)| (g, start, v))
-                .collect(),
-            fields: fields_of(r),
-        }
-    }
-
-    fn of_spend(r: &SpendRow) -> Addition {
-        Addition {
-            adds: r.additions(),
-            fields: r.fields().into_iter().map(|(s, f)| (s.kind(), f)).collect(),
-        }
-    }
-}
 
 /// A pass over one tag's stream: the cursor as this pass knows it (`"<entry id>
 /// <records counted>"`, or a bare entry id from a release before batch entries), and the
@@ -86,7 +50,7 @@ impl Addition {
 struct Pass {
     started: bool,
     cursor: Option<String>,
-    read: VecDeque<Read>,
+    read: VecDeque<RawEntry>,
     read_to: Option<String>,
     at_end: bool,
 }
@@ -112,64 +76,203 @@ enum Step {
     Moved,
 }
 
-/// The rows one run of records adds to, by bucket then row field.
+/// The row identities a step has met, by number, so that a record adds to its rows with
+/// integer lookups and a row's field text is built once per step, not once per record.
+/// Kept per step: its size is bounded by the step's rows.
 #[derive(Default)]
-struct Delta {
-    buckets: BTreeMap<Bucket, HashMap<String, Values>>,
-    rows: usize,
+struct Names {
+    /// A scope as stored → its number (`None`: not a scope; its record is unreadable).
+    scope_ids: HashMap<String, Option<u32>>,
+    /// By number: the scope's kind and its text (`Scope`'s `Display`).
+    scopes: Vec<(ScopeKind, String)>,
+    /// `<provider>\t<model>` → number.
+    pm_ids: HashMap<String, u32>,
+    /// By number: `<provider>\t<model>`.
+    pms: Vec<String>,
+    /// A buffer for the lookups.
+    buf: String,
 }
 
-impl Delta {
-    /// The rows `a` adds to that are not in the delta yet.
-    fn new_rows(&self, a: &Addition) -> usize {
-        a.adds
-            .iter()
-            .flat_map(|&(g, start, _)| {
-                a.fields.iter().filter(move |(kind, f)| {
-                    self.buckets
-                        .get(&(g, start, *kind))
-                        .is_none_or(|rows| !rows.contains_key(f))
-                })
-            })
-            .count()
-    }
-
-    fn add(&mut self, a: &Addition) {
-        for (g, start, v) in &a.adds {
-            for (kind, f) in &a.fields {
-                let rows = self.buckets.entry((*g, *start, *kind)).or_default();
-                match rows.get_mut(f) {
-                    Some(sum) => row::add(sum, v),
-                    None => {
-                        rows.insert(f.clone(), *v);
-                        self.rows += 1;
-                    }
+impl Names {
+    fn scope(&mut self, raw: &str) -> Option<u32> {
+        if let Some(id) = self.scope_ids.get(raw) {
+            return *id;
+        }
+        let id = raw.parse::<Scope>().ok().map(|s| {
+            // Two spellings of one scope (`global`, `global:`) share a number.
+            let text = s.to_string();
+            match self.scopes.iter().position(|(_, t)| *t == text) {
+                Some(i) => i as u32,
+                None => {
+                    self.scopes.push((s.kind(), text));
+                    (self.scopes.len() - 1) as u32
                 }
             }
+        });
+        self.scope_ids.insert(raw.to_owned(), id);
+        id
+    }
+
+    fn provider_model(&mut self, provider: &str, model: &str) -> u32 {
+        self.buf.clear();
+        self.buf.push_str(provider);
+        self.buf.push('\t');
+        self.buf.push_str(model);
+        if let Some(id) = self.pm_ids.get(self.buf.as_str()) {
+            return *id;
+        }
+        self.pms.push(self.buf.clone());
+        let id = (self.pms.len() - 1) as u32;
+        self.pm_ids.insert(self.buf.clone(), id);
+        id
+    }
+
+    /// A record's rows: its scopes' numbers (each distinct scope of the call, then `global`
+    /// once, as `row::scopes_of`) appended to `scopes`, and its provider and model's number;
+    /// `None` when a scope is unreadable (the record adds to no row, as an export cannot
+    /// read it either).
+    fn rows_of(&mut self, v: &View<'_>, scopes: &mut Vec<u32>) -> Option<u32> {
+        let from = scopes.len();
+        for s in &v.scopes {
+            let Some(id) = self.scope(&s.0) else {
+                scopes.truncate(from);
+                return None;
+            };
+            if self.scopes[id as usize].0 != ScopeKind::Global && !scopes[from..].contains(&id) {
+                scopes.push(id);
+            }
+        }
+        scopes.push(self.scope("global")?);
+        Some(self.provider_model(&v.provider.0, &v.charged_model.0))
+    }
+
+    /// An imported spend row's rows, as [`Names::rows_of`] (its scopes are checked already).
+    fn rows_of_spend(&mut self, r: &SpendRow, scopes: &mut Vec<u32>) -> u32 {
+        for s in r.row_scopes() {
+            if let Some(id) = self.scope(&s.to_string()) {
+                scopes.push(id);
+            }
+        }
+        self.provider_model(&r.provider, &r.model)
+    }
+
+    /// A row's field (`row::field`).
+    fn field(&self, scope: u32, pm: u32) -> String {
+        let s = &self.scopes[scope as usize].1;
+        let pm = &self.pms[pm as usize];
+        let mut f = String::with_capacity(s.len() + 1 + pm.len());
+        f.push_str(s);
+        f.push('\t');
+        f.push_str(pm);
+        f
+    }
+}
+
+/// A row of a step: its granularity, bucket start, scope and provider-model numbers.
+type RowKey = (Granularity, i64, u32, u32);
+
+/// What a record or an imported spend row adds, bucket by bucket (the same to each of its
+/// rows there).
+enum Adds {
+    /// A record: its values, in its hour and in its day.
+    Record([(Granularity, i64); 2], Values),
+    /// An imported spend row (`SpendRow::additions`).
+    Spend(Vec<(Granularity, i64, Values)>),
+}
+
+impl Adds {
+    fn each(&self) -> impl Iterator<Item = (Granularity, i64, &Values)> + '_ {
+        let (record, spend) = match self {
+            Adds::Record(times, v) => (Some(times.iter().map(move |&(g, s)| (g, s, v))), None),
+            Adds::Spend(all) => (None, Some(all.iter().map(|(g, s, v)| (*g, *s, v)))),
+        };
+        record
+            .into_iter()
+            .flatten()
+            .chain(spend.into_iter().flatten())
+    }
+
+    fn buckets(&self) -> usize {
+        match self {
+            Adds::Record(times, _) => times.len(),
+            Adds::Spend(all) => all.len(),
         }
     }
 }
 
+/// A record (or imported spend row) resolved to its rows: what it adds, its
+/// provider-model, and its scopes' range in the entry's list of scope numbers.
+struct Resolved {
+    adds: Adds,
+    pm: u32,
+    scopes: std::ops::Range<usize>,
+}
+
+/// The rows one run of records adds to.
+#[derive(Default)]
+struct Delta {
+    rows: HashMap<RowKey, Values>,
+}
+
+impl Delta {
+    /// The rows the records add to that are not in the delta yet (an upper bound while the
+    /// delta is far from `limit`, exact near it).
+    fn new_rows(&self, records: &[Resolved], scopes: &[u32], limit: usize) -> usize {
+        let most: usize = records
+            .iter()
+            .map(|r| r.adds.buckets() * r.scopes.len())
+            .sum();
+        if self.rows.len() + most <= limit {
+            return most;
+        }
+        records
+            .iter()
+            .flat_map(|r| {
+                r.adds.each().flat_map(move |(g, start, _)| {
+                    scopes[r.scopes.clone()]
+                        .iter()
+                        .map(move |&s| (g, start, s, r.pm))
+                })
+            })
+            .filter(|k| !self.rows.contains_key(k))
+            .count()
+    }
+
+    fn add(&mut self, records: &[Resolved], scopes: &[u32]) {
+        for r in records {
+            for (g, start, v) in r.adds.each() {
+                for &s in &scopes[r.scopes.clone()] {
+                    self.rows
+                        .entry((g, start, s, r.pm))
+                        .and_modify(|sum| row::add(sum, v))
+                        .or_insert(*v);
+                }
+            }
+        }
+    }
+
+    /// The rows by bucket hash, each with its field.
+    fn by_bucket(self, names: &Names) -> BTreeMap<Bucket, Vec<(String, Values)>> {
+        let mut out: BTreeMap<Bucket, Vec<(String, Values)>> = BTreeMap::new();
+        for ((g, start, s, pm), v) in self.rows {
+            let kind = names.scopes[s as usize].0;
+            out.entry((g, start, kind))
+                .or_default()
+                .push((names.field(s, pm), v));
+        }
+        out
+    }
+}
+
 /// The hour and the day a record counts in (by its end).
-fn times_of(r: &RequestRecord) -> [(Granularity, i64); 2] {
+fn times_of(ended_at_ms: i64) -> [(Granularity, i64); 2] {
     [
         (
             Granularity::Hour,
-            Granularity::Hour.bucket_start(r.ended_at_ms),
+            Granularity::Hour.bucket_start(ended_at_ms),
         ),
-        (
-            Granularity::Day,
-            Granularity::Day.bucket_start(r.ended_at_ms),
-        ),
+        (Granularity::Day, Granularity::Day.bucket_start(ended_at_ms)),
     ]
-}
-
-/// The row fields of a record: one per scope of the call, and `global`.
-fn fields_of(r: &RequestRecord) -> Vec<Field> {
-    row::scopes_of(r)
-        .iter()
-        .map(|s: &Scope| (s.kind(), row::field(s, &r.provider, &r.charged_model)))
-        .collect()
 }
 
 /// When a bucket's hash expires: its end plus its granularity's retention.
@@ -233,33 +336,15 @@ impl RedisStore {
             return Err(StoreError::Corrupt(format!("XRANGE reply {reply:?}")));
         };
         pass.at_end = entries.len() < READ;
-        for e in &entries {
-            let Some((id, stored)) = entry(e) else {
-                return Err(StoreError::Corrupt(format!("stream entry {e:?}")));
+        for e in entries {
+            let Some(entry) = RawEntry::from_value(e) else {
+                return Err(StoreError::Corrupt(format!(
+                    "{stream}: the entry after {} is no ledger entry",
+                    pass.read_to.as_deref().unwrap_or("the cursor")
+                )));
             };
-            let id_text = format!("{}-{}", id.0, id.1);
-            let held = stored.len() as u64;
-            let mut records: Vec<Addition> = match entry_spend(e) {
-                Ok(rows) => rows.iter().map(Addition::of_spend).collect(),
-                // Rows this release cannot read add to nothing (logged once, here).
-                Err(raw) => {
-                    tracing::warn!(tag = stream, id = %id_text, raw, "imported spend rows not rolled up: unreadable");
-                    Vec::new()
-                }
-            };
-            records.reserve(stored.len());
-            for (pos, r) in stored {
-                match r {
-                    Ok(r) => records.push(Addition::of_record(&r)),
-                    // A record this release cannot read adds to no row (it still exports as
-                    // it is).
-                    Err(_) => {
-                        tracing::warn!(tag = stream, id = %id_text, pos, "ledger record not rolled up: unreadable");
-                    }
-                }
-            }
-            pass.read_to = Some(id_text.clone());
-            pass.read.push_back((id_text, id, records, held));
+            pass.read_to = Some(entry.id_text.clone());
+            pass.read.push_back(entry);
         }
         Ok(())
     }
@@ -276,27 +361,69 @@ impl RedisStore {
             self.read_more(&stream, pass).await?;
         }
         let mut delta = Delta::default();
+        let mut names = Names::default();
         let mut last: Option<String> = None;
         let (_, mut counted) = pass.cursor();
         let every = self.ledger.limits.records_max.div_ceil(MARKS).max(1);
         let mut marks: Vec<String> = Vec::new();
-        while let Some((id, (ms, seq), records, held)) = pass.read.front() {
-            if last.is_some() {
-                let new: usize = records.iter().map(|a| delta.new_rows(a)).sum();
-                if delta.rows + new > ROWS_PER_STEP {
-                    break;
+        let mut records: Vec<Resolved> = Vec::new();
+        let mut scopes: Vec<u32> = Vec::new();
+        let mut unreadable: Vec<usize> = Vec::new();
+        while let Some(e) = pass.read.front() {
+            let views = e.views();
+            let held = views.len() as u64;
+            records.clear();
+            scopes.clear();
+            unreadable.clear();
+            for (pos, v) in views.iter().enumerate() {
+                let from = scopes.len();
+                match v
+                    .as_ref()
+                    .and_then(|v| Some((v, names.rows_of(v, &mut scopes)?)))
+                {
+                    Some((v, pm)) => records.push(Resolved {
+                        adds: Adds::Record(times_of(v.ended_at_ms), v.values),
+                        pm,
+                        scopes: from..scopes.len(),
+                    }),
+                    None => unreadable.push(pos),
                 }
             }
-            for a in records {
-                delta.add(a);
+            // An entry of imported spend rows (`Store::import_spend`) holds no records.
+            let spend = e.spend_rows();
+            for r in spend.as_deref().unwrap_or_default() {
+                let from = scopes.len();
+                let pm = names.rows_of_spend(r, &mut scopes);
+                records.push(Resolved {
+                    adds: Adds::Spend(r.additions()),
+                    pm,
+                    scopes: from..scopes.len(),
+                });
+            }
+            if last.is_some()
+                && delta.rows.len() + delta.new_rows(&records, &scopes, ROWS_PER_STEP)
+                    > ROWS_PER_STEP
+            {
+                break;
+            }
+            delta.add(&records, &scopes);
+            for pos in &unreadable {
+                // A record this release cannot read adds to no row (an export cannot read
+                // it either).
+                tracing::warn!(tag = stream, id = %e.id_text, pos, "ledger record not rolled up: unreadable");
+            }
+            if let Err(raw) = spend {
+                // Rows this release cannot read add to nothing.
+                tracing::warn!(tag = stream, id = %e.id_text, raw, "imported spend rows not rolled up: unreadable");
             }
             let before = counted;
-            counted = counted.saturating_add(*held);
+            counted = counted.saturating_add(held);
             if counted / every > before / every {
                 // Every entry up to this one is counted: the id right after it.
+                let (ms, seq) = e.id;
                 marks.push(format!("{counted} {ms}-{}", seq.saturating_add(1)));
             }
-            last = Some(id.clone());
+            last = Some(e.id_text.clone());
             pass.read.pop_front();
         }
         let Some(last) = last else {
@@ -306,7 +433,7 @@ impl RedisStore {
         let cursor = pass.cursor.replace(format!("{last} {counted}"));
         // The rows' current values, then their new ones.
         let buckets: Vec<BucketRows> = delta
-            .buckets
+            .by_bucket(&names)
             .into_iter()
             .map(|(b, rows)| {
                 (

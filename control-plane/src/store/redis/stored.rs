@@ -1,7 +1,8 @@
 //! A ledger record as the Redis stream keeps it: a JSON array, positions fixed, so a record
-//! costs its values and not its field names. Written and read with serde directly (no
-//! `serde_json::Value` tree): the settle path encodes every record and the rollup pass and
-//! exports decode every one, so the codec is on the ledger's hot path.
+//! costs its values and not its field names. Written directly into a buffer (every settlement
+//! with the ledger on encodes its record) and read with serde without a `serde_json::Value`
+//! tree (exports decode every record; the rollup pass reads a lighter view of each:
+//! `rollup_read.rs`), so the codec is on the ledger's hot path.
 //!
 //! Positions: version `1`, request id, start ms, end ms, scopes, provider, api, requested
 //! model, charged model, the 8 token counts, cost nanos, breakdown (9 parts) or null,
@@ -13,20 +14,16 @@
 use std::fmt;
 
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
-use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
-use tollgate_model::scope::Scope;
+use tollgate_model::scope::{Scope, ScopeKind};
 use tollgate_model::wire::v1::DenyReason;
 
 use crate::ledger::{CallOutcome, CostParts, RecordSource, RequestRecord, TokenCounts};
 
 /// Version of the stored record form (its first element).
 const STORED_V1: i64 = 1;
-
-/// A record to store, borrowed.
-struct Stored<'a>(&'a RequestRecord);
 
 fn parts(b: &CostParts) -> [i64; 9] {
     [
@@ -42,28 +39,91 @@ fn parts(b: &CostParts) -> [i64; 9] {
     ]
 }
 
-impl Serialize for Stored<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
-        let mut t = s.serialize_seq(Some(17))?;
-        t.serialize_element(&STORED_V1)?;
-        t.serialize_element(&r.request_id)?;
-        t.serialize_element(&r.started_at_ms)?;
-        t.serialize_element(&r.ended_at_ms)?;
-        t.serialize_element(&r.scopes)?;
-        t.serialize_element(&r.provider)?;
-        t.serialize_element(&r.api)?;
-        t.serialize_element(&r.requested_model)?;
-        t.serialize_element(&r.charged_model)?;
-        t.serialize_element(&r.tokens.to_array())?;
-        t.serialize_element(&r.cost_nanos)?;
-        t.serialize_element(&r.breakdown.as_ref().map(parts))?;
-        t.serialize_element(&r.estimated)?;
-        t.serialize_element(&r.outcome)?;
-        t.serialize_element(&r.deny_reason)?;
-        t.serialize_element(&r.budget_id)?;
-        t.serialize_element(&r.source)?;
-        t.end()
+/// Appends JSON to a buffer. Every settlement with the ledger on encodes its record here, so
+/// the stored form is written directly rather than through serde's sequence machinery (and
+/// a scope through `Display`, as serde writes it): about a third of the cost. Numbers,
+/// strings and enum names still go through `serde_json`'s own writers.
+struct Out(Vec<u8>);
+
+impl Out {
+    fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    /// A serde value: a number, an escaped string, an enum's name. Writing to a Vec cannot
+    /// fail.
+    fn value<T: Serialize + ?Sized>(&mut self, v: &T) {
+        let _ = serde_json::to_writer(&mut self.0, v);
+    }
+
+    fn ints(&mut self, v: &[i64]) {
+        self.0.push(b'[');
+        for (i, x) in v.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.value(x);
+        }
+        self.0.push(b']');
+    }
+
+    /// A scope as its string `kind:value` (or `global`).
+    fn scope(&mut self, s: &Scope) {
+        let v = s.value();
+        if s.kind() == ScopeKind::Global {
+            self.raw("\"global\"");
+        } else if v.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+            self.value(&s.to_string());
+        } else {
+            self.0.push(b'"');
+            self.raw(s.kind().as_str());
+            self.0.push(b':');
+            self.raw(v);
+            self.0.push(b'"');
+        }
+    }
+
+    /// One record in its stored form (the positions above).
+    fn record(&mut self, r: &RequestRecord) {
+        self.raw("[1,");
+        self.value(&r.request_id);
+        self.0.push(b',');
+        self.value(&r.started_at_ms);
+        self.0.push(b',');
+        self.value(&r.ended_at_ms);
+        self.raw(",[");
+        for (i, s) in r.scopes.iter().enumerate() {
+            if i > 0 {
+                self.0.push(b',');
+            }
+            self.scope(s);
+        }
+        self.raw("],");
+        self.value(&r.provider);
+        self.0.push(b',');
+        self.value(&r.api);
+        self.0.push(b',');
+        self.value(&r.requested_model);
+        self.0.push(b',');
+        self.value(&r.charged_model);
+        self.0.push(b',');
+        self.ints(&r.tokens.to_array());
+        self.0.push(b',');
+        self.value(&r.cost_nanos);
+        self.0.push(b',');
+        match &r.breakdown {
+            Some(b) => self.ints(&parts(b)),
+            None => self.raw("null"),
+        }
+        self.raw(if r.estimated { ",true," } else { ",false," });
+        self.value(&r.outcome);
+        self.0.push(b',');
+        self.value(&r.deny_reason);
+        self.0.push(b',');
+        self.value(&r.budget_id);
+        self.0.push(b',');
+        self.value(&r.source);
+        self.0.push(b']');
     }
 }
 
@@ -74,8 +134,19 @@ pub(super) fn encode_batch(records: &[Option<&RequestRecord>]) -> Option<String>
     if records.iter().all(Option::is_none) {
         return None;
     }
-    let stored: Vec<Option<Stored<'_>>> = records.iter().map(|r| r.map(Stored)).collect();
-    serde_json::to_string(&stored).ok()
+    let mut out = Out(Vec::with_capacity(256 * records.len()));
+    out.0.push(b'[');
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.0.push(b',');
+        }
+        match r {
+            Some(r) => out.record(r),
+            None => out.raw("null"),
+        }
+    }
+    out.0.push(b']');
+    String::from_utf8(out.0).ok()
 }
 
 /// One stored record read back: `None` when it is of another version.
@@ -234,6 +305,73 @@ mod tests {
             }
         );
         assert_eq!(encode_batch(&[None, None]), None);
+    }
+
+    #[test]
+    fn the_written_form_is_the_json_array_of_the_documented_positions() {
+        // Strings that need escaping, a scope value with a quote, a denial.
+        let r = RequestRecord {
+            request_id: "r\"1\u{e9}\n".into(),
+            scopes: vec![
+                "org:a".parse().unwrap(),
+                "tag:q\"x\\".parse().unwrap(),
+                Scope::global(),
+            ],
+            api: None,
+            breakdown: None,
+            outcome: CallOutcome::Denied,
+            deny_reason: Some(DenyReason::UnknownModel),
+            budget_id: None,
+            source: RecordSource::Live,
+            charged_model: "m\t2".into(),
+            ..record()
+        };
+        let want = serde_json::json!([
+            [
+                1,
+                "r1",
+                1,
+                2,
+                ["org:a", "team:b"],
+                "openai",
+                "chat_completions",
+                "gpt-4o",
+                "gpt-4o-mini",
+                [1, 2, 3, 4, 5, 6, 7, 8],
+                99,
+                [90, 0, 0, 0, 9, 0, 0, 0, 0],
+                true,
+                "downgraded",
+                null,
+                "b1",
+                "import"
+            ],
+            null,
+            [
+                1,
+                "r\"1\u{e9}\n",
+                1,
+                2,
+                ["org:a", "tag:q\"x\\", "global"],
+                "openai",
+                null,
+                "gpt-4o",
+                "m\t2",
+                [1, 2, 3, 4, 5, 6, 7, 8],
+                99,
+                null,
+                true,
+                "denied",
+                "unknown_model",
+                null,
+                "live"
+            ]
+        ]);
+        let raw = encode_batch(&[Some(&record()), None, Some(&r)]).unwrap();
+        assert_eq!(raw, want.to_string());
+        let els = batch_elements(&raw).unwrap();
+        let back = decode_record(els[2].unwrap().get(), 0).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

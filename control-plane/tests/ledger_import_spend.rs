@@ -279,6 +279,83 @@ async fn openai_costs_and_usage_answers_add_up_in_reports(store: Arc<dyn Store>)
     app.stop().await;
 }
 
+/// Anthropic's documented cost and usage reports (their day moved from 2025-08-01 to
+/// 2027-01-14): the cost in cents lands exact, the tokens by kind beside it.
+async fn anthropic_cost_and_usage_reports_add_up_in_reports(store: Arc<dyn Store>) {
+    let app = TestApp::start(store, |_| {}).await;
+    let anthropic = |file: &str| {
+        let path = format!(
+            "{}/tests/fixtures/anthropic-admin/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path)
+            .unwrap()
+            .replace("2025-08-01T00:00:00Z", "2027-01-14T00:00:00Z")
+            .replace("2025-08-02T00:00:00Z", "2027-01-15T00:00:00Z")
+    };
+    let cost = anthropic("cost-report-page.json");
+    let usage = anthropic("usage-report-messages-page.json");
+    assert_eq!(
+        import(&app, "anthropic_cost_report", &cost).await,
+        (200, json!({ "imported": 1, "duplicates": 0 }))
+    );
+    assert_eq!(
+        import(&app, "anthropic_usage_messages", &usage).await,
+        (
+            200,
+            json!({ "imported": 1, "duplicates": 0, "rows_without_cost": 1 })
+        )
+    );
+    assert_eq!(
+        import(&app, "anthropic_cost_report", &cost).await,
+        (200, json!({ "imported": 0, "duplicates": 1 }))
+    );
+    let (s, r) = get(
+        &app,
+        &format!("/v1/reports/spend?{DAY_14}&group_by=project,model"),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    // "123.78912" cents = $1.2378912, the workspace's; its tokens beside it.
+    assert_eq!(
+        groups(&r),
+        vec![(
+            json!({"project":"wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ","model":"claude-sonnet-4-20250514"}),
+            1_237_891_200
+        )]
+    );
+    assert_eq!(r["total_usd"], "1.2378912");
+    let t = &r["total"]["tokens"];
+    assert_eq!(
+        (
+            &t["uncached_input"],
+            &t["cached_input"],
+            &t["cache_write_5m"],
+            &t["cache_write_1h"],
+            &t["output"]
+        ),
+        (
+            &json!(1_500),
+            &json!(200),
+            &json!(500),
+            &json!(1_000),
+            &json!(500)
+        )
+    );
+    let (s, e) = import(
+        &app,
+        "anthropic_cost_report",
+        &cost.replace("\"USD\"", "\"EUR\""),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (400, Some("line 1: data[0].results[0].currency")),
+        "{e}"
+    );
+    app.stop().await;
+}
+
 async fn bad_hourly_files_are_refused_whole_naming_line_and_field(store: Arc<dyn Store>) {
     let app = TestApp::start(store, |_| {}).await;
     let cases = [
@@ -521,6 +598,7 @@ macro_rules! both {
 both!(
     hourly_rows_land_in_the_rollups_once_and_reports_sum_them_exactly,
     openai_costs_and_usage_answers_add_up_in_reports,
+    anthropic_cost_and_usage_reports_add_up_in_reports,
     bad_hourly_files_are_refused_whole_naming_line_and_field,
     imports_racing_settlements_and_rollup_passes_lose_nothing,
     a_forecast_reads_imported_hours_as_history,

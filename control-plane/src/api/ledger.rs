@@ -70,7 +70,8 @@ pub struct RollupsParams {
 pub struct ImportParams {
     /// `tollgate_csv` (default), `tollgate_jsonl`, `litellm_csv` (past calls, written as
     /// request records), `hourly_csv`, `hourly_jsonl`, `openai_costs`,
-    /// `openai_usage_completions` (spend per hour or day, added to the rollups only).
+    /// `openai_usage_completions`, `anthropic_cost_report`, `anthropic_usage_messages`
+    /// (spend per hour or day, added to the rollups only).
     pub format: Option<String>,
 }
 
@@ -85,8 +86,9 @@ pub struct ImportSummary {
     pub imported: u64,
     /// Rows already imported earlier (same id): nothing added.
     pub duplicates: u64,
-    /// Of `imported`, rows that carry tokens but no cost (OpenAI's usage answers have no
-    /// money: import the Costs answer for the same days for the spend). Left out when 0.
+    /// Of `imported`, rows that carry tokens but no cost (OpenAI's and Anthropic's usage
+    /// answers have no money: import the cost answer for the same days for the spend).
+    /// Left out when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rows_without_cost: u64,
     /// Spend rows not written because their day is older than the ledger keeps (the daily
@@ -272,7 +274,7 @@ pub async fn rollups(
 /// Never touches budget counters; idempotent by row id.
 #[utoipa::path(
     post, path = "/v1/ledger/import", tag = "ledger", params(ImportParams),
-    request_body(content = String, description = "The file: Tollgate records CSV / JSON lines, LiteLLM spend logs CSV, Tollgate hourly spend CSV / JSON lines, or pages of OpenAI's organization Costs / completions Usage API answers (formats and mapping: docs/ledger.md, Import)", content_type = "text/plain"),
+    request_body(content = String, description = "The file: Tollgate records CSV / JSON lines, LiteLLM spend logs CSV, Tollgate hourly spend CSV / JSON lines, or pages of OpenAI's organization Costs / completions Usage API answers or of Anthropic's Admin API cost / messages usage reports (formats and mapping: docs/ledger.md, Import)", content_type = "text/plain"),
     responses(
         (status = 200, description = "Rows imported and rows already imported", body = ImportSummary),
         (status = 400, description = "invalid_field: format, or `line N: field` of the first row that cannot be read (API answer pages: the page's first line and the field's path, `data[0].results[1].amount.value`); nothing is imported", body = super::error::ErrorBody),

@@ -58,8 +58,8 @@ pub struct ImportArgs {
     /// The file (CSV, JSON lines, or API answer pages).
     file: PathBuf,
     /// Past calls: tollgate_csv, tollgate_jsonl, litellm_csv. Spend per hour or day (rollups
-    /// only): hourly_csv, hourly_jsonl, openai_costs, openai_usage_completions
-    /// (docs/ledger.md, Import).
+    /// only): hourly_csv, hourly_jsonl, openai_costs, openai_usage_completions,
+    /// anthropic_cost_report, anthropic_usage_messages (docs/ledger.md, Import).
     #[arg(long, default_value = "tollgate_csv")]
     format: String,
 }
@@ -267,7 +267,7 @@ pub async fn import(url: &str, out: Output, a: ImportArgs) -> Result<(), String>
             println!("imported {imported}, already imported {duplicates}");
             if without_cost > 0 {
                 println!(
-                    "{without_cost} rows carry tokens but no cost: import the Costs answer for the same days for the spend"
+                    "{without_cost} rows carry tokens but no cost: import the cost answer for the same days for the spend"
                 );
             }
             if too_old > 0 {

@@ -3,8 +3,9 @@
 //! - **past calls** (`records.rs`): one request record per row: Tollgate's records CSV /
 //!   JSON lines, LiteLLM's spend logs;
 //! - **spend already summed per bucket** (`spend.rs`, `openai.rs`): one [`SpendRow`] per
-//!   (hour or day, scopes, provider, model): Tollgate's hourly spend CSV / JSON lines, and
-//!   OpenAI's organization Costs and Usage API answers. These land in the rollups only
+//!   (hour or day, scopes, provider, model): Tollgate's hourly spend CSV / JSON lines,
+//!   OpenAI's organization Costs and Usage API answers (`openai.rs`) and Anthropic's Admin
+//!   API cost and usage reports (`anthropic.rs`). These land in the rollups only
 //!   (`Store::import_spend`), never as request records.
 //!
 //! Pure: the API layer writes what this returns. A file is read whole before anything is
@@ -12,6 +13,7 @@
 //! field). Every row has a stable id, so the same file imported twice adds nothing
 //! (docs/ledger.md, "Import").
 
+mod anthropic;
 mod openai;
 mod records;
 mod spend;
@@ -47,12 +49,17 @@ pub enum ImportFormat {
     OpenaiCosts,
     /// Pages of OpenAI's `GET /v1/organization/usage/completions`: rollups only.
     OpenaiUsageCompletions,
+    /// Pages of Anthropic's `GET /v1/organizations/cost_report`: rollups only.
+    AnthropicCostReport,
+    /// Pages of Anthropic's `GET /v1/organizations/usage_report/messages`: rollups only.
+    AnthropicUsageMessages,
 }
 
 impl ImportFormat {
     /// Every format's name, as the `format` parameter takes it.
     pub const NAMES: &'static str = "tollgate_csv, tollgate_jsonl, litellm_csv, hourly_csv, \
-         hourly_jsonl, openai_costs, openai_usage_completions";
+         hourly_jsonl, openai_costs, openai_usage_completions, anthropic_cost_report, \
+         anthropic_usage_messages";
 
     /// How the file splits into parts that import alone (`tollgate import` sends big files
     /// in parts).
@@ -62,7 +69,10 @@ impl ImportFormat {
                 Layout::CsvLines
             }
             ImportFormat::TollgateJsonl | ImportFormat::HourlyJsonl => Layout::Lines,
-            ImportFormat::OpenaiCosts | ImportFormat::OpenaiUsageCompletions => Layout::JsonValues,
+            ImportFormat::OpenaiCosts
+            | ImportFormat::OpenaiUsageCompletions
+            | ImportFormat::AnthropicCostReport
+            | ImportFormat::AnthropicUsageMessages => Layout::JsonValues,
         }
     }
 }
@@ -135,6 +145,12 @@ pub fn read(format: ImportFormat, body: &[u8]) -> Result<Parsed, ImportError> {
         ImportFormat::OpenaiUsageCompletions => {
             Parsed::Spend(spend::distinct(openai::usage_completions(body)?)?)
         }
+        ImportFormat::AnthropicCostReport => {
+            Parsed::Spend(spend::distinct(anthropic::cost_report(body)?)?)
+        }
+        ImportFormat::AnthropicUsageMessages => {
+            Parsed::Spend(spend::distinct(anthropic::usage_messages(body)?)?)
+        }
     })
 }
 
@@ -166,6 +182,29 @@ fn err(line: usize, column: &str, message: impl Into<String>) -> ImportError {
         column: column.to_owned(),
         message: message.into(),
     }
+}
+
+/// Each JSON value of the file (API answer pages, one after another, pretty-printed or one a
+/// line), parsed as `P`, with the line it starts on.
+fn json_pages<P: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Vec<(usize, P)>, ImportError> {
+    let text = std::str::from_utf8(body).map_err(|_| err(1, "file", "not UTF-8"))?;
+    let mut out = Vec::new();
+    let values =
+        serde_json::Deserializer::from_str(text).into_iter::<&serde_json::value::RawValue>();
+    for raw in values {
+        let raw = raw.map_err(|e| err(e.line(), "page", e.to_string()))?;
+        // `raw` borrows from `text`: its offset there gives its first line.
+        let offset = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+        let line = 1 + text.get(..offset).map_or(0, |t| t.matches('\n').count());
+        let mut d = serde_json::Deserializer::from_str(raw.get());
+        let page: P = serde_path_to_error::deserialize(&mut d)
+            .map_err(|e| json_err(line + e.inner().line().saturating_sub(1), &e))?;
+        out.push((line, page));
+    }
+    if out.is_empty() {
+        return Err(err(1, "page", "the file holds no page"));
+    }
+    Ok(out)
 }
 
 /// The first 128 bits of a SHA-256 of `text`, as hex: a row's id when it has none.

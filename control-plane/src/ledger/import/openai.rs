@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use tollgate_model::scope::{Scope, ScopeKind};
 
 use super::spend::{Identity, SpendRow};
-use super::{ImportError, err, json_err, usd_to_nanos};
+use super::{ImportError, err, json_pages, usd_to_nanos};
 use crate::ledger::{Granularity, TokenCounts};
 
 /// The provider every OpenAI row is filed under.
@@ -91,42 +91,30 @@ struct UsageResult {
 }
 
 /// Where a result is: the line its page starts on and its path in the page.
-struct At {
-    line: usize,
-    path: String,
+pub(super) struct At {
+    pub line: usize,
+    pub path: String,
 }
 
 impl At {
-    fn err(&self, field: &str, message: impl Into<String>) -> ImportError {
+    pub fn err(&self, field: &str, message: impl Into<String>) -> ImportError {
         err(self.line, &format!("{}.{field}", self.path), message)
     }
 }
 
 /// Each page of the file, parsed, with the line it starts on.
 fn pages<T: DeserializeOwned>(body: &[u8]) -> Result<Vec<(usize, Page<T>)>, ImportError> {
-    let text = std::str::from_utf8(body).map_err(|_| err(1, "file", "not UTF-8"))?;
-    let mut out = Vec::new();
-    for raw in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
-        let raw = raw.map_err(|e| err(e.line(), "page", e.to_string()))?;
-        // `raw` borrows from `text`: its offset there gives its first line.
-        let offset = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
-        let line = 1 + text.get(..offset).map_or(0, |t| t.matches('\n').count());
-        let mut d = serde_json::Deserializer::from_str(raw.get());
-        let page: Page<T> = serde_path_to_error::deserialize(&mut d)
-            .map_err(|e| json_err(line + e.inner().line().saturating_sub(1), &e))?;
+    let pages = json_pages::<Page<T>>(body)?;
+    for (line, page) in &pages {
         if page.object != "page" {
             return Err(err(
-                line,
+                *line,
                 "object",
                 format!("{:?} is not \"page\"", page.object),
             ));
         }
-        out.push((line, page));
     }
-    if out.is_empty() {
-        return Err(err(1, "page", "the file holds no page"));
-    }
-    Ok(out)
+    Ok(pages)
 }
 
 /// A bucket's hour or day start and granularity, from its width.
@@ -160,8 +148,8 @@ fn bucket<T>(line: usize, i: usize, b: &Bucket<T>) -> Result<(i64, Granularity),
     Ok((g.bucket_start(start_ms), g))
 }
 
-/// The scope of an OpenAI id (`proj_abc` → `project:proj_abc`), if the answer has one.
-fn id_scope(
+/// The scope of a provider's id (`proj_abc` → `project:proj_abc`), if the answer has one.
+pub(super) fn id_scope(
     at: &At,
     field: &str,
     kind: ScopeKind,
@@ -172,7 +160,8 @@ fn id_scope(
         .transpose()
 }
 
-fn opt(v: Option<&str>) -> String {
+/// An optional identity part (`None` apart from every text).
+pub(super) fn opt(v: Option<&str>) -> String {
     v.map_or_else(|| "\u{0}".to_owned(), str::to_owned)
 }
 

@@ -634,12 +634,7 @@ impl Admission<'_> {
     /// A model neither side can price is priced as its policies' dearest stand-in (a
     /// refusing policy is passed over: the call has happened), else charged $0, counted.
     fn settled_cost(&self, s: &Settlement, model: &str, budgets: &[&Arc<Budget>]) -> i64 {
-        let no_usage =
-            s.usage.total_tokens() == 0 && s.usage.images == 0 && s.usage.audio_seconds == 0;
-        let billed = s
-            .billed
-            .unwrap_or(s.cost.nanos() != 0 || !(s.usage.estimated || no_usage));
-        if !billed {
+        if !billed(s) {
             return 0;
         }
         let at = DateTime::<Utc>::from_timestamp_millis(s.at_unix_ms).unwrap_or(self.now);
@@ -662,10 +657,18 @@ impl Admission<'_> {
         let model = model_id(self.snap, &s.model);
         let budgets = matching(self.snap, &s.scopes, &model);
         let cost_nanos = self.settled_cost(s, &model, &budgets);
-        let lines = budgets
-            .into_iter()
-            .map(|b| line_for(b, self.now).0)
-            .collect();
+        // A call not billed names no window: its reservation, if one reached this side, is
+        // released from the windows it was taken on (both stores charge a reservation's own
+        // windows when the lines differ); without one (its reserve callout failed, or it came
+        // from a lease) it touches no counter, and so counts no request.
+        let lines = if billed(s) {
+            budgets
+                .into_iter()
+                .map(|b| line_for(b, self.now).0)
+                .collect()
+        } else {
+            Vec::new()
+        };
         SettleOp {
             request_id: s.request_id.clone(),
             request_tag: request_tag(&s.scopes),
@@ -713,6 +716,14 @@ impl Admission<'_> {
             },
         )
     }
+}
+
+/// Whether a settlement is charged: `billed` when the filter says; from a filter that does
+/// not (older than the field), a zero cost with estimated or no usage is taken as not billed.
+fn billed(s: &Settlement) -> bool {
+    let no_usage = s.usage.total_tokens() == 0 && s.usage.images == 0 && s.usage.audio_seconds == 0;
+    s.billed
+        .unwrap_or(s.cost.nanos() != 0 || !(s.usage.estimated || no_usage))
 }
 
 #[cfg(test)]

@@ -181,6 +181,28 @@ async fn billed_is_read_from_the_settlement_not_inferred_from_a_zero_cost(app: T
         200
     );
     assert_eq!(app.budget("house").await["usage"]["spent_nanos"], 20_000);
+    // A call not billed whose reserve never reached this side (a failed callout, a leased
+    // call) counts no request: only r1 has.
+    assert_eq!(app.budget("house").await["usage"]["requests"], 1);
+    // Reserved, then not billed (an error answer): its reservation counted it, and is
+    // released from the windows it was taken on.
+    let (status, _) = app
+        .reserve(&reserve_req("r5", &["team:a"], FILTER_PRICED, 2_000))
+        .await;
+    assert_eq!(status, 200);
+    let mut refused = settlement("r5", &["team:a"], FILTER_PRICED, 0, true);
+    refused["billed"] = json!(false);
+    assert_eq!(
+        app.settle(&json!({ "settlements": [refused] })).await.0,
+        200
+    );
+    let u = app.budget("house").await;
+    assert_eq!(
+        (&u["usage"]["requests"], &u["usage"]["reserved_nanos"]),
+        (&json!(2), &json!(0)),
+        "{u}"
+    );
+    assert_eq!(u["usage"]["spent_nanos"], 20_000);
     app.stop().await;
 }
 

@@ -21,6 +21,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tollgate_control_plane::admission::AdmissionSettings;
 use tollgate_control_plane::api::views::{BudgetView, UsageView};
 use tollgate_control_plane::auth::Auth;
 use tollgate_control_plane::state::AppState;
@@ -59,6 +60,7 @@ pub struct ControlPlane {
     addr: SocketAddr,
     store: Arc<dyn Store>,
     recorded: Recorded,
+    settings: AdmissionSettings,
     http: reqwest::Client,
     running: Option<(oneshot::Sender<()>, JoinHandle<std::io::Result<()>>)>,
 }
@@ -66,6 +68,15 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts one on a free loopback port.
     pub async fn start(store: StoreChoice) -> anyhow::Result<ControlPlane> {
+        ControlPlane::start_with(store, AdmissionSettings::default()).await
+    }
+
+    /// Starts one with these admission timings (short lease and reservation lifetimes, for
+    /// tests of what expires).
+    pub async fn start_with(
+        store: StoreChoice,
+        settings: AdmissionSettings,
+    ) -> anyhow::Result<ControlPlane> {
         let store: Arc<dyn Store> = match store {
             StoreChoice::Memory => Arc::new(MemoryStore::new()),
             StoreChoice::Redis(url) => Arc::new(
@@ -82,6 +93,7 @@ impl ControlPlane {
             addr: listener.local_addr()?,
             store,
             recorded: Recorded::default(),
+            settings,
             http: reqwest::Client::new(),
             running: None,
         };
@@ -127,7 +139,8 @@ impl ControlPlane {
     fn serve(&mut self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
         let auth = Auth::new(vec![ADMIN_TOKEN.into()], vec![DATAPLANE_TOKEN.into()]);
         // Refresh 0: admission always sees the budgets a test has just written.
-        let state = AppState::new(self.store.clone(), auth, 0).map_err(|e| anyhow!(e))?;
+        let mut state = AppState::new(self.store.clone(), auth, 0).map_err(|e| anyhow!(e))?;
+        state.settings = self.settings;
         let recorded = self.recorded.clone();
         // What `server::run` does, with the recorder as the outermost layer: alerts are
         // delivered to the channels a test creates (the forecast and anomaly tasks are left

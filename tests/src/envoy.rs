@@ -171,6 +171,12 @@ impl Envoy {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Kills Envoy (SIGKILL): its VMs die with what they hold, as on a crash.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+
     /// Stops Envoy through `/quitquitquit`, killing it if it does not exit in time.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let _ = self

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use tollgate_control_plane::admission::AdmissionSettings;
 
 use crate::control_plane::{ControlPlane, DATAPLANE_TOKEN, StoreChoice};
 use crate::envoy::Envoy;
@@ -49,6 +50,9 @@ pub struct StackOptions {
     pub model_aliases: &'static [(&'static str, &'static str)],
     /// `control_plane.price_refresh_ms`: how often the filter fetches the price file.
     pub price_refresh_ms: u64,
+    /// The control plane's `lease_ttl` and `reservation_ttl`, ms (`None`: its defaults, 30 s
+    /// and 600 s): short ones let a test see a lease expire.
+    pub lease_and_reservation_ttl_ms: Option<(i64, i64)>,
 }
 
 impl Default for StackOptions {
@@ -62,6 +66,7 @@ impl Default for StackOptions {
             strict_provider: false,
             model_aliases: &[],
             price_refresh_ms: 10_000,
+            lease_and_reservation_ttl_ms: None,
         }
     }
 }
@@ -117,7 +122,12 @@ impl Stack {
                 (Some(redis), StoreChoice::Redis(url))
             }
         };
-        let control_plane = ControlPlane::start(store).await?;
+        let mut settings = AdmissionSettings::default();
+        if let Some((lease, reservation)) = options.lease_and_reservation_ttl_ms {
+            settings.lease_ttl_ms = lease;
+            settings.reservation_ttl_ms = reservation;
+        }
+        let control_plane = ControlPlane::start_with(store, settings).await?;
         let fixtures = tempfile::tempdir()?;
         write_fixtures(fixtures.path())?;
         let mock = if options.strict_provider {
@@ -151,13 +161,38 @@ impl Stack {
         fixture: &str,
         body: &Value,
     ) -> reqwest::RequestBuilder {
+        self.post_via(&self.envoy, path, team, fixture, body)
+    }
+
+    /// [`Stack::post`] through `envoy` (one made by [`Stack::another_envoy`]).
+    pub fn post_via(
+        &self,
+        envoy: &Envoy,
+        path: &str,
+        team: &str,
+        fixture: &str,
+        body: &Value,
+    ) -> reqwest::RequestBuilder {
         self.http
-            .post(format!("{}{path}", self.envoy.url()))
+            .post(format!("{}{path}", envoy.url()))
             .header("host", provider_host(path))
             .header(TEAM_HEADER, team)
             .header("x-mock-fixture", fixture)
             .header("content-type", "application/json")
             .body(body.to_string())
+    }
+
+    /// A second gateway replica: another Envoy, with its own VMs (and so its own leases), the
+    /// same filter config, in front of the same mock and control plane.
+    pub async fn another_envoy(&self, options: &StackOptions) -> anyhow::Result<Envoy> {
+        let wasm = WasmFilter {
+            path: paths::filter_wasm()?,
+            plugin_config: plugin_config(options),
+        };
+        let config =
+            GatewayConfig::loopback(self.mock.addr.port(), self.control_plane.port(), Some(wasm))
+                .render();
+        Envoy::start(&config, options.concurrency).await
     }
 
     /// The requests the mock provider received, as JSON bodies.

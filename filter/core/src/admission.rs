@@ -140,9 +140,14 @@ impl TryFrom<ControlPlaneDto> for ControlPlane {
 impl ControlPlane {
     /// Headers of a `reserve` callout.
     pub fn reserve_headers(&self) -> [(&str, &str); 5] {
+        self.post_headers(RESERVE_PATH)
+    }
+
+    /// Headers of a JSON `POST` to `path` (a reserve, or a lease's ask or return).
+    pub fn post_headers<'a>(&'a self, path: &'a str) -> [(&'a str, &'a str); 5] {
         [
             (":method", "POST"),
-            (":path", RESERVE_PATH),
+            (":path", path),
             (":authority", &self.authority),
             ("content-type", "application/json"),
             ("authorization", &self.authorization),

@@ -35,6 +35,7 @@ use chrono::{DateTime, Utc};
 use crate::admission::AnswerProblem;
 use crate::flow::Exchange;
 use crate::host::{Host, LogLevel};
+use crate::lease::Book;
 use crate::metrics::Metrics;
 use crate::plugin::Filter;
 use crate::request::deferred::DeferredEstimate;
@@ -79,6 +80,8 @@ pub struct Charging {
     waiting_bytes: Cell<usize>,
     /// The bytes of request bodies kept for their input estimate.
     kept_body_bytes: Rc<Cell<usize>>,
+    /// The keys this VM's calls want a lease for (`lease.rs`), looked after on the tick.
+    pub leases: RefCell<Book>,
 }
 
 impl Charging {
@@ -211,6 +214,11 @@ impl Charging {
 
     /// Prices one stream, counts its metrics and queues its settlement.
     fn charge(&self, host: &dyn Host, mut ended: Ended) {
+        if let Some(key) = ended.exchange.lease_wanted() {
+            self.leases
+                .borrow_mut()
+                .want(key.clone(), ended.at.timestamp_millis());
+        }
         let charge = ended.exchange.finish(
             &ended.filter,
             &mut self.metrics.borrow_mut(),

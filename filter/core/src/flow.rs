@@ -143,6 +143,8 @@ pub struct Charge {
     pub downgraded_by: Option<String>,
     /// Whether a budget's cut-off stopped the stream.
     pub cut_off: bool,
+    /// What the call took from a lease, when it was admitted from one.
+    pub lease: Option<crate::lease::Taken>,
 }
 
 impl Charge {
@@ -165,9 +167,9 @@ impl Charge {
             breakdown: self.cost.as_ref().map(|c| c.breakdown),
             cut_off: self.cut_off,
             billed: Some(self.outcome.is_billed()),
-            lease_id: None,
-            lease_usd: None,
-            lease_tokens: None,
+            lease_id: self.lease.as_ref().map(|t| t.lease_id.clone()),
+            lease_usd: self.lease.as_ref().map(|t| t.usd),
+            lease_tokens: self.lease.as_ref().map(|t| t.tokens),
         })
     }
 }
@@ -295,6 +297,14 @@ impl Exchange {
                     answer: None,
                 };
                 match self.reserve_at_headers(filter, host, head, lookup) {
+                    None if self.leased() => {
+                        self.count_leased(metrics, host);
+                        self.stage = Stage::Reading {
+                            admit: Admit::Leased,
+                            answer: None,
+                        };
+                        HeadersAction::ReadBody { may_rewrite }
+                    }
                     Some(call) => {
                         self.stage = Stage::Waiting {
                             held: Held::Headers {
@@ -353,7 +363,7 @@ impl Exchange {
             return match filter.oversized_request {
                 OversizedPolicy::Pass => {
                     self.unread_body_bytes = Some(buffered as u64);
-                    match self.body_read(filter, host, admit, buffered) {
+                    match self.body_read(filter, metrics, host, admit, buffered) {
                         Some(call) => BodyAction::Reserve {
                             replace: None,
                             call,
@@ -419,7 +429,7 @@ impl Exchange {
             Some(body) if buffered > 0 => body.len(),
             _ => buffered,
         };
-        if let Some(call) = self.body_read(filter, host, admit, held_len) {
+        if let Some(call) = self.body_read(filter, metrics, host, admit, held_len) {
             let replace = replace.filter(|_| buffered > 0);
             return BodyAction::Reserve { replace, call };
         }
@@ -606,6 +616,7 @@ impl Exchange {
             outcome,
             request_id: self.admission.request_id().to_owned(),
             reserved: end.settles,
+            lease: self.admission.lease.take(),
         }
     }
 

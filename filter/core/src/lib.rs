@@ -29,6 +29,7 @@ pub mod host;
 pub mod inspect;
 pub mod json_keys;
 pub mod json_path;
+pub mod lease;
 pub mod metrics;
 pub mod plugin;
 pub mod price_sync;

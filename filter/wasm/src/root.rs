@@ -15,6 +15,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use tollgate_filter_core::charging::{self, Charging};
 use tollgate_filter_core::host::{Callout, Host};
+use tollgate_filter_core::lease::{Post, Purpose};
 use tollgate_filter_core::plugin::Filter;
 use tollgate_filter_core::price_sync::PriceSync;
 use tollgate_filter_core::settle::SettleQueue;
@@ -24,6 +25,9 @@ use crate::http::HttpExchange;
 
 /// How long a settle post may take before it counts as failed (and is retried).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a lease's ask, renewal or return may take (off every request's path).
+const LEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One per VM.
 #[derive(Default)]
@@ -38,6 +42,8 @@ pub struct TollgateRoot {
     posting: Option<u32>,
     /// The control plane's price overrides (`price_sync`).
     prices: PriceSync,
+    /// The lease posts in flight (`lease.rs`): their tokens and what they are for.
+    lease_posts: Vec<(u32, Purpose)>,
 }
 
 impl TollgateRoot {
@@ -65,6 +71,64 @@ impl TollgateRoot {
                 .answered(&EnvoyHost, &mut metrics, &self.config, status, &body)
         {
             self.filter = Some(Rc::new(filter));
+        }
+    }
+
+    /// Asks for, renews and returns the leases of the keys this VM's calls want.
+    fn look_after_leases(&mut self) {
+        let now_ms = EnvoyHost.now().timestamp_millis();
+        let posts = self.charging.leases.borrow_mut().tick(&EnvoyHost, now_ms);
+        for post in posts {
+            self.post_lease(post);
+        }
+    }
+
+    fn post_lease(&mut self, post: Post) {
+        let Some(cp) = self.filter.as_ref().and_then(|f| f.control_plane.as_ref()) else {
+            return;
+        };
+        let call = Callout {
+            upstream: &cp.cluster,
+            headers: &cp.post_headers(post.path),
+            body: &post.body,
+            timeout: LEASE_TIMEOUT,
+        };
+        match EnvoyHost.dispatch_http_call(&call) {
+            Ok(token) => self.lease_posts.push((token, post.purpose)),
+            Err(_) => {
+                // As if it got no answer: the key is free to be asked for again.
+                let now_ms = EnvoyHost.now().timestamp_millis();
+                self.charging.leases.borrow_mut().answered(
+                    &EnvoyHost,
+                    &post.purpose,
+                    None,
+                    &[],
+                    now_ms,
+                );
+            }
+        }
+    }
+
+    /// A lease post was answered (`num_headers == 0`: reset, no answer).
+    fn lease_answered(&mut self, purpose: &Purpose, num_headers: usize, body_size: usize) {
+        let status = (num_headers > 0)
+            .then(|| self.get_http_call_response_header(":status"))
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok());
+        let body = if body_size > 0 {
+            self.get_http_call_response_body(0, body_size)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let now_ms = EnvoyHost.now().timestamp_millis();
+        let next = self
+            .charging
+            .leases
+            .borrow_mut()
+            .answered(&EnvoyHost, purpose, status, &body, now_ms);
+        if let Some(post) = next {
+            self.post_lease(post);
         }
     }
 
@@ -116,6 +180,11 @@ impl Context for TollgateRoot {
             self.prices_answered(num_headers, body_size);
             return;
         }
+        if let Some(i) = self.lease_posts.iter().position(|(t, _)| *t == token_id) {
+            let (_, purpose) = self.lease_posts.swap_remove(i);
+            self.lease_answered(&purpose, num_headers, body_size);
+            return;
+        }
         if self.posting != Some(token_id) {
             return;
         }
@@ -162,6 +231,9 @@ impl RootContext for TollgateRoot {
                         .settlements
                         .borrow_mut()
                         .get_or_insert_with(|| SettleQueue::new(cp.settle));
+                    // This worker's id as a lease holder: its start time.
+                    let id = EnvoyHost.now().timestamp_nanos_opt().unwrap_or_default();
+                    self.charging.leases.borrow_mut().start(id.unsigned_abs());
                     // Tick often enough that a partial batch waits about its max delay.
                     tick = tick.min((cp.settle.max_delay / 4).max(Duration::from_millis(10)));
                 }
@@ -184,6 +256,7 @@ impl RootContext for TollgateRoot {
             self.post_due_batch();
         }
         self.poll_prices();
+        self.look_after_leases();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -72,6 +72,7 @@ pub struct ModelDto {
     /// Where the prices were read.
     pub source: String,
     /// When they were read.
+    #[serde(with = "super::ymd")]
     pub checked: NaiveDate,
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +87,7 @@ pub struct ModelDto {
 #[serde(deny_unknown_fields)]
 pub struct PriceVersionDto {
     /// First day (UTC) of these prices.
+    #[serde(with = "super::ymd")]
     pub effective_from: NaiveDate,
     #[serde(with = "rust_decimal::serde::str")]
     /// Input, USD per million tokens.

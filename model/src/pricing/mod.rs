@@ -9,6 +9,7 @@ mod cost;
 mod file;
 mod names;
 mod unknown;
+mod ymd;
 
 use std::collections::HashMap;
 

@@ -4,7 +4,11 @@
 //!
 //! `cargo run --release -p tollgate-e2e --bin bench-enforcement -- [--requests N]
 //!  [--concurrency 1,16] [--store redis|memory] [--envoy-workers N] [--stream-pairs N]
-//!  [--pace-ms N] [--cpu-requests N] [--settle-max-delay-ms N]`
+//!  [--pace-ms N] [--cpu-requests N] [--settle-max-delay-ms N] [--lease exact|N%]`
+//!
+//! `--lease` is the budget's `lease` setting (unset: the control plane's default, 1 %):
+//! `exact` reserves every call; with leases a key's calls after its first are admitted from
+//! a lease with no round trip (docs/leases.md).
 //!
 //! Prints added latency (filter − bypass, interleaved, p50 and p99) for non-streamed 1 KB and
 //! 100 KB requests at each concurrency, time to first byte and per-event delay of a paced
@@ -41,14 +45,15 @@ const DIRECT_TEAM: &str = "bench-direct";
 /// the stream phase short without loading the machine.
 const STREAM_CONCURRENCY: usize = 4;
 /// Longest wait for the last settle batches to land (the filter posts them every
-/// `settle_max_delay_ms`, 200 ms by default).
-const DRAIN_DEADLINE: Duration = Duration::from_secs(20);
+/// `settle_max_delay_ms`, 200 ms by default) and the lease to be returned (10 s idle).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 /// The targets for added latency at concurrency 1, in ns.
 const TARGET_P50_NS: i64 = 300_000;
 const TARGET_P99_NS: i64 = 1_000_000;
 
-/// Requests sent through the filter route, and those among them the filter did not reserve
-/// (no `x-tollgate-remaining-usd` on the answer: fail-open, or no budget matched).
+/// Requests sent through the filter route, and those among them the filter admitted neither
+/// by a reserve nor from a lease (no `x-tollgate-reserved-usd` on the answer: fail-open, or no
+/// budget matched).
 static GOVERNED: AtomicU64 = AtomicU64::new(0);
 static UNRESERVED: AtomicU64 = AtomicU64::new(0);
 
@@ -61,6 +66,8 @@ struct Args {
     pace_ms: u64,
     cpu_requests: usize,
     settle_delay_ms: u64,
+    /// The budget's `lease` setting (`None`: unset, the control plane's default).
+    lease: Option<String>,
 }
 
 fn args() -> anyhow::Result<Args> {
@@ -73,6 +80,7 @@ fn args() -> anyhow::Result<Args> {
         pace_ms: 2,
         cpu_requests: 0,
         settle_delay_ms: 200,
+        lease: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -93,6 +101,7 @@ fn args() -> anyhow::Result<Args> {
             "--pace-ms" => a.pace_ms = value.parse().with_context(bad)?,
             "--cpu-requests" => a.cpu_requests = value.parse().with_context(bad)?,
             "--settle-max-delay-ms" => a.settle_delay_ms = value.parse().with_context(bad)?,
+            "--lease" => a.lease = Some(value),
             other => bail!("unknown flag {other} (see the doc comment of bench-enforcement.rs)"),
         }
     }
@@ -132,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let stack = Stack::start(&args).await?;
     println!(
-        "bench-enforcement: store={} envoy_workers={} requests={} concurrency={:?} stream_pairs={} pace_ms={} cpu_requests={} settle_max_delay_ms={}",
+        "bench-enforcement: store={} envoy_workers={} requests={} concurrency={:?} stream_pairs={} pace_ms={} cpu_requests={} settle_max_delay_ms={} lease={}",
         args.store,
         args.envoy_workers,
         args.requests,
@@ -140,7 +149,8 @@ async fn main() -> anyhow::Result<()> {
         args.stream_pairs,
         args.pace_ms,
         args.cpu_requests,
-        args.settle_delay_ms
+        args.settle_delay_ms,
+        args.lease.as_deref().unwrap_or("(unset: 1%)")
     );
     println!("load at start: {}", load_average());
     let url = format!("{}/v1/chat/completions", stack.envoy.url());
@@ -184,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let cpu_concurrency = args.concurrency.iter().copied().max().unwrap_or(1);
     let cpu = measure_cpu(&stack, &small, args.cpu_requests, cpu_concurrency).await?;
-    let drained = wait_drained(&stack.admin, &stack.envoy).await?;
+    let drained = wait_drained(&stack.admin, &stack.envoy, true).await?;
 
     println!();
     println!("load at end: {}", load_average());
@@ -243,9 +253,13 @@ impl Stack {
             http: reqwest::Client::new(),
             base: control_plane.url(),
         };
-        admin.create_budget(BUDGET_ID, TEAM).await?;
+        admin
+            .create_budget(BUDGET_ID, TEAM, args.lease.as_deref())
+            .await?;
         // Direct reserves leave their reservations open: a budget of their own keeps them apart.
-        admin.create_budget(DIRECT_BUDGET_ID, DIRECT_TEAM).await?;
+        admin
+            .create_budget(DIRECT_BUDGET_ID, DIRECT_TEAM, Some("exact"))
+            .await?;
 
         let mut plugin_config = reference_plugin_config();
         let control = plugin_config
@@ -323,13 +337,16 @@ struct Admin {
 }
 
 impl Admin {
-    async fn create_budget(&self, id: &str, team: &str) -> anyhow::Result<()> {
-        let spec = json!({
+    async fn create_budget(&self, id: &str, team: &str, lease: Option<&str>) -> anyhow::Result<()> {
+        let mut spec = json!({
             "id": id,
             "scopes": [format!("team:{team}")],
             "limit_usd": "1000000",
             "period": "monthly",
         });
+        if let Some(lease) = lease {
+            spec["lease"] = lease.into();
+        }
         let resp = self
             .http
             .post(format!("{}/v1/budgets", self.base))
@@ -505,7 +522,7 @@ async fn one(client: &reqwest::Client, target: &Target, bypass: bool) -> anyhow:
     let start = Instant::now();
     let resp = req.send().await?;
     let status = resp.status();
-    if !bypass && !resp.headers().contains_key("x-tollgate-remaining-usd") {
+    if !bypass && !resp.headers().contains_key("x-tollgate-reserved-usd") {
         UNRESERVED.fetch_add(1, Ordering::Relaxed);
     }
     let mut stream = resp.bytes_stream();
@@ -683,10 +700,12 @@ async fn measure_cpu(
         }
     };
     let (admin, envoy, pids) = (&stack.admin, &stack.envoy, &stack.pids);
-    wait_drained(admin, envoy).await?;
+    // Settled, not released: waiting for an idle lease's return would add the processes'
+    // idle timers to the calls' CPU.
+    wait_drained(admin, envoy, false).await?;
     let before = cpu_now(pids)?;
     one_side(target, n, concurrency, false).await?;
-    let drained = wait_drained(admin, envoy).await?.converged;
+    let drained = wait_drained(admin, envoy, false).await?.converged;
     let after = cpu_now(pids)?;
     one_side(target, n, concurrency, true).await?;
     let bypass_end = cpu_now(pids)?;
@@ -746,9 +765,10 @@ struct Drained {
     converged: bool,
 }
 
-/// Polls until nothing is reserved and the settled spend equals the filter's charges, or
-/// [`DRAIN_DEADLINE`] passes; returns the last reading either way.
-async fn wait_drained(admin: &Admin, envoy: &Envoy) -> anyhow::Result<Drained> {
+/// Polls until the settled spend equals the filter's charges and, when `released`, nothing
+/// is held either (a lease is returned 10 s after its last call), or [`DRAIN_DEADLINE`]
+/// passes; returns the last reading either way.
+async fn wait_drained(admin: &Admin, envoy: &Envoy, released: bool) -> anyhow::Result<Drained> {
     let deadline = Instant::now() + DRAIN_DEADLINE;
     loop {
         let charged_nanos = charged(envoy).await?;
@@ -765,7 +785,8 @@ async fn wait_drained(admin: &Admin, envoy: &Envoy) -> anyhow::Result<Drained> {
             charged_nanos,
             converged: false,
         };
-        d.converged = d.reserved_nanos == 0 && u64::try_from(d.spent_nanos) == Ok(charged_nanos);
+        d.converged = (!released || d.reserved_nanos == 0)
+            && u64::try_from(d.spent_nanos) == Ok(charged_nanos);
         if d.converged || Instant::now() > deadline {
             return Ok(d);
         }

@@ -259,26 +259,57 @@ const CLIENTS: usize = 64;
 const CALLS_PER_CLIENT: usize = 3;
 const BUDGET_CALLS: usize = 100;
 
-#[tokio::test]
-async fn sixty_four_clients_on_four_workers_get_at_most_the_hundred_calls_a_budget_allows() {
+/// What 64 clients, 3 calls each, got from a budget of exactly 100 calls through `replicas`
+/// Envoys of four workers each (the clients spread over them), with the budget's `lease`
+/// setting: never more than 100 admitted, and every admitted call settled once at its exact
+/// cost. Returns (admitted, refused, 503s, calls admitted from a lease).
+async fn sixty_four_clients_race_for_a_hundred_calls(
+    lease: &str,
+    replicas: usize,
+) -> (usize, usize, usize, usize) {
     // Fail closed and a generous callout timeout: a slow answer must never admit a call
     // unreserved, which would let more than 100 through.
-    let stack = Stack::start(StackOptions {
+    let options = StackOptions {
         fail_mode: "closed",
         timeout_ms: 5_000,
         concurrency: 4,
         ..StackOptions::default()
-    })
-    .await
-    .unwrap();
+    };
+    let stack = Stack::start(options.clone()).await.unwrap();
+    let mut others = Vec::new();
+    for _ in 1..replicas {
+        others.push(stack.another_envoy(&options).await.unwrap());
+    }
+    let envoys: Vec<_> = std::iter::once(&stack.envoy).chain(&others).collect();
     let mut spec = budget("hundred-calls", "crowd", "100");
     spec["limit_requests"] = json!(BUDGET_CALLS);
+    spec["lease"] = json!(lease);
     stack.control_plane.create_budget(&spec).await.unwrap();
+    let call = |envoy| {
+        stack.post_via(
+            envoy,
+            "/v1/chat/completions",
+            "crowd",
+            "chat.json",
+            &openai_chat("gpt-4o-mini", 256, false),
+        )
+    };
+    // Leased: each replica's first call is reserved on its own, and its lease granted before
+    // the race (the race would otherwise be over before the first tick asked for one).
+    let warm = if lease == "exact" { 0 } else { envoys.len() };
+    if warm > 0 {
+        for (i, envoy) in envoys.iter().enumerate() {
+            let resp = call(envoy).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let _ = resp.bytes().await;
+            super::leases::wait_outstanding(&stack, i as u64 + 1, Duration::from_secs(10)).await;
+        }
+    }
 
     let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
+    for client in 0..CLIENTS {
         let requests: Vec<_> = (0..CALLS_PER_CLIENT)
-            .map(|_| chat_call(&stack, "crowd"))
+            .map(|_| call(envoys[client % envoys.len()]))
             .collect();
         tasks.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
@@ -293,20 +324,14 @@ async fn sixty_four_clients_on_four_workers_get_at_most_the_hundred_calls_a_budg
         statuses.extend(t.await.unwrap());
     }
     let count = |s: u16| statuses.iter().filter(|&&x| x == s).count();
-    let (ok, refused, unavailable) = (count(200), count(429), count(503));
-    eprintln!("{ok} admitted, {refused} refused, {unavailable} unavailable");
+    let (ok, refused, unavailable) = (count(200) + warm, count(429), count(503));
     assert_eq!(
         ok + refused + unavailable,
-        CLIENTS * CALLS_PER_CLIENT,
+        CLIENTS * CALLS_PER_CLIENT + warm,
         "unexpected statuses: {statuses:?}"
     );
     assert!(ok <= BUDGET_CALLS, "{ok} admitted");
     assert!(refused > 0, "nothing refused: {statuses:?}");
-    // A 503 is a callout that failed; it may have reserved one of the 100 before failing.
-    assert!(
-        ok + unavailable >= BUDGET_CALLS,
-        "{ok} ok, {unavailable} 503"
-    );
     assert_eq!(
         stack.mock.requests().len(),
         ok,
@@ -321,7 +346,56 @@ async fn sixty_four_clients_on_four_workers_get_at_most_the_hundred_calls_a_budg
         .await
         .unwrap();
     let settled = stack.control_plane.settlements_by_request();
-    assert_eq!(settled.len(), ok, "one settlement per admitted call");
+    let billed: Vec<_> = settled
+        .values()
+        .filter(|s| s.billed != Some(false))
+        .collect();
+    assert_eq!(
+        billed.len(),
+        ok,
+        "one billed settlement per admitted call ({refused} refused, {unavailable} unavailable, {} settled)",
+        settled.len()
+    );
     let sum: i64 = settled.values().map(|s| s.cost.nanos()).sum();
     assert_eq!(sum, n * each, "the counter equals the sum of the charges");
+    let leased = settled.values().filter(|s| s.lease_id.is_some()).count();
+    eprintln!(
+        "lease {lease}, {replicas} Envoy(s): {ok} admitted ({leased} from a lease), {refused} refused, {unavailable} unavailable, {} early refusals",
+        BUDGET_CALLS.saturating_sub(ok + unavailable)
+    );
+    (ok, refused, unavailable, leased)
+}
+
+#[tokio::test]
+async fn sixty_four_clients_on_four_workers_get_at_most_the_hundred_calls_an_exact_budget_allows() {
+    let (ok, _, unavailable, leased) =
+        sixty_four_clients_race_for_a_hundred_calls("exact", 1).await;
+    assert_eq!(leased, 0, "an exact budget is never leased");
+    // A 503 is a callout that failed; it may have reserved one of the 100 before failing.
+    // Exact: no early refusal, every one of the 100 calls is admitted.
+    assert!(
+        ok + unavailable >= BUDGET_CALLS,
+        "{ok} ok, {unavailable} 503"
+    );
+}
+
+#[tokio::test]
+async fn sixty_four_clients_on_four_workers_get_at_most_the_hundred_calls_a_leased_budget_allows() {
+    // Slices of 10 calls: leased until fewer than 20 are left, then reserved call by call.
+    let (ok, _, _, leased) = sixty_four_clients_race_for_a_hundred_calls("10%", 1).await;
+    assert!(
+        leased > 0 && ok <= BUDGET_CALLS,
+        "{ok} admitted, {leased} from a lease"
+    );
+}
+
+#[tokio::test]
+async fn sixty_four_clients_on_two_envoys_get_at_most_the_hundred_calls_a_leased_budget_allows() {
+    // Two replicas, each with its own lease: a call refused on one while the other still
+    // holds unused lease is an early refusal; none is ever an overshoot.
+    let (ok, _, _, leased) = sixty_four_clients_race_for_a_hundred_calls("10%", 2).await;
+    assert!(
+        leased > 0 && ok <= BUDGET_CALLS,
+        "{ok} admitted, {leased} from a lease"
+    );
 }

@@ -10,6 +10,8 @@
 //! - [`edges`]: unreadable bodies against a spent budget, a reserve answered after the timeout;
 //! - [`settlement`]: a Redis restart mid-run, replayed batches, threshold alerts;
 //! - [`prices`]: aliases counting toward a model's budget, unpriced models and USD budgets;
+//! - [`leases`]: calls admitted from a lease the workers share, settled with its id, the
+//!   lease returned when idle; a budget in `exact` mode never leased;
 //! - [`background`]: an OpenAI background response charged once, by the retrieval (poll or
 //!   resumed stream) that brings its usage.
 //!
@@ -22,6 +24,7 @@ mod admission;
 mod background;
 mod bedrock_downgrade;
 mod edges;
+mod leases;
 mod price_file;
 mod prices;
 mod refusals;

@@ -29,6 +29,7 @@ use super::{BodyAction, Exchange, RequestHead};
 use crate::admission::{Admission, AnswerProblem, decide};
 use crate::estimate::REQUEST_OVERHEAD_TOKENS;
 use crate::host::{Host, LogLevel};
+use crate::lease::{self, LeaseKey, Taken};
 use crate::metrics::{Metrics, Outcome};
 use crate::plugin::Filter;
 use crate::providers::{Api, Provider, Route};
@@ -56,6 +57,10 @@ pub(super) struct Admitted {
     downgraded_by: Option<String>,
     /// When the reservation was asked for, Unix ms (the ledger's start time).
     started_at_ms: Option<i64>,
+    /// What the call took from a lease, when it was admitted from one.
+    pub(super) lease: Option<Taken>,
+    /// The call was reserved on its own though its key may be leased: the key.
+    pub(super) lease_wanted: Option<LeaseKey>,
 }
 
 impl Admitted {
@@ -148,7 +153,9 @@ fn usd(n: NanoUsd) -> String {
 }
 
 impl Exchange {
-    /// Prices a worst case and builds the `reserve` body; the exchange now waits.
+    /// Prices a worst case and builds the `reserve` body; the exchange now waits. `None`
+    /// without a control plane, or when the call was taken from its key's lease instead
+    /// ([`Exchange::leased`]).
     fn reserve(
         &mut self,
         filter: &Filter,
@@ -156,6 +163,7 @@ impl Exchange {
         model: Option<String>,
         input_tokens: u64,
         max_output_tokens: u64,
+        may_lease: bool,
     ) -> Option<Vec<u8>> {
         let cp = filter.control_plane.as_ref()?;
         let route = self.route.as_ref()?;
@@ -167,18 +175,41 @@ impl Exchange {
         // worst case at the dearest prices of the table: it is checked against its budgets
         // like any other, and a spent budget refuses it.
         self.admission.worst = worst;
-        self.admission.estimate = match model.as_deref() {
-            Some(m) => filter
-                .prices
-                .cost(m, &worst, now)
-                .map_or(NanoUsd::ZERO, |c| c.total),
-            None => dearest_cost(&filter.prices, &worst, now),
+        let priced = model
+            .as_deref()
+            .and_then(|m| filter.prices.cost(m, &worst, now).ok());
+        self.admission.estimate = match (&model, &priced) {
+            (_, Some(cost)) => cost.total,
+            (Some(_), None) => NanoUsd::ZERO,
+            (None, None) => dearest_cost(&filter.prices, &worst, now),
         };
+        let model = model.map(|m| filter.price_table_id(&m)).unwrap_or_default();
+        let provider = route.provider.as_str();
+        // A priced call is admitted from its key's lease when one holds enough; a background
+        // one is not (its retrieval settles it, without the lease).
+        if may_lease && priced.is_some() && !self.request.as_ref().is_some_and(|r| r.background) {
+            let key = LeaseKey {
+                scopes: self.scopes.clone(),
+                model: model.clone(),
+                provider: provider.to_owned(),
+            };
+            let (now_ms, tokens) = (
+                now.timestamp_millis(),
+                input_tokens.saturating_add(max_output_tokens),
+            );
+            let taken = lease::take(host, &key.text(), now_ms, self.admission.estimate, tokens);
+            if let Some(taken) = taken {
+                self.admission.started_at_ms = Some(now_ms);
+                self.admission.lease = Some(taken);
+                return None;
+            }
+            self.admission.lease_wanted = Some(key);
+        }
         let request = ReserveRequest {
             request_id: self.admission.request_id.clone(),
             scopes: self.scopes.clone(),
-            model: model.map(|m| filter.price_table_id(&m)).unwrap_or_default(),
-            provider: route.provider.as_str().to_owned(),
+            model,
+            provider: provider.to_owned(),
             estimated_cost: self.admission.estimate,
             estimated_input_tokens: input_tokens,
             max_output_tokens,
@@ -219,6 +250,7 @@ impl Exchange {
             Some(model),
             length.saturating_add(REQUEST_OVERHEAD_TOKENS),
             max_output,
+            true,
         )
     }
 
@@ -229,13 +261,16 @@ impl Exchange {
     pub(super) fn body_read(
         &mut self,
         filter: &Filter,
+        metrics: &mut Metrics,
         host: &dyn Host,
         admit: Admit,
         held_len: usize,
     ) -> Option<Vec<u8>> {
         let answer = self.stage.early_answer().and_then(Option::take);
         let call = if admit == Admit::Undecided {
-            self.reserve_at_body(filter, host)
+            // An answer held meanwhile is released by the control plane's answer: such a
+            // call is reserved, not taken from a lease.
+            self.reserve_at_body(filter, host, answer.is_none())
         } else {
             None
         };
@@ -244,13 +279,40 @@ impl Exchange {
                 held: Held::Body { len: held_len },
                 answer,
             },
+            None if admit == Admit::Undecided && self.leased() => {
+                self.count_leased(metrics, host);
+                Stage::answering(Admit::Leased)
+            }
             None => Stage::answering(admit),
         };
         call
     }
 
+    /// Whether the call was taken from a lease.
+    pub(super) fn leased(&self) -> bool {
+        self.admission.lease.is_some()
+    }
+
+    /// Counts a call admitted from a lease (`tollgate_admission_total{outcome="leased"}`).
+    pub(super) fn count_leased(&self, metrics: &mut Metrics, host: &dyn Host) {
+        if let Some(route) = self.route.as_ref() {
+            metrics.admission(host, route.provider.as_str(), "leased");
+        }
+    }
+
+    /// The key of a call reserved on its own that a lease could have admitted: the VM asks
+    /// for one (`lease.rs`).
+    pub fn lease_wanted(&self) -> Option<&LeaseKey> {
+        self.admission.lease_wanted.as_ref()
+    }
+
     /// At the end of the request body: the `reserve` body.
-    fn reserve_at_body(&mut self, filter: &Filter, host: &dyn Host) -> Option<Vec<u8>> {
+    fn reserve_at_body(
+        &mut self,
+        filter: &Filter,
+        host: &dyn Host,
+        may_lease: bool,
+    ) -> Option<Vec<u8>> {
         filter.control_plane.as_ref()?;
         let (model, input, output) = match (&self.request, self.unread_body_bytes) {
             (Some(info), _) => (
@@ -267,7 +329,7 @@ impl Exchange {
             }
             (None, None) => return None,
         };
-        self.reserve(filter, host, model, input, output)
+        self.reserve(filter, host, model, input, output, may_lease)
     }
 
     /// The control plane answered the reservation: `answer` is its status and body, `None`
@@ -507,7 +569,7 @@ impl Exchange {
         let reserved = matches!(
             self.stage,
             Stage::Answering {
-                admit: Admit::Reserved,
+                admit: Admit::Reserved | Admit::Leased,
                 ..
             }
         );
@@ -594,5 +656,7 @@ impl Exchange {
 mod edge_tests;
 #[cfg(test)]
 mod held_tests;
+#[cfg(test)]
+mod lease_tests;
 #[cfg(test)]
 mod tests;

@@ -27,13 +27,15 @@ pub(super) enum Admit {
     /// The control plane could not answer and the fail mode let the call through: settled
     /// unreserved.
     FailedOpen,
+    /// Taken from a lease (`lease.rs`): settled as reserved, with the lease's id.
+    Leased,
 }
 
 impl Admit {
     /// `Some(reserved)` when the charge is settled, as reserved or not.
     pub(super) fn settles(self) -> Option<bool> {
         match self {
-            Admit::Reserved => Some(true),
+            Admit::Reserved | Admit::Leased => Some(true),
             Admit::FailedOpen => Some(false),
             Admit::Free | Admit::Undecided => None,
         }

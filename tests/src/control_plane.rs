@@ -198,6 +198,17 @@ impl ControlPlane {
         json_of(resp, 201).await
     }
 
+    /// `GET path` with the admin token: the answer's text (`/metrics`, or JSON to read).
+    pub async fn admin_get(&self, path: &str) -> anyhow::Result<String> {
+        let resp = self.admin(reqwest::Method::GET, path).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("GET {path}: {status} {text}");
+        }
+        Ok(text)
+    }
+
     /// The budget's current window: spent, reserved, requests, tokens, thresholds crossed.
     pub async fn usage(&self, budget_id: &str) -> anyhow::Result<UsageView> {
         let resp = self

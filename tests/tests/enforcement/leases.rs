@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tollgate_e2e::charges::{chat_json_usage, cost_nanos};
-use tollgate_e2e::control_plane::ADMIN_TOKEN;
 use tollgate_e2e::stack::{Stack, StackOptions};
 
 use super::{budget, chat_calls_pass};
@@ -17,15 +16,8 @@ const RESERVED: &str = "wasmcustom.tollgate_admission_total.provider.openai.outc
 
 /// `GET /v1/leases`: the leases outstanding.
 async fn leases(stack: &Stack) -> Value {
-    reqwest::Client::new()
-        .get(format!("{}/v1/leases", stack.control_plane.url()))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let text = stack.control_plane.admin_get("/v1/leases").await.unwrap();
+    serde_json::from_str(&text).unwrap()
 }
 
 /// Waits (polling, up to `within`) until `GET /v1/leases` lists `n` leases.
@@ -115,15 +107,7 @@ async fn a_budget_in_exact_mode_is_never_leased_and_every_call_is_reserved() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let refused = r#"tollgate_lease_answers_total{outcome="none",reason="exact"}"#;
     loop {
-        let metrics = reqwest::Client::new()
-            .get(format!("{}/metrics", stack.control_plane.url()))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = stack.control_plane.admin_get("/metrics").await.unwrap();
         if metrics.contains(refused) {
             break;
         }

@@ -113,7 +113,7 @@ fn gauge(leases: &[LeaseView]) {
 }
 
 /// How often expired leases are released and the gauges refreshed.
-const SWEEP_EVERY: Duration = Duration::from_secs(2);
+pub const SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 /// Starts the lease sweep: every [`SWEEP_EVERY`], what expired leases still hold is
 /// released (after their in-flight grace) and the gauges are set from what is left.

@@ -113,21 +113,24 @@ fn int(v: &Value) -> Option<i64> {
     }
 }
 
+/// The counters reserve.lua answers with a refusal: spent, rsv, tok, rtok, req, thr.
 fn counters_at(items: &[Value], at: usize) -> Option<Counters> {
-    let n = |i: usize| items.get(at + i).and_then(int);
     Some(Counters {
-        spent_nanos: n(0)?,
-        reserved_nanos: n(1)?,
-        tokens: n(2)?,
-        reserved_tokens: n(3)?,
-        requests: n(4)?,
-        threshold_pct: u16::try_from(n(5)?).ok()?,
-        reserved_requests: 0,
+        threshold_pct: u16::try_from(items.get(at + 5).and_then(int)?).ok()?,
+        ..first_counters_at(items, at)?
     })
 }
 
 /// The counters lease.lua answers with a refusal: spent, rsv, tok, rtok, req, rreq.
 fn counters_at_lease(items: &[Value], at: usize) -> Option<Counters> {
+    Some(Counters {
+        reserved_requests: items.get(at + 5).and_then(int)?,
+        ..first_counters_at(items, at)?
+    })
+}
+
+/// The five counters both scripts' refusals start with: spent, rsv, tok, rtok, req.
+fn first_counters_at(items: &[Value], at: usize) -> Option<Counters> {
     let n = |i: usize| items.get(at + i).and_then(int);
     Some(Counters {
         spent_nanos: n(0)?,
@@ -136,8 +139,22 @@ fn counters_at_lease(items: &[Value], at: usize) -> Option<Counters> {
         reserved_tokens: n(3)?,
         requests: n(4)?,
         threshold_pct: 0,
-        reserved_requests: n(5)?,
+        reserved_requests: 0,
     })
+}
+
+/// A refusal from reserve.lua or lease.lua ({'deny', line (1-based), reason, counters...}):
+/// the line's index, the reason, and the counters `counters` reads from the fourth item on.
+fn refusal_at(
+    items: &[Value],
+    counters: fn(&[Value], usize) -> Option<Counters>,
+) -> Option<(usize, DenyReason, Counters)> {
+    let line = items
+        .get(1)
+        .and_then(int)
+        .and_then(|i| usize::try_from(i - 1).ok())?;
+    let reason = items.get(2).and_then(text).and_then(|r| deny_reason(&r))?;
+    Some((line, reason, counters(items, 3)?))
 }
 
 /// One crossed threshold from settle.lua's reply: "<budget_id>|<window_index>", pct, spent.
@@ -338,17 +355,7 @@ impl Store for RedisStore {
         match items.first().and_then(text).as_deref() {
             Some("dup") => Ok(ReserveOutcome::Duplicate),
             Some("deny") => {
-                let line = items
-                    .get(1)
-                    .and_then(int)
-                    .and_then(|i| usize::try_from(i - 1).ok())
-                    .ok_or_else(bad)?;
-                let reason = items
-                    .get(2)
-                    .and_then(text)
-                    .and_then(|r| deny_reason(&r))
-                    .ok_or_else(bad)?;
-                let counters = counters_at(&items, 3).ok_or_else(bad)?;
+                let (line, reason, counters) = refusal_at(&items, counters_at).ok_or_else(bad)?;
                 Ok(ReserveOutcome::Refused {
                     line,
                     reason,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use redis::{AsyncCommands, Value};
 
-use super::{RedisStore, counters_at_lease, deny_reason, int, opt, signature, text, unavailable};
+use super::{RedisStore, counters_at_lease, int, opt, refusal_at, signature, text, unavailable};
 use crate::store::lease::tag_of;
 use crate::store::{
     LeaseAmounts, LeaseMeta, LeaseOp, LeaseOutcome, LeaseTakeOp, LeaseView, StoreError,
@@ -83,17 +83,8 @@ impl RedisStore {
             Some("gone") => Ok(LeaseOutcome::Gone),
             Some("moved") => Ok(LeaseOutcome::Moved),
             Some("deny") => {
-                let line = items
-                    .get(1)
-                    .and_then(int)
-                    .and_then(|i| usize::try_from(i - 1).ok())
-                    .ok_or_else(bad)?;
-                let reason = items
-                    .get(2)
-                    .and_then(text)
-                    .and_then(|r| deny_reason(&r))
-                    .ok_or_else(bad)?;
-                let counters = counters_at_lease(&items, 3).ok_or_else(bad)?;
+                let (line, reason, counters) =
+                    refusal_at(&items, counters_at_lease).ok_or_else(bad)?;
                 Ok(LeaseOutcome::Refused {
                     line,
                     reason,

@@ -625,18 +625,12 @@ impl Admission<'_> {
         Ok((out, raised, failed_open))
     }
 
-    /// What a settlement is charged: its usage priced here (this service's table, overrides
-    /// included, is the price authority) at the prices in force when the call ended; the
-    /// filter's cost only for a model this side cannot price. A call the filter says is not
-    /// billed (`billed: false`: an error answer, a refused or unanswered call releasing its
-    /// reservation) stays zero; from a filter that does not say (older than the field), a
-    /// zero cost with estimated or no usage is taken as not billed.
+    /// What a billed settlement is charged: its usage priced here (this service's table,
+    /// overrides included, is the price authority) at the prices in force when the call
+    /// ended; the filter's cost only for a model this side cannot price.
     /// A model neither side can price is priced as its policies' dearest stand-in (a
     /// refusing policy is passed over: the call has happened), else charged $0, counted.
     fn settled_cost(&self, s: &Settlement, model: &str, budgets: &[&Arc<Budget>]) -> i64 {
-        if !billed(s) {
-            return 0;
-        }
         let at = DateTime::<Utc>::from_timestamp_millis(s.at_unix_ms).unwrap_or(self.now);
         let price = |m: &str| priced(self.snap.prices.cost(m, &s.usage, at));
         if let Some(cost) = price(model) {
@@ -656,18 +650,20 @@ impl Admission<'_> {
     fn settle_op(&self, s: &Settlement) -> SettleOp {
         let model = model_id(self.snap, &s.model);
         let budgets = matching(self.snap, &s.scopes, &model);
-        let cost_nanos = self.settled_cost(s, &model, &budgets);
-        // A call not billed names no window: its reservation, if one reached this side, is
-        // released from the windows it was taken on (both stores charge a reservation's own
-        // windows when the lines differ); without one (its reserve callout failed, or it came
-        // from a lease) it touches no counter, and so counts no request.
-        let lines = if billed(s) {
-            budgets
+        // A call not billed costs nothing and names no window: its reservation, if one
+        // reached this side, is released from the windows it was taken on (both stores charge
+        // a reservation's own windows when the lines differ); without one (its reserve
+        // callout failed, or it came from a lease) it touches no counter, and so counts no
+        // request.
+        let (cost_nanos, lines) = if billed(s) {
+            let cost = self.settled_cost(s, &model, &budgets);
+            let lines = budgets
                 .into_iter()
                 .map(|b| line_for(b, self.now).0)
-                .collect()
+                .collect();
+            (cost, lines)
         } else {
-            Vec::new()
+            (0, Vec::new())
         };
         SettleOp {
             request_id: s.request_id.clone(),
@@ -718,8 +714,9 @@ impl Admission<'_> {
     }
 }
 
-/// Whether a settlement is charged: `billed` when the filter says; from a filter that does
-/// not (older than the field), a zero cost with estimated or no usage is taken as not billed.
+/// Whether a settlement is charged: `billed` when the filter says (`false`: an error answer,
+/// a refused or unanswered call releasing its reservation); from a filter that does not
+/// (older than the field), a zero cost with estimated or no usage is taken as not billed.
 fn billed(s: &Settlement) -> bool {
     let no_usage = s.usage.total_tokens() == 0 && s.usage.images == 0 && s.usage.audio_seconds == 0;
     s.billed

@@ -104,6 +104,37 @@ impl RedisProcess {
             .id()
             .ok_or_else(|| anyhow!("redis-server exited"))
     }
+
+    /// Runs one command (its words, none containing spaces) and returns the reply's text: a
+    /// status, an error or a bulk string (enough for `INFO` and `CONFIG RESETSTAT`).
+    pub async fn command(&self, words: &[&str]) -> anyhow::Result<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        s.write_all(format!("{}\r\n", words.join(" ")).as_bytes())
+            .await?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = s.read(&mut buf).await?;
+            anyhow::ensure!(n > 0, "redis closed the connection mid-reply");
+            reply.extend_from_slice(&buf[..n]);
+            let Some(eol) = reply.windows(2).position(|w| w == b"\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&reply[..eol]).into_owned();
+            let body = &reply[eol + 2..];
+            match head.split_at_checked(1) {
+                Some(("$", len)) => {
+                    let len: usize = len.parse().context("bulk length")?;
+                    if body.len() >= len {
+                        return Ok(String::from_utf8_lossy(&body[..len]).into_owned());
+                    }
+                }
+                Some(("+", status)) => return Ok(status.to_owned()),
+                Some(("-", error)) => bail!("redis: {error}"),
+                _ => bail!("unexpected reply {head:?}"),
+            }
+        }
+    }
 }
 
 async fn ping(port: u16) -> anyhow::Result<()> {

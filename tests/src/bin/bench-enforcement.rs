@@ -228,7 +228,7 @@ struct Stack {
     control_plane: ControlPlaneProcess,
     admin: Admin,
     pids: Pids,
-    _redis: Option<RedisProcess>,
+    redis: Option<RedisProcess>,
     _mock: MockProvider,
     _fixtures: tempfile::TempDir,
 }
@@ -290,7 +290,7 @@ impl Stack {
             control_plane,
             admin,
             pids,
-            _redis: redis,
+            redis,
             _mock: mock,
             _fixtures: fixtures,
         })
@@ -672,6 +672,27 @@ struct CpuSplit {
     /// Envoy over the same number of bypass requests.
     envoy_bypass_us: u64,
     drained: bool,
+    /// Redis's commands over the phase (those scripts ran included): name, calls, µs.
+    redis_commands: Vec<(String, u64, u64)>,
+}
+
+/// `INFO commandstats`' lines (`cmdstat_<name>:calls=N,usec=N,...`) as (name, calls, µs),
+/// the most time first.
+fn command_stats(info: &str) -> Vec<(String, u64, u64)> {
+    let mut out: Vec<(String, u64, u64)> = info
+        .lines()
+        .filter_map(|l| {
+            let (name, stats) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let field = |k: &str| {
+                stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(k)?.strip_prefix('=')?.parse().ok())
+            };
+            Some((name.to_owned(), field("calls")?, field("usec")?))
+        })
+        .collect();
+    out.sort_by_key(|c| std::cmp::Reverse(c.2));
+    out
 }
 
 fn cpu_now(pids: &Pids) -> anyhow::Result<[Option<u64>; 4]> {
@@ -703,10 +724,17 @@ async fn measure_cpu(
     // Settled, not released: waiting for an idle lease's return would add the processes'
     // idle timers to the calls' CPU.
     wait_drained(admin, envoy, false).await?;
+    if let Some(r) = &stack.redis {
+        r.command(&["CONFIG", "RESETSTAT"]).await?;
+    }
     let before = cpu_now(pids)?;
     one_side(target, n, concurrency, false).await?;
     let drained = wait_drained(admin, envoy, false).await?.converged;
     let after = cpu_now(pids)?;
+    let redis_commands = match &stack.redis {
+        Some(r) => command_stats(&r.command(&["INFO", "commandstats"]).await?),
+        None => Vec::new(),
+    };
     one_side(target, n, concurrency, true).await?;
     let bypass_end = cpu_now(pids)?;
     Ok(CpuSplit {
@@ -716,6 +744,7 @@ async fn measure_cpu(
         bench_us: delta(&before, &after, 3).unwrap_or(0),
         envoy_bypass_us: delta(&after, &bypass_end, 0).unwrap_or(0),
         drained,
+        redis_commands,
     })
 }
 
@@ -746,6 +775,20 @@ fn print_cpu(cpu: &CpuSplit, n: usize, concurrency: usize) {
             per(r)
         ),
         None => println!("  redis              n/a     (--store memory)"),
+    }
+    if !cpu.redis_commands.is_empty() {
+        // Per 1 000 governed requests: calls and their time as Redis counts it (a script's
+        // own commands are counted both under their name and in its EVALSHA).
+        let per_k = |x: u64| x * 1_000 / (n.max(1) as u64);
+        let list: Vec<String> = cpu
+            .redis_commands
+            .iter()
+            .map(|(name, calls, us)| format!("{name} {} ({} µs)", per_k(*calls), per_k(*us)))
+            .collect();
+        println!(
+            "                 redis commands per 1 000 requests, calls (their µs): {}",
+            list.join(", ")
+        );
     }
     let total = cpu.envoy_us + cpu.control_plane_us + cpu.redis_us.unwrap_or(0);
     println!("  sum            {}", per(total));

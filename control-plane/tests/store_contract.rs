@@ -519,6 +519,93 @@ async fn extreme_amounts_saturate_and_never_wrap(s: Arc<dyn Store>) {
     assert_eq!((c.spent_nanos, c.reserved_nanos, c.requests), (0, 0, 2));
 }
 
+/// A batch's charges on one window add up exactly, whatever their size: amounts summed in
+/// one step (Redis sums a batch's amounts per window before one `BITFIELD`) must neither
+/// round past 2^53 nor wrap past i64.
+async fn a_batchs_charges_on_one_window_add_up_exactly(s: Arc<dyn Store>) {
+    let mut open = line("sums");
+    open.limit_nanos = None;
+    open.thresholds_pct = Vec::new();
+    let l = [open];
+    // Just under 2^53, twice, then 2^53 + 1 and an odd amount past it: no double holds the
+    // total, and a rounding anywhere shows in the last digit.
+    let amounts = [
+        (1i64 << 53) - 1,
+        (1i64 << 53) - 1,
+        (1i64 << 53) + 1,
+        1,
+        (1i64 << 60) + 3,
+        7,
+    ];
+    let ops: Vec<SettleOp> = amounts
+        .iter()
+        .enumerate()
+        .map(|(i, &cost)| {
+            let mut op = settle(&format!("sum-{i}"), &l, cost);
+            op.tokens = cost;
+            op
+        })
+        .collect();
+    s.settle_many(&ops).await.unwrap();
+    let total: i64 = amounts.iter().sum();
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!(
+        (c.spent_nanos, c.tokens, c.requests),
+        (total, total, amounts.len() as i64)
+    );
+
+    // Past i64 inside one batch: saturates, never wraps.
+    let mut capped = line("capped-batch");
+    capped.limit_nanos = None;
+    capped.thresholds_pct = Vec::new();
+    let c_l = [capped];
+    let ops: Vec<SettleOp> = (0..3)
+        .map(|i| settle(&format!("max-{i}"), &c_l, i64::MAX / 2 + 1))
+        .collect();
+    s.settle_many(&ops).await.unwrap();
+    let c = s.counters(&c_l[0]).await.unwrap();
+    assert_eq!((c.spent_nanos, c.requests), (i64::MAX, 3));
+}
+
+/// The thresholds a batch's settlements crossed, ascending (none of them may be a replay).
+fn crossed(outcomes: &[SettleOutcome]) -> Vec<u16> {
+    let mut pcts: Vec<u16> = outcomes
+        .iter()
+        .flat_map(|o| match o {
+            SettleOutcome::Applied { alerts } => alerts.iter().map(|a| a.threshold_pct),
+            SettleOutcome::Duplicate => panic!("nothing here is a replay"),
+        })
+        .collect();
+    pcts.sort_unstable();
+    pcts
+}
+
+/// A batch crossing several thresholds of one window raises each once, and the window
+/// remembers the highest (later batches raise only what is above it); reserved and
+/// unreserved calls of one batch each count their request once.
+async fn a_batch_crossing_thresholds_raises_each_once(s: Arc<dyn Store>) {
+    let l = [line("batch-th")];
+    reserved(s.reserve(&reserve("held", &l, 100)).await.unwrap());
+    let ops = vec![
+        settle("held", &l, 300),
+        settle("open-1", &l, 300),
+        settle("open-2", &l, 300),
+    ];
+    let outcomes = s.settle_many(&ops).await.unwrap();
+    assert_eq!(crossed(&outcomes), vec![50, 80], "900 of 1 000 spent");
+    let c = s.counters(&l[0]).await.unwrap();
+    assert_eq!(
+        (c.spent_nanos, c.reserved_nanos, c.requests, c.threshold_pct),
+        (900, 0, 3, 80)
+    );
+    let outcomes = s
+        .settle_many(&[settle("open-3", &l, 50), settle("open-4", &l, 50)])
+        .await
+        .unwrap();
+    assert_eq!(crossed(&outcomes), vec![100]);
+    assert_eq!(s.alerts(&["acme".into()], 10).await.unwrap().len(), 3);
+}
+
 async fn many_windows_read_together_answer_as_each_read_alone_in_the_order_asked(
     s: Arc<dyn Store>,
 ) {
@@ -613,5 +700,7 @@ contract!(
     the_audit_log_lists_newest_first,
     sixty_four_racing_tasks_admit_exactly_one_hundred,
     extreme_amounts_saturate_and_never_wrap,
+    a_batchs_charges_on_one_window_add_up_exactly,
+    a_batch_crossing_thresholds_raises_each_once,
     many_windows_read_together_answer_as_each_read_alone_in_the_order_asked,
 );

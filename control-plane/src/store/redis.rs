@@ -628,35 +628,55 @@ impl RedisStore {
         if ops.iter().any(|op| op.ledger.is_some()) {
             self.list_ledger_tag(&first.request_tag).await?;
         }
+        // The batch's windows, each once (its key and the line first naming it: one batch's
+        // lines come from one budget snapshot), and each settlement's windows by number.
+        let mut windows: Vec<(String, &Line)> = Vec::new();
+        let mut numbers: HashMap<String, usize> = HashMap::new();
+        let refs: Vec<Vec<usize>> = ops
+            .iter()
+            .map(|op| {
+                op.lines
+                    .iter()
+                    .map(|line| {
+                        *numbers
+                            .entry(self.window_key(line))
+                            .or_insert_with_key(|key| {
+                                windows.push((key.clone(), line));
+                                windows.len()
+                            })
+                    })
+                    .collect()
+            })
+            .collect();
         let mut inv = self.settle.prepare_invoke();
         inv.key(self.expiries_key(&first.request_tag));
         inv.arg(first.now_ms).arg(first.dedupe_ttl_ms.max(1));
         self.ledger_args(&mut inv, first, ops);
-        for op in ops {
+        inv.arg(windows.len());
+        for (key, line) in &windows {
+            inv.key(key);
+            let thresholds = line
+                .thresholds_pct
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            inv.arg(opt(line.expire_at_ms))
+                .arg(u8::from(line.suspend_on_exceed))
+                .arg(opt(line.limit_nanos))
+                .arg(opt(line.limit_tokens))
+                .arg(opt(line.limit_requests))
+                .arg(format!("{}|{}", line.budget_id, line.window_index))
+                .arg(thresholds);
+        }
+        for (op, refs) in ops.iter().zip(&refs) {
             inv.key(self.record_key(&op.request_tag, &op.request_id));
-            let keys = self.window_keys(&op.lines);
-            for key in &keys {
-                inv.key(key);
-            }
             inv.arg(&op.request_id)
                 .arg(op.cost_nanos)
                 .arg(op.tokens)
-                .arg(op.lines.len())
-                .arg(signature(&keys));
-            for line in &op.lines {
-                let thresholds = line
-                    .thresholds_pct
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                inv.arg(opt(line.expire_at_ms))
-                    .arg(u8::from(line.suspend_on_exceed))
-                    .arg(opt(line.limit_nanos))
-                    .arg(opt(line.limit_tokens))
-                    .arg(opt(line.limit_requests))
-                    .arg(format!("{}|{}", line.budget_id, line.window_index))
-                    .arg(thresholds);
+                .arg(refs.len());
+            for n in refs {
+                inv.arg(n);
             }
         }
         let items = self.run("settle", &inv).await?;

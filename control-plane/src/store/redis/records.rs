@@ -16,7 +16,8 @@ use super::{RedisStore, unavailable};
 use crate::ledger::{RecordPage, TimeRange};
 use crate::store::StoreError;
 
-/// Entries one `XRANGE` reads at most (an entry holds up to a settle batch: 16 records).
+/// Entries one `XRANGE` reads at most (an entry holds a settle batch: up to `SETTLE_CHUNK`,
+/// 64, records).
 const RUN: usize = 16;
 
 /// One tag's stream as the merge reads it.

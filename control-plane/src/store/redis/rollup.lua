@@ -17,14 +17,14 @@
 --   age limit ('' = none), ARGV[5] m, then m new marks, then per bucket: its expiry (Unix
 --   ms), n, then n pairs (row field, new value: eleven big-endian i64 as bytes).
 --
--- Trimming by count: an entry holds a settle batch (1 to 16 records), so MAXLEN (entries)
+-- Trimming by count: an entry holds a settle batch (1 to 64 records), so MAXLEN (entries)
 -- cannot keep a number of records. The pass appends a mark "<count> <id>" every
 -- records_max / 64 records (count: records counted through that entry; id: the one right
 -- after it); a mark at or below the floor means every entry before its id is counted and
 -- at least records_max newer records remain. The newest such mark's id is the MINID.
 -- Only counted records ever go: marks are at or before the new cursor, and Rust clamps the
 -- age MINID to the new cursor's time. Both trims are exact (not `~`): a node holds 100
--- entries, up to 1 600 records.
+-- entries, up to 6 400 records.
 -- Returns 'moved' or 'ok'.
 local cur = redis.call('GET', KEYS[1])
 if (cur or '') ~= ARGV[1] then

@@ -20,8 +20,9 @@ use crate::ledger::row::{self, VALUES, Values};
 use crate::ledger::{Granularity, LedgerLimits};
 use crate::store::StoreError;
 
-/// Entries read per step (an entry holds a settle batch: 1 to 16 records).
-const READ: usize = 250;
+/// Entries read per step (an entry holds a settle batch: 1 to `SETTLE_CHUNK`, 64, records;
+/// so up to about 4 000 records a read).
+const READ: usize = 64;
 
 /// Count marks per `records_max` records (rollup.lua): the stream keeps up to
 /// `records_max / MARKS` records more than its cap.

@@ -15,7 +15,7 @@ use tollgate_model::pricing::{ModelDto, ModelPrices};
 use tollgate_model::scope::Scope;
 use tollgate_model::wire::v1::PriceOverrides;
 
-use crate::store::{Collection, Store, StoreError};
+use crate::store::{Collection, Store, StoreError, Versioned};
 
 /// What an emergency switch does to every request carrying its scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -81,8 +81,34 @@ pub struct Catalog {
 #[derive(Default)]
 struct Cached {
     snap: Option<Arc<Snapshot>>,
+    /// The stored documents `snap` was built from.
+    docs: Option<Arc<Docs>>,
     loaded_at: Option<Instant>,
     failed_at: Option<Instant>,
+}
+
+/// The stored documents a snapshot is built from, each collection by id order. A reload that
+/// reads the same documents keeps the snapshot it has: building one merges the price
+/// overrides over the whole shipped table and serializes the filter's overrides (a few
+/// hundred kilobytes), milliseconds of CPU that every replica would otherwise spend each
+/// `budget_refresh_ms` with nothing changed.
+#[derive(PartialEq, Eq)]
+struct Docs {
+    prices: Vec<(String, Versioned)>,
+    profiles: Vec<(String, Versioned)>,
+    budgets: Vec<(String, Versioned)>,
+    switches: Vec<(String, Versioned)>,
+}
+
+impl Docs {
+    async fn read(store: &dyn Store) -> Result<Docs, StoreError> {
+        Ok(Docs {
+            prices: store.list_docs(Collection::Prices).await?,
+            profiles: store.list_docs(Collection::Profiles).await?,
+            budgets: store.list_docs(Collection::Budgets).await?,
+            switches: store.list_docs(Collection::Switches).await?,
+        })
+    }
 }
 
 impl Catalog {
@@ -150,8 +176,21 @@ impl Catalog {
         if let Some(s) = self.fresh() {
             return Ok(s);
         }
-        let snap = match self.load(store).await {
-            Ok(snap) => Arc::new(snap),
+        let loaded = match Docs::read(store).await {
+            Ok(docs) => {
+                let previous = {
+                    let c = self.cached.read().unwrap_or_else(|e| e.into_inner());
+                    c.snap.clone().zip(c.docs.clone())
+                };
+                match previous {
+                    Some((snap, old)) if *old == docs => Ok((snap, old)),
+                    _ => Ok((Arc::new(self.build(&docs)), Arc::new(docs))),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let (snap, docs) = match loaded {
+            Ok(pair) => pair,
             Err(e) => {
                 self.cached
                     .write()
@@ -162,6 +201,7 @@ impl Catalog {
         };
         *self.cached.write().unwrap_or_else(|e| e.into_inner()) = Cached {
             snap: Some(snap.clone()),
+            docs: Some(docs),
             loaded_at: Some(Instant::now()),
             failed_at: None,
         };
@@ -203,11 +243,12 @@ impl Catalog {
         }
     }
 
-    async fn load(&self, store: &dyn Store) -> Result<Snapshot, StoreError> {
-        let (prices, overrides) = self.load_prices(store).await?;
+    /// The snapshot of `docs`.
+    fn build(&self, docs: &Docs) -> Snapshot {
+        let (prices, overrides) = self.merge_prices(&docs.prices);
         let mut budgets = Vec::new();
-        let profiles = crate::profiles::load(store).await?;
-        for (id, doc) in store.list_docs(Collection::Budgets).await? {
+        let profiles = crate::profiles::from_docs(&docs.profiles);
+        for (id, doc) in &docs.budgets {
             // Stored specs were validated on write; one that no longer validates (a newer
             // build's field, say, or a profile gone) is skipped loudly rather than taking
             // admission down. Profiled budgets are merged over their profile here, so a
@@ -226,7 +267,7 @@ impl Catalog {
             }
         }
         let mut switches = HashMap::new();
-        for (scope, doc) in store.list_docs(Collection::Switches).await? {
+        for (scope, doc) in &docs.switches {
             match (
                 scope.parse::<Scope>(),
                 serde_json::from_str::<Switch>(&doc.json),
@@ -237,7 +278,7 @@ impl Catalog {
                 _ => tracing::error!(scope = %scope, "stored switch skipped"),
             }
         }
-        Ok(Snapshot {
+        Snapshot {
             budgets,
             switches,
             prices: Arc::new(prices),
@@ -245,17 +286,14 @@ impl Catalog {
                 .map(bytes::Bytes::from)
                 .unwrap_or_default(),
             overrides: Arc::new(overrides),
-        })
+        }
     }
 
     /// The shipped table with the stored price overrides merged over it, and the overrides
     /// that merged, versioned by their content (every replica computes the same version).
-    async fn load_prices(
-        &self,
-        store: &dyn Store,
-    ) -> Result<(PriceTable, PriceOverrides), StoreError> {
+    fn merge_prices(&self, docs: &[(String, Versioned)]) -> (PriceTable, PriceOverrides) {
         let mut prices = self.shipped.clone();
-        let mut docs = store.list_docs(Collection::Prices).await?;
+        let mut docs: Vec<&(String, Versioned)> = docs.iter().collect();
         docs.sort_by(|a, b| a.0.cmp(&b.0));
         // The filter's shipped table lacks the imported layer's entries; an override of the
         // same id replaces one.
@@ -289,6 +327,45 @@ impl Catalog {
             default_max_output_tokens: self.shipped.default_max_output_tokens(""),
             models,
         };
-        Ok((prices, overrides))
+        (prices, overrides)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::Expect;
+    use crate::store::memory::MemoryStore;
+
+    /// A reload that reads the same documents keeps the snapshot (the same `Arc`); a
+    /// written document, from this replica or another, is in the next one.
+    #[tokio::test]
+    async fn a_reload_keeps_the_snapshot_until_a_document_changes() {
+        let store = MemoryStore::new();
+        let catalog = Catalog::new(PriceTable::shipped().unwrap(), Duration::ZERO);
+        let first = catalog.snapshot(&store).await.unwrap();
+        let again = catalog.snapshot(&store).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "nothing changed: same snapshot"
+        );
+        assert!(first.budgets.is_empty());
+
+        // Written behind this replica's back (no invalidate): seen at the next reload.
+        let budget = r#"{"id":"b1","scopes":["team:a"],"limit_usd":"5","period":"monthly"}"#;
+        store
+            .put_doc(Collection::Budgets, "b1", budget, Expect::Absent)
+            .await
+            .unwrap()
+            .unwrap();
+        let changed = catalog.snapshot(&store).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &changed));
+        assert_eq!(changed.budgets.len(), 1);
+        assert!(Arc::ptr_eq(
+            &changed,
+            &catalog.snapshot(&store).await.unwrap()
+        ));
     }
 }

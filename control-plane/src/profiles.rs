@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_model::budget::{Budget, BudgetSpec};
 use tollgate_model::profile::{self, ProfileSpec, ProfiledBudgetSpec, SettingSource};
 
-use crate::store::{Collection, Store, StoreError};
+use crate::store::{Collection, Store, StoreError, Versioned};
 
 /// Where a profile comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -42,6 +42,11 @@ pub type Profiles = BTreeMap<String, LoadedProfile>;
 /// The shipped tiers with the stored profiles over them. A stored profile that no longer
 /// reads is skipped with an error log (its budgets then fail to resolve, loudly).
 pub async fn load(store: &dyn Store) -> Result<Profiles, StoreError> {
+    Ok(from_docs(&store.list_docs(Collection::Profiles).await?))
+}
+
+/// The shipped tiers with `docs` (the stored profiles, as `list_docs` gives them) over them.
+pub fn from_docs(docs: &[(String, Versioned)]) -> Profiles {
     let mut out: Profiles = profile::shipped()
         .into_iter()
         .map(|spec| {
@@ -53,16 +58,16 @@ pub async fn load(store: &dyn Store) -> Result<Profiles, StoreError> {
             (loaded.spec.id.clone(), loaded)
         })
         .collect();
-    for (id, doc) in store.list_docs(Collection::Profiles).await? {
+    for (id, doc) in docs {
         match serde_json::from_str::<ProfileSpec>(&doc.json) {
             Ok(spec) => {
-                let origin = if out.contains_key(&id) {
+                let origin = if out.contains_key(id) {
                     ProfileOrigin::Override
                 } else {
                     ProfileOrigin::Custom
                 };
                 out.insert(
-                    id,
+                    id.clone(),
                     LoadedProfile {
                         spec,
                         origin,
@@ -73,7 +78,7 @@ pub async fn load(store: &dyn Store) -> Result<Profiles, StoreError> {
             Err(e) => tracing::error!(profile = %id, error = %e, "stored profile skipped"),
         }
     }
-    Ok(out)
+    out
 }
 
 /// A budget document as written.

@@ -45,6 +45,11 @@ pub fn parts_of(b: &CostBreakdown) -> CostParts {
 
 /// A label safe in a rollup row's field (no whitespace: it separates the parts).
 fn label(s: &str) -> String {
+    // Every settlement's labels pass here, and they almost never hold whitespace: copied
+    // whole then, not char by char.
+    if !s.chars().any(char::is_whitespace) {
+        return s.to_owned();
+    }
     s.chars()
         .map(|c| if c.is_whitespace() { '_' } else { c })
         .collect()
@@ -145,5 +150,17 @@ pub fn refused(
         deny_reason: Some(reason),
         budget_id: Some(budget_id.to_owned()),
         source: RecordSource::Live,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label;
+
+    #[test]
+    fn a_label_has_no_whitespace() {
+        assert_eq!(label("openai"), "openai");
+        assert_eq!(label("my provider\tv2"), "my_provider_v2");
+        assert_eq!(label(""), "");
     }
 }

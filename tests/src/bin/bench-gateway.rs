@@ -8,7 +8,10 @@
 //! Prints p50/p90/p99 per side and the p50 difference for: a 1 KB request with a 1.4 KB JSON
 //! answer, a 100 KB request, and a 64-event SSE stream sent back to back (time to first byte
 //! and to the end); then the delay of each event of a stream whose events are 2 ms apart,
-//! from the mock provider handing it over to the client having it.
+//! from the mock provider handing it over to the client having it; then Envoy's CPU time
+//! per 1 KB call through each route alone (`--cpu-requests N`, default 10 000, 0 skips it;
+//! `--cpu-concurrency N`, default 16, as `bench-enforcement`'s): with `--filter noop` that is the do-nothing filter's cost,
+//! the floor `bench-enforcement`'s Envoy figure is read against.
 
 // Latency statistics in floating point: microseconds, not money.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_arithmetic)]
@@ -20,7 +23,7 @@ use futures_util::StreamExt;
 use tollgate_e2e::envoy::Envoy;
 use tollgate_e2e::gateway_config::{GatewayConfig, WasmFilter};
 use tollgate_e2e::mock_provider::MockProvider;
-use tollgate_e2e::{bench_bodies, paths};
+use tollgate_e2e::{bench_bodies, bench_stack, paths};
 
 struct Args {
     filter: String,
@@ -32,6 +35,10 @@ struct Args {
     /// Envoy's worker threads (each runs its own Wasm VM): the memory printed at the end,
     /// run with 1 and with N, gives what a worker adds.
     envoy_workers: u32,
+    /// Calls per route for Envoy's CPU per call; 0 skips it.
+    cpu_requests: usize,
+    /// Client tasks for those calls.
+    cpu_concurrency: usize,
 }
 
 fn args() -> Args {
@@ -42,6 +49,8 @@ fn args() -> Args {
         concurrency: 1,
         paced_streams: None,
         envoy_workers: 1,
+        cpu_requests: 10_000,
+        cpu_concurrency: 16,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -54,6 +63,10 @@ fn args() -> Args {
             "--concurrency" => a.concurrency = value.parse().unwrap_or(a.concurrency),
             "--paced-streams" => a.paced_streams = value.parse().ok(),
             "--envoy-workers" => a.envoy_workers = value.parse().unwrap_or(a.envoy_workers),
+            "--cpu-requests" => a.cpu_requests = value.parse().unwrap_or(a.cpu_requests),
+            "--cpu-concurrency" => {
+                a.cpu_concurrency = value.parse().unwrap_or(a.cpu_concurrency).max(1)
+            }
             other => eprintln!("ignoring unknown flag {other}"),
         }
     }
@@ -146,6 +159,28 @@ async fn main() -> anyhow::Result<()> {
     let paced = args.paced_streams.unwrap_or((args.requests / 20).max(60));
     if paced > 0 {
         per_event_delays(&url, &mock, &streamed, paced).await?;
+    }
+    if args.cpu_requests > 0 {
+        let pid = bench_stack::child_named("envoy")?;
+        let tick_us = 1_000_000 / bench_stack::clock_ticks_per_sec()?.max(1);
+        let mut per_call = [0.0; 2];
+        for (slot, bypass) in [(0, false), (1, true)] {
+            let before = bench_stack::proc_stat(pid)?.1.cpu_ticks;
+            let sent = one_side(
+                &url,
+                &small,
+                args.cpu_requests,
+                args.cpu_concurrency,
+                bypass,
+            )
+            .await?;
+            let ticks = bench_stack::proc_stat(pid)?.1.cpu_ticks - before;
+            per_call[slot] = (ticks * tick_us) as f64 / sent as f64;
+        }
+        println!(
+            "envoy CPU per 1 KB call ({} calls a route at concurrency {}, utime+stime from /proc): filter route {:.1} µs, plain route {:.1} µs",
+            args.cpu_requests, args.cpu_concurrency, per_call[0], per_call[1]
+        );
     }
     if let Ok(mem) = envoy.admin_get("/memory").await {
         println!(
@@ -323,6 +358,35 @@ async fn interleave(
         filtered.extend(f);
     }
     Ok((plain, filtered))
+}
+
+/// About `n` calls through one route only (`bypass`: the plain one), over `concurrency`
+/// tasks; returns how many were sent.
+async fn one_side(
+    url: &str,
+    body: &str,
+    n: usize,
+    concurrency: usize,
+    bypass: bool,
+) -> anyhow::Result<usize> {
+    let per_task = n.div_ceil(concurrency);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (url, body) = (url.to_owned(), body.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(4)
+                .build()?;
+            for _ in 0..per_task {
+                one(&client, &url, &body, "chat.json", bypass, false).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(per_task * concurrency)
 }
 
 async fn one(

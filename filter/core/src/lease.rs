@@ -96,9 +96,8 @@ pub struct Taken {
 /// when there is none, it ends within [`ADMIT_MARGIN_MS`], or too little is left.
 pub fn take(host: &dyn Host, key: &str, now_ms: i64, usd: NanoUsd, tokens: u64) -> Option<Taken> {
     let name = LeaseKey::slot_name(key);
-    // A cheap look first: most keys without a lease have no slot.
-    let current = slot::read(host, &name, key)?;
-    current.live_lease(now_ms, ADMIT_MARGIN_MS)?;
+    // One read: `update` reads the slot and writes nothing when `change` declines (no slot,
+    // no live lease, too little left), so a key without a lease costs no more than a look.
     let (lease_id, _) = slot::update(host, &name, key, |s| {
         let id = s.live_lease(now_ms, ADMIT_MARGIN_MS)?.to_owned();
         if !s.left.fits(usd, tokens) {

@@ -176,19 +176,16 @@ impl Catalog {
         if let Some(s) = self.fresh() {
             return Ok(s);
         }
-        let loaded = match Docs::read(store).await {
-            Ok(docs) => {
-                let previous = {
-                    let c = self.cached.read().unwrap_or_else(|e| e.into_inner());
-                    c.snap.clone().zip(c.docs.clone())
-                };
-                match previous {
-                    Some((snap, old)) if *old == docs => Ok((snap, old)),
-                    _ => Ok((Arc::new(self.build(&docs)), Arc::new(docs))),
-                }
+        let loaded = Docs::read(store).await.map(|docs| {
+            let previous = {
+                let c = self.cached.read().unwrap_or_else(|e| e.into_inner());
+                c.snap.clone().zip(c.docs.clone())
+            };
+            match previous {
+                Some((snap, old)) if *old == docs => (snap, old),
+                _ => (Arc::new(self.build(&docs)), Arc::new(docs)),
             }
-            Err(e) => Err(e),
-        };
+        });
         let (snap, docs) = match loaded {
             Ok(pair) => pair,
             Err(e) => {

@@ -10,8 +10,9 @@
 //! and to the end); then the delay of each event of a stream whose events are 2 ms apart,
 //! from the mock provider handing it over to the client having it; then Envoy's CPU time
 //! per 1 KB call through each route alone (`--cpu-requests N`, default 10 000, 0 skips it;
-//! `--cpu-concurrency N`, default 16, as `bench-enforcement`'s): with `--filter noop` that is the do-nothing filter's cost,
-//! the floor `bench-enforcement`'s Envoy figure is read against.
+//! `--cpu-concurrency N`, default 16, as `bench-enforcement`'s): with `--filter noop` that
+//! is the do-nothing filter's cost, the floor `bench-enforcement`'s Envoy figure is read
+//! against.
 
 // Latency statistics in floating point: microseconds, not money.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_arithmetic)]
@@ -163,10 +164,10 @@ async fn main() -> anyhow::Result<()> {
     if args.cpu_requests > 0 {
         let pid = bench_stack::child_named("envoy")?;
         let tick_us = 1_000_000 / bench_stack::clock_ticks_per_sec()?.max(1);
-        let mut per_call = [0.0; 2];
+        let (mut per_call, mut sent) = ([0.0; 2], 0);
         for (slot, bypass) in [(0, false), (1, true)] {
             let before = bench_stack::proc_stat(pid)?.1.cpu_ticks;
-            let sent = one_side(
+            sent = one_side(
                 &url,
                 &small,
                 args.cpu_requests,
@@ -179,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
         }
         println!(
             "envoy CPU per 1 KB call ({} calls a route at concurrency {}, utime+stime from /proc): filter route {:.1} µs, plain route {:.1} µs",
-            args.cpu_requests, args.cpu_concurrency, per_call[0], per_call[1]
+            sent, args.cpu_concurrency, per_call[0], per_call[1]
         );
     }
     if let Ok(mem) = envoy.admin_get("/memory").await {
